@@ -1,0 +1,329 @@
+//! Packet decode: link layer → IP → TCP, borrowing every byte from the captured frame.
+//!
+//! The link layers are peeled here with etherparse's header slices (Ethernet II, 802.1Q/QinQ,
+//! Linux SLL) plus the few framings etherparse has no slice for (SLL2, BSD null/loopback,
+//! PPP, PPPoE, MPLS). IPv4/IPv6 with extension headers and the TCP header are sliced by
+//! etherparse's lax parser, which keeps what a short snap length left. Common tunnels
+//! (IP-in-IP, GRE, VXLAN, Geneve) are followed to the innermost TCP segment, as Wireshark does.
+//!
+//! Nothing here allocates: a decoded [`Segment`] is a view over the frame.
+
+use std::net::IpAddr;
+
+use etherparse::{
+    Ethernet2HeaderSlice, IpNumber, LaxIpSlice, LinuxSllHeaderSlice, SingleVlanHeaderSlice,
+    TcpSlice, UdpSlice,
+};
+
+use crate::source::linktype;
+
+/// A TCP segment, borrowed from its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    /// The TCP payload bytes that were captured.
+    pub payload: &'a [u8],
+    /// True when the frame was cut (snap length) before the end of the TCP payload, so
+    /// `payload` holds only a prefix of what was sent.
+    pub payload_truncated: bool,
+}
+
+/// The TCP flags the reassembler cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpFlags {
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+}
+
+/// Why a frame yielded no TCP segment. Counted, never fatal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// A link type this tool does not decode.
+    UnsupportedLink,
+    /// ARP, LLDP, STP ...: nothing at the IP layer.
+    NotIp,
+    /// UDP, ICMP, ...
+    NotTcp,
+    /// An IP fragment: reassembling IP fragments is out of scope (TLS hellos ride in whole
+    /// packets on every real network we have seen; the count tells if that ever changes).
+    IpFragment,
+    /// The frame ended inside a link, IP or TCP header, or a header was malformed.
+    Malformed,
+}
+
+impl Skip {
+    pub const ALL: [Skip; 5] = [
+        Skip::UnsupportedLink,
+        Skip::NotIp,
+        Skip::NotTcp,
+        Skip::IpFragment,
+        Skip::Malformed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Skip::UnsupportedLink => "unsupported_link_type",
+            Skip::NotIp => "not_ip",
+            Skip::NotTcp => "not_tcp",
+            Skip::IpFragment => "ip_fragment",
+            Skip::Malformed => "malformed",
+        }
+    }
+}
+
+/// EtherType values dispatched below (IEEE registry).
+mod ethertype {
+    pub const IPV4: u16 = 0x0800;
+    pub const IPV6: u16 = 0x86dd;
+    pub const VLAN: u16 = 0x8100;
+    pub const QINQ: u16 = 0x88a8;
+    pub const QINQ_OLD: u16 = 0x9100;
+    pub const PPPOE_SESSION: u16 = 0x8864;
+    pub const MPLS: u16 = 0x8847;
+    pub const MPLS_MULTICAST: u16 = 0x8848;
+    /// GRE "transparent Ethernet bridging" (RFC 1701).
+    pub const TEB: u16 = 0x6558;
+}
+
+/// How deep tunnels and VLAN stacks may nest before a frame is called malformed.
+const MAX_NESTING: u8 = 8;
+
+/// UDP ports of the UDP tunnels followed (IANA).
+const VXLAN_PORT: u16 = 4789;
+const GENEVE_PORT: u16 = 6081;
+
+/// Decode one frame of the given LINKTYPE down to its innermost TCP segment.
+pub fn decode(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
+    match link_type {
+        linktype::ETHERNET => ethernet(frame, 0),
+        linktype::RAW | linktype::IPV4 | linktype::IPV6 => ip(frame, 0),
+        linktype::NULL | linktype::LOOP => null_loopback(frame),
+        linktype::LINUX_SLL => {
+            let sll = LinuxSllHeaderSlice::from_slice(frame).map_err(|_| Skip::Malformed)?;
+            let rest = &frame[sll.slice().len()..];
+            // Protocol field: an EtherType for ordinary frames (the header is 16 bytes).
+            let proto = u16::from_be_bytes([sll.slice()[14], sll.slice()[15]]);
+            by_ethertype(proto, rest, 0)
+        }
+        linktype::LINUX_SLL2 => {
+            // SLL2: protocol type (2), reserved (2), ifindex (4), hatype (2), pkttype (1),
+            // addr len (1), address (8): 20 bytes.
+            let header = frame.get(..20).ok_or(Skip::Malformed)?;
+            by_ethertype(u16::from_be_bytes([header[0], header[1]]), &frame[20..], 0)
+        }
+        linktype::PPP => ppp(frame, 0),
+        _ => Err(Skip::UnsupportedLink),
+    }
+}
+
+fn ethernet(frame: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+    let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Skip::Malformed)?;
+    by_ethertype(eth.ether_type().0, &frame[eth.slice().len()..], depth)
+}
+
+fn by_ethertype(ether_type: u16, rest: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+    if depth > MAX_NESTING {
+        return Err(Skip::Malformed);
+    }
+    match ether_type {
+        ethertype::IPV4 | ethertype::IPV6 => ip(rest, depth),
+        ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
+            let vlan = SingleVlanHeaderSlice::from_slice(rest).map_err(|_| Skip::Malformed)?;
+            by_ethertype(vlan.ether_type().0, &rest[vlan.slice().len()..], depth + 1)
+        }
+        ethertype::PPPOE_SESSION => {
+            // RFC 2516: ver/type, code, session id, length, then the PPP protocol field.
+            let body = rest.get(6..).ok_or(Skip::Malformed)?;
+            ppp(body, depth + 1)
+        }
+        ethertype::MPLS | ethertype::MPLS_MULTICAST => mpls(rest, depth + 1),
+        ethertype::TEB => ethernet(rest, depth + 1),
+        _ => Err(Skip::NotIp),
+    }
+}
+
+/// BSD loopback: a 4-byte address family in the capturing host's byte order (NULL) or in
+/// network order (LOOP). AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30 by OS.
+fn null_loopback(frame: &[u8]) -> Result<Segment<'_>, Skip> {
+    let header: [u8; 4] = frame
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(Skip::Malformed)?;
+    let family = u32::from_le_bytes(header).min(u32::from_be_bytes(header));
+    match family {
+        2 | 10 | 24 | 28 | 30 => ip(&frame[4..], 0),
+        _ => Err(Skip::NotIp),
+    }
+}
+
+/// PPP (RFC 1661), with or without the HDLC address/control bytes.
+fn ppp(frame: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+    let frame = match frame {
+        [0xff, 0x03, rest @ ..] => rest,
+        _ => frame,
+    };
+    let proto = frame.get(..2).ok_or(Skip::Malformed)?;
+    match u16::from_be_bytes([proto[0], proto[1]]) {
+        0x0021 | 0x0057 => ip(&frame[2..], depth),
+        _ => Err(Skip::NotIp),
+    }
+}
+
+/// MPLS (RFC 3032): pop labels to the bottom of the stack, then guess IPv4/IPv6 by the
+/// version nibble, as every passive tool must (the label does not say what it carries).
+fn mpls(mut rest: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+    for _ in 0..MAX_NESTING {
+        let label = rest.get(..4).ok_or(Skip::Malformed)?;
+        let bottom = label[2] & 1 == 1;
+        rest = &rest[4..];
+        if bottom {
+            return match rest.first().map(|b| b >> 4) {
+                Some(4) | Some(6) => ip(rest, depth),
+                _ => Err(Skip::NotIp),
+            };
+        }
+    }
+    Err(Skip::Malformed)
+}
+
+fn ip(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+    if depth > MAX_NESTING {
+        return Err(Skip::Malformed);
+    }
+    let (slice, _ext_err) = LaxIpSlice::from_slice(bytes).map_err(|_| Skip::Malformed)?;
+    let payload = slice.payload();
+    if payload.fragmented {
+        return Err(Skip::IpFragment);
+    }
+    let (src, dst) = (slice.source_addr(), slice.destination_addr());
+    match payload.ip_number {
+        IpNumber::TCP => tcp(src, dst, payload.payload, payload.incomplete),
+        IpNumber::IPV4 | IpNumber::IPV6 => ip(payload.payload, depth + 1),
+        IpNumber::GRE => gre(payload.payload, depth + 1),
+        IpNumber::UDP => udp_tunnel(payload.payload, depth + 1),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+fn tcp(src: IpAddr, dst: IpAddr, bytes: &[u8], ip_incomplete: bool) -> Result<Segment<'_>, Skip> {
+    let tcp = TcpSlice::from_slice(bytes).map_err(|_| Skip::Malformed)?;
+    Ok(Segment {
+        src,
+        dst,
+        sport: tcp.source_port(),
+        dport: tcp.destination_port(),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags {
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+        },
+        payload: tcp.payload(),
+        payload_truncated: ip_incomplete,
+    })
+}
+
+/// GRE (RFC 2784 / 2890): flags say which optional words follow the 4-byte base header.
+fn gre(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+    let base = bytes.get(..4).ok_or(Skip::Malformed)?;
+    if base[1] & 0x07 != 0 {
+        // Version 1 is PPTP's enhanced GRE; not followed.
+        return Err(Skip::NotTcp);
+    }
+    let optional_words = [0x80u8, 0x20, 0x10]
+        .iter()
+        .filter(|flag| base[0] & **flag != 0)
+        .count();
+    let rest = bytes.get(4 + 4 * optional_words..).ok_or(Skip::Malformed)?;
+    by_ethertype(u16::from_be_bytes([base[2], base[3]]), rest, depth)
+}
+
+/// VXLAN (RFC 7348) and Geneve (RFC 8926) carry Ethernet frames over UDP.
+fn udp_tunnel(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+    let udp = UdpSlice::from_slice_lax(bytes).map_err(|_| Skip::Malformed)?;
+    let body = udp.payload();
+    match udp.destination_port() {
+        VXLAN_PORT => ethernet(body.get(8..).ok_or(Skip::Malformed)?, depth),
+        GENEVE_PORT => {
+            let header = body.get(..8).ok_or(Skip::Malformed)?;
+            let options = usize::from(header[0] & 0x3f) * 4;
+            let inner = body.get(8 + options..).ok_or(Skip::Malformed)?;
+            by_ethertype(u16::from_be_bytes([header[2], header[3]]), inner, depth)
+        }
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4/TCP SYN to port 443 built by hand from RFC 791 / RFC 9293 layouts.
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let total = 20 + 20 + payload.len();
+        let mut p = vec![
+            0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10,
+            0, 0, 2,
+        ];
+        p.extend_from_slice(&[
+            0xc0, 0x01, 0x01, 0xbb, 0, 0, 0, 7, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn raw_ipv4_tcp_fields() {
+        let frame = ipv4_tcp(b"hello");
+        let seg = decode(linktype::RAW, &frame).unwrap();
+        assert_eq!(seg.src, IpAddr::from([10, 0, 0, 1]));
+        assert_eq!(seg.dst, IpAddr::from([10, 0, 0, 2]));
+        assert_eq!((seg.sport, seg.dport, seg.seq), (0xc001, 443, 7));
+        assert!(seg.flags.ack && !seg.flags.syn);
+        assert_eq!(seg.payload, b"hello");
+        assert!(!seg.payload_truncated);
+    }
+
+    #[test]
+    fn snaplen_cut_payload_is_flagged() {
+        let frame = ipv4_tcp(b"hello world");
+        let seg = decode(linktype::RAW, &frame[..45]).unwrap();
+        assert_eq!(seg.payload, b"hello");
+        assert!(seg.payload_truncated);
+    }
+
+    #[test]
+    fn ethernet_qinq_and_null_loopback() {
+        let ip = ipv4_tcp(b"x");
+        let mut eth = vec![0u8; 12];
+        eth.extend_from_slice(&[0x88, 0xa8, 0, 10, 0x81, 0x00, 0, 20, 0x08, 0x00]);
+        eth.extend_from_slice(&ip);
+        assert_eq!(decode(linktype::ETHERNET, &eth).unwrap().payload, b"x");
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(&ip);
+        assert_eq!(decode(linktype::NULL, &null).unwrap().dport, 443);
+    }
+
+    #[test]
+    fn fragments_and_garbage_are_skipped() {
+        let mut frag = ipv4_tcp(b"abc");
+        frag[6] = 0x20; // more fragments
+        assert_eq!(decode(linktype::RAW, &frag), Err(Skip::IpFragment));
+        assert_eq!(decode(linktype::RAW, &[0x45, 0]), Err(Skip::Malformed));
+        assert_eq!(decode(999, &frag), Err(Skip::UnsupportedLink));
+        for len in 0..frag.len() {
+            let _ = decode(linktype::ETHERNET, &frag[..len]);
+            let _ = decode(linktype::LINUX_SLL2, &frag[..len]);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Connections: the flow key, the bounded flow table, and per-direction TCP reassembly.
+
+pub mod reassembly;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+/// A connection's addresses and ports in canonical order (lower endpoint first), so both
+/// directions of a connection map to one key and one hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub lo: (IpAddr, u16),
+    pub hi: (IpAddr, u16),
+}
+
+/// Which endpoint of a [`FlowKey`] sent a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Lo = 0,
+    Hi = 1,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Lo => Side::Hi,
+            Side::Hi => Side::Lo,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl FlowKey {
+    /// The key of the connection a packet from `src` to `dst` belongs to, and which side
+    /// sent it.
+    pub fn new(src: (IpAddr, u16), dst: (IpAddr, u16)) -> (FlowKey, Side) {
+        if src <= dst {
+            (FlowKey { lo: src, hi: dst }, Side::Lo)
+        } else {
+            (FlowKey { lo: dst, hi: src }, Side::Hi)
+        }
+    }
+
+    pub fn endpoint(&self, side: Side) -> (IpAddr, u16) {
+        match side {
+            Side::Lo => self.lo,
+            Side::Hi => self.hi,
+        }
+    }
+
+    /// A hash equal for both directions, for sharding flows to worker threads.
+    pub fn symmetric_hash(&self) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+/// Flow table limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most connections tracked at once; beyond it, idle ones are expired early and then new
+    /// ones are not tracked (counted as `flows_refused`).
+    pub max_flows: usize,
+    /// A connection with no packet for this long (capture time) is expired.
+    pub idle_timeout_ns: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_flows: 1 << 20,
+            idle_timeout_ns: 300 * 1_000_000_000,
+        }
+    }
+}
+
+/// An entry: the caller's per-connection state and the time of its last packet.
+#[derive(Debug)]
+pub struct Entry<V> {
+    pub last_ts: i64,
+    pub value: V,
+}
+
+/// A bounded map of connections. Expiry runs in sweeps over the whole table, at most once per
+/// `idle_timeout / 4` of capture time, so its cost per packet stays constant.
+#[derive(Debug)]
+pub struct FlowTable<V> {
+    map: HashMap<FlowKey, Entry<V>>,
+    limits: Limits,
+    next_sweep_ts: i64,
+    pub expired: u64,
+    pub refused: u64,
+}
+
+impl<V> FlowTable<V> {
+    pub fn new(limits: Limits) -> Self {
+        FlowTable {
+            map: HashMap::new(),
+            limits,
+            next_sweep_ts: i64::MIN,
+            expired: 0,
+            refused: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Entry<V>> {
+        self.map.get_mut(key)
+    }
+
+    pub fn remove(&mut self, key: &FlowKey) -> Option<V> {
+        self.map.remove(key).map(|e| e.value)
+    }
+
+    /// Insert a new connection, making room first if the table is full. Returns `None` when
+    /// the table is full of live connections (the new one is refused and counted).
+    pub fn insert(
+        &mut self,
+        key: FlowKey,
+        ts: i64,
+        value: V,
+        expire: &mut impl FnMut(FlowKey, V),
+    ) -> Option<&mut Entry<V>> {
+        if self.map.len() >= self.limits.max_flows {
+            self.sweep(ts, self.limits.idle_timeout_ns / 8, expire);
+            if self.map.len() >= self.limits.max_flows {
+                self.refused += 1;
+                return None;
+            }
+        }
+        Some(
+            self.map
+                .entry(key)
+                .or_insert(Entry { last_ts: ts, value }),
+        )
+    }
+
+    /// Expire idle connections if a sweep is due at capture time `ts`.
+    pub fn maybe_sweep(&mut self, ts: i64, expire: &mut impl FnMut(FlowKey, V)) {
+        if ts >= self.next_sweep_ts {
+            self.sweep(ts, self.limits.idle_timeout_ns, expire);
+            self.next_sweep_ts = ts.saturating_add(self.limits.idle_timeout_ns / 4);
+        }
+    }
+
+    fn sweep(&mut self, ts: i64, idle: i64, expire: &mut impl FnMut(FlowKey, V)) {
+        let mut idle_keys: Vec<(i64, FlowKey)> = self
+            .map
+            .iter()
+            .filter(|(_, e)| ts.saturating_sub(e.last_ts) > idle)
+            .map(|(k, e)| (e.last_ts, *k))
+            .collect();
+        // Oldest first, so the records they produce come out in a deterministic order.
+        idle_keys.sort_unstable();
+        for (_, key) in idle_keys {
+            if let Some(entry) = self.map.remove(&key) {
+                self.expired += 1;
+                expire(key, entry.value);
+            }
+        }
+    }
+
+    /// Remove every connection (end of input).
+    pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, Entry<V>)> + '_ {
+        self.map.drain()
+    }
+}

@@ -1,0 +1,17 @@
+//! tlscensus: a passive TLS handshake census.
+//!
+//! The crate is laid out by pipeline stage, in the order a packet travels:
+//!
+//! * [`source`]: capture files (pcap, pcapng, Network Monitor) → timestamped link-layer frames;
+//! * [`decode`]: link layer, IP and TCP headers → a borrowed TCP segment view;
+//! * [`flow`]: the per-connection table and per-direction TCP reassembly;
+//! * [`tls`]: TLS/SSL hello parsing and fingerprints (JA3, JA4);
+//! * [`engine`]: ties the stages together and turns each connection into a [`record::Record`];
+//! * [`record`]: the public, line-per-connection JSON record format.
+
+pub mod decode;
+pub mod engine;
+pub mod flow;
+pub mod record;
+pub mod source;
+pub mod tls;

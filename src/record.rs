@@ -1,0 +1,254 @@
+//! The connection record: one JSON object per line per TCP connection that carried a hello.
+//!
+//! This is a public interface: keys may be added, never renamed or dropped. Versions are
+//! written `SSLv2` … `TLSv1.3`, any other value as its hex code (`0x7f1c`); cipher suites,
+//! extension types and groups are numbers, as on the wire.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use serde::{Serialize, Serializer};
+
+use crate::tls::fingerprint::{self, Transport};
+use crate::tls::hello::{is_grease, ClientHello, ServerHello};
+
+/// A protocol version code, serialised by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(pub u16);
+
+impl Version {
+    pub fn name(self) -> String {
+        match self.0 {
+            0x0002 => "SSLv2".into(),
+            0x0300 => "SSLv3".into(),
+            0x0301 => "TLSv1.0".into(),
+            0x0302 => "TLSv1.1".into(),
+            0x0303 => "TLSv1.2".into(),
+            0x0304 => "TLSv1.3".into(),
+            other => format!("{other:#06x}"),
+        }
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+/// How the handshake ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A ServerHello selected a version and suite (and no fatal alert followed).
+    Negotiated,
+    /// A plaintext alert ended the handshake: fatal, or any alert before the ServerHello.
+    Alert,
+    /// A whole ClientHello, and the server sent no ServerHello.
+    NoServerHello,
+    /// A hello could not be seen whole: missing segments, a snap length, the capture's end.
+    Incomplete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertRecord {
+    pub from: Sender,
+    /// 1 warning, 2 fatal (RFC 8446 6).
+    pub level: u8,
+    /// AlertDescription code (RFC 8446 6, IANA registry).
+    pub description: u8,
+    /// Its registry name, for people reading the record.
+    pub description_name: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaptureRef {
+    /// The capture file the ClientHello (or first hello) came from.
+    pub file: String,
+    /// Its frame number in that file, as Wireshark numbers frames.
+    pub frame: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientHelloRecord {
+    pub record_version: Version,
+    pub legacy_version: Version,
+    /// GREASE removed.
+    pub supported_versions: Vec<Version>,
+    pub max_version: Version,
+    pub sslv2_format: bool,
+    pub cipher_suites: Vec<u16>,
+    pub extensions: Vec<u16>,
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    pub supported_groups: Vec<u16>,
+    pub ja3: String,
+    pub ja3_full: String,
+    pub ja4: String,
+    /// SSLv2 3-byte cipher specs, present only for SSLv2-format hellos.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sslv2_cipher_specs: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerHelloRecord {
+    /// The version the server selected (`supported_versions` for TLS 1.3).
+    pub version: Version,
+    pub legacy_version: Version,
+    pub cipher_suite: u32,
+    pub extensions: Vec<u16>,
+    pub alpn: Option<String>,
+    /// A HelloRetryRequest was sent on this connection.
+    pub hrr: bool,
+    pub sslv2_format: bool,
+    pub ja3s: String,
+    pub ja4s: String,
+}
+
+/// One TCP connection's handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// RFC 3339 UTC time of the ClientHello (of the first hello seen when there is none).
+    pub ts: String,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub client_hello: Option<ClientHelloRecord>,
+    pub server_hello: Option<ServerHelloRecord>,
+    pub outcome: Outcome,
+    pub alerts: Vec<AlertRecord>,
+    /// Encrypted alert records seen (after ChangeCipherSpec), by sender; usually close_notify.
+    pub encrypted_alerts: u32,
+    /// Microseconds from the ClientHello to the ServerHello, when both were seen.
+    pub handshake_us: Option<u64>,
+    /// ClientHello messages seen (2 after a HelloRetryRequest).
+    pub client_hellos: u32,
+    pub capture: CaptureRef,
+}
+
+/// RFC 3339 with microseconds, UTC.
+pub fn rfc3339(ts_nanos: i64) -> String {
+    let time = if ts_nanos >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(ts_nanos as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_nanos(ts_nanos.unsigned_abs())
+    };
+    humantime::format_rfc3339_micros(time).to_string()
+}
+
+impl ClientHelloRecord {
+    pub fn new(hello: &ClientHello) -> Self {
+        ClientHelloRecord {
+            record_version: Version(hello.record_version),
+            legacy_version: Version(hello.legacy_version),
+            supported_versions: hello
+                .supported_versions
+                .iter()
+                .filter(|v| !is_grease(**v))
+                .map(|v| Version(*v))
+                .collect(),
+            max_version: Version(hello.max_version()),
+            sslv2_format: hello.sslv2_format,
+            cipher_suites: hello.cipher_suites.clone(),
+            extensions: hello.extensions.clone(),
+            sni: hello.sni.clone(),
+            alpn: hello.alpn.clone(),
+            supported_groups: hello.supported_groups.clone(),
+            ja3: fingerprint::ja3(hello),
+            ja3_full: fingerprint::ja3_string(hello),
+            ja4: fingerprint::ja4(hello, Transport::Tcp),
+            sslv2_cipher_specs: hello.sslv2_cipher_specs.clone(),
+        }
+    }
+}
+
+impl ServerHelloRecord {
+    pub fn new(hello: &ServerHello, hrr_seen: bool) -> Self {
+        ServerHelloRecord {
+            version: Version(hello.selected_version()),
+            legacy_version: Version(hello.legacy_version),
+            cipher_suite: hello
+                .sslv2_cipher_spec
+                .unwrap_or(u32::from(hello.cipher_suite)),
+            extensions: hello.extensions.clone(),
+            alpn: hello.alpn.clone(),
+            hrr: hrr_seen || hello.hrr,
+            sslv2_format: hello.sslv2_format,
+            ja3s: fingerprint::ja3s(hello),
+            ja4s: fingerprint::ja4s(hello, Transport::Tcp),
+        }
+    }
+}
+
+/// AlertDescription names (RFC 8446 6 and the IANA TLS Alerts registry).
+pub fn alert_name(code: u8) -> &'static str {
+    match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        121 => "ech_required",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_names_follow_the_record_format() {
+        assert_eq!(Version(0x0002).name(), "SSLv2");
+        assert_eq!(Version(0x0301).name(), "TLSv1.0");
+        assert_eq!(Version(0x0304).name(), "TLSv1.3");
+        assert_eq!(Version(0x7f1c).name(), "0x7f1c");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(1_413_337_821_668_506_000), "2014-10-15T01:50:21.668506Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000Z");
+    }
+}

@@ -1,0 +1,405 @@
+//! Capture sources: turn capture files into a stream of link-layer frames.
+//!
+//! Files are recognised by their magic number, never by their name. Every reader hands out
+//! frames borrowed from one reusable buffer ([`CaptureReader::next_packet`] is a lending
+//! iterator), so reading costs no allocation or copy per packet.
+
+pub mod netmon;
+pub mod pcap;
+pub mod pcapng;
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Link-layer types, numbered as in the tcpdump.org LINKTYPE_ registry.
+/// Readers of other formats (Network Monitor) map their media types onto these numbers.
+pub mod linktype {
+    pub const NULL: u32 = 0;
+    pub const ETHERNET: u32 = 1;
+    pub const PPP: u32 = 9;
+    pub const RAW: u32 = 101;
+    pub const LOOP: u32 = 108;
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    pub const LINUX_SLL2: u32 = 276;
+}
+
+/// One captured frame, borrowed from the reader's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// Capture time in nanoseconds since the Unix epoch (UTC).
+    pub ts_nanos: i64,
+    /// LINKTYPE_ value of the interface the frame was captured on.
+    pub link_type: u32,
+    /// The captured bytes (possibly fewer than `orig_len` when a snap length cut the frame).
+    pub data: &'a [u8],
+    /// The frame's length on the wire.
+    pub orig_len: u32,
+    /// 1-based frame number within its file, as Wireshark counts them.
+    pub frame_number: u64,
+}
+
+/// Why a capture file could not be read (further). Always names the file and the byte offset.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind} at byte offset {offset}", path.display())]
+pub struct SourceError {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub kind: SourceErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceErrorKind {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a capture file this tool reads (magic {0:#010x}); expected pcap, pcapng or Network Monitor")]
+    UnknownFormat(u32),
+    #[error("file ends in the middle of a {0}")]
+    Truncated(&'static str),
+    #[error("corrupt {0}")]
+    Corrupt(String),
+}
+
+impl SourceError {
+    fn new(path: &Path, offset: u64, kind: SourceErrorKind) -> Self {
+        SourceError {
+            path: path.to_path_buf(),
+            offset,
+            kind,
+        }
+    }
+}
+
+/// Largest captured frame we accept. Real link layers stay far below this (jumbo frames and
+/// TSO/GRO super-frames are < 256 KiB); a larger length means a corrupt file, and refusing it
+/// keeps a single bad length field from making us allocate gigabytes.
+pub const MAX_CAPLEN: u32 = 256 << 20;
+
+/// Initial size of the one reusable read buffer. It grows only for a block larger than this.
+const BUF_CAPACITY: usize = 1 << 20;
+
+/// Reads one capture file, whatever its format, as a sequence of link-layer frames.
+///
+/// ```no_run
+/// # use tlscensus::source::CaptureReader;
+/// let mut reader = CaptureReader::open("trace.pcapng".as_ref())?;
+/// while let Some(pkt) = reader.next_packet()? {
+///     println!("{} {} bytes", pkt.frame_number, pkt.data.len());
+/// }
+/// # Ok::<(), tlscensus::source::SourceError>(())
+/// ```
+pub struct CaptureReader {
+    input: Input,
+    format: Format,
+    done: bool,
+}
+
+enum Format {
+    Pcap(pcap::PcapReader),
+    PcapNg(pcapng::PcapNgReader),
+    NetMon(netmon::NetMonReader),
+}
+
+impl CaptureReader {
+    /// Opens a capture file and reads its file header.
+    pub fn open(path: &Path) -> Result<Self, SourceError> {
+        let file =
+            File::open(path).map_err(|e| SourceError::new(path, 0, SourceErrorKind::Io(e)))?;
+        Self::with_input(Input::new(path.to_path_buf(), Src::File(file)))
+    }
+
+    /// Reads a capture from any byte stream (a pipe, stdin, a decompressor). `label` names it in
+    /// errors. A Network Monitor file needs random access (its frame table is at the end), so
+    /// one read this way is held in memory whole.
+    pub fn from_reader(label: PathBuf, r: Box<dyn Read + Send>) -> Result<Self, SourceError> {
+        Self::with_input(Input::new(label, Src::Stream(r)))
+    }
+
+    fn with_input(mut input: Input) -> Result<Self, SourceError> {
+        if !input.fill(4)? {
+            return Err(input.error(0, SourceErrorKind::Truncated("file header")));
+        }
+        let magic = bytes::<4>(input.avail(), 0);
+        let format = match magic {
+            pcap::MAGIC_LE_US | pcap::MAGIC_LE_NS | pcap::MAGIC_BE_US | pcap::MAGIC_BE_NS => {
+                Format::Pcap(pcap::PcapReader::open(&mut input)?)
+            }
+            pcapng::SHB_MAGIC => Format::PcapNg(pcapng::PcapNgReader::open(&mut input)?),
+            netmon::MAGIC => Format::NetMon(netmon::NetMonReader::open(&mut input)?),
+            _ => {
+                let kind = SourceErrorKind::UnknownFormat(u32::from_be_bytes(magic));
+                return Err(input.error(0, kind));
+            }
+        };
+        Ok(CaptureReader {
+            input,
+            format,
+            done: false,
+        })
+    }
+
+    /// The next frame, or `Ok(None)` at the end of the file. The frame borrows the reader's
+    /// buffer, so it must be dropped before the next call. After an error the reader is
+    /// finished: every later call returns `Ok(None)`.
+    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.input.release();
+        let input = &mut self.input;
+        let result = match &mut self.format {
+            Format::Pcap(r) => r.next(input),
+            Format::PcapNg(r) => r.next(input),
+            Format::NetMon(r) => r.next(input),
+        };
+        if !matches!(result, Ok(Some(_))) {
+            self.done = true;
+        }
+        result
+    }
+
+    /// The file's path (or the label given to [`CaptureReader::from_reader`]).
+    pub fn path(&self) -> &Path {
+        &self.input.path
+    }
+
+    /// Offset in the file just past the last record read: how far reading has got.
+    pub fn bytes_consumed(&self) -> u64 {
+        self.input.offset() + self.input.pending as u64
+    }
+
+    /// Short name of the file format: `"pcap"`, `"pcapng"` or `"netmon2"`.
+    pub fn format(&self) -> &'static str {
+        match self.format {
+            Format::Pcap(_) => "pcap",
+            Format::PcapNg(_) => "pcapng",
+            Format::NetMon(_) => "netmon2",
+        }
+    }
+
+    /// Frames that count in Wireshark's frame numbering but are not handed out (Network
+    /// Monitor event, filter and adapter-list records, and media types with no LINKTYPE_
+    /// equivalent). Frames yielded + skipped = Wireshark's frame count.
+    pub fn skipped_frames(&self) -> u64 {
+        match &self.format {
+            Format::NetMon(r) => r.skipped,
+            Format::Pcap(_) | Format::PcapNg(_) => 0,
+        }
+    }
+}
+
+/// Timestamp (ns since the Unix epoch) of the first frame of a capture file, `None` if it holds
+/// no frame. Lets the engine put several rotated files into time order.
+pub fn first_timestamp(path: &Path) -> Result<Option<i64>, SourceError> {
+    let mut reader = CaptureReader::open(path)?;
+    let ts = reader.next_packet()?.map(|p| p.ts_nanos);
+    Ok(ts)
+}
+
+/// Where the bytes come from: a file (seekable) or any stream.
+enum Src {
+    File(File),
+    Stream(Box<dyn Read + Send>),
+}
+
+impl Read for Src {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Src::File(f) => f.read(buf),
+            Src::Stream(r) => r.read(buf),
+        }
+    }
+}
+
+/// The one read buffer shared by all formats: `buf[start..end]` holds file bytes from offset
+/// `base + start` on. Records are handed out as slices of it; the record last handed out stays
+/// valid until the next call, when its `pending` length is released.
+pub(crate) struct Input {
+    path: PathBuf,
+    src: Src,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// File offset of `buf[0]`.
+    base: u64,
+    /// Length of the record last handed out by [`Input::take`], released by the next call.
+    pending: usize,
+    eof: bool,
+}
+
+impl Input {
+    fn new(path: PathBuf, src: Src) -> Self {
+        Input {
+            path,
+            src,
+            buf: vec![0; BUF_CAPACITY],
+            start: 0,
+            end: 0,
+            base: 0,
+            pending: 0,
+            eof: false,
+        }
+    }
+
+    /// File offset of the first unread byte.
+    pub(crate) fn offset(&self) -> u64 {
+        self.base + self.start as u64
+    }
+
+    /// The buffered, unread bytes.
+    pub(crate) fn avail(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    pub(crate) fn error(&self, offset: u64, kind: SourceErrorKind) -> SourceError {
+        SourceError::new(&self.path, offset, kind)
+    }
+
+    pub(crate) fn corrupt(&self, offset: u64, what: String) -> SourceError {
+        self.error(offset, SourceErrorKind::Corrupt(what))
+    }
+
+    /// Makes at least `n` unread bytes available; `Ok(false)` if the file ends first.
+    pub(crate) fn fill(&mut self, n: usize) -> Result<bool, SourceError> {
+        if self.end - self.start >= n || self.eof {
+            return Ok(self.end - self.start >= n);
+        }
+        if n > self.buf.len() - self.start {
+            // Move the unread tail to the front; grow only for a record bigger than the buffer.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
+            self.end -= self.start;
+            self.start = 0;
+            if n > self.buf.len() {
+                self.buf.resize(n.next_power_of_two(), 0);
+            }
+        }
+        while self.end - self.start < n {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.error(self.offset(), SourceErrorKind::Io(e))),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Skips `n` buffered bytes (call [`Input::fill`] first).
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Hands out the next `n` buffered bytes (call [`Input::fill`] first). They are consumed
+    /// on the next [`Input::release`], so the slice can be lent to the caller meanwhile.
+    pub(crate) fn take(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.end - self.start);
+        self.pending = n;
+        &self.buf[self.start..self.start + n]
+    }
+
+    fn release(&mut self) {
+        self.consume(self.pending);
+        self.pending = 0;
+    }
+
+    /// Total length of the input. A stream is read to its end into the buffer (and stays there,
+    /// so later seeks within it work).
+    pub(crate) fn total_len(&mut self) -> Result<u64, SourceError> {
+        match &self.src {
+            Src::File(f) => f
+                .metadata()
+                .map(|m| m.len())
+                .map_err(|e| self.error(0, SourceErrorKind::Io(e))),
+            Src::Stream(_) => {
+                while !self.eof {
+                    let want = (self.end - self.start).saturating_mul(2).max(BUF_CAPACITY);
+                    self.fill(want)?;
+                }
+                Ok(self.base + self.end as u64)
+            }
+        }
+    }
+
+    /// Moves the read position to file offset `pos`.
+    pub(crate) fn seek(&mut self, pos: u64) -> Result<(), SourceError> {
+        self.release();
+        if let Some(rel) = pos.checked_sub(self.base) {
+            if rel <= self.end as u64 {
+                self.start = rel as usize;
+                return Ok(());
+            }
+        }
+        match &mut self.src {
+            Src::File(f) => {
+                if let Err(e) = f.seek(SeekFrom::Start(pos)) {
+                    return Err(self.error(pos, SourceErrorKind::Io(e)));
+                }
+                self.base = pos;
+                self.start = 0;
+                self.end = 0;
+                self.eof = false;
+                Ok(())
+            }
+            Src::Stream(_) => {
+                // Only reached for an offset past the end of a stream read whole.
+                let kind = io::Error::new(io::ErrorKind::UnexpectedEof, "seek past end of input");
+                Err(self.error(pos, SourceErrorKind::Io(kind)))
+            }
+        }
+    }
+}
+
+/// Byte order of the multi-byte fields of a file or pcapng section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endian {
+    Little,
+    Big,
+}
+
+impl Endian {
+    pub(crate) fn u16(self, b: &[u8], at: usize) -> u16 {
+        let a = bytes::<2>(b, at);
+        match self {
+            Endian::Little => u16::from_le_bytes(a),
+            Endian::Big => u16::from_be_bytes(a),
+        }
+    }
+
+    pub(crate) fn u32(self, b: &[u8], at: usize) -> u32 {
+        let a = bytes::<4>(b, at);
+        match self {
+            Endian::Little => u32::from_le_bytes(a),
+            Endian::Big => u32::from_be_bytes(a),
+        }
+    }
+
+    pub(crate) fn u64(self, b: &[u8], at: usize) -> u64 {
+        let a = bytes::<8>(b, at);
+        match self {
+            Endian::Little => u64::from_le_bytes(a),
+            Endian::Big => u64::from_be_bytes(a),
+        }
+    }
+}
+
+/// `N` bytes of `b` from `at`. Callers check lengths first; a short slice reads as zeros
+/// rather than panicking.
+pub(crate) fn bytes<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut a = [0; N];
+    if let Some(s) = b.get(at..at.saturating_add(N)) {
+        a.copy_from_slice(s);
+    }
+    a
+}
+
+/// Clamps a nanosecond count to the `i64` range (years 1677 to 2262). Only a corrupt or
+/// hand-made timestamp gets there; the frame is still worth reading.
+pub(crate) fn clamp_nanos(ns: i128) -> i64 {
+    ns.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+}

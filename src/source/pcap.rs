@@ -1,0 +1,101 @@
+//! Classic libpcap files, as described in draft-ietf-opsawg-pcap ("PCAP Capture File Format").
+//!
+//! A 24-byte file header (§4) is followed by packet records (§5): a 16-byte header (seconds,
+//! sub-seconds, captured length, original length) and the captured bytes. The magic number
+//! says the byte order of the whole file and whether sub-seconds are µs (`0xA1B2C3D4`) or ns
+//! (`0xA1B23C4D`).
+//!
+//! Hand-written rather than built on `pcap-parser`: that crate's streaming reader reports a
+//! short read as `Incomplete` with no file position and would ask us to grow the buffer to
+//! whatever a corrupt length claims before we could reject it; we need the offset of the
+//! offending record in every error, and one buffer layer ([`super::Input`]) that also serves
+//! Network Monitor's random access. What remains is a few dozen lines.
+
+use super::{bytes, Endian, Input, Packet, SourceError, SourceErrorKind, MAX_CAPLEN};
+
+/// The file's first four bytes, for each byte order and time resolution.
+pub(crate) const MAGIC_LE_US: [u8; 4] = [0xD4, 0xC3, 0xB2, 0xA1];
+pub(crate) const MAGIC_LE_NS: [u8; 4] = [0x4D, 0x3C, 0xB2, 0xA1];
+pub(crate) const MAGIC_BE_US: [u8; 4] = [0xA1, 0xB2, 0xC3, 0xD4];
+pub(crate) const MAGIC_BE_NS: [u8; 4] = [0xA1, 0xB2, 0x3C, 0x4D];
+
+const FILE_HEADER_LEN: usize = 24;
+const RECORD_HEADER_LEN: usize = 16;
+
+pub(crate) struct PcapReader {
+    endian: Endian,
+    /// Nanoseconds per unit of the sub-second field: 1000 (µs files) or 1 (ns files).
+    frac_scale: i64,
+    link_type: u32,
+    frames: u64,
+}
+
+impl PcapReader {
+    /// Reads the file header; `input` is at offset 0 with the magic number buffered.
+    pub(crate) fn open(input: &mut Input) -> Result<Self, SourceError> {
+        if !input.fill(FILE_HEADER_LEN)? {
+            return Err(input.error(0, SourceErrorKind::Truncated("file header")));
+        }
+        let h = input.avail();
+        let magic = bytes::<4>(h, 0);
+        let endian = if magic == MAGIC_LE_US || magic == MAGIC_LE_NS {
+            Endian::Little
+        } else {
+            Endian::Big
+        };
+        let frac_scale = if magic == MAGIC_LE_NS || magic == MAGIC_BE_NS {
+            1
+        } else {
+            1000
+        };
+        let (major, minor) = (endian.u16(h, 4), endian.u16(h, 6));
+        if major != 2 {
+            return Err(input.corrupt(0, format!("file header: pcap version {major}.{minor}")));
+        }
+        // §4: the link type is the low 16 bits; the upper bits may carry the FCS length.
+        let link_type = endian.u32(h, 20) & 0xFFFF;
+        input.consume(FILE_HEADER_LEN);
+        Ok(PcapReader {
+            endian,
+            frac_scale,
+            link_type,
+            frames: 0,
+        })
+    }
+
+    pub(crate) fn next<'a>(
+        &mut self,
+        input: &'a mut Input,
+    ) -> Result<Option<Packet<'a>>, SourceError> {
+        let at = input.offset();
+        if !input.fill(RECORD_HEADER_LEN)? {
+            if input.avail().is_empty() {
+                return Ok(None);
+            }
+            return Err(input.error(at, SourceErrorKind::Truncated("packet record")));
+        }
+        let h = input.avail();
+        let e = self.endian;
+        let (secs, frac) = (e.u32(h, 0), e.u32(h, 4));
+        let (caplen, orig_len) = (e.u32(h, 8), e.u32(h, 12));
+        if caplen > MAX_CAPLEN {
+            let what = format!("packet record: captured length {caplen} exceeds {MAX_CAPLEN}");
+            return Err(input.corrupt(at, what));
+        }
+        let total = RECORD_HEADER_LEN + caplen as usize;
+        if !input.fill(total)? {
+            return Err(input.error(at, SourceErrorKind::Truncated("packet record")));
+        }
+        self.frames += 1;
+        // Cannot overflow: u32::MAX s is about 4.3e18 ns, half of i64::MAX.
+        let ts = i64::from(secs) * 1_000_000_000 + i64::from(frac) * self.frac_scale;
+        let record = input.take(total);
+        Ok(Some(Packet {
+            ts_nanos: ts,
+            link_type: self.link_type,
+            data: record.get(RECORD_HEADER_LEN..).unwrap_or_default(),
+            orig_len,
+            frame_number: self.frames,
+        }))
+    }
+}
