@@ -121,7 +121,7 @@ client() {
   local h=$host b=$bhost
   [[ $host == *:* ]] && h="[$host]"
   [[ $bhost == *:* ]] && b="[$bhost]"
-  timeout 15 openssl s_client -connect "$h:$port" -bind "$b:$bport" $BRIEF "$@" \
+  timeout "${CLIENT_TIMEOUT:-15}" openssl s_client -connect "$h:$port" -bind "$b:$bport" $BRIEF "$@" \
     </dev/null >"$logf" 2>&1 || true
   sleep 0.2
 }
@@ -135,7 +135,7 @@ import json, sys
 d = {"extra": {}}
 def conv(k, v):
     if v == "-": return None
-    if k.endswith("_port") or k.endswith("port"):
+    if v.isdigit():
         return int(v)
     if k == "alpn_offered": return [a for a in v.split(",") if a]
     if v in ("true", "false"): return v == "true"
@@ -282,7 +282,8 @@ tls_part() {
     "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256 -verify_return_error -servername badcert.example.test" \
     sni=badcert.example.test alpn_offered= max_offered=TLSv1.2 expect_outcome=alert \
     pinned_version=TLSv1.2 pinned_cipher=ECDHE-RSA-AES128-GCM-SHA256
-  # ClientHello to a TCP listener that never answers.
+  # ClientHello to a TCP listener that never answers. (If the listener closed first,
+  # OpenSSL's client would send a decode_error alert on the unexpected EOF.)
   log "no_server_hello.pcap"
   cap_start no_server_hello.pcap "tcp port 44365"
   cap=$CAP_PID
@@ -290,7 +291,8 @@ tls_part() {
   local sil=$!
   BG_PIDS+=("$sil")
   wait_listen 44365
-  client nosh.cli.log 127.0.0.1 44365 127.0.0.1 50065 $C -servername silent.example.test
+  # the client gives up (is killed) after 1.5 s; the listener then sees EOF and closes.
+  CLIENT_TIMEOUT=1.5 client nosh.cli.log 127.0.0.1 44365 127.0.0.1 50065 $C -servername silent.example.test
   wait "$sil" || true
   cap_stop "$cap"
   fact file=no_server_hello.pcap scenario=no_server_hello client_ip=127.0.0.1 \
@@ -333,6 +335,156 @@ tls_part() {
     max_offered=TLSv1.2 extra.resumed=true
 
   $HELPER expected "$FACTS" "$WORK/ciphers.txt" "$OUT" expected.json
+}
+
+# ---------------------------------------------------------------- mail + PROXY scenarios
+# Real service ports on 127.0.0.1 (25, 587, 143, 110), so the captures look like mail
+# traffic to dissectors; servers are pcaps/mailserver.py (Python ssl), clients are
+# `openssl s_client -starttls ...` and pcaps/mailclient.py (smtplib / imaplib / poplib).
+
+MAILSRV="python3 $HERE/mailserver.py"
+MAILCLI="python3 $HERE/mailclient.py"
+
+# mail_server LOG PORT MODE COUNT [OPTS...]
+MAIL_PID=
+mail_server() {
+  local logf=$WORK/$1 port=$2 mode=$3 count=$4; shift 4
+  timeout 60 $MAILSRV "$mode" "127.0.0.1:$port" "$WORK/cert.pem" "$WORK/key.pem" "$count" "$@" \
+    >"$logf" 2>&1 &
+  MAIL_PID=$!
+  BG_PIDS+=("$MAIL_PID")
+  wait_listen "$port"
+}
+
+# py_client LOG PROTO PORT BINDPORT SNI [OPTS...]
+py_client() {
+  local logf=$WORK/$1; shift
+  local proto=$1 port=$2 bport=$3 sni=$4; shift 4
+  timeout 15 $MAILCLI "$proto" 127.0.0.1 "$port" "$bport" "$sni" "$@" >"$logf" 2>&1 ||
+    { echo "mail client failed:" >&2; cat "$logf" >&2; exit 1; }
+  sleep 0.2
+}
+
+# mfact FILE SCEN CPORT SPORT CLIENTLOG SERVICE VERB KEY=VALUE...
+mfact() {
+  local file=$1 scen=$2 cport=$3 sport=$4 clog=$5 service=$6 verb=$7; shift 7
+  fact output=expected_mail.json file="$file" scenario="$scen" client_ip=127.0.0.1 \
+    client_port="$cport" server_ip=127.0.0.1 server_port="$sport" client_log="$WORK/$clog" \
+    server_log=- alpn_offered= extra.service="$service" extra.starttls_verb="$verb" \
+    extra.proxied_ip=- extra.proxied_port=- extra.proxy_version=- "$@"
+}
+
+mail_part() {
+  local cap srv
+
+  # SMTP on 25, STARTTLS, openssl s_client -starttls smtp.
+  log "smtp_starttls.pcap"
+  cap_start smtp_starttls.pcap "tcp port 25"; cap=$CAP_PID
+  mail_server smtp25.srv.log 25 smtp 1; srv=$MAIL_PID
+  client smtp25.cli.log 127.0.0.1 25 127.0.0.1 50101 -starttls smtp -name client.example.test \
+    -servername mail.example.test
+  wait "$srv" || true; cap_stop "$cap"
+  mfact smtp_starttls.pcap smtp_starttls 50101 25 smtp25.cli.log smtp STARTTLS \
+    sni=mail.example.test max_offered=TLSv1.3 extra.plaintext=false extra.starttls_offered=true
+
+  # SMTP submission on 587, STARTTLS, Python smtplib; a short message after TLS.
+  log "smtp_submission_starttls.pcap"
+  cap_start smtp_submission_starttls.pcap "tcp port 587"; cap=$CAP_PID
+  mail_server smtp587.srv.log 587 smtp 1; srv=$MAIL_PID
+  py_client smtp587.cli.log smtp 587 50102 submission.example.test
+  wait "$srv" || true; cap_stop "$cap"
+  mfact smtp_submission_starttls.pcap smtp_submission_starttls 50102 587 smtp587.cli.log \
+    submission STARTTLS sni=submission.example.test max_offered=TLSv1.3 extra.plaintext=false \
+    extra.starttls_offered=true
+
+  # Exchange-style X-ANONYMOUSTLS instead of STARTTLS (client capped at TLS 1.2).
+  log "smtp_x_anonymoustls.pcap"
+  cap_start smtp_x_anonymoustls.pcap "tcp port 25"; cap=$CAP_PID
+  mail_server smtpx.srv.log 25 smtp 1 --verb X-ANONYMOUSTLS; srv=$MAIL_PID
+  py_client smtpx.cli.log smtp 25 50103 exchange.example.test --verb X-ANONYMOUSTLS --max-tls12
+  wait "$srv" || true; cap_stop "$cap"
+  mfact smtp_x_anonymoustls.pcap smtp_x_anonymoustls 50103 25 smtpx.cli.log smtp X-ANONYMOUSTLS \
+    sni=exchange.example.test max_offered=TLSv1.2 extra.plaintext=false \
+    extra.starttls_offered=true
+
+  # STARTTLS offered, then refused with 454; the client carries on in clear.
+  log "smtp_starttls_refused.pcap"
+  cap_start smtp_starttls_refused.pcap "tcp port 25"; cap=$CAP_PID
+  mail_server smtpr.srv.log 25 smtp 1 --refuse; srv=$MAIL_PID
+  py_client smtpr.cli.log smtp 25 50104 refused.example.test
+  wait "$srv" || true; cap_stop "$cap"
+  grep -q '^STARTTLS reply: 454' "$WORK/smtpr.cli.log" || { cat "$WORK/smtpr.cli.log" >&2; exit 1; }
+  mfact smtp_starttls_refused.pcap smtp_starttls_refused 50104 25 smtpr.cli.log smtp STARTTLS \
+    sni=- max_offered=- extra.plaintext=true extra.starttls_offered=true \
+    extra.starttls_reply=454
+
+  # Server without STARTTLS: the whole session, message included, in clear.
+  log "smtp_plaintext.pcap"
+  cap_start smtp_plaintext.pcap "tcp port 25"; cap=$CAP_PID
+  mail_server smtpp.srv.log 25 smtp 1 --verb none; srv=$MAIL_PID
+  py_client smtpp.cli.log smtp 25 50105 plain.example.test
+  wait "$srv" || true; cap_stop "$cap"
+  mfact smtp_plaintext.pcap smtp_plaintext 50105 25 smtpp.cli.log smtp - \
+    sni=- max_offered=- extra.plaintext=true extra.starttls_offered=false
+
+  # IMAP STARTTLS on 143: s_client (tag ".") and imaplib (capped at TLS 1.2).
+  log "imap_starttls.pcap"
+  cap_start imap_starttls.pcap "tcp port 143"; cap=$CAP_PID
+  mail_server imap.srv.log 143 imap 2; srv=$MAIL_PID
+  client imap1.cli.log 127.0.0.1 143 127.0.0.1 50106 -starttls imap -servername imap.example.test
+  py_client imap2.cli.log imap 143 50107 imap2.example.test --max-tls12
+  wait "$srv" || true; cap_stop "$cap"
+  mfact imap_starttls.pcap imap_starttls_s_client 50106 143 imap1.cli.log imap STARTTLS \
+    sni=imap.example.test max_offered=TLSv1.3 extra.plaintext=false extra.starttls_offered=true
+  mfact imap_starttls.pcap imap_starttls_imaplib 50107 143 imap2.cli.log imap STARTTLS \
+    sni=imap2.example.test max_offered=TLSv1.2 extra.plaintext=false extra.starttls_offered=true
+
+  # POP3 STLS on 110: s_client (TLS 1.2 only) and poplib.
+  log "pop3_stls.pcap"
+  cap_start pop3_stls.pcap "tcp port 110"; cap=$CAP_PID
+  mail_server pop3.srv.log 110 pop3 2; srv=$MAIL_PID
+  client pop1.cli.log 127.0.0.1 110 127.0.0.1 50108 -starttls pop3 -tls1_2 \
+    -servername pop.example.test
+  py_client pop2.cli.log pop3 110 50109 pop2.example.test
+  wait "$srv" || true; cap_stop "$cap"
+  mfact pop3_stls.pcap pop3_stls_s_client 50108 110 pop1.cli.log pop3 STLS \
+    sni=pop.example.test max_offered=TLSv1.2 extra.plaintext=false extra.starttls_offered=true
+  mfact pop3_stls.pcap pop3_stls_poplib 50109 110 pop2.cli.log pop3 STLS \
+    sni=pop2.example.test max_offered=TLSv1.3 extra.plaintext=false extra.starttls_offered=true
+
+  # PROXY protocol in front of TLS: s_client -> relay (adds the header naming a
+  # made-up original client) -> Python ssl backend on 44390; only the relay ->
+  # backend leg (header, then TLS) is captured. TEST-NET / documentation addresses.
+  local v name hdr_src hdr_sport hdr_dst cport=50110 i=0
+  for v in 1 2 2; do
+    case $i in
+      0) name=proxy_v1.pcap; hdr_src=198.51.100.23; hdr_sport=40001; hdr_dst=192.0.2.10 ;;
+      1) name=proxy_v2.pcap; hdr_src=198.51.100.24; hdr_sport=40002; hdr_dst=192.0.2.10 ;;
+      2) name=proxy_v2_ipv6.pcap; hdr_src=2001:db8::24; hdr_sport=40003; hdr_dst=2001:db8::10 ;;
+    esac
+    log "$name"
+    cap_start "$name" "tcp port 44390"; cap=$CAP_PID
+    mail_server "proxy$i.srv.log" 44390 proxy-tls 1; srv=$MAIL_PID
+    $HELPER proxyrelay 127.0.0.1:44391 127.0.0.1:44390 "127.0.0.1:$((cport + i))" "$v" \
+      "$hdr_src" "$hdr_sport" "$hdr_dst" 443 >"$WORK/proxyrelay$i.log" 2>&1 &
+    local relay=$!
+    BG_PIDS+=("$relay")
+    wait_listen 44391
+    client "proxy$i.cli.log" 127.0.0.1 44391 127.0.0.1 $((50120 + i)) -tls1_3 \
+      -servername "proxied$i.example.test" -alpn http/1.1
+    wait "$relay" || true
+    wait "$srv" || true; cap_stop "$cap"
+    grep -q "$hdr_src" "$WORK/proxy$i.srv.log" || { cat "$WORK/proxy$i.srv.log" >&2; exit 1; }
+    fact output=expected_mail.json file="$name" scenario="${name%.pcap}" client_ip=127.0.0.1 \
+      client_port=$((cport + i)) server_ip=127.0.0.1 server_port=44390 \
+      client_log="$WORK/proxy$i.cli.log" server_log=- sni="proxied$i.example.test" \
+      alpn_offered=http/1.1 max_offered=TLSv1.3 extra.service=tls extra.starttls_verb=- \
+      extra.proxied_ip="$hdr_src" extra.proxied_port="$hdr_sport" extra.proxy_version="$v" \
+      extra.plaintext=false extra.starttls_offered=-
+    i=$((i + 1))
+  done
+
+  $HELPER expected "$FACTS" "$WORK/ciphers.txt" "$OUT" expected_mail.json
 }
 
 # ---------------------------------------------------------------- main

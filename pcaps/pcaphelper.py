@@ -19,9 +19,11 @@ import json
 import os
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 VERSIONS = {"SSLv3": "SSLv3", "TLSv1": "TLSv1.0", "TLSv1.0": "TLSv1.0",
@@ -91,6 +93,62 @@ def cmd_relay(args):
     down.close()
 
 
+def proxy_header(version, src_ip, src_port, dst_ip, dst_port):
+    """PROXY protocol header (haproxy's proxy-protocol.txt), v1 text or v2 binary."""
+    six = ":" in src_ip
+    if version == "1":
+        return f"PROXY {'TCP6' if six else 'TCP4'} {src_ip} {dst_ip} {src_port} {dst_port}\r\n".encode()
+    fam = socket.AF_INET6 if six else socket.AF_INET
+    addrs = (socket.inet_pton(fam, src_ip) + socket.inet_pton(fam, dst_ip)
+             + src_port.to_bytes(2, "big") + dst_port.to_bytes(2, "big"))
+    # signature, version 2 + PROXY command, TCP over IPv4 (0x11) or IPv6 (0x21), length
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x21 if six else 0x11])
+            + len(addrs).to_bytes(2, "big") + addrs)
+
+
+def cmd_proxyrelay(args):
+    """One-shot relay that opens the upstream connection with a PROXY header
+    naming a made-up original client, then forwards bytes unchanged."""
+    listen, upstream, bind = hostport(args[0]), hostport(args[1]), hostport(args[2])
+    header = proxy_header(args[3], args[4], int(args[5]), args[6], int(args[7]))
+    ls = socket.socket(family_of(listen[0]), socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(listen)
+    ls.listen(1)
+    print("ready", flush=True)
+    down, _ = ls.accept()
+    ls.close()
+    up = socket.socket(family_of(upstream[0]), socket.SOCK_STREAM)
+    up.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    up.bind(bind)
+    up.connect(upstream)
+    up.sendall(header)
+    peer = {up: down, down: up}
+    open_dirs = {up, down}
+    while open_dirs:
+        readable, _, _ = select.select(list(open_dirs), [], [], 10)
+        if not readable:
+            break
+        for s in readable:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                open_dirs.discard(s)
+                try:
+                    peer[s].shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                continue
+            try:
+                peer[s].sendall(data)
+            except OSError:
+                open_dirs.discard(s)
+    up.close()
+    down.close()
+
+
 # ---------------------------------------------------------------- silent / junk
 
 def cmd_silent(args):
@@ -101,11 +159,11 @@ def cmd_silent(args):
     ls.listen(1)
     print("ready", flush=True)
     c, _ = ls.accept()
-    c.settimeout(1.0)
+    c.settimeout(10.0)  # wait for the client to give up and close first
     try:
         while c.recv(65536):
             pass
-    except socket.timeout:
+    except (socket.timeout, ConnectionResetError):
         pass
     c.close()
     ls.close()
@@ -230,7 +288,15 @@ def cmd_expected(args):
         elif "alert_received" in sv:
             alert_text, num = sv["alert_received"]
             alert = {"from": "client", "description": num}
-        if alert is not None:
+        extra = fact.get("extra", {})
+        m = re.search(r"^STARTTLS offered: (yes|no)", read(fact.get("client_log")), re.M)
+        if m and "starttls_offered" in extra and extra["starttls_offered"] != (m.group(1) == "yes"):
+            sys.exit(f"{fact['file']}: client says STARTTLS offered: {m.group(1)}, setup disagrees")
+        if extra.get("plaintext"):
+            if version is not None or alert is not None:
+                sys.exit(f"{fact['file']}: meant to stay plaintext, but the client reports TLS")
+            outcome = "plaintext"
+        elif alert is not None:
             outcome = "alert"
         elif version is not None:
             outcome = "negotiated"
@@ -261,7 +327,7 @@ def cmd_expected(args):
             "alert": alert,
             "alert_text": alert_text,
         }
-        for k, v in fact.get("extra", {}).items():
+        for k, v in extra.items():
             entry[k] = v
         entries.append(entry)
     with open(os.path.join(outdir, out_name), "w") as f:
@@ -279,10 +345,10 @@ FIELDS = ["frame.number", "ip.src", "ipv6.src", "tcp.srcport", "tcp.dstport",
           "tls.alert_message.desc"]
 
 
-def tshark_rows(pcap, ports):
+def tshark_rows(pcap, ports, decode_as=True):
     cmd = ["tshark", "-n", "-r", pcap, "-Y", "tls.handshake.type == 1 || tls.handshake.type == 2 || tls.alert_message",
            "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,"]
-    for p in sorted(set(ports)):
+    for p in sorted(set(ports)) if decode_as else []:
         if p not in (25, 587, 143, 110, 443):
             cmd += ["-d", f"tcp.port=={p},tls"]
     for f in FIELDS:
@@ -296,6 +362,69 @@ def tshark_rows(pcap, ports):
     return rows
 
 
+def patched_copy(pcap):
+    with open(pcap, "rb") as f:
+        data = f.read()
+    data = data.replace(b"X-ANONYMOUSTLS\r\n", b"STARTTLS      \r\n")
+    out = os.path.join(tempfile.mkdtemp(prefix="tlscensus-verify."), os.path.basename(pcap))
+    with open(out, "wb") as f:
+        f.write(data)
+    return out
+
+
+def tshark_fields(pcap, conv_ports, fields, display_filter):
+    cmd = ["tshark", "-n", "-r", pcap, "-Y",
+           f"({display_filter}) && tcp.port == {conv_ports[0]} && tcp.port == {conv_ports[1]}",
+           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return [dict(zip(fields, line.split("\t"))) for line in out.splitlines()]
+
+
+def mail_checks(pcap, e):
+    """Mail / PROXY keys of one expected entry against tshark's SMTP, IMAP, POP
+    and PROXY dissectors. Returns a list of disagreements."""
+    bad = []
+    ports = (e["client_port"], e["server_port"])
+    service = e.get("service")
+    verb = e.get("starttls_verb")
+    if verb == "X-ANONYMOUSTLS":
+        verb = "STARTTLS"  # renamed in the patched copy
+    if service in ("smtp", "submission"):
+        rows = tshark_fields(pcap, ports, ["smtp.command_line", "smtp.response.code", "smtp.rsp.parameter"], "smtp")
+        params = {p.strip().upper() for r in rows for p in r["smtp.rsp.parameter"].split("|")}
+        # whole command lines: tshark cuts smtp.req.command to 4 letters ("STAR")
+        commands = {c.replace("\\r\\n", "").split(" ")[0].upper()
+                    for r in rows for c in r["smtp.command_line"].split("|") if c}
+        codes = {c for r in rows for c in r["smtp.response.code"].split("|") if c}
+        if ("STARTTLS" in params) != e["starttls_offered"]:
+            bad.append(f"starttls_offered {e['starttls_offered']}, tshark EHLO parameters {sorted(params)}")
+        if verb and verb not in commands:
+            bad.append(f"tshark sees no {verb} command (commands {sorted(commands)})")
+        if e.get("starttls_reply") and str(e["starttls_reply"]) not in codes:
+            bad.append(f"tshark sees no {e['starttls_reply']} reply")
+        if e["plaintext"] and "DATA" not in commands and not e.get("starttls_reply"):
+            bad.append("plaintext session, but tshark sees no DATA in clear")
+    elif service == "imap":
+        rows = tshark_fields(pcap, ports, ["imap.request.command"], "imap.request")
+        if verb.upper() not in {r["imap.request.command"].upper() for r in rows}:
+            bad.append(f"tshark sees no IMAP {verb}")
+    elif service == "pop3":
+        rows = tshark_fields(pcap, ports, ["pop.request.command"], "pop.request")
+        if verb.upper() not in {r["pop.request.command"].upper() for r in rows}:
+            bad.append(f"tshark sees no POP3 {verb}")
+    if e.get("proxy_version"):
+        rows = tshark_fields(pcap, ports, ["proxy.src.ipv4", "proxy.src.ipv6", "proxy.srcport",
+                                           "proxy.v1.magic", "proxy.v2.version"], "proxy")
+        got = [((r["proxy.src.ipv4"] or r["proxy.src.ipv6"]), r["proxy.srcport"],
+                2 if r["proxy.v2.version"] else 1) for r in rows]
+        want = [(e["proxied_ip"], str(e["proxied_port"]), e["proxy_version"])]
+        if got != want:
+            bad.append(f"PROXY header per tshark {got}, expected {want}")
+    return bad
+
+
 def ints(s):
     return [int(x, 0) for x in s.split(",") if x]
 
@@ -305,6 +434,7 @@ def cmd_verify(args):
     names = args[1:] or ["expected.json"]
     problems = 0
     checked = 0
+    referenced = set()
     for name in names:
         path = os.path.join(outdir, name)
         if not os.path.exists(path):
@@ -316,7 +446,20 @@ def cmd_verify(args):
             by_file.setdefault(e["file"], []).append(e)
         for fname, es in by_file.items():
             before = problems
-            rows = tshark_rows(os.path.join(outdir, fname), [e["server_port"] for e in es])
+            pcap = os.path.join(outdir, fname)
+            if any(e.get("starttls_verb") == "X-ANONYMOUSTLS" for e in es):
+                # tshark does not know Exchange's verb: check a copy in which it is
+                # renamed to an equally long "STARTTLS      " (padded with spaces).
+                pcap = patched_copy(pcap)
+            # behind a PROXY header, tshark's own heuristics find the header and the TLS
+            rows = tshark_rows(pcap, [e["server_port"] for e in es],
+                               decode_as=not any(e.get("proxy_version") for e in es))
+            for e in es:
+                for msg in mail_checks(pcap, e):
+                    problems += 1
+                    print(f"MISMATCH {fname} {e['client_port']}->{e['server_port']}: {msg}")
+            if pcap != os.path.join(outdir, fname):
+                shutil.rmtree(os.path.dirname(pcap))
             seen_conns = set()
             for e in es:
                 mine = [r for r in rows if {r["tcp.srcport"], r["tcp.dstport"]} ==
@@ -340,9 +483,16 @@ def cmd_verify(args):
                         legacy = ints(r["tls.handshake.version"])[0]
                         got["negotiated_version"] = WIRE_VERSIONS[sv[0] if sv else legacy]
                         got["cipher_suite"] = "0x%04x" % ints(r["tls.handshake.ciphersuite"])[0]
-                    if r["tls.alert_message.desc"]:
+                    # close_notify (0) ends a session, it is not a handshake failure;
+                    # it is only visible here when the cipher is NULL.
+                    if r["tls.alert_message.desc"] and ints(r["tls.alert_message.desc"])[0] != 0:
                         got["alert"] = {"from": "client" if from_client else "server",
                                         "description": ints(r["tls.alert_message.desc"])[0]}
+                if e.get("plaintext"):
+                    if mine:
+                        problems += 1
+                        print(f"MISMATCH {fname} {e['client_port']}: plaintext session, but tshark sees TLS")
+                    del got["client_ip"]  # only taken from a ClientHello
                 for k, v in got.items():
                     checked += 1
                     if e[k] != v:
@@ -357,13 +507,25 @@ def cmd_verify(args):
                 problems += 1
                 print(f"MISMATCH {fname}: ClientHellos on connections not in {name}: {sorted(extra)}")
             print(f"{'ok ' if problems == before else 'BAD'} {fname}: {len(es)} connection(s), {len(rows)} tshark rows")
+        referenced.update(by_file)
+    # capture files no expected*.json mentions must hold no ClientHello at all
+    for fname in sorted(os.listdir(outdir)):
+        if not fname.endswith((".pcap", ".pcapng")) or fname in referenced:
+            continue
+        pcap = os.path.join(outdir, fname)
+        ports = [s[3] for s in syns(pcap)]
+        hellos = [r for r in tshark_rows(pcap, ports) if "1" in r["tls.handshake.type"].split(",")]
+        if hellos:
+            problems += 1
+        print(f"{'ok ' if not hellos else 'BAD'} {fname}: not in any expected file, "
+              f"{len(ports)} TCP connection(s), {len(hellos)} ClientHello(s) per tshark")
     print(f"verify: {checked} values compared, {problems} mismatches")
     return 1 if problems else 0
 
 
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
-    fn = {"relay": cmd_relay, "silent": cmd_silent, "junk": cmd_junk,
+    fn = {"relay": cmd_relay, "proxyrelay": cmd_proxyrelay, "silent": cmd_silent, "junk": cmd_junk,
           "expected": cmd_expected, "verify": cmd_verify}[cmd]
     sys.exit(fn(args) or 0)
 

@@ -362,10 +362,7 @@ fn report(key: &FlowKey, conn: Connection, files: &[String]) -> Option<Record> {
     if conn.phase != Phase::Open {
         return None;
     }
-    let started_tls = conn
-        .halves
-        .iter()
-        .any(|h| h.tls.end() != Some(End::NotTls) && !h.tls.is_fresh());
+    let started_tls = conn.halves.iter().any(|h| h.tls.started_tls());
     let hs = &conn.handshake;
     if !hs.seen_any() && !started_tls && !conn.forced_port {
         return None;

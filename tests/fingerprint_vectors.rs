@@ -1,15 +1,17 @@
-//! JA3 and JA4 against nDPI's expected outputs for its own test captures.
+//! JA3, JA3S and JA4 against nDPI's expected outputs for its own test captures.
 //!
-//! For each nDPI capture, every ClientHello that tshark dissected (`truth/**.jsonl`) is rebuilt
-//! as a [`ClientHello`]; its JA3 must equal the `JA3C` that nDPI's `result/*.out` printed for
-//! the same flow (matched by transport and the unordered address/port pair), and the first two
-//! sections of its JA4 (`JA4_a_JA4_b`) must equal nDPI's. JA4_c cannot be compared: the truth
-//! has no signature algorithms.
+//! For each nDPI capture, every hello that tshark dissected (`truth/**.jsonl`) is rebuilt as a
+//! [`ClientHello`] / [`ServerHello`] and fingerprinted; the flow is matched with the flow line of
+//! nDPI's `result/*.out` by transport and unordered address/port pair. JA3 must equal nDPI's
+//! `JA3C`, JA3S its `JA3S`, and JA4 its `JA4` in the first two sections (`JA4_a_JA4_b`); JA4_c is
+//! compared too when the hello has no signature_algorithms extension, since that is the only
+//! input the truth lacks.
 //!
 //! Where nDPI departs from the published JA4 text, the difference is named in [`NdpiQuirk`] with
-//! the reason, and a mismatch is accepted only if that quirk, applied to our value, gives nDPI's.
+//! its reason, and a mismatch is accepted only if the quirk, re-derived from the hello, gives
+//! exactly nDPI's value in every field that differs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -31,35 +33,28 @@ fn corpus() -> PathBuf {
     root
 }
 
-/// Transport plus the unordered endpoint pair.
-type FlowKey = (&'static str, SocketAddr, SocketAddr);
-
-fn flow_key(proto: &'static str, a: SocketAddr, b: SocketAddr) -> FlowKey {
-    if a <= b {
-        (proto, a, b)
-    } else {
-        (proto, b, a)
-    }
-}
-
 fn hex16(v: &Value) -> u16 {
-    let s = v.as_str().unwrap_or_else(|| panic!("hex string expected, got {v}"));
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("hex string expected, got {v}"));
     u16::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
-fn list<T>(v: &Value, f: impl Fn(&Value) -> T) -> Vec<T> {
-    v.as_array().map(|a| a.iter().map(f).collect()).unwrap_or_default()
-}
-
 fn int(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("integer expected, got {v}"))
+    v.as_u64()
+        .unwrap_or_else(|| panic!("integer expected, got {v}"))
 }
 
-/// Rebuilds the hello summary from tshark's fields (no signature algorithms in the truth).
+fn list<T>(v: &Value, f: impl Fn(&Value) -> T) -> Vec<T> {
+    v.as_array()
+        .map(|a| a.iter().map(f).collect())
+        .unwrap_or_default()
+}
+
+/// Rebuilds a ClientHello from tshark's fields (the truth has no signature algorithms).
 fn client_hello(m: &Value) -> ClientHello {
     let alpn: Vec<String> = list(&m["alpn"], |v| v.as_str().unwrap_or_default().to_owned());
     ClientHello {
-        record_version: m["record_version"].as_str().map_or(0, |_| hex16(&m["record_version"])),
         legacy_version: hex16(&m["client_version"]),
         supported_versions: list(&m["supported_versions"], hex16),
         cipher_suites: list(&m["cipher_suites"], hex16),
@@ -74,137 +69,182 @@ fn client_hello(m: &Value) -> ClientHello {
     }
 }
 
-fn endpoint(ip: &Value, port: &Value) -> SocketAddr {
-    let ip: IpAddr = ip.as_str().and_then(|s| s.parse().ok()).expect("ip address");
-    SocketAddr::new(ip, int(port) as u16)
+fn server_hello(m: &Value) -> ServerHello {
+    ServerHello {
+        legacy_version: hex16(&m["server_version"]),
+        supported_version: list(&m["supported_versions"], hex16).first().copied(),
+        cipher_suite: hex16(&m["cipher_suite"]),
+        extensions: list(&m["extensions"], |v| int(v) as u16),
+        hrr: m["hrr"].as_bool().unwrap_or(false),
+        ..Default::default()
+    }
 }
 
-/// ClientHellos of one capture, by flow, in capture order.
-fn truth_hellos(path: &Path) -> HashMap<FlowKey, Vec<(ClientHello, Transport)>> {
-    let mut out: HashMap<FlowKey, Vec<_>> = HashMap::new();
+/// The hellos of one flow, in capture order.
+#[derive(Default)]
+struct FlowHellos {
+    clients: Vec<(ClientHello, Transport)>,
+    servers: Vec<ServerHello>,
+}
+
+/// Transport plus both endpoints.
+type FlowKey = (&'static str, SocketAddr, SocketAddr);
+
+fn truth_flows(path: &Path) -> HashMap<FlowKey, FlowHellos> {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out: HashMap<FlowKey, FlowHellos> = HashMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let m: Value = serde_json::from_str(line).expect("truth line is JSON");
-        if m["msg"] != "client_hello" {
-            continue;
-        }
         let (proto, transport) = match (m["transport"].as_str(), m["quic"].as_bool()) {
             (Some("tcp"), _) => ("TCP", Transport::Tcp),
             (Some("udp"), Some(true)) => ("UDP", Transport::Quic),
             (Some("udp"), _) => ("UDP", Transport::Dtls),
             _ => continue,
         };
-        let key = flow_key(
-            proto,
-            endpoint(&m["src"], &m["sport"]),
-            endpoint(&m["dst"], &m["dport"]),
-        );
-        out.entry(key)
-            .or_default()
-            .push((client_hello(&m), transport));
+        let end = |ip: &str, port: &str| {
+            let addr = m[ip].as_str().and_then(|s| s.parse::<IpAddr>().ok());
+            SocketAddr::new(addr.expect("truth ip address"), int(&m[port]) as u16)
+        };
+        let (a, b) = (end("src", "sport"), end("dst", "dport"));
+        let flow = out.entry((proto, a.min(b), a.max(b))).or_default();
+        match m["msg"].as_str() {
+            Some("client_hello") => flow.clients.push((client_hello(&m), transport)),
+            // A HelloRetryRequest is a ServerHello on the wire (RFC 8446 4.1.4) and is
+            // fingerprinted like one; nDPI keeps the first of the two.
+            Some("server_hello" | "hello_retry_request") => flow.servers.push(server_hello(&m)),
+            _ => {}
+        }
     }
     out
 }
 
-/// One flow line of an nDPI `.out` file that printed a JA3C or JA4.
+/// One flow line of an nDPI `.out` file that printed a fingerprint.
 struct NdpiFlow {
-    line: String,
+    /// `<file>:<flow number>`, for messages.
+    name: String,
     proto: &'static str,
-    /// Endpoints; the address is `None` where nDPI printed an invalid IPv6 text (it compresses
-    /// two zero runs, e.g. `[2600:1901::7a0b::]`), and then only the port is matched.
+    /// Endpoints. The address is `None` where nDPI printed an invalid IPv6 text (it compresses
+    /// two zero runs, e.g. `[2600:1901::7a0b::]`); then only the port is matched.
     ends: [(Option<IpAddr>, u16); 2],
     ja3c: Option<String>,
+    ja3s: Option<String>,
     ja4: Option<String>,
 }
 
+impl NdpiFlow {
+    fn hellos<'a>(&self, truth: &'a HashMap<FlowKey, FlowHellos>) -> Option<&'a FlowHellos> {
+        let fits = |(ip, port): (Option<IpAddr>, u16), sa: &SocketAddr| {
+            port == sa.port() && ip.is_none_or(|ip| ip == sa.ip())
+        };
+        let [a, b] = self.ends;
+        truth.iter().find_map(|((proto, x, y), hellos)| {
+            let hit =
+                *proto == self.proto && ((fits(a, x) && fits(b, y)) || (fits(a, y) && fits(b, x)));
+            hit.then_some(hellos)
+        })
+    }
+}
+
+/// The first word inside `[<tag>...]` (JA3S may carry a ` (WEAK)` note).
 fn bracket(line: &str, tag: &str) -> Option<String> {
     let start = line.find(tag)? + tag.len();
-    let len = line[start..].find(']')?;
-    Some(line[start..start + len].to_owned())
+    let value = &line[start..start + line[start..].find(']')?];
+    value.split_whitespace().next().map(str::to_owned)
 }
 
 fn ndpi_flows(path: &Path) -> Vec<NdpiFlow> {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = path.file_name().unwrap_or_default().to_string_lossy();
     let mut out = Vec::new();
     for line in text.lines() {
-        let (ja3c, ja4) = (bracket(line, "[JA3C: "), bracket(line, "[JA4: "));
-        if ja3c.is_none() && ja4.is_none() {
+        let (ja3c, ja3s, ja4) = (
+            bracket(line, "[JA3C: "),
+            bracket(line, "[JA3S: "),
+            bracket(line, "[JA4: "),
+        );
+        if ja3c.is_none() && ja3s.is_none() && ja4.is_none() {
             continue;
         }
-        // "\t<n>\t<TCP|UDP> <a> <-> <b> [..." (or "->" for one-way flows).
+        // "\t<n>\t<TCP|UDP> <a> <-> <b> [..." ("->" for one-way flows).
         let words: Vec<&str> = line.split_whitespace().take(5).collect();
         let proto = match words.get(1) {
             Some(&"TCP") => "TCP",
             Some(&"UDP") => "UDP",
-            _ => panic!("{}: unexpected flow line {line}", path.display()),
+            _ => panic!("{file}: unexpected flow line {line}"),
         };
         let end = |w: Option<&&str>| -> (Option<IpAddr>, u16) {
-            let w = w.unwrap_or_else(|| panic!("{}: short line {line}", path.display()));
+            let w = w.unwrap_or_else(|| panic!("{file}: short flow line {line}"));
             if let Ok(sa) = w.parse::<SocketAddr>() {
                 return (Some(sa.ip()), sa.port());
             }
             let port = w.rsplit(':').next().and_then(|p| p.parse().ok());
-            (None, port.unwrap_or_else(|| panic!("{}: bad endpoint {w}", path.display())))
+            (
+                None,
+                port.unwrap_or_else(|| panic!("{file}: bad endpoint {w}")),
+            )
         };
         out.push(NdpiFlow {
-            line: format!("{}:{}", path.file_name().unwrap().to_string_lossy(), words[0]),
+            name: format!("{file}:{}", words[0]),
             proto,
             ends: [end(words.get(2)), end(words.get(4))],
             ja3c,
+            ja3s,
             ja4,
         });
     }
     out
 }
 
-impl NdpiFlow {
-    fn hellos<'a>(
-        &self,
-        truth: &'a HashMap<FlowKey, Vec<(ClientHello, Transport)>>,
-    ) -> Option<&'a Vec<(ClientHello, Transport)>> {
-        let fits = |(ip, port): (Option<IpAddr>, u16), sa: SocketAddr| {
-            port == sa.port() && ip.is_none_or(|ip| ip == sa.ip())
-        };
-        let [a, b] = self.ends;
-        truth.iter().find_map(|((proto, x, y), hellos)| {
-            let hit = *proto == self.proto
-                && ((fits(a, *x) && fits(b, *y)) || (fits(a, *y) && fits(b, *x)));
-            hit.then_some(hellos)
-        })
-    }
-}
-
-/// Where nDPI (ndpiReader at commit 3b1286ab03b0, `ndpi_compute_ja4` in `src/lib/protocols/tls.c`)
-/// departs from JA4.md. Each is re-derived here from the hello, independently of our code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Where nDPI (ndpiReader at commit 3b1286ab03b0, `ndpi_compute_ja4` in
+/// `src/lib/protocols/tls.c`) departs from JA4.md. Each is re-derived here from the hello,
+/// independently of the code under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum NdpiQuirk {
     /// JA4.md "SNI": `d` iff the SNI extension exists; nDPI prints `i` only when its
     /// numeric-IP-hostname risk is set (an SNI holding an IP literal) and `d` otherwise, even
     /// with no SNI at all.
     SniFromNumericHostRisk,
-    /// JA4.md "ALPN Extension Value": first and last character of the first value; nDPI
-    /// prints the first two bytes of the comma-joined list with its final byte cut off
-    /// (`http/1.1` -> `ht`, a lone `h2` -> `h0`).
+    /// JA4.md "ALPN Extension Value": first and last character of the first value; nDPI prints
+    /// the first two bytes of the comma-joined list with its final byte cut off (`http/1.1` ->
+    /// `ht`, a lone `h2` -> `h0`, `h2,http/1.1` -> `h2`).
     AlpnFirstTwoBytes,
-    /// JA4.md "Cipher hash": an empty list is `000000000000`; nDPI hashes the empty string.
+    /// JA4.md "Cipher hash" / "Extension hash": an empty list is `000000000000`; nDPI hashes
+    /// the empty string (`e3b0c44298fc`).
     EmptyListHashed,
 }
 
-/// The JA4_a fields (protocol, version, SNI, cipher count, extension count, ALPN), JA4_b and
-/// JA4_c.
+const QUIRKS: [NdpiQuirk; 3] = [
+    NdpiQuirk::SniFromNumericHostRisk,
+    NdpiQuirk::AlpnFirstTwoBytes,
+    NdpiQuirk::EmptyListHashed,
+];
+
+/// JA4 fields: protocol, version, SNI, cipher count, extension count, ALPN, JA4_b, JA4_c.
 fn ja4_fields(ja4: &str) -> Option<[&str; 8]> {
     let mut parts = ja4.split('_');
     let (a, b, c) = (parts.next()?, parts.next()?, parts.next()?);
     (a.len() == 10 && a.is_ascii()).then(|| {
-        [&a[0..1], &a[1..3], &a[3..4], &a[4..6], &a[6..8], &a[8..10], b, c]
+        [
+            &a[0..1],
+            &a[1..3],
+            &a[3..4],
+            &a[4..6],
+            &a[6..8],
+            &a[8..10],
+            b,
+            c,
+        ]
     })
 }
 
-/// What nDPI prints under `quirk`: the indexes in [`ja4_fields`] it affects, and the value.
+/// What nDPI prints under `quirk`: the [`ja4_fields`] indexes it affects, and the value there.
 fn ndpi_field(quirk: NdpiQuirk, ch: &ClientHello) -> (&'static [usize], String) {
     match quirk {
         NdpiQuirk::SniFromNumericHostRisk => {
-            let numeric = ch.sni.as_deref().is_some_and(|s| s.parse::<IpAddr>().is_ok());
+            let numeric = ch
+                .sni
+                .as_deref()
+                .is_some_and(|s| s.parse::<IpAddr>().is_ok());
             (&[2], if numeric { "i" } else { "d" }.to_owned())
         }
         NdpiQuirk::AlpnFirstTwoBytes => {
@@ -217,21 +257,23 @@ fn ndpi_field(quirk: NdpiQuirk, ch: &ClientHello) -> (&'static [usize], String) 
     }
 }
 
-/// Explains every field where nDPI's JA4 differs from ours by a quirk, or names the first field
-/// that no quirk explains. JA4_c is compared only when `with_c`.
-fn explain(ours: &str, ndpi: &str, ch: &ClientHello, with_c: bool) -> Result<Vec<NdpiQuirk>, String> {
-    const NAMES: [&str; 8] = ["protocol", "version", "sni", "ciphers", "extensions", "alpn", "b", "c"];
+/// The quirks explaining every field where nDPI's JA4 differs from ours, or the first field
+/// none explains. JA4_c takes part only when `with_c`.
+fn explain(
+    ours: &str,
+    ndpi: &str,
+    ch: &ClientHello,
+    with_c: bool,
+) -> Result<Vec<NdpiQuirk>, String> {
+    const NAMES: [&str; 8] = [
+        "proto", "version", "sni", "ciphers", "exts", "alpn", "b", "c",
+    ];
     let (Some(o), Some(n)) = (ja4_fields(ours), ja4_fields(ndpi)) else {
         return Err(format!("unparsable {ours} / {ndpi}"));
     };
-    let quirks = [
-        NdpiQuirk::SniFromNumericHostRisk,
-        NdpiQuirk::AlpnFirstTwoBytes,
-        NdpiQuirk::EmptyListHashed,
-    ];
     let mut used = Vec::new();
     for i in (0..if with_c { 8 } else { 7 }).filter(|&i| o[i] != n[i]) {
-        let hit = quirks.iter().find(|&&q| {
+        let hit = QUIRKS.iter().find(|&&q| {
             let (at, value) = ndpi_field(q, ch);
             at.contains(&i)
                 && value == n[i]
@@ -245,93 +287,112 @@ fn explain(ours: &str, ndpi: &str, ch: &ClientHello, with_c: bool) -> Result<Vec
     Ok(used)
 }
 
-/// `JA4_a_JA4_b`: the part of JA4 that does not need signature algorithms.
+/// `JA4_a_JA4_b`.
 fn ja4_ab(ja4: &str) -> &str {
     ja4.rfind('_').map_or(ja4, |i| &ja4[..i])
 }
 
+#[derive(Default, Debug)]
+struct Tally {
+    compared: usize,
+    equal: usize,
+    /// JA4 only: flows whose JA4_c was compared too.
+    full: usize,
+    /// JA4 only: flows that differ by named quirks only.
+    by_quirk: usize,
+}
+
 #[test]
-fn ndpi_ja3_and_ja4_ab() {
+fn ndpi_fingerprints_match_tshark_truth() {
     let root = corpus();
-    let results = root.join(NDPI).join("result");
-    let mut outs: Vec<PathBuf> = fs::read_dir(&results)
+    let mut outs: Vec<PathBuf> = fs::read_dir(root.join(NDPI).join("result"))
         .expect("nDPI result dir")
         .map(|e| e.expect("dir entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "out"))
         .collect();
     outs.sort();
+    assert!(outs.len() > 100, "only {} nDPI .out files", outs.len());
 
-    let (mut ja3_cmp, mut ja3_ok, mut ja4_cmp, mut ja4_ok, mut no_truth) = (0, 0, 0, 0, 0);
-    let (mut ja4_quirk, mut ja4_full) = (0, 0);
-    let mut quirk_count: std::collections::BTreeMap<NdpiQuirk, usize> = Default::default();
-    let mut failures = Vec::new();
+    let (mut t3, mut t3s, mut t4) = (Tally::default(), Tally::default(), Tally::default());
+    let mut quirks: BTreeMap<NdpiQuirk, usize> = BTreeMap::new();
+    let mut transports: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut untested, mut failures) = (Vec::new(), Vec::new());
     for out in &outs {
-        let name = out.file_stem().unwrap().to_string_lossy().into_owned();
-        let truth_path = root.join("truth").join(NDPI).join("pcap").join(format!("{name}.jsonl"));
-        if !truth_path.is_file() {
-            panic!("no truth for {name}: {}", truth_path.display());
-        }
-        let truth = truth_hellos(&truth_path);
+        let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+        let truth_path = root
+            .join("truth")
+            .join(NDPI)
+            .join("pcap")
+            .join(format!("{stem}.jsonl"));
+        assert!(truth_path.is_file(), "missing {}", truth_path.display());
+        let truth = truth_flows(&truth_path);
         for flow in ndpi_flows(out) {
             let Some(hellos) = flow.hellos(&truth) else {
-                no_truth += 1;
-                eprintln!("no tshark ClientHello for {}", flow.line);
+                untested.push(flow.name);
                 continue;
             };
-            if let Some(want) = &flow.ja3c {
-                ja3_cmp += 1;
-                let got: Vec<String> = hellos.iter().map(|(ch, _)| ja3(ch)).collect();
-                if got.contains(want) {
-                    ja3_ok += 1;
-                } else {
-                    failures.push(format!("{} JA3C nDPI {want} ours {got:?}", flow.line));
+            if let (Some(want), false) = (&flow.ja3c, hellos.clients.is_empty()) {
+                t3.compared += 1;
+                let got: Vec<String> = hellos.clients.iter().map(|(ch, _)| ja3(ch)).collect();
+                match got.contains(want) {
+                    true => t3.equal += 1,
+                    false => failures.push(format!("{} JA3C {want}, ours {got:?}", flow.name)),
                 }
             }
-            if let Some(want) = &flow.ja4 {
-                ja4_cmp += 1;
-                // Without a signature_algorithms extension the truth lacks nothing, so JA4_c is
-                // compared as well.
-                let with_c = |ch: &ClientHello| !ch.extensions.contains(&0x000d);
-                let got: Vec<String> = hellos.iter().map(|(ch, t)| ja4(ch, *t)).collect();
-                let same = |(ch, g): (&(ClientHello, Transport), &String)| {
-                    if with_c(&ch.0) {
-                        g == want
-                    } else {
-                        ja4_ab(g) == ja4_ab(want)
-                    }
-                };
-                if let Some((ch, _)) = hellos.iter().zip(&got).find(|x| same(*x)) {
-                    ja4_ok += 1;
-                    ja4_full += usize::from(with_c(&ch.0));
-                    continue;
+            if let (Some(want), false) = (&flow.ja3s, hellos.servers.is_empty()) {
+                t3s.compared += 1;
+                let got: Vec<String> = hellos.servers.iter().map(ja3s).collect();
+                match got.contains(want) {
+                    true => t3s.equal += 1,
+                    false => failures.push(format!("{} JA3S {want}, ours {got:?}", flow.name)),
                 }
-                // Accept the first hello whose every difference is a named nDPI quirk.
-                let explained = hellos
-                    .iter()
-                    .zip(&got)
-                    .map(|((ch, _), g)| explain(g, want, ch, with_c(ch)));
-                match explained.clone().find_map(Result::ok) {
-                    Some(qs) => {
-                        ja4_quirk += 1;
-                        for q in qs {
-                            *quirk_count.entry(q).or_insert(0) += 1;
-                        }
+            }
+            let Some(want) = &flow.ja4 else { continue };
+            if hellos.clients.is_empty() {
+                untested.push(flow.name);
+                continue;
+            }
+            t4.compared += 1;
+            *transports
+                .entry(format!("{:?}", hellos.clients[0].1))
+                .or_default() += 1;
+            // Without signature_algorithms the truth lacks nothing: compare JA4_c as well.
+            let with_c = |ch: &ClientHello| !ch.extensions.contains(&0x000d);
+            t4.full += usize::from(with_c(&hellos.clients[0].0));
+            let got: Vec<String> = hellos.clients.iter().map(|(ch, t)| ja4(ch, *t)).collect();
+            let equal = hellos
+                .clients
+                .iter()
+                .zip(&got)
+                .any(|((ch, _), g)| match with_c(ch) {
+                    true => g == want,
+                    false => ja4_ab(g) == ja4_ab(want),
+                });
+            if equal {
+                t4.equal += 1;
+                continue;
+            }
+            let explained = hellos
+                .clients
+                .iter()
+                .zip(&got)
+                .map(|((ch, _), g)| explain(g, want, ch, with_c(ch)));
+            match explained.clone().find_map(Result::ok) {
+                Some(used) => {
+                    t4.by_quirk += 1;
+                    for q in used {
+                        *quirks.entry(q).or_default() += 1;
                     }
-                    None => {
-                        let why: Vec<String> = explained.filter_map(Result::err).collect();
-                        failures.push(format!("{} JA4 nDPI {want} ours {got:?}: {why:?}", flow.line));
-                    }
+                }
+                None => {
+                    let why: Vec<String> = explained.filter_map(Result::err).collect();
+                    failures.push(format!("{} JA4 {want}, ours {got:?}: {why:?}", flow.name));
                 }
             }
         }
     }
-    eprintln!(
-        "JA3: {ja3_ok}/{ja3_cmp} match; JA4 a_b: {ja4_ok}/{ja4_cmp} match \
-         ({ja4_full} of them in full, having no signature algorithms), {ja4_quirk} differ \
-         only by nDPI quirks {quirk_count:?}; {no_truth} nDPI flows without a tshark ClientHello"
-    );
-    for f in &failures {
-        eprintln!("{f}");
-    }
-    assert!(failures.is_empty(), "{} mismatches", failures.len());
+    eprintln!("JA3 {t3:?}\nJA3S {t3s:?}\nJA4 {t4:?} {transports:?}\nquirks {quirks:?}");
+    eprintln!("nDPI flows with no tshark hello to compare: {untested:?}");
+    assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
+    assert!(t3.compared > 900 && t3s.compared > 500 && t4.compared > 900);
 }

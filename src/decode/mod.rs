@@ -91,6 +91,8 @@ mod ethertype {
     pub const MPLS_MULTICAST: u16 = 0x8848;
     /// GRE "transparent Ethernet bridging" (RFC 1701).
     pub const TEB: u16 = 0x6558;
+    /// Cisco MetaData (Security Group Tag).
+    pub const CISCO_METADATA: u16 = 0x8909;
 }
 
 /// How deep tunnels and VLAN stacks may nest before a frame is called malformed.
@@ -146,6 +148,14 @@ fn by_ethertype(ether_type: u16, rest: &[u8], depth: u8) -> Result<Segment<'_>, 
         }
         ethertype::MPLS | ethertype::MPLS_MULTICAST => mpls(rest, depth + 1),
         ethertype::TEB => ethernet(rest, depth + 1),
+        ethertype::CISCO_METADATA => {
+            // Version(1), length in 8-byte units counting the EtherType before it, options;
+            // the next EtherType ends the header.
+            let units = usize::from(*rest.get(1).ok_or(Skip::Malformed)?).max(1);
+            let at = units * 8 - 2;
+            let next = rest.get(at..at + 2).ok_or(Skip::Malformed)?;
+            by_ethertype(u16::from_be_bytes([next[0], next[1]]), &rest[at + 2..], depth + 1)
+        }
         _ => Err(Skip::NotIp),
     }
 }

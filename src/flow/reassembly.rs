@@ -40,6 +40,8 @@ pub struct Reassembler {
     /// Early segments, copied: (sequence number, bytes).
     held: Vec<(u32, Vec<u8>)>,
     held_bytes: usize,
+    /// Whether any byte was delivered yet.
+    delivered_any: bool,
 }
 
 /// `a - b` as a signed distance in sequence space.
@@ -58,11 +60,14 @@ impl Reassembler {
         !self.held.is_empty()
     }
 
-    /// Record a SYN: data starts at ISN + 1 (RFC 9293 3.4.1).
+    /// Record a SYN: data starts at ISN + 1 (RFC 9293 3.4.1). Until data has flowed, the
+    /// latest SYN wins: a peer that answers again with a new ISN (port reuse, a restarted
+    /// attempt) means the earlier one is void.
     pub fn syn(&mut self, isn: u32) {
-        if self.next.is_none() || !self.from_syn {
+        if self.next.is_none() || !self.from_syn || !self.delivered_any {
             self.next = Some(isn.wrapping_add(1));
             self.from_syn = true;
+            self.release();
         }
     }
 
@@ -94,6 +99,7 @@ impl Reassembler {
         if overlap < payload.len() {
             let fresh = &payload[overlap..];
             deliver(fresh);
+            self.delivered_any = true;
             result.delivered += fresh.len();
             self.next = Some(next.wrapping_add(fresh.len() as u32));
             self.drain(&mut deliver, &mut result);

@@ -179,13 +179,15 @@ impl CaptureReader {
         }
     }
 
-    /// Frames that count in Wireshark's frame numbering but are not handed out (Network
-    /// Monitor event, filter and adapter-list records, and media types with no LINKTYPE_
-    /// equivalent). Frames yielded + skipped = Wireshark's frame count.
+    /// Records that count in Wireshark's frame numbering but are not handed out: Network
+    /// Monitor event, filter and adapter-list records and media types with no LINKTYPE_
+    /// equivalent; pcapng systemd journal and custom blocks. Frames yielded + skipped =
+    /// Wireshark's frame count.
     pub fn skipped_frames(&self) -> u64 {
         match &self.format {
+            Format::Pcap(_) => 0,
+            Format::PcapNg(r) => r.skipped,
             Format::NetMon(r) => r.skipped,
-            Format::Pcap(_) | Format::PcapNg(_) => 0,
         }
     }
 }
@@ -308,22 +310,21 @@ impl Input {
         self.pending = 0;
     }
 
-    /// Total length of the input. A stream is read to its end into the buffer (and stays there,
-    /// so later seeks within it work).
+    /// Total length of the input. A stream (or a pipe opened by name) is read to its end into
+    /// the buffer, where it stays, so that later seeks land within it.
     pub(crate) fn total_len(&mut self) -> Result<u64, SourceError> {
-        match &self.src {
-            Src::File(f) => f
-                .metadata()
-                .map(|m| m.len())
-                .map_err(|e| self.error(0, SourceErrorKind::Io(e))),
-            Src::Stream(_) => {
-                while !self.eof {
-                    let want = (self.end - self.start).saturating_mul(2).max(BUF_CAPACITY);
-                    self.fill(want)?;
-                }
-                Ok(self.base + self.end as u64)
+        if let Src::File(f) = &self.src {
+            match f.metadata() {
+                Ok(m) if m.is_file() => return Ok(m.len()),
+                Ok(_) => {}
+                Err(e) => return Err(self.error(0, SourceErrorKind::Io(e))),
             }
         }
+        while !self.eof {
+            let want = (self.end - self.start).saturating_mul(2).max(BUF_CAPACITY);
+            self.fill(want)?;
+        }
+        Ok(self.base + self.end as u64)
     }
 
     /// Moves the read position to file offset `pos`.

@@ -87,11 +87,16 @@ impl NetMonReader {
         // Other sections, as (offset, length, name); only trusted from 2.2 on (older writers
         // left these fields uninitialised).
         let sections: Vec<(u64, u64, &'static str)> = if minor >= 2 {
-            [(32, "user data"), (40, "comment data"), (56, "extended info"), (64, "statistics")]
-                .iter()
-                .map(|&(at, name)| (u64::from(LE.u32(h, at)), u64::from(LE.u32(h, at + 4)), name))
-                .filter(|&(offset, len, _)| offset != 0 && len != 0)
-                .collect()
+            [
+                (32, "user data"),
+                (40, "comment data"),
+                (56, "extended info"),
+                (64, "statistics"),
+            ]
+            .iter()
+            .map(|&(at, name)| (u64::from(LE.u32(h, at)), u64::from(LE.u32(h, at + 4)), name))
+            .filter(|&(offset, len, _)| offset != 0 && len != 0)
+            .collect()
         } else {
             Vec::new()
         };
@@ -164,7 +169,9 @@ impl NetMonReader {
                     *next += 1;
                     let offset = u64::from(offset);
                     if offset < HEADER_LEN as u64 || offset + RECORD_HEADER_LEN as u64 > *file_len {
-                        let what = format!("frame table: entry {index} points to {offset}, outside the frames");
+                        let what = format!(
+                            "frame table: entry {index} points to {offset}, outside the frames"
+                        );
                         return Err(input.corrupt(*table_at + 4 * index as u64, what));
                     }
                     offset

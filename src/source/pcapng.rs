@@ -12,9 +12,7 @@
 //! Hand-written for the reasons given in [`super::pcap`]: exact error offsets, length checks
 //! before buffering, and one shared buffer layer.
 
-use super::{
-    clamp_nanos, Endian, Input, Packet, SourceError, SourceErrorKind, MAX_CAPLEN,
-};
+use super::{clamp_nanos, Endian, Input, Packet, SourceError, SourceErrorKind, MAX_CAPLEN};
 
 /// Section Header Block type; a palindrome, so it reads the same in both byte orders.
 pub(crate) const SHB_MAGIC: [u8; 4] = [0x0A, 0x0D, 0x0D, 0x0A];
@@ -24,6 +22,11 @@ const PACKET_BLOCK: u32 = 2;
 const SPB: u32 = 3;
 const ISB: u32 = 5;
 const EPB: u32 = 6;
+/// Blocks that are no frames to us but that Wireshark lists (and numbers) as records:
+/// systemd Journal Export (§4.7) and Custom Blocks (§4.8, copyable or not).
+const JOURNAL_EXPORT: u32 = 9;
+const CUSTOM: u32 = 0x0000_0BAD;
+const CUSTOM_NO_COPY: u32 = 0x4000_0BAD;
 
 /// A block may hold a maximal frame plus its headers and options.
 const MAX_BLOCK_LEN: u32 = MAX_CAPLEN + (1 << 20);
@@ -58,11 +61,14 @@ pub(crate) struct PcapNgReader {
     endian: Endian,
     interfaces: Vec<Interface>,
     frames: u64,
+    pub(crate) skipped: u64,
 }
 
 /// What a block turned out to be, decided before the block is handed out or skipped.
 enum Block {
     Skip,
+    /// Numbered by Wireshark, but not a frame.
+    Record,
     Frame {
         ts_nanos: i64,
         link_type: u32,
@@ -79,6 +85,7 @@ impl PcapNgReader {
             endian: Endian::Little,
             interfaces: Vec::new(),
             frames: 0,
+            skipped: 0,
         };
         reader.section_header(input)?;
         Ok(reader)
@@ -111,6 +118,11 @@ impl PcapNgReader {
                 .map_err(|what| input.corrupt(at, format!("{}: {what}", block_name(block_type))))?;
             match parsed {
                 Block::Skip => input.consume(len),
+                Block::Record => {
+                    self.frames += 1;
+                    self.skipped += 1;
+                    input.consume(len);
+                }
                 Block::Frame {
                     ts_nanos,
                     link_type,
@@ -175,7 +187,9 @@ impl PcapNgReader {
     fn check_trailer(&self, block: &[u8], len: usize) -> Result<(), String> {
         let trailer = self.endian.u32(block, len - 4);
         if trailer as usize != len {
-            return Err(format!("trailing length {trailer} differs from leading length {len}"));
+            return Err(format!(
+                "trailing length {trailer} differs from leading length {len}"
+            ));
         }
         Ok(())
     }
@@ -233,7 +247,8 @@ impl PcapNgReader {
                     orig_len,
                 })
             }
-            // Statistics, name resolution, secrets, custom blocks...: nothing for us.
+            JOURNAL_EXPORT | CUSTOM | CUSTOM_NO_COPY => Ok(Block::Record),
+            // Statistics, name resolution, decryption secrets...: nothing for us.
             _ => Ok(Block::Skip),
         }
     }

@@ -58,7 +58,10 @@ pub fn ja3_string(ch: &ClientHello) -> String {
         } else {
             // `ja3.zeek` compares the 24-bit value with the 16-bit GREASE set.
             let specs = ch.sslv2_cipher_specs.iter().copied();
-            join(specs.filter(|s| u16::try_from(*s).map_or(true, |v| !is_grease(v))), "-")
+            join(
+                specs.filter(|s| u16::try_from(*s).map_or(true, |v| !is_grease(v))),
+                "-",
+            )
         }
     } else {
         join(non_grease(&ch.cipher_suites), "-")
@@ -138,7 +141,10 @@ pub fn ja4s_r(sh: &ServerHello, transport: Transport) -> String {
 }
 
 fn ja4s_parts(sh: &ServerHello, transport: Transport) -> (String, String, String) {
-    let alpn = sh.alpn_raw.as_deref().or(sh.alpn.as_deref().map(str::as_bytes));
+    let alpn = sh
+        .alpn_raw
+        .as_deref()
+        .or(sh.alpn.as_deref().map(str::as_bytes));
     let a = format!(
         "{}{}{:02}{}",
         transport.marker(),
@@ -497,10 +503,7 @@ mod tests {
             extensions: vec![0x0005, 0x0017, 0xff01, 0x0000],
             ..Default::default()
         };
-        assert_eq!(
-            ja4s(&diagram, Transport::Tcp),
-            "t120400_c030_4e8089b08790"
-        );
+        assert_eq!(ja4s(&diagram, Transport::Tcp), "t120400_c030_4e8089b08790");
         let quic = ServerHello {
             alpn: Some("h3".into()),
             ..sh

@@ -7,7 +7,8 @@
 
 use tls_parser::{
     parse_tls_client_hello_extension, parse_tls_handshake_client_hello,
-    parse_tls_handshake_server_hello, parse_tls_server_hello_extension, SNIType, TlsExtension,
+    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension, SNIType,
+    TlsExtension, TlsMessageHandshake,
 };
 
 use super::hello::{ClientHello, ServerHello, SSL2};
@@ -142,8 +143,13 @@ pub fn server_hello(body: &[u8], record_version: u16) -> Result<ServerHello, Hel
     // anything else (TLS 1.3 drafts' legacy versions, an SSL 3.0 hello with extensions,
     // unknown codes) goes through the same fixed layout by hand.
     let (legacy_version, random, cipher_suite, ext_block) =
-        match parse_tls_handshake_server_hello(body) {
-            Ok((_, sh)) if !(sh.version.0 == 0x0300 && body.len() > 38 + sid_len(body)) => {
+        match parse_tls_handshake_msg_server_hello(body) {
+            Ok((_, TlsMessageHandshake::ServerHello(sh)))
+                if !(sh.version.0 == 0x0300 && body.len() > 38 + sid_len(body)) =>
+            {
+                (sh.version.0, sh.random, sh.cipher.0, sh.ext)
+            }
+            Ok((_, TlsMessageHandshake::ServerHelloV13Draft18(sh))) => {
                 (sh.version.0, sh.random, sh.cipher.0, sh.ext)
             }
             _ => server_hello_by_hand(body).ok_or(HelloError::ServerHello)?,
@@ -175,17 +181,23 @@ fn sid_len(body: &[u8]) -> usize {
     body.get(34).map_or(0, |n| usize::from(*n))
 }
 
-/// version(2) random(32) session_id(1+n) cipher(2) compression(1) [extensions(2+n)].
+/// version(2) random(32) session_id(1+n) cipher(2) compression(1) [extensions(2+n)]; TLS 1.3
+/// drafts 18 to 21 (versions 0x7f12–0x7f15) have neither session id nor compression.
 fn server_hello_by_hand(body: &[u8]) -> Option<(u16, &[u8], u16, Option<&[u8]>)> {
     let version = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
     let random = body.get(2..34)?;
-    let sid = usize::from(*body.get(34)?);
-    if sid > 32 {
-        return None;
-    }
-    let rest = body.get(35 + sid..)?;
+    let early_draft = (0x7f12..=0x7f15).contains(&version);
+    let rest = if early_draft {
+        body.get(34..)?
+    } else {
+        let sid = usize::from(*body.get(34)?);
+        if sid > 32 {
+            return None;
+        }
+        body.get(35 + sid..)?
+    };
     let cipher = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]);
-    let ext = match rest.get(3..) {
+    let ext = match rest.get(if early_draft { 2 } else { 3 }..) {
         Some([hi, lo, block @ ..]) => {
             let len = usize::from(u16::from_be_bytes([*hi, *lo]));
             Some(block.get(..len)?)

@@ -17,6 +17,10 @@ use super::parse::{self, HelloError};
 /// hello claiming more than this is reported as `incomplete` rather than buffered.
 pub const HELLO_CAP: usize = 64 * 1024;
 
+/// How far into a plaintext stream a TLS start is still looked for. Mail, database and proxy
+/// dialogues reach their STARTTLS in well under this.
+pub const SCAN_LIMIT: usize = 16 * 1024;
+
 /// RFC 8446 5.1: a record's plaintext is at most 2^14 bytes; ciphertext adds up to 2048 (TLS
 /// 1.2 allows that much expansion), which is the most a real peer sends.
 const MAX_RECORD_LEN: usize = (1 << 14) + 2048;
@@ -52,6 +56,10 @@ enum State {
     /// Nothing seen yet: the first bytes decide TLS, SSLv2 or not TLS.
     #[default]
     Start,
+    /// The stream did not start with TLS: each later segment is checked for a hello at its
+    /// start (STARTTLS, STLS, RDP's X.224 switch, HTTP CONNECT, SOCKS, database SSL
+    /// requests), up to [`SCAN_LIMIT`] bytes.
+    Scanning { seen: usize },
     /// Between records: expecting a 5-byte TLS record header.
     RecordHeader,
     /// Inside a record of this content type with this many body bytes to go.
@@ -118,6 +126,8 @@ pub struct TlsStream {
     sslv2: Vec<u8>,
     /// A hello proven split: collected here until whole.
     hello_buf: Vec<u8>,
+    /// The stream was recognised as TLS or SSL (at its start or later).
+    started_tls: bool,
 }
 
 /// Handshake message types (RFC 8446 4).
@@ -144,9 +154,9 @@ impl TlsStream {
         }
     }
 
-    /// True until the first byte arrived.
-    pub fn is_fresh(&self) -> bool {
-        self.state == State::Start && self.head.len == 0
+    /// True once the stream was recognised as TLS or SSL.
+    pub fn started_tls(&self) -> bool {
+        self.started_tls
     }
 
     /// True when part of a record or hello is held, so that the stream ending here (capture
@@ -155,6 +165,7 @@ impl TlsStream {
         match self.state {
             State::Ended(_) => false,
             State::Start | State::RecordHeader => self.head.len > 0,
+            State::Scanning { .. } => false,
             State::RecordBody { .. } | State::Sslv2Record { .. } => true,
         }
     }
@@ -177,6 +188,7 @@ impl TlsStream {
             let used = match self.state {
                 State::Ended(_) => break,
                 State::Start => self.start(data),
+                State::Scanning { seen } => self.scan(seen, data),
                 State::RecordHeader => self.record_header(data, events),
                 State::RecordBody {
                     content_type,
@@ -203,19 +215,38 @@ impl TlsStream {
         };
         match classify_start(&head) {
             // Replay: the bytes held so far go through the record parser from its start.
-            Start::Tls => self.state = State::RecordHeader,
+            Start::Tls => {
+                self.started_tls = true;
+                self.state = State::RecordHeader;
+            }
             Start::Sslv2 { len } => {
+                self.started_tls = true;
                 self.sslv2.clear();
                 self.sslv2.extend_from_slice(&head[..held]);
                 self.head = Partial::default();
                 self.state = State::Sslv2Record { len };
             }
             Start::NotTls => {
-                self.state = State::Ended(End::NotTls);
-                return take;
+                self.head = Partial::default();
+                self.state = State::Scanning { seen: held };
             }
         }
         0
+    }
+
+    /// A piece of a plaintext stream: does a TLS hello start here?
+    fn scan(&mut self, seen: usize, data: &[u8]) -> usize {
+        if looks_like_tls(data) == Some(true) {
+            self.state = State::Start;
+            return 0;
+        }
+        let seen = seen + data.len();
+        self.state = if seen > SCAN_LIMIT {
+            State::Ended(End::NotTls)
+        } else {
+            State::Scanning { seen }
+        };
+        data.len()
     }
 
     fn record_header(&mut self, data: &[u8], events: &mut impl FnMut(Event)) -> usize {

@@ -1,0 +1,86 @@
+//! Helpers shared by the integration tests: where the corpus is, and running the engine.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use tlscensus::engine::{Config, Engine, Stats};
+use tlscensus::record::Record;
+use tlscensus::source::{CaptureReader, SourceError};
+
+/// `../shared/corpus` beside the checkout (CI always has it).
+pub fn corpus_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    assert!(
+        dir.join("MANIFEST.tsv").is_file(),
+        "the shared corpus is missing: expected {} (see shared/README.md)",
+        dir.display()
+    );
+    dir
+}
+
+/// `pcaps/` of this repository.
+pub fn pcaps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps")
+}
+
+/// Corpus captures listed in MANIFEST.tsv: (local path, row as column → value).
+pub fn manifest() -> Vec<(String, std::collections::HashMap<String, String>)> {
+    let text = std::fs::read_to_string(corpus_dir().join("MANIFEST.tsv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let row: std::collections::HashMap<String, String> = header
+                .iter()
+                .zip(line.split('\t'))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (row["local_path"].clone(), row)
+        })
+        .collect()
+}
+
+/// Everything one run of the engine over some files produced.
+pub struct Run {
+    pub records: Vec<Record>,
+    pub stats: Stats,
+    pub errors: Vec<SourceError>,
+}
+
+/// Read files in the given order through one engine, as `tlscensus read` does.
+pub fn run_files(paths: &[PathBuf], config: Config) -> Run {
+    let mut engine = Engine::new(config);
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let mut reader = match CaptureReader::open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        engine.begin_file(path.display().to_string());
+        loop {
+            match reader.next_packet() {
+                Ok(Some(p)) => engine.packet(&p, &mut |r| records.push(r)),
+                Ok(None) => break,
+                Err(e) => {
+                    errors.push(e);
+                    break;
+                }
+            }
+        }
+    }
+    engine.finish(&mut |r| records.push(r));
+    Run {
+        records,
+        stats: engine.stats().clone(),
+        errors,
+    }
+}
+
+pub fn run_file(path: &Path) -> Run {
+    run_files(&[path.to_path_buf()], Config::default())
+}
