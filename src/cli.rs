@@ -117,7 +117,7 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     };
 
     let mut failed_files = 0;
-    for path in order_by_time(&args.files, &mut failed_files) {
+    for path in order_by_time(&args.files) {
         let mut reader = match CaptureReader::open(&path) {
             Ok(reader) => reader,
             Err(err) => {
@@ -141,7 +141,6 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
         }
     }
     engine.finish(&mut on_record);
-    drop(on_record);
     if let Some(err) = write_error {
         let target = args.events.as_deref().unwrap_or(Path::new("-"));
         return Err(err).with_context(|| format!("cannot write {}", target.display()));
@@ -163,16 +162,12 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
 
 /// Order files by their first packet's time, so rotated captures given in any order (or as a
 /// shell glob that sorts `file10` before `file2`) are read as one stream.
-fn order_by_time(files: &[PathBuf], failed: &mut usize) -> Vec<PathBuf> {
+fn order_by_time(files: &[PathBuf]) -> Vec<PathBuf> {
     let mut timed: Vec<(i64, usize, PathBuf)> = Vec::new();
     for (index, path) in files.iter().enumerate() {
-        match source::first_timestamp(path) {
-            Ok(ts) => timed.push((ts.unwrap_or(i64::MAX), index, path.clone())),
-            Err(err) => {
-                eprintln!("tlscensus: {err}");
-                *failed += 1;
-            }
-        }
+        // A file whose first record is unreadable goes last; reading it reports the error.
+        let ts = source::first_timestamp(path).ok().flatten();
+        timed.push((ts.unwrap_or(i64::MAX), index, path.clone()));
     }
     timed.sort();
     timed.into_iter().map(|(_, _, p)| p).collect()

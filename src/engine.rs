@@ -54,6 +54,8 @@ struct Half {
     reassembler: Reassembler,
     tls: TlsStream,
     fin: bool,
+    /// Initial sequence number from this direction's SYN.
+    isn: Option<u32>,
     /// Bytes of this direction were lost (a gap never filled, or a snap length cut them).
     lost_bytes: bool,
 }
@@ -238,7 +240,7 @@ impl Engine {
             .drain()
             .map(|(key, entry)| (entry.value.first_ts, key, entry.value))
             .collect();
-        rest.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        rest.sort_by_key(|(ts, key, _)| (*ts, *key));
         for (_, key, conn) in rest {
             if let Some(record) = report(&key, conn, &self.files) {
                 self.stats.records += 1;
@@ -259,9 +261,18 @@ fn feed(
     stats: &mut Stats,
 ) {
     if seg.flags.syn {
-        conn.halves[side.index()].reassembler.syn(seg.seq);
-        if conn.client.is_none() {
-            conn.client = Some(if seg.flags.ack { side.other() } else { side });
+        // A SYN-ACK that does not acknowledge the captured SYN belongs to another incarnation
+        // of the connection (or a mirrored copy with rewritten sequence numbers): skip it.
+        let peer_isn = conn.halves[side.other().index()].isn;
+        let answers_syn =
+            !seg.flags.ack || peer_isn.is_none_or(|isn| seg.ack == isn.wrapping_add(1));
+        if answers_syn {
+            let half = &mut conn.halves[side.index()];
+            half.isn = Some(seg.seq);
+            half.reassembler.syn(seg.seq);
+            if conn.client.is_none() {
+                conn.client = Some(if seg.flags.ack { side.other() } else { side });
+            }
         }
     }
     if seg.flags.fin || seg.flags.rst {
@@ -378,8 +389,7 @@ fn report(key: &FlowKey, conn: Connection, files: &[String]) -> Option<Record> {
     let server_hello = hs.server_hello.as_ref();
     let final_server_hello = server_hello.filter(|(h, _)| !h.hrr);
 
-    let outcome = if hs.fatal_alert() || (!hs.alerts.is_empty() && final_server_hello.is_none())
-    {
+    let outcome = if hs.fatal_alert() || (!hs.alerts.is_empty() && final_server_hello.is_none()) {
         Outcome::Alert
     } else if final_server_hello.is_some() {
         Outcome::Negotiated

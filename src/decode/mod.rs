@@ -11,8 +11,7 @@
 use std::net::IpAddr;
 
 use etherparse::{
-    Ethernet2HeaderSlice, IpNumber, LaxIpSlice, LinuxSllHeaderSlice, SingleVlanHeaderSlice,
-    TcpSlice, UdpSlice,
+    Ethernet2HeaderSlice, IpNumber, LaxIpSlice, SingleVlanHeaderSlice, TcpSlice, UdpSlice,
 };
 
 use crate::source::linktype;
@@ -101,6 +100,7 @@ const MAX_NESTING: u8 = 8;
 /// UDP ports of the UDP tunnels followed (IANA).
 const VXLAN_PORT: u16 = 4789;
 const GENEVE_PORT: u16 = 6081;
+const GTP_U_PORT: u16 = 2152;
 
 /// Decode one frame of the given LINKTYPE down to its innermost TCP segment.
 pub fn decode(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
@@ -109,11 +109,15 @@ pub fn decode(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
         linktype::RAW | linktype::IPV4 | linktype::IPV6 => ip(frame, 0),
         linktype::NULL | linktype::LOOP => null_loopback(frame),
         linktype::LINUX_SLL => {
-            let sll = LinuxSllHeaderSlice::from_slice(frame).map_err(|_| Skip::Malformed)?;
-            let rest = &frame[sll.slice().len()..];
-            // Protocol field: an EtherType for ordinary frames (the header is 16 bytes).
-            let proto = u16::from_be_bytes([sll.slice()[14], sll.slice()[15]]);
-            by_ethertype(proto, rest, 0)
+            // SLL: packet type (2), ARPHRD type (2), address length (2), address (8), protocol
+            // (2). etherparse's slice refuses ARPHRD types it does not know (loopback's 772,
+            // for one), and only the protocol field matters here.
+            let header = frame.get(..16).ok_or(Skip::Malformed)?;
+            by_ethertype(
+                u16::from_be_bytes([header[14], header[15]]),
+                &frame[16..],
+                0,
+            )
         }
         linktype::LINUX_SLL2 => {
             // SLL2: protocol type (2), reserved (2), ifindex (4), hatype (2), pkttype (1),
@@ -154,7 +158,11 @@ fn by_ethertype(ether_type: u16, rest: &[u8], depth: u8) -> Result<Segment<'_>, 
             let units = usize::from(*rest.get(1).ok_or(Skip::Malformed)?).max(1);
             let at = units * 8 - 2;
             let next = rest.get(at..at + 2).ok_or(Skip::Malformed)?;
-            by_ethertype(u16::from_be_bytes([next[0], next[1]]), &rest[at + 2..], depth + 1)
+            by_ethertype(
+                u16::from_be_bytes([next[0], next[1]]),
+                &rest[at + 2..],
+                depth + 1,
+            )
         }
         _ => Err(Skip::NotIp),
     }
@@ -270,8 +278,38 @@ fn udp_tunnel(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
             let inner = body.get(8 + options..).ok_or(Skip::Malformed)?;
             by_ethertype(u16::from_be_bytes([header[2], header[3]]), inner, depth)
         }
+        GTP_U_PORT => gtp_u(body, depth),
         _ => Err(Skip::NotTcp),
     }
+}
+
+/// GTP-U (3GPP TS 29.281 5.1): mobile core traffic. An 8-byte header, 4 more bytes when any of
+/// the E, S, PN flags is set, then a chain of extension headers; G-PDUs (type 255) carry IP.
+fn gtp_u(body: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+    let header = body.get(..8).ok_or(Skip::Malformed)?;
+    if header[0] >> 5 != 1 || header[1] != 0xff {
+        return Err(Skip::NotTcp);
+    }
+    let flags = header[0] & 0x07;
+    let mut at = 8;
+    if flags != 0 {
+        let next_type = *body.get(at + 3).ok_or(Skip::Malformed)?;
+        at += 4;
+        let mut next = if flags & 0x04 != 0 { next_type } else { 0 };
+        // Each extension header: length in 4-byte units, content, next type in its last byte.
+        for _ in 0..MAX_NESTING {
+            if next == 0 {
+                break;
+            }
+            let units = usize::from(*body.get(at).ok_or(Skip::Malformed)?);
+            if units == 0 {
+                return Err(Skip::Malformed);
+            }
+            at += units * 4;
+            next = *body.get(at - 1).ok_or(Skip::Malformed)?;
+        }
+    }
+    ip(body.get(at..).ok_or(Skip::Malformed)?, depth)
 }
 
 #[cfg(test)]
@@ -282,8 +320,26 @@ mod tests {
     fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
         let total = 20 + 20 + payload.len();
         let mut p = vec![
-            0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10,
-            0, 0, 2,
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            6,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
         ];
         p.extend_from_slice(&[
             0xc0, 0x01, 0x01, 0xbb, 0, 0, 0, 7, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,

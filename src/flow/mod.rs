@@ -140,11 +140,7 @@ impl<V> FlowTable<V> {
                 return None;
             }
         }
-        Some(
-            self.map
-                .entry(key)
-                .or_insert(Entry { last_ts: ts, value }),
-        )
+        Some(self.map.entry(key).or_insert(Entry { last_ts: ts, value }))
     }
 
     /// Expire idle connections if a sweep is due at capture time `ts`.

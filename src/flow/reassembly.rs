@@ -29,6 +29,9 @@ pub struct Accepted {
     pub held: bool,
     /// The segment could not be held: the direction now has a permanent gap.
     pub dropped: bool,
+    /// The segment lies far outside the expected window (another connection's sequence
+    /// space, a spoofed or mirrored copy): ignored.
+    pub out_of_window: bool,
 }
 
 #[derive(Debug, Default)]
@@ -79,9 +82,12 @@ impl Reassembler {
         }
         let next = *self.next.get_or_insert(seq);
         let ahead = distance(seq, next);
+        if ahead > i64::from(MAX_AHEAD) || ahead < -i64::from(MAX_AHEAD) {
+            result.out_of_window = true;
+            return result;
+        }
         if ahead > 0 {
-            if ahead > i64::from(MAX_AHEAD)
-                || self.held.len() >= OOO_CAP_SEGMENTS
+            if self.held.len() >= OOO_CAP_SEGMENTS
                 || self.held_bytes + payload.len() > OOO_CAP_BYTES
             {
                 result.dropped = true;
@@ -196,8 +202,7 @@ mod tests {
             let mut cuts: Vec<usize> = (0..8).map(|_| rand(stream.len())).collect();
             cuts.extend([0, stream.len()]);
             cuts.sort_unstable();
-            let mut segments: Vec<(usize, usize)> =
-                cuts.windows(2).map(|w| (w[0], w[1])).collect();
+            let mut segments: Vec<(usize, usize)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
             segments.push(segments[rand(segments.len())]);
             for i in (1..segments.len()).rev() {
                 segments.swap(i, rand(i + 1));

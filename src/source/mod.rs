@@ -72,9 +72,9 @@ impl SourceError {
     }
 }
 
-/// Largest captured frame we accept. Real link layers stay far below this (jumbo frames and
-/// TSO/GRO super-frames are < 256 KiB); a larger length means a corrupt file, and refusing it
-/// keeps a single bad length field from making us allocate gigabytes.
+/// Largest captured frame we accept. Real frames stay far below this (even offload aggregates
+/// are under 1 MiB; Wireshark stops at 256 KiB); a larger length means a corrupt file, and
+/// refusing it keeps one bad length field from making us allocate gigabytes.
 pub const MAX_CAPLEN: u32 = 256 << 20;
 
 /// Initial size of the one reusable read buffer. It grows only for a block larger than this.

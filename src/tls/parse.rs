@@ -7,8 +7,8 @@
 
 use tls_parser::{
     parse_tls_client_hello_extension, parse_tls_handshake_client_hello,
-    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension, SNIType,
-    TlsExtension, TlsMessageHandshake,
+    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension, SNIType, TlsExtension,
+    TlsMessageHandshake,
 };
 
 use super::hello::{ClientHello, ServerHello, SSL2};
@@ -181,9 +181,13 @@ fn sid_len(body: &[u8]) -> usize {
     body.get(34).map_or(0, |n| usize::from(*n))
 }
 
+/// The ServerHello fields the summary needs: legacy version, random, cipher suite,
+/// extensions block.
+type ServerHelloParts<'a> = (u16, &'a [u8], u16, Option<&'a [u8]>);
+
 /// version(2) random(32) session_id(1+n) cipher(2) compression(1) [extensions(2+n)]; TLS 1.3
 /// drafts 18 to 21 (versions 0x7f12–0x7f15) have neither session id nor compression.
-fn server_hello_by_hand(body: &[u8]) -> Option<(u16, &[u8], u16, Option<&[u8]>)> {
+fn server_hello_by_hand(body: &[u8]) -> Option<ServerHelloParts<'_>> {
     let version = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
     let random = body.get(2..34)?;
     let early_draft = (0x7f12..=0x7f15).contains(&version);
@@ -236,7 +240,9 @@ pub fn sslv2_client_hello(msg: &[u8]) -> Result<ClientHello, HelloError> {
         hello.sslv2_cipher_specs.push(code);
         // A spec with a zero first byte names a TLS cipher suite (RFC 5246 appendix E.2).
         if spec[0] == 0 {
-            hello.cipher_suites.push(u16::from_be_bytes([spec[1], spec[2]]));
+            hello
+                .cipher_suites
+                .push(u16::from_be_bytes([spec[1], spec[2]]));
         }
     }
     Ok(hello)

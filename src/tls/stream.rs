@@ -31,7 +31,10 @@ pub enum Event {
     ClientHello(Box<ClientHello>),
     ServerHello(Box<ServerHello>),
     /// A plaintext alert (RFC 8446 6): level 1 warning, 2 fatal.
-    Alert { level: u8, description: u8 },
+    Alert {
+        level: u8,
+        description: u8,
+    },
     /// An alert record sent after this direction switched to encryption (length != 2).
     EncryptedAlert,
 }
@@ -59,13 +62,21 @@ enum State {
     /// The stream did not start with TLS: each later segment is checked for a hello at its
     /// start (STARTTLS, STLS, RDP's X.224 switch, HTTP CONNECT, SOCKS, database SSL
     /// requests), up to [`SCAN_LIMIT`] bytes.
-    Scanning { seen: usize },
+    Scanning {
+        seen: usize,
+    },
     /// Between records: expecting a 5-byte TLS record header.
     RecordHeader,
     /// Inside a record of this content type with this many body bytes to go.
-    RecordBody { content_type: u8, version: u16, left: usize },
+    RecordBody {
+        content_type: u8,
+        version: u16,
+        left: usize,
+    },
     /// Inside an SSLv2 record of this many bytes (buffered whole; they are small).
-    Sslv2Record { len: usize },
+    Sslv2Record {
+        len: usize,
+    },
     Ended(End),
 }
 
