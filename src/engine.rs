@@ -284,10 +284,9 @@ fn feed(
     let Connection {
         halves, handshake, ..
     } = conn;
-    let half = &mut halves[side.index()];
     let Half {
         reassembler, tls, ..
-    } = half;
+    } = &mut halves[side.index()];
     let payload_seq = if seg.flags.syn {
         seg.seq.wrapping_add(1)
     } else {
@@ -298,12 +297,16 @@ fn feed(
             on_event(handshake, side, event, ts, frame, file);
         });
     });
+    if handshake.hrr {
+        halves[side.other().index()].tls.allow_compat_ccs();
+    }
     if accepted.retransmitted {
         stats.retransmitted_segments += 1;
     }
     if accepted.held {
         stats.out_of_order_segments += 1;
     }
+    let half = &mut halves[side.index()];
     if accepted.dropped {
         stats.dropped_segments += 1;
         half.lost_bytes = true;
@@ -375,7 +378,8 @@ fn report(key: &FlowKey, conn: Connection, files: &[String]) -> Option<Record> {
     }
     let started_tls = conn.halves.iter().any(|h| h.tls.started_tls());
     let hs = &conn.handshake;
-    if !hs.seen_any() && !started_tls && !conn.forced_port {
+    let hello_seen = hs.client_hello.is_some() || hs.server_hello.is_some();
+    if !hello_seen && !started_tls && !conn.forced_port {
         return None;
     }
     let client = client_side(key, &conn);

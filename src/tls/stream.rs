@@ -137,8 +137,11 @@ pub struct TlsStream {
     sslv2: Vec<u8>,
     /// A hello proven split: collected here until whole.
     hello_buf: Vec<u8>,
-    /// The stream was recognised as TLS or SSL (at its start or later).
+    /// The stream was recognised as TLS or SSL (at its start or later) by a hello.
     started_tls: bool,
+    /// One ChangeCipherSpec is not the switch to encryption: TLS 1.3's middlebox
+    /// compatibility CCS (RFC 8446 D.4) around a HelloRetryRequest.
+    compat_ccs: bool,
 }
 
 /// Handshake message types (RFC 8446 4).
@@ -155,6 +158,12 @@ const HEARTBEAT: u8 = 24;
 impl TlsStream {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// After a HelloRetryRequest both sides may send one ChangeCipherSpec before the
+    /// handshake goes on in the clear (RFC 8446 D.4): let one through.
+    pub fn allow_compat_ccs(&mut self) {
+        self.compat_ccs = true;
     }
 
     /// Why parsing stopped, if it has.
@@ -227,7 +236,8 @@ impl TlsStream {
         match classify_start(&head) {
             // Replay: the bytes held so far go through the record parser from its start.
             Start::Tls => {
-                self.started_tls = true;
+                // A stream that opens with an alert answered something that was not a hello.
+                self.started_tls = head[0] == HANDSHAKE;
                 self.state = State::RecordHeader;
             }
             Start::Sslv2 { len } => {
@@ -270,6 +280,10 @@ impl TlsStream {
         let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
         self.state = match content_type {
             _ if header[1] != 3 || len > MAX_RECORD_LEN => State::Ended(End::Malformed),
+            CHANGE_CIPHER_SPEC if self.compat_ccs => {
+                self.compat_ccs = false;
+                next_in_record(HEARTBEAT, version, len)
+            }
             CHANGE_CIPHER_SPEC | APPLICATION_DATA => State::Ended(End::Encrypted),
             ALERT if len != 2 => {
                 // Only an encrypted alert is longer than level + description.
@@ -361,7 +375,12 @@ impl TlsStream {
             parse::server_hello(body, version).map(|h| Event::ServerHello(Box::new(h)))
         };
         match parsed {
-            Ok(event) => events(event),
+            Ok(event) => {
+                if matches!(&event, Event::ServerHello(h) if h.hrr) {
+                    self.compat_ccs = true;
+                }
+                events(event)
+            }
             Err(_) => self.state = State::Ended(End::Malformed),
         }
     }
