@@ -1,6 +1,6 @@
 //! Command-line interface: argument parsing and the `read` command's driver.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use tlscensus::engine::{Config, Engine, Stats};
+use tlscensus::engine::{Config, Engine, Services, Stats};
 use tlscensus::flow::Limits;
 use tlscensus::record::{Outcome, Record, Version};
 use tlscensus::source::{self, CaptureReader};
@@ -53,9 +53,23 @@ struct ReadArgs {
     events: Option<PathBuf>,
 
     /// Also report connections on this TCP port even when no hello could be read
-    /// (repeatable; comma-separated lists allowed).
+    /// (repeatable; comma-separated lists allowed). TLS is found by content on every port
+    /// anyway; implicit TLS on 443, 465, 993 and 995 is named https, smtps, imaps, pop3s.
     #[arg(long = "tls-port", value_name = "PORT", value_delimiter = ',')]
     tls_ports: Vec<u16>,
+
+    /// SMTP ports: the plaintext dialogue is followed to STARTTLS / X-ANONYMOUSTLS, and
+    /// sessions that never start TLS are reported (`plaintext`). 587 is named `submission`.
+    #[arg(long = "smtp-port", value_name = "PORT", value_delimiter = ',', default_values_t = [25, 587])]
+    smtp_ports: Vec<u16>,
+
+    /// IMAP ports followed to STARTTLS.
+    #[arg(long = "imap-port", value_name = "PORT", value_delimiter = ',', default_values_t = [143])]
+    imap_ports: Vec<u16>,
+
+    /// POP3 ports followed to STLS.
+    #[arg(long = "pop3-port", value_name = "PORT", value_delimiter = ',', default_values_t = [110])]
+    pop3_ports: Vec<u16>,
 
     /// Most connections tracked at once; beyond it the idlest are expired early.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
@@ -94,7 +108,12 @@ fn open_sink(path: Option<&Path>) -> Result<Sink> {
 
 fn read(args: ReadArgs) -> Result<ExitCode> {
     let config = Config {
-        tls_ports: args.tls_ports.iter().copied().collect::<HashSet<u16>>(),
+        services: Services {
+            smtp_ports: args.smtp_ports.iter().copied().collect(),
+            imap_ports: args.imap_ports.iter().copied().collect(),
+            pop3_ports: args.pop3_ports.iter().copied().collect(),
+            tls_ports: args.tls_ports.iter().copied().collect(),
+        },
         limits: Limits {
             max_flows: args.max_flows.max(1),
             idle_timeout_ns: i64::from(args.idle_timeout) * 1_000_000_000,
@@ -186,13 +205,7 @@ struct Summary {
 impl Summary {
     fn add(&mut self, record: &Record) {
         self.connections += 1;
-        let outcome = match record.outcome {
-            Outcome::Negotiated => "negotiated",
-            Outcome::Alert => "alert",
-            Outcome::NoServerHello => "no_server_hello",
-            Outcome::Incomplete => "incomplete",
-        };
-        *self.outcomes.entry(outcome).or_default() += 1;
+        *self.outcomes.entry(record.outcome.name()).or_default() += 1;
         let negotiated = record.server_hello.as_ref().map(|sh| sh.version);
         if let (Some(v), Outcome::Negotiated) = (negotiated, record.outcome) {
             *self.negotiated.entry(v).or_default() += 1;

@@ -48,6 +48,20 @@ pub enum Outcome {
     NoServerHello,
     /// A hello could not be seen whole: missing segments, a snap length, the capture's end.
     Incomplete,
+    /// A mail session (SMTP, IMAP, POP3) that ended without starting TLS.
+    Plaintext,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Negotiated => "negotiated",
+            Outcome::Alert => "alert",
+            Outcome::NoServerHello => "no_server_hello",
+            Outcome::Incomplete => "incomplete",
+            Outcome::Plaintext => "plaintext",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,6 +86,15 @@ pub struct AlertRecord {
 pub struct Endpoint {
     pub ip: IpAddr,
     pub port: u16,
+}
+
+/// The client: the address on the wire, and the one a load balancer's PROXY header named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientEndpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+    /// The true client as the load balancer saw it (PROXY protocol v1/v2), if one spoke.
+    pub proxied: Option<Endpoint>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -123,8 +146,15 @@ pub struct ServerHelloRecord {
 pub struct Record {
     /// RFC 3339 UTC time of the ClientHello (of the first hello seen when there is none).
     pub ts: String,
-    pub client: Endpoint,
+    pub client: ClientEndpoint,
     pub server: Endpoint,
+    /// `smtp`, `submission`, `smtps`, `imap`, `imaps`, `pop3`, `pop3s`, `https`, or
+    /// `tcp/PORT`, from the server's port and the configured mail ports.
+    pub service: String,
+    /// The plaintext command that started TLS (`STARTTLS`, `X-ANONYMOUSTLS`, `STLS`), or null.
+    pub starttls: Option<&'static str>,
+    /// For mail sessions, whether the server advertised a way to start TLS; null otherwise.
+    pub starttls_offered: Option<bool>,
     pub client_hello: Option<ClientHelloRecord>,
     pub server_hello: Option<ServerHelloRecord>,
     pub outcome: Outcome,

@@ -62,7 +62,7 @@ fn run_bytes(bytes: &[u8], name: &str) -> common::Run {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
-    let run = common::run_files(&[path.clone()], Config::default());
+    let run = common::run_files(std::slice::from_ref(&path), Config::default());
     std::fs::remove_file(&path).ok();
     run
 }

@@ -174,6 +174,11 @@ impl TlsStream {
         }
     }
 
+    /// True while no TLS has started: the stream is (so far) a plaintext protocol.
+    pub fn is_plaintext(&self) -> bool {
+        matches!(self.state, State::Start | State::Scanning { .. })
+    }
+
     /// True once the stream was recognised as TLS or SSL.
     pub fn started_tls(&self) -> bool {
         self.started_tls

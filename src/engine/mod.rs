@@ -1,0 +1,248 @@
+//! The offline engine: frames in, one [`Record`] per TLS connection out.
+//!
+//! For each frame: decode to a TCP segment, find its connection, reassemble the direction,
+//! and feed the in-order bytes to that direction's [`TlsStream`]. A connection is reported as
+//! soon as its handshake is decided (both directions encrypted or closed, or a fatal alert);
+//! from then on its packets cost a table lookup. Connections still open when the input ends,
+//! or that go idle, are reported with what was seen.
+
+mod connection;
+mod report;
+
+use std::collections::HashSet;
+
+use crate::decode::{self, Segment, Skip};
+use crate::flow::{FlowKey, FlowTable, Limits, Side};
+use crate::proto::starttls::MailProtocol;
+use crate::record::Record;
+use crate::source::Packet;
+
+use connection::{Connection, Origin, Phase};
+use report::report;
+
+/// What the engine is told about the traffic.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub services: Services,
+    pub limits: Limits,
+}
+
+/// Which ports carry which service. TLS itself is recognised by content on every port; these
+/// name the service in records and say where to follow a plaintext mail dialogue.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// SMTP with STARTTLS / X-ANONYMOUSTLS (`--smtp-port`); 587 is named `submission`.
+    pub smtp_ports: HashSet<u16>,
+    /// IMAP with STARTTLS (`--imap-port`).
+    pub imap_ports: HashSet<u16>,
+    /// POP3 with STLS (`--pop3-port`).
+    pub pop3_ports: HashSet<u16>,
+    /// Ports whose connections are reported even when no hello could be read
+    /// (`--tls-port`).
+    pub tls_ports: HashSet<u16>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            smtp_ports: [25, 587].into(),
+            imap_ports: [143].into(),
+            pop3_ports: [110].into(),
+            tls_ports: HashSet::new(),
+        }
+    }
+}
+
+impl Services {
+    /// The service name of a server port.
+    pub fn name(&self, port: u16) -> String {
+        match port {
+            587 if self.smtp_ports.contains(&587) => "submission".into(),
+            _ if self.smtp_ports.contains(&port) => "smtp".into(),
+            _ if self.imap_ports.contains(&port) => "imap".into(),
+            _ if self.pop3_ports.contains(&port) => "pop3".into(),
+            465 => "smtps".into(),
+            993 => "imaps".into(),
+            995 => "pop3s".into(),
+            443 => "https".into(),
+            _ => format!("tcp/{port}"),
+        }
+    }
+
+    /// The mail protocol spoken on a server port, if any.
+    pub fn mail(&self, port: u16) -> Option<MailProtocol> {
+        if self.smtp_ports.contains(&port) {
+            Some(MailProtocol::Smtp)
+        } else if self.imap_ports.contains(&port) {
+            Some(MailProtocol::Imap)
+        } else if self.pop3_ports.contains(&port) {
+            Some(MailProtocol::Pop3)
+        } else {
+            None
+        }
+    }
+
+    fn forced(&self, port: u16) -> bool {
+        self.tls_ports.contains(&port)
+    }
+}
+
+/// Counters for the run summary and `--stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub frames: u64,
+    pub tcp_segments: u64,
+    /// Frames skipped, by reason (indexed like [`Skip::ALL`]).
+    pub skipped: [u64; 5],
+    pub connections_tracked: u64,
+    pub records: u64,
+    pub retransmitted_segments: u64,
+    pub out_of_order_segments: u64,
+    /// Segments that could not be held (a direction got a permanent gap).
+    pub dropped_segments: u64,
+    /// Frames whose TCP payload was cut by the capture's snap length.
+    pub truncated_frames: u64,
+    pub flows_expired: u64,
+    pub flows_refused: u64,
+}
+
+/// The engine for one stream of frames (one or several files in time order).
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    flows: FlowTable<Connection>,
+    stats: Stats,
+    /// Names of the input files, for the records' `capture.file`.
+    files: Vec<String>,
+}
+
+impl Engine {
+    pub fn new(config: Config) -> Self {
+        Engine {
+            flows: FlowTable::new(config.limits),
+            config,
+            stats: Stats::default(),
+            files: Vec::new(),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Start a new input file; frames after this belong to it.
+    pub fn begin_file(&mut self, name: impl Into<String>) {
+        self.files.push(name.into());
+    }
+
+    /// Process one frame; finished records go to `out`.
+    pub fn packet(&mut self, packet: &Packet<'_>, out: &mut impl FnMut(Record)) {
+        self.stats.frames += 1;
+        let segment = match decode::decode(packet.link_type, packet.data) {
+            Ok(segment) => segment,
+            Err(skip) => {
+                let index = Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0);
+                self.stats.skipped[index] += 1;
+                return;
+            }
+        };
+        self.stats.tcp_segments += 1;
+        self.segment(&segment, packet.ts_nanos, packet.frame_number, out);
+    }
+
+    fn segment(&mut self, seg: &Segment<'_>, ts: i64, frame: u64, out: &mut impl FnMut(Record)) {
+        let files = &self.files;
+        let services = &self.config.services;
+        let stats = &mut self.stats;
+        let mut expire = |key: FlowKey, conn: Connection| {
+            if let Some(record) = report(&key, conn, files, services) {
+                stats.records += 1;
+                out(record);
+            }
+        };
+        self.flows.maybe_sweep(ts, &mut expire);
+        let (key, side) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+        let file = self.files.len().saturating_sub(1);
+        let entry = match self.flows.get_mut(&key) {
+            Some(entry) => entry,
+            None => {
+                // Only a SYN or data opens a connection: stray ACKs and RSTs do not.
+                if !seg.flags.syn && seg.payload.is_empty() {
+                    return;
+                }
+                let conn = new_connection(services, seg, side, ts, file);
+                match self.flows.insert(key, ts, conn, &mut expire) {
+                    Some(entry) => {
+                        stats.connections_tracked += 1;
+                        entry
+                    }
+                    None => return,
+                }
+            }
+        };
+        entry.last_ts = ts;
+        let conn = &mut entry.value;
+
+        // A new SYN on a finished connection is port reuse: a new connection.
+        if seg.flags.syn && !seg.flags.ack && conn.phase != Phase::Open {
+            *conn = new_connection(services, seg, side, ts, file);
+            stats.connections_tracked += 1;
+        }
+        if conn.phase == Phase::Open {
+            conn.feed(seg, side, Origin { ts, frame, file }, stats);
+        }
+
+        let closed = seg.flags.rst || conn.halves.iter().all(|h| h.fin);
+        let decided = conn.phase == Phase::Open && conn.decided();
+        if decided || (closed && conn.phase == Phase::Open) {
+            let conn = std::mem::replace(conn, Connection::new(ts, file, false, None));
+            if let Some(record) = report(&key, conn, files, services) {
+                stats.records += 1;
+                out(record);
+            }
+            if let Some(entry) = self.flows.get_mut(&key) {
+                entry.value.phase = Phase::Reported;
+            }
+        }
+        if closed {
+            self.flows.remove(&key);
+        }
+        self.stats.flows_expired = self.flows.expired;
+        self.stats.flows_refused = self.flows.refused;
+    }
+
+    /// End of input: report every connection still open, oldest first.
+    pub fn finish(&mut self, out: &mut impl FnMut(Record)) {
+        let mut rest: Vec<(i64, FlowKey, Connection)> = self
+            .flows
+            .drain()
+            .map(|(key, entry)| (entry.value.first_ts, key, entry.value))
+            .collect();
+        rest.sort_by_key(|(ts, key, _)| (*ts, *key));
+        for (_, key, conn) in rest {
+            if let Some(record) = report(&key, conn, &self.files, &self.config.services) {
+                self.stats.records += 1;
+                out(record);
+            }
+        }
+    }
+}
+
+/// A new connection's state, set up for the service its ports suggest.
+fn new_connection(
+    services: &Services,
+    seg: &Segment<'_>,
+    side: Side,
+    ts: i64,
+    file: usize,
+) -> Connection {
+    let forced = services.forced(seg.sport) || services.forced(seg.dport);
+    // The mail port is the server's; prefer the destination (the usual case for the first
+    // packet seen, a SYN or the client's data).
+    let mail = match (services.mail(seg.dport), services.mail(seg.sport)) {
+        (Some(protocol), _) => Some((protocol, side.other())),
+        (None, Some(protocol)) => Some((protocol, side)),
+        _ => None,
+    };
+    Connection::new(ts, file, forced, mail)
+}

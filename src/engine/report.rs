@@ -1,0 +1,128 @@
+//! Turning a finished connection into its [`Record`].
+
+use crate::flow::{FlowKey, Side};
+use crate::record::{
+    alert_name, rfc3339, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint,
+    Outcome, Record, Sender, ServerHelloRecord,
+};
+
+use super::connection::{Connection, Phase};
+use super::Services;
+
+/// Which side is the client: the SYN's sender; else the ClientHello's sender (or the
+/// ServerHello's receiver); else the other side of a mail port; else the side on the higher
+/// (ephemeral) port.
+fn client_side(key: &FlowKey, conn: &Connection) -> Side {
+    if let Some(side) = conn.client {
+        return side;
+    }
+    if let Some((side, is_client_hello)) = conn.shared.handshake.hello_sender {
+        return if is_client_hello { side } else { side.other() };
+    }
+    if let Some(mail) = &conn.shared.mail {
+        return mail.server.other();
+    }
+    if key.lo.1 > key.hi.1 {
+        Side::Lo
+    } else {
+        Side::Hi
+    }
+}
+
+/// Build the record of a connection, if it carried a hello, is a mail session, or sat on a
+/// forced TLS port.
+pub(super) fn report(
+    key: &FlowKey,
+    conn: Connection,
+    files: &[String],
+    services: &Services,
+) -> Option<Record> {
+    if conn.phase != Phase::Open {
+        return None;
+    }
+    let hs = &conn.shared.handshake;
+    let started_tls = conn.halves.iter().any(|h| h.upper.tls.started_tls());
+    let mail = conn.shared.mail.as_deref();
+    let mail_dialogue = mail.filter(|m| m.dialogue.protocol_confirmed());
+    if !hs.hello_seen() && !started_tls && !conn.forced_port && mail_dialogue.is_none() {
+        return None;
+    }
+    let client = client_side(key, &conn);
+    let server = client.other();
+    let (client_ip, client_port) = key.endpoint(client);
+    let (server_ip, server_port) = key.endpoint(server);
+
+    let client_half = &conn.halves[client.index()];
+    let server_half = &conn.halves[server.index()];
+    let client_hello = hs.client_hello.as_ref();
+    let server_hello = hs.server_hello.as_ref();
+    let final_server_hello = server_hello.filter(|(h, _)| !h.hrr);
+
+    let outcome = if hs.fatal_alert() || (!hs.alerts.is_empty() && final_server_hello.is_none()) {
+        Outcome::Alert
+    } else if final_server_hello.is_some() {
+        Outcome::Negotiated
+    } else if !hs.hello_seen() && !started_tls && mail_dialogue.is_some() {
+        Outcome::Plaintext
+    } else if client_hello.is_none()
+        || server_half.upper.tls.mid_message()
+        || server_half.lost_bytes
+        || (client_half.lost_bytes && client_hello.is_none())
+    {
+        Outcome::Incomplete
+    } else {
+        Outcome::NoServerHello
+    };
+
+    let (file, frame, first_ts) = hs.first_hello.unwrap_or((conn.file, 0, conn.first_ts));
+    let ts = client_hello.map_or(first_ts, |(_, ts, _)| *ts);
+    let alerts = hs
+        .alerts
+        .iter()
+        .map(|&(side, level, description)| AlertRecord {
+            from: if side == client {
+                Sender::Client
+            } else {
+                Sender::Server
+            },
+            level,
+            description,
+            description_name: alert_name(description),
+        })
+        .collect();
+    let handshake_us = match (client_hello, final_server_hello) {
+        (Some((_, ch_ts, _)), Some((_, sh_ts))) if sh_ts >= ch_ts => {
+            Some(((sh_ts - ch_ts) / 1000) as u64)
+        }
+        _ => None,
+    };
+    Some(Record {
+        ts: rfc3339(ts),
+        client: ClientEndpoint {
+            ip: client_ip,
+            port: client_port,
+            proxied: conn.shared.proxied.map(|(ip, port)| Endpoint { ip, port }),
+        },
+        server: Endpoint {
+            ip: server_ip,
+            port: server_port,
+        },
+        service: services.name(server_port),
+        starttls: mail
+            .and_then(|m| m.dialogue.requested())
+            .filter(|_| started_tls)
+            .map(|v| v.as_str()),
+        starttls_offered: mail_dialogue.map(|m| m.dialogue.offered().is_some()),
+        client_hello: client_hello.map(|(h, _, _)| ClientHelloRecord::new(h)),
+        server_hello: server_hello.map(|(h, _)| ServerHelloRecord::new(h, hs.hrr)),
+        outcome,
+        alerts,
+        encrypted_alerts: hs.encrypted_alerts,
+        handshake_us,
+        client_hellos: hs.client_hellos,
+        capture: CaptureRef {
+            file: files.get(file).cloned().unwrap_or_default(),
+            frame,
+        },
+    })
+}
