@@ -155,6 +155,9 @@ pub struct Record {
     pub starttls: Option<&'static str>,
     /// For mail sessions, whether the server advertised a way to start TLS; null otherwise.
     pub starttls_offered: Option<bool>,
+    /// The server's answer to the STARTTLS request: `accepted`, or the refusal (`454`,
+    /// `NO`, `BAD`, `-ERR`, ...); null when none was asked or no answer was seen.
+    pub starttls_reply: Option<String>,
     pub client_hello: Option<ClientHelloRecord>,
     pub server_hello: Option<ServerHelloRecord>,
     pub outcome: Outcome,

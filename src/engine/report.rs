@@ -6,6 +6,8 @@ use crate::record::{
     Outcome, Record, Sender, ServerHelloRecord,
 };
 
+use crate::proto::starttls::Reply;
+
 use super::connection::{Connection, Phase};
 use super::Services;
 
@@ -42,8 +44,11 @@ pub(super) fn report(
     }
     let hs = &conn.shared.handshake;
     let started_tls = conn.halves.iter().any(|h| h.upper.tls.started_tls());
-    let mail = conn.shared.mail.as_deref();
-    let mail_dialogue = mail.filter(|m| m.dialogue.protocol_confirmed());
+    let mail_dialogue = conn
+        .shared
+        .mail
+        .as_deref()
+        .filter(|m| m.dialogue.protocol_confirmed());
     if !hs.hello_seen() && !started_tls && !conn.forced_port && mail_dialogue.is_none() {
         return None;
     }
@@ -108,11 +113,16 @@ pub(super) fn report(
             port: server_port,
         },
         service: services.name(server_port),
-        starttls: mail
+        starttls: mail_dialogue
             .and_then(|m| m.dialogue.requested())
-            .filter(|_| started_tls)
             .map(|v| v.as_str()),
         starttls_offered: mail_dialogue.map(|m| m.dialogue.offered().is_some()),
+        starttls_reply: mail_dialogue
+            .and_then(|m| m.dialogue.reply())
+            .map(|reply| match reply {
+                Reply::Accepted => "accepted".to_string(),
+                Reply::Refused { code } => code.as_str().to_string(),
+            }),
         client_hello: client_hello.map(|(h, _, _)| ClientHelloRecord::new(h)),
         server_hello: server_hello.map(|(h, _)| ServerHelloRecord::new(h, hs.hrr)),
         outcome,
