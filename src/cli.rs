@@ -1,6 +1,5 @@
 //! Command-line interface: argument parsing and the `read` command's driver.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -9,10 +8,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use tlscensus::engine::{Config, Engine, Services, Stats};
+use tlscensus::engine::{Config, Services};
 use tlscensus::flow::Limits;
-use tlscensus::record::{Outcome, Record, Version};
-use tlscensus::source::{self, CaptureReader};
+use tlscensus::pipeline;
+use tlscensus::census::{parse_server, Census, CensusConfig, Policy};
+use tlscensus::record::Record;
+use tlscensus::report::{self, Target};
+use tlscensus::source::SourceError;
 
 /// Passive TLS handshake census: find every client (and server) still using TLS 1.0/1.1,
 /// weak ciphers or no TLS at all, by watching handshakes on the wire.
@@ -40,6 +42,30 @@ enum Command {
     ///   tlscensus read capture.pcap --events - | jq 'select(.outcome != "negotiated")'
     #[command(verbatim_doc_comment)]
     Read(ReadArgs),
+
+    /// Merge JSON census reports (from several sensors or days) into one, exactly as if one
+    /// run had seen all their traffic. The reports must have the same --server and --policy.
+    ///
+    /// Example:
+    ///   tlscensus merge mon.json tue.json --report week.json --report week.html
+    #[command(verbatim_doc_comment)]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// JSON reports written by `tlscensus read --report FILE.json`.
+    #[arg(required = true, value_name = "REPORT.json")]
+    reports: Vec<PathBuf>,
+
+    /// Write the merged census to PATH (repeatable); the format follows the extension:
+    /// .json, .csv, .md, .html, .txt. Without it the table goes to standard output.
+    #[arg(long = "report", value_name = "PATH", value_parser = parse_target)]
+    targets: Vec<Target>,
+}
+
+fn parse_target(text: &str) -> Result<Target, String> {
+    Target::parse(Path::new(text))
 }
 
 #[derive(Debug, Args)]
@@ -79,7 +105,31 @@ struct ReadArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     idle_timeout: u32,
 
-    /// Print per-stage counters to standard error at the end.
+    /// Worker threads parsing handshakes (default: one per core). Output is identical
+    /// whatever the number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
+    threads: Option<usize>,
+
+    /// Write the census to PATH (repeatable); the format follows the extension: .json (for
+    /// tools and `tlscensus merge`), .csv (the remediation spreadsheet), .md, .html (one
+    /// self-contained page), .txt (the table). The table also goes to standard output unless
+    /// --events does.
+    #[arg(long = "report", value_name = "PATH", value_parser = parse_target)]
+    reports: Vec<Target>,
+
+    /// A monitored server (the Exchange servers): an address or CIDR block (repeatable).
+    /// Connections to them are `inbound`, connections from them `outbound`. Without it the
+    /// listening side of each connection is the server.
+    #[arg(long = "server", value_name = "CIDR", value_parser = parse_server)]
+    servers: Vec<ipnet::IpNet>,
+
+    /// What-if policy marking the clients that would fail (repeatable):
+    /// `min-version=TLSv1.2` (the default), `forbid=SUITE,...` (IANA names, 0x codes, `weak`).
+    #[arg(long = "policy", value_name = "RULE")]
+    policy: Vec<String>,
+
+    /// Print per-stage counters to standard error at the end (frames, batches, queue
+    /// waits, batch latency percentiles, evictions).
     #[arg(long)]
     stats: bool,
 }
@@ -87,6 +137,7 @@ struct ReadArgs {
 pub fn run() -> Result<ExitCode> {
     match Cli::parse().command {
         Command::Read(args) => read(args),
+        Command::Merge(args) => merge(args),
     }
 }
 
@@ -120,11 +171,11 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
         },
     };
     let mut sink = open_sink(args.events.as_deref())?;
-    let mut engine = Engine::new(config);
-    let mut summary = Summary::default();
+    let policy = Policy::parse(&args.policy)?;
+    let mut census = Census::new(CensusConfig::new(args.servers.clone(), policy));
     let mut write_error: Option<io::Error> = None;
     let mut on_record = |record: Record| {
-        summary.add(&record);
+        census.add(&record);
         if let Sink::Writer(w) = &mut sink {
             if write_error.is_none() {
                 let line = serde_json::to_string(&record).expect("records always serialise");
@@ -134,43 +185,29 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
             }
         }
     };
-
     let mut failed_files = 0;
-    for path in order_by_time(&args.files) {
-        let mut reader = match CaptureReader::open(&path) {
-            Ok(reader) => reader,
-            Err(err) => {
-                eprintln!("tlscensus: {err}");
-                failed_files += 1;
-                continue;
-            }
-        };
-        engine.begin_file(path.display().to_string());
-        loop {
-            match reader.next_packet() {
-                Ok(Some(packet)) => engine.packet(&packet, &mut on_record),
-                Ok(None) => break,
-                Err(err) => {
-                    // Everything read before the damage has been processed; go on.
-                    eprintln!("tlscensus: {err} (frames before it were processed)");
-                    failed_files += 1;
-                    break;
-                }
-            }
-        }
-    }
-    engine.finish(&mut on_record);
+    let mut on_error = |err: SourceError| {
+        // Everything read before the damage has been processed; the run goes on.
+        eprintln!("tlscensus: {err}");
+        failed_files += 1;
+    };
+    let options = pipeline::Options {
+        engine: config,
+        threads: args.threads.unwrap_or_else(default_threads),
+    };
+    let files = pipeline::order_by_time(&args.files);
+    let outcome = pipeline::run(&files, &options, &mut on_record, &mut on_error);
     if let Some(err) = write_error {
         let target = args.events.as_deref().unwrap_or(Path::new("-"));
         return Err(err).with_context(|| format!("cannot write {}", target.display()));
     }
     if let Sink::Writer(mut w) = sink {
         w.flush().context("cannot write events")?;
-    } else {
-        summary.print(&mut io::stdout().lock())?;
     }
+    let events_on_stdout = args.events.as_deref() == Some(Path::new("-"));
+    deliver(&census, &args.reports, !events_on_stdout)?;
     if args.stats {
-        print_stats(engine.stats());
+        print_stats(&outcome);
     }
     Ok(if failed_files > 0 {
         ExitCode::from(1)
@@ -179,78 +216,53 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     })
 }
 
-/// Order files by their first packet's time, so rotated captures given in any order (or as a
-/// shell glob that sorts `file10` before `file2`) are read as one stream.
-fn order_by_time(files: &[PathBuf]) -> Vec<PathBuf> {
-    let mut timed: Vec<(i64, usize, PathBuf)> = Vec::new();
-    for (index, path) in files.iter().enumerate() {
-        // A file whose first record is unreadable goes last; reading it reports the error.
-        let ts = source::first_timestamp(path).ok().flatten();
-        timed.push((ts.unwrap_or(i64::MAX), index, path.clone()));
-    }
-    timed.sort();
-    timed.into_iter().map(|(_, _, p)| p).collect()
+/// Worker threads by default: one per core the system gives this process.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The short human summary printed when no --events is given.
-#[derive(Default)]
-struct Summary {
-    connections: u64,
-    negotiated: BTreeMap<Version, u64>,
-    outcomes: BTreeMap<&'static str, u64>,
-    /// Clients whose best offer, or whose negotiated version, is below TLS 1.2.
-    legacy_clients: BTreeMap<String, (Version, Option<Version>)>,
+/// Write the census reports, and the table to standard output when `table` is set.
+fn deliver(census: &Census, targets: &[Target], table: bool) -> Result<()> {
+    for target in targets {
+        report::write_file(census, target)
+            .with_context(|| format!("cannot write {}", target.path.display()))?;
+    }
+    if table {
+        let mut out = io::stdout().lock();
+        report::write(census, report::Format::Table, &mut out).context("cannot write the table")?;
+        out.flush().context("cannot write the table")?;
+    }
+    Ok(())
 }
 
-impl Summary {
-    fn add(&mut self, record: &Record) {
-        self.connections += 1;
-        *self.outcomes.entry(record.outcome.name()).or_default() += 1;
-        let negotiated = record.server_hello.as_ref().map(|sh| sh.version);
-        if let (Some(v), Outcome::Negotiated) = (negotiated, record.outcome) {
-            *self.negotiated.entry(v).or_default() += 1;
-        }
-        let Some(ch) = &record.client_hello else {
-            return;
-        };
-        let below = |v: Version| v < Version(0x0303);
-        if below(ch.max_version) || negotiated.is_some_and(below) {
-            let entry = self
-                .legacy_clients
-                .entry(record.client.ip.to_string())
-                .or_insert((ch.max_version, negotiated));
-            entry.0 = entry.0.min(ch.max_version);
-            entry.1 = match (entry.1, negotiated) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-    }
-
-    fn print(&self, out: &mut impl Write) -> io::Result<()> {
-        writeln!(out, "TLS connections: {}", self.connections)?;
-        for (outcome, n) in &self.outcomes {
-            writeln!(out, "  {outcome:<16} {n}")?;
-        }
-        writeln!(out, "Versions negotiated:")?;
-        for (version, n) in &self.negotiated {
-            writeln!(out, "  {:<16} {n}", version.name())?;
-        }
-        writeln!(
-            out,
-            "Clients below TLS 1.2 (offered at most / negotiated): {}",
-            self.legacy_clients.len()
-        )?;
-        for (client, (offered, negotiated)) in &self.legacy_clients {
-            let negotiated = negotiated.map_or("-".to_string(), |v| v.name());
-            writeln!(out, "  {client:<40} {:<8} / {negotiated}", offered.name())?;
-        }
-        Ok(())
-    }
+fn merge(args: MergeArgs) -> Result<ExitCode> {
+    let census = Census::merge_files(&args.reports)?;
+    deliver(&census, &args.targets, args.targets.is_empty())?;
+    Ok(ExitCode::SUCCESS)
 }
 
-fn print_stats(stats: &Stats) {
-    eprintln!("frames                 {}", stats.frames);
+fn print_stats(outcome: &pipeline::Outcome) {
+    let (stats, p) = (&outcome.stats, &outcome.pipeline);
+    let secs = p.elapsed.as_secs_f64().max(1e-9);
+    eprintln!("threads                {}", p.threads);
+    eprintln!("elapsed                {:.3} s", secs);
+    eprintln!(
+        "frames read            {} ({:.2} M/s, {:.1} MB/s)",
+        p.frames_read,
+        p.frames_read as f64 / secs / 1e6,
+        p.bytes_read as f64 / secs / 1e6
+    );
+    eprintln!("batches                {}", p.batches);
+    eprintln!("reader queue waits     {}", p.queue_waits);
+    let h = &p.batch_latency_us;
+    eprintln!(
+        "batch latency (µs)     p50 {} p90 {} p99 {} max {}",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.max()
+    );
+    eprintln!("reorder buffer peak    {}", p.reorder_peak);
     eprintln!("tcp segments           {}", stats.tcp_segments);
     for (skip, n) in tlscensus::decode::Skip::ALL.iter().zip(stats.skipped) {
         eprintln!("skipped {:<14} {n}", skip.name());
@@ -262,5 +274,5 @@ fn print_stats(stats: &Stats) {
     eprintln!("dropped segments       {}", stats.dropped_segments);
     eprintln!("snaplen-cut frames     {}", stats.truncated_frames);
     eprintln!("flows expired          {}", stats.flows_expired);
-    eprintln!("flows refused          {}", stats.flows_refused);
+    eprintln!("flows refused (full)   {}", stats.flows_refused);
 }

@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod engine;
 pub mod flow;
+pub mod pipeline;
 pub mod proto;
 pub mod record;
 pub mod source;

@@ -158,6 +158,15 @@ impl Connection {
         }
     }
 
+    /// Whether a SYN from `side` with sequence number `seq` starts a new connection on the
+    /// same addresses and ports: the old one was reported or ignored, or it already carried
+    /// data from a different initial sequence number.
+    pub fn is_new_incarnation(&self, side: Side, seq: u32) -> bool {
+        let half = &self.halves[side.index()];
+        self.phase != Phase::Open
+            || (half.isn.is_some_and(|isn| isn != seq) && half.reassembler.delivered_any())
+    }
+
     /// A connection's handshake is decided when both directions have stopped parsing, or a
     /// fatal alert was sent.
     pub fn decided(&self) -> bool {
@@ -197,6 +206,7 @@ impl Connection {
             halves[side.other().index()].upper.tls.allow_compat_ccs();
         }
         stats.retransmitted_segments += u64::from(accepted.retransmitted);
+        stats.inconsistent_retransmissions += u64::from(accepted.inconsistent);
         stats.out_of_order_segments += u64::from(accepted.held);
         let half = &mut halves[side.index()];
         if accepted.dropped {

@@ -97,6 +97,9 @@ pub struct Stats {
     pub connections_tracked: u64,
     pub records: u64,
     pub retransmitted_segments: u64,
+    /// Retransmitted or overlapping segments whose bytes differ from the copy seen first
+    /// (the first copy is the one parsed).
+    pub inconsistent_retransmissions: u64,
     pub out_of_order_segments: u64,
     /// Segments that could not be held (a direction got a permanent gap).
     pub dropped_segments: u64,
@@ -106,7 +109,28 @@ pub struct Stats {
     pub flows_refused: u64,
 }
 
-/// The engine for one stream of frames (one or several files in time order).
+/// Where a record belongs in the output. Records are written in this order whatever the
+/// number of worker threads: by the input position that produced them (a packet's index, or
+/// an expiry tick's), then by time and connection for the several a tick or the end of input
+/// produce at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrderKey {
+    /// Index of the packet (or tick) in the whole input; `u64::MAX` for the end of input.
+    pub index: u64,
+    /// Last-packet time for expiries, first-packet time at the end of input, else 0.
+    pub ts: i64,
+    pub key: FlowKey,
+}
+
+/// A finished record with its place in the output order.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub order: OrderKey,
+    pub record: Record,
+}
+
+/// The engine for one stream of frames (one or several files in time order), or for the
+/// share of the flows a worker thread owns.
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
@@ -126,8 +150,17 @@ impl Engine {
         }
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    pub fn stats(&self) -> Stats {
+        Stats {
+            flows_expired: self.flows.expired,
+            flows_refused: self.flows.refused,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Connections tracked right now.
+    pub fn flows(&self) -> usize {
+        self.flows.len()
     }
 
     /// Start a new input file; frames after this belong to it.
@@ -135,32 +168,55 @@ impl Engine {
         self.files.push(name.into());
     }
 
-    /// Process one frame; finished records go to `out`.
-    pub fn packet(&mut self, packet: &Packet<'_>, out: &mut impl FnMut(Record)) {
+    /// Process the frame at position `index` of the input; finished records go to `out`.
+    pub fn packet(&mut self, index: u64, packet: &Packet<'_>, out: &mut impl FnMut(Emitted)) {
         self.stats.frames += 1;
         let segment = match decode::decode(packet.link_type, packet.data) {
             Ok(segment) => segment,
             Err(skip) => {
-                let index = Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0);
-                self.stats.skipped[index] += 1;
+                let slot = Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0);
+                self.stats.skipped[slot] += 1;
                 return;
             }
         };
         self.stats.tcp_segments += 1;
-        self.segment(&segment, packet.ts_nanos, packet.frame_number, out);
+        self.segment(index, &segment, packet.ts_nanos, packet.frame_number, out);
     }
 
-    fn segment(&mut self, seg: &Segment<'_>, ts: i64, frame: u64, out: &mut impl FnMut(Record)) {
+    /// Expire connections idle at capture time `now`; called at the same input positions
+    /// whatever the number of threads (see [`Ticker`]).
+    pub fn tick(&mut self, index: u64, now: i64, out: &mut impl FnMut(Emitted)) {
         let files = &self.files;
         let services = &self.config.services;
         let stats = &mut self.stats;
-        let mut expire = |key: FlowKey, conn: Connection| {
-            if let Some(record) = report(&key, conn, files, services) {
-                stats.records += 1;
-                out(record);
-            }
-        };
-        self.flows.maybe_sweep(ts, &mut expire);
+        self.flows.sweep(now, &mut |key, last_ts, conn| {
+            emit(
+                OrderKey {
+                    index,
+                    ts: last_ts,
+                    key,
+                },
+                key,
+                conn,
+                files,
+                services,
+                stats,
+                out,
+            )
+        });
+    }
+
+    fn segment(
+        &mut self,
+        index: u64,
+        seg: &Segment<'_>,
+        ts: i64,
+        frame: u64,
+        out: &mut impl FnMut(Emitted),
+    ) {
+        let files = &self.files;
+        let services = &self.config.services;
+        let stats = &mut self.stats;
         let (key, side) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
         let file = self.files.len().saturating_sub(1);
         let entry = match self.flows.get_mut(&key) {
@@ -171,7 +227,15 @@ impl Engine {
                     return;
                 }
                 let conn = new_connection(services, seg, side, ts, file);
-                match self.flows.insert(key, ts, conn, &mut expire) {
+                let mut evict = |key: FlowKey, last_ts: i64, conn: Connection| {
+                    let order = OrderKey {
+                        index,
+                        ts: last_ts,
+                        key,
+                    };
+                    emit(order, key, conn, files, services, stats, out)
+                };
+                match self.flows.insert(key, ts, conn, &mut evict) {
                     Some(entry) => {
                         stats.connections_tracked += 1;
                         entry
@@ -182,10 +246,13 @@ impl Engine {
         };
         entry.last_ts = ts;
         let conn = &mut entry.value;
+        let order = OrderKey { index, ts: 0, key };
 
-        // A new SYN on a finished connection is port reuse: a new connection.
-        if seg.flags.syn && !seg.flags.ack && conn.phase != Phase::Open {
-            *conn = new_connection(services, seg, side, ts, file);
+        // A SYN with a new sequence number after data flowed is port reuse: the old
+        // connection is over (its FIN may not have been captured).
+        if seg.flags.syn && !seg.flags.ack && conn.is_new_incarnation(side, seg.seq) {
+            let old = std::mem::replace(conn, new_connection(services, seg, side, ts, file));
+            emit(order, key, old, files, services, stats, out);
             stats.connections_tracked += 1;
         }
         if conn.phase == Phase::Open {
@@ -195,35 +262,81 @@ impl Engine {
         let closed = seg.flags.rst || conn.halves.iter().all(|h| h.fin);
         let decided = conn.phase == Phase::Open && conn.decided();
         if decided || (closed && conn.phase == Phase::Open) {
-            let conn = std::mem::replace(conn, Connection::new(ts, file, false, None));
-            if let Some(record) = report(&key, conn, files, services) {
-                stats.records += 1;
-                out(record);
-            }
-            if let Some(entry) = self.flows.get_mut(&key) {
-                entry.value.phase = Phase::Reported;
-            }
+            let mut done = Connection::new(ts, file, false, None);
+            done.phase = Phase::Reported;
+            let finished = std::mem::replace(conn, done);
+            emit(order, key, finished, files, services, stats, out);
         }
         if closed {
             self.flows.remove(&key);
         }
-        self.stats.flows_expired = self.flows.expired;
-        self.stats.flows_refused = self.flows.refused;
     }
 
     /// End of input: report every connection still open, oldest first.
-    pub fn finish(&mut self, out: &mut impl FnMut(Record)) {
+    pub fn finish(&mut self, out: &mut impl FnMut(Emitted)) {
         let mut rest: Vec<(i64, FlowKey, Connection)> = self
             .flows
             .drain()
             .map(|(key, entry)| (entry.value.first_ts, key, entry.value))
             .collect();
         rest.sort_by_key(|(ts, key, _)| (*ts, *key));
-        for (_, key, conn) in rest {
-            if let Some(record) = report(&key, conn, &self.files, &self.config.services) {
-                self.stats.records += 1;
-                out(record);
+        for (ts, key, conn) in rest {
+            let order = OrderKey {
+                index: u64::MAX,
+                ts,
+                key,
+            };
+            let (files, services) = (&self.files, &self.config.services);
+            emit(order, key, conn, files, services, &mut self.stats, out);
+        }
+    }
+}
+
+/// Report a connection if it has something to say.
+fn emit(
+    order: OrderKey,
+    key: FlowKey,
+    conn: Connection,
+    files: &[String],
+    services: &Services,
+    stats: &mut Stats,
+    out: &mut impl FnMut(Emitted),
+) {
+    if let Some(record) = report(&key, conn, files, services) {
+        stats.records += 1;
+        out(Emitted { order, record });
+    }
+}
+
+/// Decides when idle connections are expired: every quarter of the idle timeout of capture
+/// time. Driven by the input's timestamps alone, so one thread or many expire the same
+/// connections at the same input positions.
+#[derive(Debug, Clone)]
+pub struct Ticker {
+    every: i64,
+    next: Option<i64>,
+}
+
+impl Ticker {
+    pub fn new(limits: &Limits) -> Self {
+        Ticker {
+            every: (limits.idle_timeout_ns / 4).max(1),
+            next: None,
+        }
+    }
+
+    /// Whether a tick is due before a packet captured at `ts`.
+    pub fn due(&mut self, ts: i64) -> bool {
+        match self.next {
+            None => {
+                self.next = Some(ts.saturating_add(self.every));
+                false
             }
+            Some(next) if ts >= next => {
+                self.next = Some(ts.saturating_add(self.every));
+                true
+            }
+            Some(_) => false,
         }
     }
 }

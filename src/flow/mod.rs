@@ -86,13 +86,13 @@ pub struct Entry<V> {
     pub value: V,
 }
 
-/// A bounded map of connections. Expiry runs in sweeps over the whole table, at most once per
-/// `idle_timeout / 4` of capture time, so its cost per packet stays constant.
+/// A bounded map of connections. Expiry runs in sweeps over the whole table, which the caller
+/// schedules (every quarter of the idle timeout of capture time), so its cost per packet
+/// stays constant.
 #[derive(Debug)]
 pub struct FlowTable<V> {
     map: HashMap<FlowKey, Entry<V>>,
     limits: Limits,
-    next_sweep_ts: i64,
     pub expired: u64,
     pub refused: u64,
 }
@@ -102,7 +102,6 @@ impl<V> FlowTable<V> {
         FlowTable {
             map: HashMap::new(),
             limits,
-            next_sweep_ts: i64::MIN,
             expired: 0,
             refused: 0,
         }
@@ -124,17 +123,18 @@ impl<V> FlowTable<V> {
         self.map.remove(key).map(|e| e.value)
     }
 
-    /// Insert a new connection, making room first if the table is full. Returns `None` when
-    /// the table is full of live connections (the new one is refused and counted).
+    /// Insert a new connection, making room first if the table is full: connections idle
+    /// for an eighth of the timeout are expired early. Returns `None` when the table is full
+    /// of live connections (the new one is refused and counted).
     pub fn insert(
         &mut self,
         key: FlowKey,
         ts: i64,
         value: V,
-        expire: &mut impl FnMut(FlowKey, V),
+        expire: &mut impl FnMut(FlowKey, i64, V),
     ) -> Option<&mut Entry<V>> {
         if self.map.len() >= self.limits.max_flows {
-            self.sweep(ts, self.limits.idle_timeout_ns / 8, expire);
+            self.sweep_idle(ts, self.limits.idle_timeout_ns / 8, expire);
             if self.map.len() >= self.limits.max_flows {
                 self.refused += 1;
                 return None;
@@ -143,27 +143,24 @@ impl<V> FlowTable<V> {
         Some(self.map.entry(key).or_insert(Entry { last_ts: ts, value }))
     }
 
-    /// Expire idle connections if a sweep is due at capture time `ts`.
-    pub fn maybe_sweep(&mut self, ts: i64, expire: &mut impl FnMut(FlowKey, V)) {
-        if ts >= self.next_sweep_ts {
-            self.sweep(ts, self.limits.idle_timeout_ns, expire);
-            self.next_sweep_ts = ts.saturating_add(self.limits.idle_timeout_ns / 4);
-        }
+    /// Expire connections idle for the configured timeout at capture time `now`, oldest first.
+    pub fn sweep(&mut self, now: i64, expire: &mut impl FnMut(FlowKey, i64, V)) {
+        self.sweep_idle(now, self.limits.idle_timeout_ns, expire);
     }
 
-    fn sweep(&mut self, ts: i64, idle: i64, expire: &mut impl FnMut(FlowKey, V)) {
+    fn sweep_idle(&mut self, now: i64, idle: i64, expire: &mut impl FnMut(FlowKey, i64, V)) {
         let mut idle_keys: Vec<(i64, FlowKey)> = self
             .map
             .iter()
-            .filter(|(_, e)| ts.saturating_sub(e.last_ts) > idle)
+            .filter(|(_, e)| now.saturating_sub(e.last_ts) > idle)
             .map(|(k, e)| (e.last_ts, *k))
             .collect();
         // Oldest first, so the records they produce come out in a deterministic order.
         idle_keys.sort_unstable();
-        for (_, key) in idle_keys {
+        for (last_ts, key) in idle_keys {
             if let Some(entry) = self.map.remove(&key) {
                 self.expired += 1;
-                expire(key, entry.value);
+                expire(key, last_ts, entry.value);
             }
         }
     }

@@ -3,8 +3,11 @@
 //! In-order segments are delivered straight from the packet (no copy). Segments that arrive
 //! early are copied into a small out-of-order store, bounded by [`OOO_CAP_BYTES`] and
 //! [`OOO_CAP_SEGMENTS`]; when the gap before them fills, they are delivered too.
-//! Retransmitted or overlapping bytes already delivered are dropped: the first copy wins, as
-//! RFC 9293 3.10.7.4 has a receiver trim a segment to the window it still expects.
+//! Retransmitted or overlapping bytes are dropped: the first copy of every byte wins, whether
+//! it was delivered already (RFC 9293 3.10.7.4 has a receiver trim a segment to the window it
+//! still expects) or is waiting out of order. A later copy that carries different bytes is
+//! flagged ([`Accepted::inconsistent`]) when the first copy is still at hand: held, or among
+//! the last [`RECHECK_BYTES`] delivered.
 //!
 //! Sequence numbers are compared with wrapping arithmetic (RFC 9293 3.4), never subtracted
 //! in a way that can panic.
@@ -17,6 +20,9 @@ pub const OOO_CAP_SEGMENTS: usize = 32;
 /// A segment more than this far ahead of what is expected is not from this stream (or the
 /// capture missed too much to matter).
 const MAX_AHEAD: u32 = 1 << 20;
+/// Delivered bytes kept to hold retransmissions against (a little over one full-size
+/// segment), so that a copy with different bytes is noticed.
+pub const RECHECK_BYTES: usize = 2048;
 
 /// Outcome of accepting a segment, for the caller's accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +38,8 @@ pub struct Accepted {
     /// The segment lies far outside the expected window (another connection's sequence
     /// space, a spoofed or mirrored copy): ignored.
     pub out_of_window: bool,
+    /// Bytes this segment repeats differ from the copy seen first (which was kept).
+    pub inconsistent: bool,
 }
 
 #[derive(Debug, Default)]
@@ -40,9 +48,12 @@ pub struct Reassembler {
     next: Option<u32>,
     /// Whether `next` came from a SYN (so the stream is known from its first byte).
     from_syn: bool,
-    /// Early segments, copied: (sequence number, bytes).
+    /// Early segments, copied: (sequence number, bytes), in stream order and never
+    /// overlapping (a later copy of held bytes is trimmed to what it adds).
     held: Vec<(u32, Vec<u8>)>,
     held_bytes: usize,
+    /// The last delivered bytes (at most [`RECHECK_BYTES`]), ending at `next`.
+    recent: Vec<u8>,
     /// Whether any byte was delivered yet.
     delivered_any: bool,
 }
@@ -56,6 +67,11 @@ impl Reassembler {
     /// True when the stream's start is known from a SYN.
     pub fn saw_syn(&self) -> bool {
         self.from_syn
+    }
+
+    /// True once any byte was delivered.
+    pub fn delivered_any(&self) -> bool {
+        self.delivered_any
     }
 
     /// True when bytes are waiting behind a gap.
@@ -87,60 +103,155 @@ impl Reassembler {
             return result;
         }
         if ahead > 0 {
-            if self.held.len() >= OOO_CAP_SEGMENTS
-                || self.held_bytes + payload.len() > OOO_CAP_BYTES
-            {
-                result.dropped = true;
-            } else {
-                self.held_bytes += payload.len();
-                self.held.push((seq, payload.to_vec()));
-                result.held = true;
-            }
+            self.hold(next, seq, payload, &mut result);
             return result;
         }
+        // The first `overlap` bytes were delivered already: the first copy stands.
         let overlap = ahead.unsigned_abs() as usize;
         if overlap > 0 {
             result.retransmitted = true;
+            let repeated = &payload[..overlap.min(payload.len())];
+            result.inconsistent |= self.differs_from_recent(overlap, repeated);
         }
         if overlap < payload.len() {
-            let fresh = &payload[overlap..];
-            deliver(fresh);
-            self.delivered_any = true;
-            result.delivered += fresh.len();
-            self.next = Some(next.wrapping_add(fresh.len() as u32));
-            self.drain(&mut deliver, &mut result);
+            self.deliver_from_next(&payload[overlap..], &mut deliver, &mut result);
         }
         result
     }
 
-    /// Deliver held segments that the stream has now reached.
-    fn drain(&mut self, deliver: &mut impl FnMut(&[u8]), result: &mut Accepted) {
-        while let Some(next) = self.next {
-            let Some(index) = self
+    /// Whether `bytes`, which start `back` bytes before `next` (`bytes.len() <= back`), differ
+    /// from the delivered bytes still kept.
+    fn differs_from_recent(&self, back: usize, bytes: &[u8]) -> bool {
+        let kept = self.recent.len();
+        let first = back.saturating_sub(kept);
+        if first >= bytes.len() {
+            return false;
+        }
+        let at = kept + first - back;
+        bytes[first..] != self.recent[at..at + bytes.len() - first]
+    }
+
+    /// Hold a segment that starts after `next`, minus the bytes already held (those were
+    /// seen first).
+    fn hold(&mut self, next: u32, seq: u32, payload: &[u8], result: &mut Accepted) {
+        let start = distance(seq, next);
+        let mut fresh: Vec<(usize, usize)> = Vec::new();
+        let mut pos = 0;
+        for (held_seq, bytes) in &self.held {
+            // Where this held piece lies relative to the payload's first byte.
+            let from = distance(*held_seq, next) - start;
+            let to = from + bytes.len() as i64;
+            if to <= pos as i64 {
+                continue;
+            }
+            if from >= payload.len() as i64 {
+                break;
+            }
+            if from > pos as i64 {
+                fresh.push((pos, from as usize));
+            }
+            let a = from.max(pos as i64) as usize;
+            let b = (to as usize).min(payload.len());
+            let in_held = (a as i64 - from) as usize;
+            result.retransmitted = true;
+            result.inconsistent |= payload[a..b] != bytes[in_held..in_held + (b - a)];
+            pos = b;
+        }
+        if pos < payload.len() {
+            fresh.push((pos, payload.len()));
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let bytes: usize = fresh.iter().map(|(a, b)| b - a).sum();
+        if self.held.len() + fresh.len() > OOO_CAP_SEGMENTS
+            || self.held_bytes + bytes > OOO_CAP_BYTES
+        {
+            result.dropped = true;
+            return;
+        }
+        for (a, b) in fresh {
+            let piece_seq = seq.wrapping_add(a as u32);
+            let at = self
                 .held
-                .iter()
-                .position(|(seq, _)| distance(*seq, next) <= 0)
-            else {
-                return;
-            };
-            let (seq, bytes) = self.held.swap_remove(index);
-            self.held_bytes -= bytes.len();
-            let overlap = distance(next, seq) as usize;
-            if overlap < bytes.len() {
-                let fresh = &bytes[overlap..];
-                deliver(fresh);
-                result.delivered += fresh.len();
-                self.next = Some(next.wrapping_add(fresh.len() as u32));
-            } else {
-                result.retransmitted = true;
+                .partition_point(|(s, _)| distance(*s, next) < distance(piece_seq, next));
+            self.held.insert(at, (piece_seq, payload[a..b].to_vec()));
+        }
+        self.held_bytes += bytes;
+        result.held = true;
+    }
+
+    /// Deliver `data`, which starts at `next`; where held bytes overlap it they were seen
+    /// first and go out instead.
+    fn deliver_from_next(
+        &mut self,
+        mut data: &[u8],
+        deliver: &mut impl FnMut(&[u8]),
+        result: &mut Accepted,
+    ) {
+        while !data.is_empty() {
+            let next = self.next.unwrap_or_default();
+            let held_at = self
+                .held
+                .first()
+                .map(|(seq, _)| distance(*seq, next).max(0) as usize)
+                .filter(|&at| at < data.len());
+            match held_at {
+                Some(0) => {
+                    let (_, bytes) = self.held.remove(0);
+                    self.held_bytes -= bytes.len();
+                    let n = bytes.len().min(data.len());
+                    result.retransmitted = true;
+                    result.inconsistent |= bytes[..n] != data[..n];
+                    self.emit(&bytes, deliver, result);
+                    data = &data[n..];
+                }
+                Some(at) => {
+                    self.emit(&data[..at], deliver, result);
+                    data = &data[at..];
+                }
+                None => {
+                    self.emit(data, deliver, result);
+                    data = &[];
+                }
             }
         }
+        self.drain(deliver, result);
+    }
+
+    /// Deliver held segments that the stream has now reached.
+    fn drain(&mut self, deliver: &mut impl FnMut(&[u8]), result: &mut Accepted) {
+        while let (Some(next), Some((seq, _))) = (self.next, self.held.first()) {
+            let at = distance(*seq, next);
+            if at > 0 {
+                return;
+            }
+            let (_, bytes) = self.held.remove(0);
+            self.held_bytes -= bytes.len();
+            let overlap = at.unsigned_abs() as usize;
+            if overlap < bytes.len() {
+                self.emit(&bytes[overlap..], deliver, result);
+            }
+        }
+    }
+
+    /// Hand in-order bytes up and move `next` past them.
+    fn emit(&mut self, bytes: &[u8], deliver: &mut impl FnMut(&[u8]), result: &mut Accepted) {
+        deliver(bytes);
+        self.delivered_any = true;
+        result.delivered += bytes.len();
+        self.next = self.next.map(|n| n.wrapping_add(bytes.len() as u32));
+        let keep = bytes.len().min(RECHECK_BYTES);
+        let excess = (self.recent.len() + keep).saturating_sub(RECHECK_BYTES);
+        self.recent.drain(..excess);
+        self.recent.extend_from_slice(&bytes[bytes.len() - keep..]);
     }
 
     /// Forget held bytes (the direction's handshake is decided; nothing more is needed).
     pub fn release(&mut self) {
         self.held = Vec::new();
         self.held_bytes = 0;
+        self.recent = Vec::new();
     }
 }
 

@@ -11,6 +11,9 @@ pub mod pcapng;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
 
 /// Link-layer types, numbered as in the tcpdump.org LINKTYPE_ registry.
 /// Readers of other formats (Network Monitor) map their media types onto these numbers.
@@ -160,6 +163,15 @@ impl CaptureReader {
         result
     }
 
+    /// The buffer holding the frame last handed out, to share with other threads, and the
+    /// frame's offset in it. The frame is named by its address (`data.as_ptr() as usize`) and
+    /// length, since the frame's own borrow must end before this call. `None` when the frame
+    /// is not in the buffer (never for the formats read today; callers then copy it).
+    pub fn block_of(&self, frame_addr: usize, len: usize) -> Option<(Arc<Block>, usize)> {
+        let at = frame_addr.checked_sub(self.input.buf.as_ptr() as usize)?;
+        (at + len <= self.input.buf.len()).then(|| (Arc::clone(&self.input.buf), at))
+    }
+
     /// The file's path (or the label given to [`CaptureReader::from_reader`]).
     pub fn path(&self) -> &Path {
         &self.input.path
@@ -215,13 +227,43 @@ impl Read for Src {
     }
 }
 
-/// The one read buffer shared by all formats: `buf[start..end]` holds file bytes from offset
+/// A read buffer that frames handed to other threads keep alive ([`CaptureReader::block`]).
+/// While any other thread holds it, the reader never writes to it again: it moves on to a
+/// fresh buffer, copying over only the unread tail. When the last holder drops it, its memory
+/// goes back to the reader's pool, so steady-state reading allocates nothing.
+#[derive(Debug)]
+pub struct Block {
+    data: Vec<u8>,
+    pool: Option<Sender<Vec<u8>>>,
+}
+
+impl std::ops::Deref for Block {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            let _ = pool.try_send(std::mem::take(&mut self.data));
+        }
+    }
+}
+
+/// Spare buffers kept for reuse once other threads release them.
+const POOL_BUFFERS: usize = 64;
+
+/// The read buffer shared by all formats: `buf[start..end]` holds file bytes from offset
 /// `base + start` on. Records are handed out as slices of it; the record last handed out stays
 /// valid until the next call, when its `pending` length is released.
 pub(crate) struct Input {
     path: PathBuf,
     src: Src,
-    buf: Vec<u8>,
+    buf: Arc<Block>,
+    /// Buffers returned by other threads' dropped [`Block`]s.
+    spare: Receiver<Vec<u8>>,
     start: usize,
     end: usize,
     /// File offset of `buf[0]`.
@@ -233,10 +275,15 @@ pub(crate) struct Input {
 
 impl Input {
     fn new(path: PathBuf, src: Src) -> Self {
+        let (pool, spare) = crossbeam_channel::bounded(POOL_BUFFERS);
         Input {
             path,
             src,
-            buf: vec![0; BUF_CAPACITY],
+            buf: Arc::new(Block {
+                data: vec![0; BUF_CAPACITY],
+                pool: Some(pool),
+            }),
+            spare,
             start: 0,
             end: 0,
             base: 0,
@@ -268,18 +315,15 @@ impl Input {
         if self.end - self.start >= n || self.eof {
             return Ok(self.end - self.start >= n);
         }
-        if n > self.buf.len() - self.start {
-            // Move the unread tail to the front; grow only for a record bigger than the buffer.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.base += self.start as u64;
-            self.end -= self.start;
-            self.start = 0;
-            if n > self.buf.len() {
-                self.buf.resize(n.next_power_of_two(), 0);
-            }
+        let shared = Arc::get_mut(&mut self.buf).is_none();
+        if shared || n > self.buf.len() - self.start {
+            self.move_tail_to_front(n);
         }
         while self.end - self.start < n {
-            match self.src.read(&mut self.buf[self.end..]) {
+            let Some(block) = Arc::get_mut(&mut self.buf) else {
+                break; // unreachable: move_tail_to_front left the buffer unshared
+            };
+            match self.src.read(&mut block.data[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
@@ -290,6 +334,32 @@ impl Input {
             }
         }
         Ok(true)
+    }
+
+    /// Start the buffer over with the unread bytes at its front, in room for at least `n`.
+    /// A buffer other threads still read from is left to them; the tail goes to a fresh one.
+    fn move_tail_to_front(&mut self, n: usize) {
+        let want = n.max(BUF_CAPACITY).next_power_of_two();
+        match Arc::get_mut(&mut self.buf) {
+            Some(block) => {
+                block.data.copy_within(self.start..self.end, 0);
+                if block.data.len() < want {
+                    block.data.resize(want, 0);
+                }
+            }
+            None => {
+                let mut data = self.spare.try_recv().unwrap_or_default();
+                if data.len() < want {
+                    data.resize(want, 0);
+                }
+                data[..self.end - self.start].copy_from_slice(&self.buf[self.start..self.end]);
+                let pool = self.buf.pool.clone();
+                self.buf = Arc::new(Block { data, pool });
+            }
+        }
+        self.base += self.start as u64;
+        self.end -= self.start;
+        self.start = 0;
     }
 
     /// Skips `n` buffered bytes (call [`Input::fill`] first).

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use tlscensus::engine::{Config, Engine, Stats};
+use tlscensus::engine::{Config, Stats};
+use tlscensus::pipeline::{self, Options};
 use tlscensus::record::Record;
-use tlscensus::source::{CaptureReader, SourceError};
+use tlscensus::source::SourceError;
 
 /// `../shared/corpus` beside the checkout (CI always has it).
 pub fn corpus_dir() -> PathBuf {
@@ -48,35 +49,25 @@ pub struct Run {
     pub errors: Vec<SourceError>,
 }
 
-/// Read files in the given order through one engine, as `tlscensus read` does.
+/// Read files in the given order through the pipeline, as `tlscensus read` does.
 pub fn run_files(paths: &[PathBuf], config: Config) -> Run {
-    let mut engine = Engine::new(config);
+    run_threads(paths, config, 1)
+}
+
+/// The same with `threads` worker threads.
+pub fn run_threads(paths: &[PathBuf], config: Config, threads: usize) -> Run {
     let mut records = Vec::new();
     let mut errors = Vec::new();
-    for path in paths {
-        let mut reader = match CaptureReader::open(path) {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        engine.begin_file(path.display().to_string());
-        loop {
-            match reader.next_packet() {
-                Ok(Some(p)) => engine.packet(&p, &mut |r| records.push(r)),
-                Ok(None) => break,
-                Err(e) => {
-                    errors.push(e);
-                    break;
-                }
-            }
-        }
-    }
-    engine.finish(&mut |r| records.push(r));
+    let options = Options {
+        engine: config,
+        threads,
+    };
+    let outcome = pipeline::run(paths, &options, &mut |r| records.push(r), &mut |e| {
+        errors.push(e)
+    });
     Run {
         records,
-        stats: engine.stats().clone(),
+        stats: outcome.stats,
         errors,
     }
 }
