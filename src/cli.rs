@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+use tlscensus::census::{parse_server, Census, CensusConfig, Policy};
 use tlscensus::engine::{Config, Services};
 use tlscensus::flow::Limits;
 use tlscensus::pipeline;
-use tlscensus::census::{parse_server, Census, CensusConfig, Policy};
 use tlscensus::record::Record;
 use tlscensus::report::{self, Target};
 use tlscensus::source::SourceError;

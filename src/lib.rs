@@ -9,11 +9,13 @@
 //! * [`engine`]: ties the stages together and turns each connection into a [`record::Record`];
 //! * [`record`]: the public, line-per-connection JSON record format.
 
+pub mod census;
 pub mod decode;
 pub mod engine;
 pub mod flow;
 pub mod pipeline;
 pub mod proto;
 pub mod record;
+pub mod report;
 pub mod source;
 pub mod tls;

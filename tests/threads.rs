@@ -32,11 +32,19 @@ fn one_two_and_four_threads_write_the_same_events() {
     // Per file, and all files as one stream (the many flows then share the workers).
     for file in files.iter().take(40) {
         let one = events(std::slice::from_ref(file), 1);
-        assert_eq!(one, events(std::slice::from_ref(file), 2), "{}", file.display());
+        assert_eq!(
+            one,
+            events(std::slice::from_ref(file), 2),
+            "{}",
+            file.display()
+        );
     }
     let ordered = tlscensus::pipeline::order_by_time(&files);
     let one = events(&ordered, 1);
-    assert!(one.lines().count() > 1000, "the whole corpus gives over a thousand records");
+    assert!(
+        one.lines().count() > 1000,
+        "the whole corpus gives over a thousand records"
+    );
     assert_eq!(one, events(&ordered, 2), "2 threads");
     assert_eq!(one, events(&ordered, 4), "4 threads");
 }

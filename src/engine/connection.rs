@@ -39,9 +39,6 @@ pub(super) enum Framing {
 pub(super) struct Half {
     pub reassembler: Reassembler,
     pub upper: Upper,
-    pub fin: bool,
-    /// Initial sequence number from this direction's SYN.
-    pub isn: Option<u32>,
     /// Bytes of this direction were lost (a gap never filled, or a snap length cut them).
     pub lost_bytes: bool,
 }
@@ -111,17 +108,31 @@ pub(super) enum Phase {
     Reported,
 }
 
+/// A tracked connection. What every connection needs stays inline and small (a SYN flood
+/// costs only this); the parsing state is allocated with the first payload byte.
 #[derive(Debug)]
 pub(super) struct Connection {
     pub phase: Phase,
     /// The side that sent the SYN, when it was captured.
     pub client: Option<Side>,
-    pub halves: [Half; 2],
-    pub shared: Shared,
+    pub forced_port: bool,
+    /// FIN or RST seen from each side.
+    pub fin: [bool; 2],
+    /// Initial sequence numbers from each side's SYN.
+    pub isn: [Option<u32>; 2],
+    /// The mail protocol its port suggests, and the server's side.
+    mail_hint: Option<(MailProtocol, Side)>,
     pub first_ts: i64,
     /// Which input file the connection was first seen in (index into the file list).
-    pub file: usize,
-    pub forced_port: bool,
+    pub file: u32,
+    pub body: Option<Box<Body>>,
+}
+
+/// Parsing state of a connection that carried data.
+#[derive(Debug, Default)]
+pub(super) struct Body {
+    pub halves: [Half; 2],
+    pub shared: Shared,
 }
 
 /// Where a segment came from, for the records.
@@ -142,37 +153,62 @@ impl Connection {
         Connection {
             phase: Phase::Open,
             client: None,
-            halves: Default::default(),
-            shared: Shared {
-                mail: mail.map(|(protocol, server)| {
-                    Box::new(Mail {
-                        dialogue: Dialogue::new(protocol),
-                        server,
-                    })
-                }),
-                ..Shared::default()
-            },
-            first_ts: ts,
-            file,
             forced_port,
+            fin: [false; 2],
+            isn: [None; 2],
+            mail_hint: mail,
+            first_ts: ts,
+            file: u32::try_from(file).unwrap_or(u32::MAX),
+            body: None,
         }
+    }
+
+    /// The parsing state, created on first use.
+    fn body_mut(&mut self) -> &mut Body {
+        let (mail_hint, isn) = (self.mail_hint, self.isn);
+        self.body.get_or_insert_with(|| {
+            let mut body = Box::<Body>::default();
+            body.shared.mail = mail_hint.map(|(protocol, server)| {
+                Box::new(Mail {
+                    dialogue: Dialogue::new(protocol),
+                    server,
+                })
+            });
+            for (half, isn) in body.halves.iter_mut().zip(isn) {
+                if let Some(isn) = isn {
+                    half.reassembler.syn(isn);
+                }
+            }
+            body
+        })
     }
 
     /// Whether a SYN from `side` with sequence number `seq` starts a new connection on the
     /// same addresses and ports: the old one was reported or ignored, or it already carried
     /// data from a different initial sequence number.
     pub fn is_new_incarnation(&self, side: Side, seq: u32) -> bool {
-        let half = &self.halves[side.index()];
+        let delivered = self
+            .body
+            .as_ref()
+            .is_some_and(|b| b.halves[side.index()].reassembler.delivered_any());
         self.phase != Phase::Open
-            || (half.isn.is_some_and(|isn| isn != seq) && half.reassembler.delivered_any())
+            || (self.isn[side.index()].is_some_and(|isn| isn != seq) && delivered)
     }
 
     /// A connection's handshake is decided when both directions have stopped parsing, or a
     /// fatal alert was sent.
     pub fn decided(&self) -> bool {
-        let hs = &self.shared.handshake;
+        let Some(body) = &self.body else {
+            return false;
+        };
+        let hs = &body.shared.handshake;
         (hs.hello_seen() || !hs.alerts.is_empty())
-            && (hs.fatal_alert() || self.halves.iter().all(|h| h.upper.tls.end().is_some()))
+            && (hs.fatal_alert() || body.halves.iter().all(|h| h.upper.tls.end().is_some()))
+    }
+
+    /// Both sides sent FIN (or one sent RST).
+    pub fn closed(&self) -> bool {
+        self.fin.iter().all(|f| *f)
     }
 
     /// Feed one segment.
@@ -181,16 +217,18 @@ impl Connection {
             self.syn(seg, side);
         }
         if seg.flags.fin || seg.flags.rst {
-            self.halves[side.index()].fin = true;
+            self.fin[side.index()] = true;
         }
         if seg.payload.is_empty() {
             return;
         }
-        let is_client = self
-            .client
+        let client = self.client;
+        let forced_port = self.forced_port;
+        let body = self.body_mut();
+        let is_client = client
             .map(|c| c == side)
-            .or_else(|| self.shared.mail.as_ref().map(|m| m.server != side));
-        let Connection { halves, shared, .. } = self;
+            .or_else(|| body.shared.mail.as_ref().map(|m| m.server != side));
+        let Body { halves, shared } = body;
         let Half {
             reassembler, upper, ..
         } = &mut halves[side.index()];
@@ -224,23 +262,24 @@ impl Connection {
         }
         let not_tls = half.upper.tls.end() == Some(End::NotTls);
         // A mail session stays tracked to the end: a plaintext session is reported too.
-        let plain_mail = self.shared.mail.is_some();
-        if not_tls && !self.shared.handshake.hello_seen() && !self.forced_port && !plain_mail {
+        let plain_mail = shared.mail.is_some();
+        if not_tls && !shared.handshake.hello_seen() && !forced_port && !plain_mail {
             self.phase = Phase::Ignored;
-            self.halves = Default::default();
+            self.body = None;
         }
     }
 
     fn syn(&mut self, seg: &Segment<'_>, side: Side) {
         // A SYN-ACK that does not acknowledge the captured SYN belongs to another incarnation
         // of the connection (or a mirrored copy with rewritten sequence numbers): skip it.
-        let peer_isn = self.halves[side.other().index()].isn;
+        let peer_isn = self.isn[side.other().index()];
         let answers_syn =
             !seg.flags.ack || peer_isn.is_none_or(|isn| seg.ack == isn.wrapping_add(1));
         if answers_syn {
-            let half = &mut self.halves[side.index()];
-            half.isn = Some(seg.seq);
-            half.reassembler.syn(seg.seq);
+            self.isn[side.index()] = Some(seg.seq);
+            if let Some(body) = &mut self.body {
+                body.halves[side.index()].reassembler.syn(seg.seq);
+            }
             if self.client.is_none() {
                 self.client = Some(if seg.flags.ack { side.other() } else { side });
             }
@@ -381,5 +420,22 @@ fn on_event(shared: &mut Shared, side: Side, event: Event, origin: Origin) {
         }
         Event::Alert { level, description } => hs.alerts.push((side, level, description)),
         Event::EncryptedAlert => hs.encrypted_alerts += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flow table's memory is its entries: keep a tracked connection small, so that a
+    /// million of them fit the budget of issue #5 (256 MiB).
+    #[test]
+    fn connection_state_stays_small() {
+        let size = std::mem::size_of::<Connection>();
+        eprintln!(
+            "Connection: {size} bytes, Half: {}",
+            std::mem::size_of::<Half>()
+        );
+        assert!(size <= 64, "{size}");
     }
 }

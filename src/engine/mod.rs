@@ -259,7 +259,7 @@ impl Engine {
             conn.feed(seg, side, Origin { ts, frame, file }, stats);
         }
 
-        let closed = seg.flags.rst || conn.halves.iter().all(|h| h.fin);
+        let closed = seg.flags.rst || conn.closed();
         let decided = conn.phase == Phase::Open && conn.decided();
         if decided || (closed && conn.phase == Phase::Open) {
             let mut done = Connection::new(ts, file, false, None);

@@ -8,20 +8,20 @@ use crate::record::{
 
 use crate::proto::starttls::Reply;
 
-use super::connection::{Connection, Phase};
+use super::connection::{Body, Connection, Phase};
 use super::Services;
 
 /// Which side is the client: the SYN's sender; else the ClientHello's sender (or the
 /// ServerHello's receiver); else the other side of a mail port; else the side on the higher
 /// (ephemeral) port.
-fn client_side(key: &FlowKey, conn: &Connection) -> Side {
+fn client_side(key: &FlowKey, conn: &Connection, body: &Body) -> Side {
     if let Some(side) = conn.client {
         return side;
     }
-    if let Some((side, is_client_hello)) = conn.shared.handshake.hello_sender {
+    if let Some((side, is_client_hello)) = body.shared.handshake.hello_sender {
         return if is_client_hello { side } else { side.other() };
     }
-    if let Some(mail) = &conn.shared.mail {
+    if let Some(mail) = &body.shared.mail {
         return mail.server.other();
     }
     if key.lo.1 > key.hi.1 {
@@ -39,12 +39,14 @@ pub(super) fn report(
     files: &[String],
     services: &Services,
 ) -> Option<Record> {
-    if conn.phase != Phase::Open {
+    if conn.phase != Phase::Open || (conn.body.is_none() && !conn.forced_port) {
         return None;
     }
-    let hs = &conn.shared.handshake;
-    let started_tls = conn.halves.iter().any(|h| h.upper.tls.started_tls());
-    let mail_dialogue = conn
+    let empty = Body::default();
+    let body = conn.body.as_deref().unwrap_or(&empty);
+    let hs = &body.shared.handshake;
+    let started_tls = body.halves.iter().any(|h| h.upper.tls.started_tls());
+    let mail_dialogue = body
         .shared
         .mail
         .as_deref()
@@ -52,13 +54,13 @@ pub(super) fn report(
     if !hs.hello_seen() && !started_tls && !conn.forced_port && mail_dialogue.is_none() {
         return None;
     }
-    let client = client_side(key, &conn);
+    let client = client_side(key, &conn, body);
     let server = client.other();
     let (client_ip, client_port) = key.endpoint(client);
     let (server_ip, server_port) = key.endpoint(server);
 
-    let client_half = &conn.halves[client.index()];
-    let server_half = &conn.halves[server.index()];
+    let client_half = &body.halves[client.index()];
+    let server_half = &body.halves[server.index()];
     let client_hello = hs.client_hello.as_ref();
     let server_hello = hs.server_hello.as_ref();
     let final_server_hello = server_hello.filter(|(h, _)| !h.hrr);
@@ -79,7 +81,9 @@ pub(super) fn report(
         Outcome::NoServerHello
     };
 
-    let (file, frame, first_ts) = hs.first_hello.unwrap_or((conn.file, 0, conn.first_ts));
+    let (file, frame, first_ts) = hs
+        .first_hello
+        .unwrap_or((conn.file as usize, 0, conn.first_ts));
     let ts = client_hello.map_or(first_ts, |(_, ts, _)| *ts);
     let alerts = hs
         .alerts
@@ -106,7 +110,7 @@ pub(super) fn report(
         client: ClientEndpoint {
             ip: client_ip,
             port: client_port,
-            proxied: conn.shared.proxied.map(|(ip, port)| Endpoint { ip, port }),
+            proxied: body.shared.proxied.map(|(ip, port)| Endpoint { ip, port }),
         },
         server: Endpoint {
             ip: server_ip,

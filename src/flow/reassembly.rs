@@ -2,7 +2,9 @@
 //!
 //! In-order segments are delivered straight from the packet (no copy). Segments that arrive
 //! early are copied into a small out-of-order store, bounded by [`OOO_CAP_BYTES`] and
-//! [`OOO_CAP_SEGMENTS`]; when the gap before them fills, they are delivered too.
+//! [`OOO_CAP_SEGMENTS`] (adjacent pieces are joined, and each piece is charged
+//! [`PIECE_OVERHEAD`] bytes, so a hello sent in 1-byte segments in any order still fits);
+//! when the gap before them fills, they are delivered too.
 //! Retransmitted or overlapping bytes are dropped: the first copy of every byte wins, whether
 //! it was delivered already (RFC 9293 3.10.7.4 has a receiver trim a segment to the window it
 //! still expects) or is waiting out of order. A later copy that carries different bytes is
@@ -15,8 +17,11 @@
 /// Bytes held out of order per direction. A hello that needs more than this while earlier
 /// bytes are missing is reported `incomplete`.
 pub const OOO_CAP_BYTES: usize = 64 * 1024;
-/// Segments held out of order per direction.
-pub const OOO_CAP_SEGMENTS: usize = 32;
+/// Separate pieces held out of order per direction (segments that touch are one piece).
+pub const OOO_CAP_SEGMENTS: usize = 1024;
+/// What each held piece costs on top of its bytes, counted against [`OOO_CAP_BYTES`]: its
+/// vector and the allocator's bookkeeping.
+pub const PIECE_OVERHEAD: usize = 64;
 /// A segment more than this far ahead of what is expected is not from this stream (or the
 /// capture missed too much to matter).
 const MAX_AHEAD: u32 = 1 << 20;
@@ -137,7 +142,11 @@ impl Reassembler {
         let start = distance(seq, next);
         let mut fresh: Vec<(usize, usize)> = Vec::new();
         let mut pos = 0;
-        for (held_seq, bytes) in &self.held {
+        // Pieces are in stream order and disjoint: skip those that end before this segment.
+        let first = self
+            .held
+            .partition_point(|(s, b)| distance(*s, next) + b.len() as i64 <= start);
+        for (held_seq, bytes) in &self.held[first..] {
             // Where this held piece lies relative to the payload's first byte.
             let from = distance(*held_seq, next) - start;
             let to = from + bytes.len() as i64;
@@ -164,21 +173,43 @@ impl Reassembler {
             return;
         }
         let bytes: usize = fresh.iter().map(|(a, b)| b - a).sum();
-        if self.held.len() + fresh.len() > OOO_CAP_SEGMENTS
-            || self.held_bytes + bytes > OOO_CAP_BYTES
+        let pieces = self.held.len() + fresh.len();
+        if pieces > OOO_CAP_SEGMENTS
+            || self.held_bytes + bytes + pieces * PIECE_OVERHEAD > OOO_CAP_BYTES
         {
             result.dropped = true;
             return;
         }
         for (a, b) in fresh {
             let piece_seq = seq.wrapping_add(a as u32);
-            let at = self
-                .held
-                .partition_point(|(s, _)| distance(*s, next) < distance(piece_seq, next));
-            self.held.insert(at, (piece_seq, payload[a..b].to_vec()));
+            let piece = &payload[a..b];
+            let key = distance(piece_seq, next);
+            let at = self.held.partition_point(|(s, _)| distance(*s, next) < key);
+            // Join the piece before when it ends where this one starts.
+            if let Some((s, before)) = at.checked_sub(1).and_then(|i| self.held.get_mut(i)) {
+                if distance(*s, next) + before.len() as i64 == key {
+                    before.extend_from_slice(piece);
+                    self.join_following(at - 1, next);
+                    continue;
+                }
+            }
+            self.held.insert(at, (piece_seq, piece.to_vec()));
+            self.join_following(at, next);
         }
         self.held_bytes += bytes;
         result.held = true;
+    }
+
+    /// Join held piece `i` and the one after it when they touch.
+    fn join_following(&mut self, i: usize, next: u32) {
+        let Some(((seq, bytes), (following, _))) = self.held.get(i).zip(self.held.get(i + 1))
+        else {
+            return;
+        };
+        if distance(*seq, next) + bytes.len() as i64 == distance(*following, next) {
+            let (_, following) = self.held.remove(i + 1);
+            self.held[i].1.extend_from_slice(&following);
+        }
     }
 
     /// Deliver `data`, which starts at `next`; where held bytes overlap it they were seen
@@ -295,6 +326,38 @@ mod tests {
         collect(&mut r, 1, b"de", &mut out);
         collect(&mut r, 0, b"c", &mut out);
         assert_eq!(out, b"abcde");
+    }
+
+    #[test]
+    fn held_bytes_were_first_and_win() {
+        let mut r = Reassembler::default();
+        let mut out = Vec::new();
+        r.syn(0);
+        assert!(collect(&mut r, 3, b"CD", &mut out).held);
+        // The in-order copy of 3..5 differs: the held copy was first.
+        let a = collect(&mut r, 1, b"abXYe", &mut out);
+        assert!(a.retransmitted && a.inconsistent);
+        assert_eq!(out, b"abCDe");
+        // A repeat of delivered bytes, same bytes: not inconsistent; different: flagged.
+        assert!(!collect(&mut r, 2, b"bC", &mut out).inconsistent);
+        assert!(collect(&mut r, 2, b"bX", &mut out).inconsistent);
+        assert_eq!(out, b"abCDe");
+    }
+
+    #[test]
+    fn one_byte_segments_in_reverse_order() {
+        let stream: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+        let mut r = Reassembler::default();
+        let mut out = Vec::new();
+        r.syn(u32::MAX - 1000);
+        for i in (1..stream.len()).rev() {
+            let seq = (u32::MAX - 999).wrapping_add(i as u32);
+            assert!(collect(&mut r, seq, &stream[i..=i], &mut out).held);
+        }
+        assert_eq!(r.held.len(), 1, "touching pieces are joined");
+        collect(&mut r, u32::MAX - 999, &stream[..1], &mut out);
+        assert_eq!(out, stream);
+        assert!(!r.has_gap());
     }
 
     /// Model check: any permutation of segments (with duplicates) yields the original stream,

@@ -180,7 +180,10 @@ pub fn run(
             let to_agg = to_agg.clone();
             let recycle = recycle_tx.clone();
             let config = worker_config.clone();
-            scope.spawn(move || work(worker, config, rx, to_agg, recycle));
+            std::thread::Builder::new()
+                .name(format!("tlscensus-w{worker}"))
+                .spawn_scoped(scope, move || work(worker, config, rx, to_agg, recycle))
+                .expect("spawn worker thread");
         }
         let reader_to_agg = to_agg.clone();
         drop(to_agg);

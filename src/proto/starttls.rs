@@ -399,16 +399,17 @@ impl Session {
         }
     }
 
+    /// The answer to the upgrade request ends the dialogue (see [`Dialogue::done`]), whether
+    /// it is yes or no: the lines after it in the same piece are not read either.
     fn answer(&mut self, accepted: bool, code: &[u8]) -> Action {
-        if accepted {
-            self.reply = Some(Reply::Accepted);
-            Action::Stop
+        self.reply = Some(if accepted {
+            Reply::Accepted
         } else {
-            self.reply = Some(Reply::Refused {
+            Reply::Refused {
                 code: ReplyCode::new(code),
-            });
-            Action::Continue
-        }
+            }
+        });
+        Action::Stop
     }
 
     fn client_line(&mut self, line: &[u8]) -> Action {

@@ -323,6 +323,12 @@ impl Input {
             let Some(block) = Arc::get_mut(&mut self.buf) else {
                 break; // unreachable: move_tail_to_front left the buffer unshared
             };
+            if self.end == block.data.len() {
+                // Grow by doubling as the bytes arrive, never straight to what a length field
+                // claims: a corrupt 30-byte file must not cost 256 MiB.
+                let need = (self.start + n).next_power_of_two();
+                block.data.resize((block.data.len() * 2).min(need), 0);
+            }
             match self.src.read(&mut block.data[self.end..]) {
                 Ok(0) => {
                     self.eof = true;
@@ -336,10 +342,11 @@ impl Input {
         Ok(true)
     }
 
-    /// Start the buffer over with the unread bytes at its front, in room for at least `n`.
-    /// A buffer other threads still read from is left to them; the tail goes to a fresh one.
+    /// Start the buffer over with the unread bytes at its front, in room for `n` if the
+    /// buffer is that large already ([`Input::fill`] grows it as bytes arrive). A buffer
+    /// other threads still read from is left to them; the tail goes to a fresh one.
     fn move_tail_to_front(&mut self, n: usize) {
-        let want = n.max(BUF_CAPACITY).next_power_of_two();
+        let want = n.min(self.buf.len()).max(BUF_CAPACITY).next_power_of_two();
         match Arc::get_mut(&mut self.buf) {
             Some(block) => {
                 block.data.copy_within(self.start..self.end, 0);

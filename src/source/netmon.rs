@@ -287,7 +287,10 @@ fn systemtime_nanos(st: [u16; 8]) -> Option<i64> {
         return None;
     }
     let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    Some(secs * 1_000_000_000 + ms * 1_000_000)
+    // Years past 2262 overflow i64 nanoseconds: clamp, as every other timestamp is.
+    Some(clamp_nanos(
+        i128::from(secs) * 1_000_000_000 + i128::from(ms) * 1_000_000,
+    ))
 }
 
 /// Days from 1970-01-01 to the given proleptic Gregorian date: count from 0000-03-01 in

@@ -11,8 +11,6 @@
 //! Every function is total: empty lists, empty or non-UTF-8 ALPN values and unknown versions all
 //! produce a well-formed fingerprint.
 
-use std::fmt::Display;
-
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
@@ -73,7 +71,7 @@ pub fn ja3_string(ch: &ClientHello) -> String {
         join(non_grease(&ch.extensions), "-"),
         join(non_grease(&ch.supported_groups), "-"),
         // Point formats are 8-bit, so no value can be GREASE (`ja3.py` checks and never matches).
-        join(ch.ec_point_formats.iter(), "-"),
+        join(ch.ec_point_formats.iter().copied(), "-"),
     )
 }
 
@@ -92,7 +90,7 @@ pub fn ja3s_string(sh: &ServerHello) -> String {
         "{},{},{}",
         sh.legacy_version,
         sh.cipher_suite,
-        join(sh.extensions.iter(), "-")
+        join(sh.extensions.iter().copied(), "-")
     )
 }
 
@@ -152,7 +150,7 @@ fn ja4s_parts(sh: &ServerHello, transport: Transport) -> (String, String, String
         sh.extensions.len().min(99),
         alpn_chars(alpn)
     );
-    let exts = join(sh.extensions.iter().map(|e| format!("{e:04x}")), ",");
+    let exts = join_hex4(sh.extensions.iter().copied());
     (a, format!("{:04x}", sh.cipher_suite), exts)
 }
 
@@ -202,7 +200,7 @@ impl Ja4Parts {
             exts.retain(|e| *e != 0x0000 && *e != 0x0010);
             exts.sort_unstable();
         }
-        let hex = |v: Vec<u16>| join(v.into_iter().map(|x| format!("{x:04x}")), ",");
+        let hex = |v: Vec<u16>| join_hex4(v);
         Ja4Parts {
             a,
             ciphers: hex(ciphers),
@@ -274,25 +272,66 @@ fn hash12(list: &str) -> String {
     if list.is_empty() {
         return "0".repeat(12);
     }
-    let mut hex = format!("{:x}", Sha256::digest(list.as_bytes()));
+    let mut hex = String::with_capacity(64);
+    push_hex(&mut hex, &Sha256::digest(list.as_bytes()));
     hex.truncate(12);
     hex
 }
 
 fn md5_hex(s: &str) -> String {
-    format!("{:x}", Md5::digest(s.as_bytes()))
+    let mut hex = String::with_capacity(32);
+    push_hex(&mut hex, &Md5::digest(s.as_bytes()));
+    hex
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `bytes`. Fingerprints are built for every connection, so this and the
+/// joins below avoid the formatting machinery.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+}
+
+/// Values as 4-digit lower-case hex joined by commas (JA4's lists).
+fn join_hex4(values: impl IntoIterator<Item = u16>) -> String {
+    let mut out = String::with_capacity(128);
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_hex(&mut out, &v.to_be_bytes());
+    }
+    out
 }
 
 fn non_grease(values: &[u16]) -> impl Iterator<Item = u16> + '_ {
     values.iter().copied().filter(|v| !is_grease(*v))
 }
 
-fn join<T: Display>(items: impl IntoIterator<Item = T>, sep: &str) -> String {
-    items
-        .into_iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()
-        .join(sep)
+/// Decimal values joined by `sep` (JA3's lists).
+fn join<T: Into<u64>>(items: impl IntoIterator<Item = T>, sep: &str) -> String {
+    let mut out = String::with_capacity(256);
+    let mut digits = [0u8; 20];
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        let mut v: u64 = item.into();
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        out.extend(digits[at..].iter().map(|d| char::from(*d)));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -327,7 +327,8 @@ impl TlsStream {
 
     /// Handshake record payload bytes (any piece of one record).
     fn handshake_bytes(&mut self, mut data: &[u8], version: u16, events: &mut impl FnMut(Event)) {
-        while !data.is_empty() {
+        // A malformed hello ends the stream: nothing after it in this piece is parsed either.
+        while !data.is_empty() && !matches!(self.state, State::Ended(_)) {
             if self.hs.skip > 0 {
                 let n = self.hs.skip.min(data.len());
                 self.hs.skip -= n;

@@ -1,0 +1,347 @@
+//! A deterministic generator of a large Exchange-like capture, built from the real handshakes
+//! in `pcaps/`: thousands of clients on 443, 993, 995, 587 and 25 (SMTP with STARTTLS), TLS
+//! 1.0 to 1.3, refusals and silent servers, split ClientHellos, IPv4 and IPv6, and bulk
+//! encrypted data making well over 90 % of the packets.
+//!
+//! Every connection replays the payload bytes of a template connection captured from real
+//! stacks (OpenSSL, Python `ssl`), under new addresses, ports and sequence numbers, then adds
+//! application-data records. Connections are interleaved, a few thousand at a time.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use tlscensus::decode;
+use tlscensus::flow::FlowKey;
+use tlscensus::source::CaptureReader;
+
+/// One template connection: its payload segments in order, client's first.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub name: String,
+    /// (from the client?, bytes)
+    pub segments: Vec<(bool, Vec<u8>)>,
+    /// Port to serve it on in the generated capture.
+    pub port: u16,
+}
+
+/// Template captures and the service port each one is replayed on.
+const TEMPLATES: &[(&str, u16)] = &[
+    ("tls10.pcap", 443),
+    ("tls11.pcap", 443),
+    ("tls12.pcap", 443),
+    ("tls13.pcap", 443),
+    ("server_limited.pcap", 443),
+    ("split_hello.pcap", 443),
+    ("refused_version.pcap", 443),
+    ("no_shared_cipher.pcap", 443),
+    ("tls12.pcap", 993),
+    ("tls13.pcap", 995),
+    ("tls10.pcap", 995),
+    ("smtp_starttls.pcap", 25),
+    ("smtp_x_anonymoustls.pcap", 25),
+    ("smtp_submission_starttls.pcap", 587),
+    ("smtp_plaintext.pcap", 25),
+    ("imap_starttls.pcap", 143),
+    ("pop3_stls.pcap", 110),
+];
+
+/// Read the template connections from `pcaps/`.
+pub fn templates(pcaps: &Path) -> Vec<Template> {
+    let mut out = Vec::new();
+    for (file, port) in TEMPLATES {
+        let mut reader = CaptureReader::open(&pcaps.join(file)).expect("template capture");
+        let mut conns: HashMap<FlowKey, (Option<(IpAddr, u16)>, Vec<(bool, Vec<u8>)>)> =
+            HashMap::new();
+        let mut order = Vec::new();
+        while let Some(p) = reader.next_packet().expect("template readable") {
+            let Ok(seg) = decode::decode(p.link_type, p.data) else {
+                continue;
+            };
+            let (key, _) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+            let entry = conns.entry(key).or_insert_with(|| {
+                order.push(key);
+                (None, Vec::new())
+            });
+            if seg.flags.syn && !seg.flags.ack {
+                entry.0 = Some((seg.src, seg.sport));
+            }
+            if !seg.payload.is_empty() {
+                let from_client = entry.0 == Some((seg.src, seg.sport));
+                entry.1.push((from_client, seg.payload.to_vec()));
+            }
+        }
+        for key in order {
+            let (client, segments) = conns.remove(&key).unwrap_or_default();
+            if client.is_some() && !segments.is_empty() {
+                out.push(Template {
+                    name: format!("{file}:{}", key.hi.1.min(key.lo.1)),
+                    segments,
+                    port: *port,
+                });
+            }
+        }
+    }
+    assert!(out.len() >= TEMPLATES.len(), "templates missing");
+    out
+}
+
+/// xorshift64*: small, fast, and the same sequence everywhere.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Stop once the file reaches this many bytes.
+    pub target_bytes: u64,
+    pub clients: u32,
+    /// Connections open at once.
+    pub concurrent: usize,
+    /// Application-data packets per connection after the handshake (mean).
+    pub bulk_packets: u32,
+    pub seed: u64,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            target_bytes: 256 << 20,
+            clients: 5000,
+            concurrent: 2000,
+            bulk_packets: 120,
+            seed: 0x7e57_c0de,
+        }
+    }
+}
+
+/// A connection being generated.
+struct Live {
+    template: usize,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+    /// Next sequence numbers: client→server, server→client.
+    seq: [u32; 2],
+    /// Progress: 0 = SYN, 1 = SYN-ACK, 2 = ACK, then payload segments, then bulk, then FIN.
+    step: usize,
+    bulk_left: u32,
+}
+
+/// Generated-capture statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Generated {
+    pub packets: u64,
+    pub connections: u64,
+    pub handshake_packets: u64,
+    pub bytes: u64,
+}
+
+/// Write the capture to `path` (pcap, microsecond stamps, Ethernet).
+pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Result<Generated> {
+    let mut out = BufWriter::with_capacity(1 << 22, File::create(path)?);
+    // pcap global header (little-endian, µs, snaplen 262144, Ethernet).
+    out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+    out.write_all(&2u16.to_le_bytes())?;
+    out.write_all(&4u16.to_le_bytes())?;
+    out.write_all(&[0; 8])?;
+    out.write_all(&262_144u32.to_le_bytes())?;
+    out.write_all(&1u32.to_le_bytes())?;
+
+    let mut rng = Rng::new(spec.seed);
+    let mut stats = Generated {
+        bytes: 24,
+        ..Generated::default()
+    };
+    let mut live: Vec<Live> = Vec::with_capacity(spec.concurrent);
+    let mut ts_us: u64 = 1_700_000_000_000_000;
+    let mut frame = Vec::with_capacity(2048);
+    let mut bulk = vec![0u8; 1400];
+    let mut stopping = false;
+    loop {
+        while !stopping && live.len() < spec.concurrent {
+            live.push(new_connection(&mut rng, templates, spec));
+            stats.connections += 1;
+        }
+        if live.is_empty() {
+            break;
+        }
+        let pick = rng.below(live.len() as u64) as usize;
+        let conn = &mut live[pick];
+        ts_us += 1 + rng.below(20);
+        let template = &templates[conn.template];
+        let hs = template.segments.len();
+        let (from_client, flags, payload): (bool, u8, &[u8]) = match conn.step {
+            0 => (true, SYN, &[]),
+            1 => (false, SYN | ACK, &[]),
+            2 => (true, ACK, &[]),
+            s if s < 3 + hs => {
+                let (c, bytes) = &template.segments[s - 3];
+                stats.handshake_packets += 1;
+                (*c, ACK | PSH, bytes.as_slice())
+            }
+            _ if conn.bulk_left > 0 => {
+                conn.bulk_left -= 1;
+                // TLS 1.2+ application data record; mostly server → client, as with mail
+                // and web downloads.
+                let len = 200 + rng.below(1150) as usize;
+                bulk[..5].copy_from_slice(&[23, 3, 3, ((len - 5) >> 8) as u8, (len - 5) as u8]);
+                for b in bulk[5..len].iter_mut().step_by(61) {
+                    *b = rng.next() as u8;
+                }
+                (rng.below(5) == 0, ACK | PSH, &bulk[..len])
+            }
+            _ => (true, FIN | ACK, &[]),
+        };
+        let (src, dst) = if from_client {
+            (conn.client, conn.server)
+        } else {
+            (conn.server, conn.client)
+        };
+        let dir = usize::from(!from_client);
+        let ack = conn.seq[1 - dir];
+        let seq = conn.seq[dir];
+        build_frame(&mut frame, src, dst, seq, ack, flags, payload);
+        let advance = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+        conn.seq[dir] = seq.wrapping_add(advance);
+        let done = flags & FIN != 0;
+        conn.step += 1;
+        if done {
+            live.swap_remove(pick);
+        }
+        out.write_all(&((ts_us / 1_000_000) as u32).to_le_bytes())?;
+        out.write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
+        out.write_all(&(frame.len() as u32).to_le_bytes())?;
+        out.write_all(&(frame.len() as u32).to_le_bytes())?;
+        out.write_all(&frame)?;
+        stats.packets += 1;
+        stats.bytes += 16 + frame.len() as u64;
+        if stats.bytes >= spec.target_bytes {
+            stopping = true;
+        }
+    }
+    out.flush()?;
+    Ok(stats)
+}
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+
+fn new_connection(rng: &mut Rng, templates: &[Template], spec: &Spec) -> Live {
+    let template = rng.below(templates.len() as u64) as usize;
+    let client_no = rng.below(u64::from(spec.clients)) as u32;
+    // One client in five on IPv6, as on a dual-stack network.
+    let v6 = client_no % 5 == 0;
+    let client_ip: IpAddr = if v6 {
+        IpAddr::from([
+            0xfd00,
+            0,
+            0,
+            1,
+            0,
+            0,
+            (client_no >> 16) as u16,
+            client_no as u16,
+        ])
+    } else {
+        IpAddr::from([
+            10,
+            (client_no >> 16) as u8,
+            (client_no >> 8) as u8,
+            client_no as u8,
+        ])
+    };
+    let server_no = (rng.below(4) + 1) as u8;
+    let server_ip: IpAddr = if v6 {
+        IpAddr::from([0xfd00, 0, 0, 2, 0, 0, 0, u16::from(server_no)])
+    } else {
+        IpAddr::from([192, 0, 2, server_no])
+    };
+    let port = templates[template].port;
+    Live {
+        template,
+        client: (client_ip, 1024 + rng.below(60_000) as u16),
+        server: (server_ip, port),
+        seq: [rng.next() as u32, rng.next() as u32],
+        step: 0,
+        bulk_left: rng.below(u64::from(spec.bulk_packets) * 2) as u32,
+    }
+}
+
+/// An Ethernet + IPv4/IPv6 + TCP frame (checksums left zero: passive tools do not check them).
+fn build_frame(
+    frame: &mut Vec<u8>,
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) {
+    frame.clear();
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2]);
+    let tcp_len = 20 + payload.len();
+    match (src.0, dst.0) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            frame.extend_from_slice(&[0x08, 0x00]);
+            let total = (20 + tcp_len) as u16;
+            frame.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0]);
+            frame.extend_from_slice(&[64, 6, 0, 0]);
+            frame.extend_from_slice(&s.octets());
+            frame.extend_from_slice(&d.octets());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            frame.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            frame.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+            frame.extend_from_slice(&[6, 64]);
+            frame.extend_from_slice(&s.octets());
+            frame.extend_from_slice(&d.octets());
+        }
+        _ => unreachable!("both ends of a connection share an IP version"),
+    }
+    frame.extend_from_slice(&src.1.to_be_bytes());
+    frame.extend_from_slice(&dst.1.to_be_bytes());
+    frame.extend_from_slice(&seq.to_be_bytes());
+    frame.extend_from_slice(&ack.to_be_bytes());
+    frame.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+}
+
+/// The generated capture of `spec`, made once and kept under `target/bench/`.
+pub fn ensure(spec: &Spec) -> (PathBuf, Option<Generated>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    let path = dir.join(format!(
+        "exchange-like-{}MiB-{:x}.pcap",
+        spec.target_bytes >> 20,
+        spec.seed
+    ));
+    if path.is_file() {
+        return (path, None);
+    }
+    let templates = templates(&root.join("pcaps"));
+    let tmp = path.with_extension("tmp");
+    let generated = generate(&tmp, &templates, spec).expect("generate capture");
+    std::fs::rename(&tmp, &path).expect("rename generated capture");
+    (path, Some(generated))
+}

@@ -1,0 +1,112 @@
+//! What the TLS 1.0/1.1 shutdown will do to a client: its categories, most severe first.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::version::below_tls12;
+use super::ServiceCounts;
+
+/// A client's category. The order is the severity order: the first that applies is the
+/// client's primary category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    /// On some connection it offered nothing above TLS 1.1: it breaks when TLS 1.0 and
+    /// 1.1 are switched off.
+    LegacyOnly,
+    /// It offered TLS 1.2 or later but the server picked TLS 1.1 or lower: the server (or a
+    /// middlebox) is the one to fix.
+    ServerLimited,
+    /// Handshakes that ended in an alert or got no ServerHello.
+    Failing,
+    /// The server picked an RC4, DES/3DES, NULL, EXPORT, anonymous or MD5 suite.
+    WeakCipher,
+    /// Mail sessions that never started TLS.
+    NoTls,
+    /// None of the above.
+    Ok,
+}
+
+impl Category {
+    pub const ALL: [Category; 6] = [
+        Category::LegacyOnly,
+        Category::ServerLimited,
+        Category::Failing,
+        Category::WeakCipher,
+        Category::NoTls,
+        Category::Ok,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::LegacyOnly => "legacy-only",
+            Category::ServerLimited => "server-limited",
+            Category::Failing => "failing",
+            Category::WeakCipher => "weak-cipher",
+            Category::NoTls => "no-tls",
+            Category::Ok => "ok",
+        }
+    }
+
+    /// What to do about a client in this category, in one sentence.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Category::LegacyOnly => {
+                "Will break when TLS 1.0/1.1 are disabled: update, reconfigure or replace \
+                 the client (enable TLS 1.2 in its OS/runtime) before the change."
+            }
+            Category::ServerLimited => {
+                "The client can do TLS 1.2 but the server side chose less: enable TLS 1.2 \
+                 on the server, load balancer or middlebox first."
+            }
+            Category::Failing => {
+                "Handshakes already fail (alert or no answer): find out why before the \
+                 change, or its failures will be blamed on it."
+            }
+            Category::WeakCipher => {
+                "Negotiates a broken cipher suite: remove RC4/3DES/NULL/EXPORT suites from \
+                 the server and check the client still connects."
+            }
+            Category::NoTls => {
+                "Mail sent without TLS: not affected by the version change, but the mail \
+                 is readable on the wire; enable or require STARTTLS."
+            }
+            Category::Ok => "Nothing to do: TLS 1.2 or later with a sound suite.",
+        }
+    }
+
+    pub fn is_at_risk(self) -> bool {
+        self != Category::Ok
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every category that applies to a client with these per-service counts, most severe
+/// first; `[Ok]` when none does.
+pub fn classify<'a>(services: impl IntoIterator<Item = &'a ServiceCounts>) -> Vec<Category> {
+    let mut found = [false; 5];
+    for s in services {
+        found[0] |= s.max_offered.iter().any(|(v, n)| *n > 0 && below_tls12(v));
+        found[1] |= s.server_limited > 0;
+        found[2] |= s.failed > 0;
+        found[3] |= s.weak_cipher > 0;
+        found[4] |= s.plaintext > 0;
+    }
+    let categories: Vec<Category> = Category::ALL
+        .iter()
+        .zip(found)
+        .filter(|(_, f)| *f)
+        .map(|(c, _)| *c)
+        .collect();
+    if categories.is_empty() {
+        vec![Category::Ok]
+    } else {
+        categories
+    }
+}

@@ -1,0 +1,672 @@
+//! The census: handshake records aggregated per client and service, classified by what the
+//! TLS 1.0/1.1 shutdown will do to each client.
+//!
+//! [`Census::add`] takes each [`Record`] as the engine emits it; nothing per connection is
+//! kept, so memory grows with the number of clients (and services, servers and hours of
+//! capture), never with the number of connections. The lists of values seen per client
+//! (SNIs, ALPNs, cipher suites, JA4s, servers) are capped, see [`capped`].
+//!
+//! A census is written as JSON ([`crate::report::json`]) with everything needed to merge it
+//! with others ([`Census::merge`]): merging the reports of several sensors or days gives
+//! exactly the census one run over all their traffic would have given.
+
+pub mod capped;
+pub mod ciphers;
+pub mod classify;
+pub mod latency;
+pub mod policy;
+pub mod version;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Outcome, Record, Sender};
+use capped::CappedSet;
+pub use classify::Category;
+use latency::Latency;
+pub use policy::Policy;
+
+/// Most distinct values kept per client and service (see [`capped`]).
+pub const CAP_SNI: usize = 32;
+pub const CAP_ALPN: usize = 16;
+pub const CAP_JA4: usize = 32;
+pub const CAP_CIPHER_SUITES: usize = 32;
+pub const CAP_SERVERS: usize = 32;
+
+/// Which way a connection went, relative to the monitored servers (`--server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// To a monitored server (or, without `--server`, to the listening side).
+    Inbound,
+    /// From a monitored server acting as a client (partners, relays, AD, ...).
+    Outbound,
+    /// Between two hosts neither of which is a monitored server.
+    Other,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Other => "other",
+        }
+    }
+
+    /// `in`, `out`, `oth` for narrow columns.
+    pub fn short(self) -> &'static str {
+        match self {
+            Direction::Inbound => "in",
+            Direction::Outbound => "out",
+            Direction::Other => "oth",
+        }
+    }
+}
+
+/// How a census is set up; reports merge only when their configurations are equal.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CensusConfig {
+    /// The monitored servers (`--server CIDR`); empty: the listening side is the server.
+    #[serde(default)]
+    pub servers: Vec<IpNet>,
+    pub policy: Policy,
+}
+
+impl CensusConfig {
+    pub fn new(mut servers: Vec<IpNet>, policy: Policy) -> Self {
+        servers = servers.into_iter().map(|n| n.trunc()).collect();
+        servers.sort();
+        servers.dedup();
+        CensusConfig { servers, policy }
+    }
+
+    /// The direction of a connection from `client` to `server`. A connection between two
+    /// monitored servers is inbound (it is a connection *to* one of them).
+    pub fn direction(&self, client: IpAddr, server: IpAddr) -> Direction {
+        if self.servers.is_empty() || self.is_server(server) {
+            Direction::Inbound
+        } else if self.is_server(client) {
+            Direction::Outbound
+        } else {
+            Direction::Other
+        }
+    }
+
+    fn is_server(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.servers.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Parse a `--server` value: a CIDR (`10.1.2.0/24`) or a single address.
+pub fn parse_server(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("{text:?} is not an address or CIDR block (10.0.0.5, 10.0.0.0/24)"))
+}
+
+/// One client's counts for one service.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ServiceCounts {
+    /// Connections (TLS handshakes and mail sessions).
+    pub connections: u64,
+    /// Version the server selected → connections.
+    pub negotiated: BTreeMap<String, u64>,
+    /// Highest version the client offered → connections.
+    pub max_offered: BTreeMap<String, u64>,
+    /// Mail sessions that never started TLS.
+    pub plaintext: u64,
+    /// Handshakes that ended in an alert or without a ServerHello.
+    pub failed: u64,
+    /// Why they failed (`server alert protocol_version`, `no ServerHello`) → connections.
+    #[serde(default)]
+    pub failures: BTreeMap<String, u64>,
+    /// Why mail stayed in clear (`STARTTLS not offered`, `STARTTLS refused (454)`, ...).
+    #[serde(default)]
+    pub plaintext_reasons: BTreeMap<String, u64>,
+    /// Connections whose hellos were never seen whole (capture gaps, end of capture).
+    #[serde(default)]
+    pub incomplete: u64,
+    /// Connections where the client offered TLS 1.2+ and the server picked less.
+    #[serde(default)]
+    pub server_limited: u64,
+    /// Connections that negotiated a weak suite.
+    #[serde(default)]
+    pub weak_cipher: u64,
+    /// Connections that would fail under the policy, by reason.
+    #[serde(default)]
+    pub policy_failures: BTreeMap<String, u64>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// Negotiated suites (`0xc02f`).
+    #[serde(default)]
+    pub cipher_suites: CappedSet,
+    #[serde(default)]
+    pub sni: CappedSet,
+    /// Protocols the client offered.
+    #[serde(default)]
+    pub alpn: CappedSet,
+    #[serde(default)]
+    pub ja4: CappedSet,
+    /// Server addresses it connected to.
+    #[serde(default)]
+    pub servers: CappedSet,
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (k, n) in from {
+        *into.entry(k.clone()).or_default() += n;
+    }
+}
+
+fn min_opt(a: &mut Option<String>, b: &Option<String>) {
+    if let Some(b) = b {
+        if a.as_ref().is_none_or(|a| b < a) {
+            *a = Some(b.clone());
+        }
+    }
+}
+
+fn max_opt(a: &mut Option<String>, b: &Option<String>) {
+    if let Some(b) = b {
+        if a.as_ref().is_none_or(|a| b > a) {
+            *a = Some(b.clone());
+        }
+    }
+}
+
+impl ServiceCounts {
+    pub fn merge(&mut self, o: &ServiceCounts) {
+        self.connections += o.connections;
+        add_counts(&mut self.negotiated, &o.negotiated);
+        add_counts(&mut self.max_offered, &o.max_offered);
+        self.plaintext += o.plaintext;
+        self.failed += o.failed;
+        add_counts(&mut self.failures, &o.failures);
+        add_counts(&mut self.plaintext_reasons, &o.plaintext_reasons);
+        self.incomplete += o.incomplete;
+        self.server_limited += o.server_limited;
+        self.weak_cipher += o.weak_cipher;
+        add_counts(&mut self.policy_failures, &o.policy_failures);
+        min_opt(&mut self.first_seen, &o.first_seen);
+        max_opt(&mut self.last_seen, &o.last_seen);
+        self.cipher_suites
+            .merge(&o.cipher_suites, CAP_CIPHER_SUITES);
+        self.sni.merge(&o.sni, CAP_SNI);
+        self.alpn.merge(&o.alpn, CAP_ALPN);
+        self.ja4.merge(&o.ja4, CAP_JA4);
+        self.servers.merge(&o.servers, CAP_SERVERS);
+    }
+
+    /// Connections that would fail under the policy.
+    pub fn would_fail(&self) -> u64 {
+        self.policy_failures.values().sum()
+    }
+}
+
+/// Who a client is: its address (the PROXY header's, when a load balancer gave one), the
+/// load balancer it came through, and the direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClientKey {
+    pub ip: IpAddr,
+    /// The address on the wire when a PROXY header named the true client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    pub direction: Direction,
+}
+
+/// Everything counted for one client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Client {
+    pub services: BTreeMap<String, ServiceCounts>,
+}
+
+/// A client with its classification, as reports show it.
+#[derive(Debug, Clone)]
+pub struct ClientSummary<'a> {
+    pub key: ClientKey,
+    pub client: &'a Client,
+    /// Every category that applies, most severe first.
+    pub categories: Vec<Category>,
+    pub primary: Category,
+    pub would_fail: bool,
+    /// Why it would fail under the policy.
+    pub would_fail_reasons: Vec<String>,
+    pub connections: u64,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+}
+
+/// One client on one service: the unit of the tables, CSV and HTML rows.
+#[derive(Debug, Clone)]
+pub struct Row<'a> {
+    pub client: &'a ClientSummary<'a>,
+    pub service: &'a str,
+    pub counts: &'a ServiceCounts,
+    /// The categories of this client on this service alone, most severe first.
+    pub categories: Vec<Category>,
+}
+
+impl Row<'_> {
+    pub fn primary(&self) -> Category {
+        self.categories[0]
+    }
+}
+
+/// Every (client, service) row, at risk first: by the row's primary category, then rows
+/// the policy would break, then in client order, then by service name.
+pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
+    let mut rows: Vec<(usize, Row<'a>)> = clients
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            c.client.services.iter().map(move |(name, counts)| {
+                let row = Row {
+                    client: c,
+                    service: name.as_str(),
+                    counts,
+                    categories: classify::classify([counts]),
+                };
+                (i, row)
+            })
+        })
+        .collect();
+    rows.sort_by(|(ia, a), (ib, b)| {
+        (a.primary(), a.counts.would_fail() == 0, ia, a.service).cmp(&(
+            b.primary(),
+            b.counts.would_fail() == 0,
+            ib,
+            b.service,
+        ))
+    });
+    rows.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Per-service totals over all clients.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceSummary {
+    pub clients: u64,
+    pub connections: u64,
+    pub negotiated: BTreeMap<String, u64>,
+    pub max_offered: BTreeMap<String, u64>,
+    pub plaintext: u64,
+    pub failed: u64,
+    pub incomplete: u64,
+    /// Clients by primary category.
+    pub primary: BTreeMap<Category, u64>,
+    /// Clients that would fail under the policy.
+    pub would_fail: u64,
+    /// Their connections.
+    pub would_fail_connections: u64,
+}
+
+/// Errors from [`Census::merge`] and loading reports.
+#[derive(Debug, thiserror::Error)]
+pub enum CensusError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: Box<CensusError>,
+    },
+    #[error("not a tlscensus report: {0}")]
+    Format(#[from] serde_json::Error),
+    #[error("reports differ in {0}: merge only reports made with the same --server and --policy")]
+    Config(&'static str),
+    #[error("unsupported report format version {0} (this tlscensus writes {FORMAT_VERSION})")]
+    Version(u32),
+}
+
+/// The JSON report's `format_version`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The census of a run (or of merged runs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Census {
+    pub config: CensusConfig,
+    pub clients: HashMap<ClientKey, Client>,
+    /// Handshake latency per service.
+    pub latency_by_service: BTreeMap<String, Latency>,
+    /// Handshake latency per server address.
+    pub latency_by_server: BTreeMap<IpAddr, Latency>,
+    /// Hour (`2024-05-01T10:00Z`) → negotiated version (or `plaintext`, `failed`,
+    /// `incomplete`) → connections.
+    pub timeline: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl Default for Census {
+    fn default() -> Self {
+        Census::new(CensusConfig::default())
+    }
+}
+
+/// `2024-05-01T10:00Z` from an RFC 3339 timestamp.
+fn hour_of(ts: &str) -> String {
+    match ts.get(..13) {
+        Some(hour) => format!("{hour}:00Z"),
+        None => ts.to_string(),
+    }
+}
+
+fn failure_reason(record: &Record) -> String {
+    match record.outcome {
+        Outcome::NoServerHello => "no ServerHello".into(),
+        _ => {
+            let alert = record
+                .alerts
+                .iter()
+                .find(|a| a.level == 2)
+                .or_else(|| record.alerts.first());
+            match alert {
+                Some(a) => {
+                    let from = match a.from {
+                        Sender::Client => "client",
+                        Sender::Server => "server",
+                    };
+                    format!("{from} alert {}", a.description_name)
+                }
+                None => "alert".into(),
+            }
+        }
+    }
+}
+
+fn plaintext_reason(record: &Record) -> String {
+    if record.starttls_offered == Some(false) {
+        return "STARTTLS not offered by the server".into();
+    }
+    match record.starttls_reply.as_deref() {
+        Some("accepted") => "TLS never started after STARTTLS".into(),
+        Some(reply) => format!("STARTTLS refused ({reply})"),
+        None if record.starttls.is_some() => "STARTTLS got no answer".into(),
+        None => "client did not ask for STARTTLS".into(),
+    }
+}
+
+impl Census {
+    pub fn new(config: CensusConfig) -> Self {
+        Census {
+            config,
+            clients: HashMap::new(),
+            latency_by_service: BTreeMap::new(),
+            latency_by_server: BTreeMap::new(),
+            timeline: BTreeMap::new(),
+        }
+    }
+
+    /// Count one connection's record.
+    pub fn add(&mut self, record: &Record) {
+        let wire = record.client.ip;
+        let (ip, via) = match &record.client.proxied {
+            Some(p) => (p.ip, Some(wire)),
+            None => (wire, None),
+        };
+        let key = ClientKey {
+            ip,
+            via,
+            direction: self.config.direction(wire, record.server.ip),
+        };
+        let s = self
+            .clients
+            .entry(key)
+            .or_default()
+            .services
+            .entry(record.service.clone())
+            .or_default();
+
+        s.connections += 1;
+        min_opt(&mut s.first_seen, &Some(record.ts.clone()));
+        max_opt(&mut s.last_seen, &Some(record.ts.clone()));
+        s.servers.add(&record.server.ip.to_string(), CAP_SERVERS);
+
+        let ch = record.client_hello.as_ref();
+        let sh = record.server_hello.as_ref();
+        if let Some(ch) = ch {
+            *s.max_offered.entry(ch.max_version.name()).or_default() += 1;
+            if let Some(sni) = &ch.sni {
+                s.sni.add(sni, CAP_SNI);
+            }
+            for proto in &ch.alpn {
+                s.alpn.add(proto, CAP_ALPN);
+            }
+            s.ja4.add(&ch.ja4, CAP_JA4);
+            if let Some(reason) = self.config.policy.violation(ch) {
+                *s.policy_failures.entry(reason).or_default() += 1;
+            }
+        }
+        if let Some(sh) = sh {
+            *s.negotiated.entry(sh.version.name()).or_default() += 1;
+            s.cipher_suites
+                .add(&ciphers::code(sh.cipher_suite), CAP_CIPHER_SUITES);
+            if ciphers::weakness(sh.cipher_suite).is_some() {
+                s.weak_cipher += 1;
+            }
+            if let Some(ch) = ch {
+                if ch.max_version.0 >= version::TLS12 && sh.version.0 < version::TLS12 {
+                    s.server_limited += 1;
+                }
+            }
+        }
+        let label = match record.outcome {
+            Outcome::Alert | Outcome::NoServerHello => {
+                s.failed += 1;
+                *s.failures.entry(failure_reason(record)).or_default() += 1;
+                "failed".to_string()
+            }
+            Outcome::Plaintext => {
+                s.plaintext += 1;
+                *s.plaintext_reasons
+                    .entry(plaintext_reason(record))
+                    .or_default() += 1;
+                "plaintext".to_string()
+            }
+            Outcome::Incomplete => {
+                s.incomplete += 1;
+                "incomplete".to_string()
+            }
+            Outcome::Negotiated => String::new(),
+        };
+        let label = match (sh, record.outcome) {
+            (Some(sh), Outcome::Negotiated) => sh.version.name(),
+            (_, Outcome::Negotiated) => "incomplete".to_string(),
+            _ => label,
+        };
+        *self
+            .timeline
+            .entry(hour_of(&record.ts))
+            .or_default()
+            .entry(label)
+            .or_default() += 1;
+
+        if let Some(us) = record.handshake_us {
+            self.latency_by_service
+                .entry(record.service.clone())
+                .or_default()
+                .record(us);
+            self.latency_by_server
+                .entry(record.server.ip)
+                .or_default()
+                .record(us);
+        }
+    }
+
+    /// Add another census's counts, as if this run had seen its traffic too.
+    pub fn merge(&mut self, other: Census) -> Result<(), CensusError> {
+        if self.config.servers != other.config.servers {
+            return Err(CensusError::Config("--server"));
+        }
+        if self.config.policy != other.config.policy {
+            return Err(CensusError::Config("--policy"));
+        }
+        for (key, client) in other.clients {
+            let mine = self.clients.entry(key).or_default();
+            for (service, counts) in client.services {
+                mine.services.entry(service).or_default().merge(&counts);
+            }
+        }
+        for (service, latency) in other.latency_by_service {
+            self.latency_by_service
+                .entry(service)
+                .or_default()
+                .merge(&latency);
+        }
+        for (server, latency) in other.latency_by_server {
+            self.latency_by_server
+                .entry(server)
+                .or_default()
+                .merge(&latency);
+        }
+        for (hour, labels) in other.timeline {
+            add_counts(self.timeline.entry(hour).or_default(), &labels);
+        }
+        Ok(())
+    }
+
+    /// Read JSON reports and merge them into one census.
+    pub fn merge_files<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Census, CensusError> {
+        let mut merged: Option<Census> = None;
+        for path in paths {
+            let path = path.as_ref();
+            let text = std::fs::read_to_string(path).map_err(|source| CensusError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let wrap = |e: CensusError| CensusError::File {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            };
+            let census = crate::report::json::read(&text).map_err(wrap)?;
+            match &mut merged {
+                None => merged = Some(census),
+                Some(m) => m.merge(census).map_err(wrap)?,
+            }
+        }
+        Ok(merged.unwrap_or_default())
+    }
+
+    /// Total connections counted.
+    pub fn connections(&self) -> u64 {
+        self.clients
+            .values()
+            .flat_map(|c| c.services.values())
+            .map(|s| s.connections)
+            .sum()
+    }
+
+    /// Every client with its classification, at-risk clients first: by primary category,
+    /// then those the policy would break, then by connections (most first), then address.
+    pub fn clients(&self) -> Vec<ClientSummary<'_>> {
+        let mut out: Vec<ClientSummary<'_>> = self
+            .clients
+            .iter()
+            .map(|(key, client)| {
+                let categories = classify::classify(client.services.values());
+                let mut reasons = BTreeSet::new();
+                let mut connections = 0;
+                let (mut first_seen, mut last_seen) = (None, None);
+                for s in client.services.values() {
+                    reasons.extend(s.policy_failures.keys().cloned());
+                    connections += s.connections;
+                    min_opt(&mut first_seen, &s.first_seen);
+                    max_opt(&mut last_seen, &s.last_seen);
+                }
+                ClientSummary {
+                    key: *key,
+                    client,
+                    primary: categories[0],
+                    categories,
+                    would_fail: !reasons.is_empty(),
+                    would_fail_reasons: reasons.into_iter().collect(),
+                    connections,
+                    first_seen,
+                    last_seen,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (
+                a.primary,
+                !a.would_fail,
+                std::cmp::Reverse(a.connections),
+                a.key,
+            )
+                .cmp(&(
+                    b.primary,
+                    !b.would_fail,
+                    std::cmp::Reverse(b.connections),
+                    b.key,
+                ))
+        });
+        out
+    }
+
+    /// Totals per service, from the classified clients.
+    pub fn services(&self, clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSummary> {
+        let mut out: BTreeMap<String, ServiceSummary> = BTreeMap::new();
+        for c in clients {
+            for (name, s) in &c.client.services {
+                let t = out.entry(name.clone()).or_default();
+                t.clients += 1;
+                t.connections += s.connections;
+                add_counts(&mut t.negotiated, &s.negotiated);
+                add_counts(&mut t.max_offered, &s.max_offered);
+                t.plaintext += s.plaintext;
+                t.failed += s.failed;
+                t.incomplete += s.incomplete;
+                // The client's category on this service alone.
+                let primary = classify::classify([s])[0];
+                *t.primary.entry(primary).or_default() += 1;
+                let failing = s.would_fail();
+                if failing > 0 {
+                    t.would_fail += 1;
+                    t.would_fail_connections += failing;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direction_follows_the_monitored_servers() {
+        let none = CensusConfig::default();
+        let a: IpAddr = "10.0.0.5".parse().unwrap();
+        let b: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(none.direction(b, a), Direction::Inbound);
+        let cfg = CensusConfig::new(
+            vec![parse_server("10.0.0.0/24").unwrap()],
+            Policy::default(),
+        );
+        assert_eq!(cfg.direction(b, a), Direction::Inbound);
+        assert_eq!(cfg.direction(a, b), Direction::Outbound);
+        assert_eq!(cfg.direction(b, b), Direction::Other);
+        let mapped: IpAddr = "::ffff:10.0.0.9".parse().unwrap();
+        assert_eq!(cfg.direction(b, mapped), Direction::Inbound);
+        assert!(parse_server("10.0.0.1").is_ok());
+        assert!(parse_server("nonsense").is_err());
+    }
+
+    #[test]
+    fn hours() {
+        assert_eq!(hour_of("2024-05-01T10:23:45.123456Z"), "2024-05-01T10:00Z");
+    }
+}

@@ -1,0 +1,151 @@
+//! The census in the forms admins use: a terminal table, CSV for the remediation
+//! spreadsheet, JSON for tools (and for `tlscensus merge`), Markdown, and a self-contained
+//! HTML page for the change board.
+
+pub mod csv;
+pub mod html;
+pub mod json;
+pub mod markdown;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::census::version::{parse_version, short};
+use crate::census::Census;
+
+/// A report format, chosen by the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+    Markdown,
+    Html,
+    /// The terminal table (`.txt`).
+    Table,
+}
+
+impl Format {
+    /// The format for a path's extension (`.json`, `.csv`, `.md`, `.html`/`.htm`, `.txt`).
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "json" => Format::Json,
+            "csv" => Format::Csv,
+            "md" | "markdown" => Format::Markdown,
+            "html" | "htm" => Format::Html,
+            "txt" => Format::Table,
+            _ => return None,
+        })
+    }
+}
+
+/// A `--report` target: its path and format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub path: PathBuf,
+    pub format: Format,
+}
+
+impl Target {
+    /// Parse a `--report` value; the extension names the format.
+    pub fn parse(path: &Path) -> Result<Target, String> {
+        match Format::from_path(path) {
+            Some(format) => Ok(Target {
+                path: path.to_path_buf(),
+                format,
+            }),
+            None => Err(format!(
+                "{}: the report format follows the extension: .json, .csv, .md, .html or .txt",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// Write the census in a format.
+pub fn write(census: &Census, format: Format, out: &mut dyn Write) -> io::Result<()> {
+    match format {
+        Format::Json => json::write(census, out),
+        Format::Csv => csv::write(census, out),
+        Format::Markdown => markdown::write(census, out),
+        Format::Html => html::write(census, out),
+        Format::Table => table::write(census, out),
+    }
+}
+
+/// Write the census to a report file.
+pub fn write_file(census: &Census, target: &Target) -> io::Result<()> {
+    let mut out = BufWriter::new(File::create(&target.path)?);
+    write(census, target.format, &mut out)?;
+    out.flush()
+}
+
+/// `1.0`, `1.0-1.3`, or `-`: the range of versions with a non-zero count.
+pub(crate) fn version_range(counts: &BTreeMap<String, u64>) -> String {
+    let mut versions: Vec<(u16, &str)> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(v, _)| (parse_version(v).unwrap_or(u16::MAX), v.as_str()))
+        .collect();
+    versions.sort();
+    match (versions.first(), versions.last()) {
+        (Some(lo), Some(hi)) if lo.0 == hi.0 => short(lo.1),
+        (Some(lo), Some(hi)) => format!("{}-{}", short(lo.1), short(hi.1)),
+        _ => "-".into(),
+    }
+}
+
+/// The version columns of tables and CSV, oldest first: (label, which versions count).
+pub(crate) const VERSION_COLUMNS: [(&str, &[&str]); 5] = [
+    ("SSL", &["SSLv2", "SSLv3"]),
+    ("1.0", &["TLSv1.0"]),
+    ("1.1", &["TLSv1.1"]),
+    ("1.2", &["TLSv1.2"]),
+    ("1.3", &["TLSv1.3"]),
+];
+
+/// Connections per version column, plus the rest (TLS 1.3 drafts, unknown codes) last.
+pub(crate) fn version_columns(counts: &BTreeMap<String, u64>) -> [u64; 6] {
+    let mut out = [0u64; 6];
+    for (v, n) in counts {
+        let slot = VERSION_COLUMNS
+            .iter()
+            .position(|(_, names)| names.contains(&v.as_str()))
+            .unwrap_or(5);
+        out[slot] += n;
+    }
+    out
+}
+
+/// `12.3` milliseconds from microseconds.
+pub(crate) fn ms(us: u64) -> String {
+    format!("{:.1}", us as f64 / 1000.0)
+}
+
+/// `reason: n; reason: n`.
+pub(crate) fn counted(map: &BTreeMap<String, u64>) -> String {
+    map.iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `2024-05-01 10:00:01` from an RFC 3339 timestamp (to the second, UTC).
+pub(crate) fn short_time(ts: Option<&str>) -> String {
+    match ts {
+        Some(ts) if ts.len() >= 19 => ts[..19].replace('T', " "),
+        Some(ts) => ts.to_string(),
+        None => "-".into(),
+    }
+}
+
+/// The client as one short string: `192.0.2.1` or `192.0.2.1 via 10.0.0.9`.
+pub(crate) fn client_label(key: &crate::census::ClientKey) -> String {
+    match key.via {
+        Some(via) => format!("{} via {via}", key.ip),
+        None => key.ip.to_string(),
+    }
+}

@@ -1,0 +1,240 @@
+//! The terminal table: a summary, the services, then one line per client and service,
+//! at-risk clients first, and what to do about each category found. Fits 100 columns
+//! (long IPv6 addresses push their line further).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use super::{client_label, ms, short_time, version_columns, version_range};
+use crate::census::{Category, Census};
+
+/// Width the table is laid out for.
+pub const WIDTH: usize = 100;
+
+/// `1 client`, `3 clients`.
+pub(crate) fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn wrap(text: &str, indent: usize, out: &mut dyn Write) -> io::Result<()> {
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent + line.len() + 1 + word.len() > WIDTH {
+            writeln!(out, "{:indent$}{line}", "")?;
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        writeln!(out, "{:indent$}{line}", "")?;
+    }
+    Ok(())
+}
+
+/// Categories in `width` columns: all of them, or the first ones and `+N`.
+fn categories_cell(categories: &[Category], width: usize) -> String {
+    let all = categories
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(",");
+    if all.len() <= width || categories.len() == 1 {
+        return all;
+    }
+    let mut cell = categories[0].name().to_string();
+    let mut shown = 1;
+    for c in &categories[1..] {
+        let rest = categories.len() - shown - 1;
+        let tail = if rest > 0 {
+            format!(",+{rest}")
+        } else {
+            String::new()
+        };
+        if cell.len() + 1 + c.name().len() + tail.len() > width {
+            break;
+        }
+        cell.push(',');
+        cell.push_str(c.name());
+        shown += 1;
+    }
+    if shown < categories.len() {
+        cell.push_str(&format!(",+{}", categories.len() - shown));
+    }
+    cell
+}
+
+pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
+    let clients = census.clients();
+    let services = census.services(&clients);
+    let first = clients.iter().filter_map(|c| c.first_seen.as_deref()).min();
+    let last = clients.iter().filter_map(|c| c.last_seen.as_deref()).max();
+    let would_fail = clients.iter().filter(|c| c.would_fail).count();
+    let at_risk = clients.iter().filter(|c| c.primary.is_at_risk()).count();
+
+    writeln!(
+        out,
+        "TLS census: {} from {}, {} at risk; {} .. {} UTC",
+        plural(census.connections(), "connection"),
+        plural(clients.len() as u64, "client"),
+        at_risk,
+        short_time(first),
+        short_time(last),
+    )?;
+    writeln!(
+        out,
+        "What if the servers enforced {}: {} would fail",
+        census.config.policy,
+        plural(would_fail as u64, "client")
+    )?;
+    if clients.is_empty() {
+        return Ok(());
+    }
+
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<14} {:>7} {:>7} {:>5} {:>5} {:>5} {:>5} {:>5} {:>6} {:>6} {:>6} {:>7} {:>7}",
+        "SERVICE",
+        "CLIENTS",
+        "CONNS",
+        "SSL",
+        "1.0",
+        "1.1",
+        "1.2",
+        "1.3",
+        "PLAIN",
+        "FAILED",
+        "WOULD",
+        "P50 ms",
+        "P99 ms"
+    )?;
+    for (name, s) in &services {
+        let v = version_columns(&s.negotiated);
+        let (p50, p99) = match census.latency_by_service.get(name) {
+            Some(l) if l.count() > 0 => {
+                let p = l.percentiles();
+                (ms(p.p50_us), ms(p.p99_us))
+            }
+            _ => ("-".into(), "-".into()),
+        };
+        writeln!(
+            out,
+            "{:<14} {:>7} {:>7} {:>5} {:>5} {:>5} {:>5} {:>5} {:>6} {:>6} {:>6} {:>7} {:>7}",
+            name,
+            s.clients,
+            s.connections,
+            v[0],
+            v[1],
+            v[2],
+            v[3],
+            v[4] + v[5],
+            s.plaintext,
+            s.failed,
+            s.would_fail,
+            p50,
+            p99
+        )?;
+    }
+    writeln!(
+        out,
+        "  (version columns count what the server selected; WOULD: clients the policy breaks)"
+    )?;
+
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<24} {:<3} {:<12} {:>6} {:<8} {:<8} {:>5} {:>5} {:<5} CATEGORIES",
+        "CLIENT", "DIR", "SERVICE", "CONNS", "OFFERED", "GOT", "FAIL", "PLAIN", "WOULD"
+    )?;
+    // CATEGORIES starts after the fixed columns; the rest of the width is theirs.
+    let categories_width = WIDTH - 85;
+    for row in crate::census::rows(&clients) {
+        let s = row.counts;
+        let mut label = client_label(&row.client.key);
+        if label.len() > 24 {
+            // A long address (IPv6, or a client behind a load balancer) gets its own line.
+            writeln!(out, "{label}")?;
+            label.clear();
+        }
+        writeln!(
+            out,
+            "{:<24} {:<3} {:<12} {:>6} {:<8} {:<8} {:>5} {:>5} {:<5} {}",
+            label,
+            row.client.key.direction.short(),
+            row.service,
+            s.connections,
+            version_range(&s.max_offered),
+            version_range(&s.negotiated),
+            s.failed,
+            s.plaintext,
+            if s.would_fail() > 0 { "yes" } else { "no" },
+            categories_cell(&row.categories, categories_width),
+        )?;
+    }
+
+    // Why the policy would break clients, and why handshakes fail.
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &clients {
+        for r in &c.would_fail_reasons {
+            *reasons.entry(r.as_str()).or_default() += 1;
+        }
+    }
+    if !reasons.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Would fail under {}:", census.config.policy)?;
+        for (reason, n) in reasons {
+            writeln!(out, "  {:>14}  {reason}", plural(n as u64, "client"))?;
+        }
+    }
+    let mut failures: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in &clients {
+        for s in c.client.services.values() {
+            for (r, n) in s.failures.iter().chain(&s.plaintext_reasons) {
+                *failures.entry(r.as_str()).or_default() += n;
+            }
+        }
+    }
+    if !failures.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Failed handshakes and sessions without TLS:")?;
+        for (reason, n) in failures {
+            writeln!(out, "  {:>14}  {reason}", plural(n, "connection"))?;
+        }
+    }
+
+    let mut present: BTreeMap<Category, usize> = BTreeMap::new();
+    for c in &clients {
+        for cat in &c.categories {
+            *present.entry(*cat).or_default() += 1;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "What to do:")?;
+    for (cat, n) in present {
+        writeln!(out, "  {:<15} {}", cat.name(), plural(n as u64, "client"))?;
+        wrap(cat.advice(), 4, out)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_fit_their_cell() {
+        let all = Category::ALL[..5].to_vec();
+        let cell = categories_cell(&all, 15);
+        assert!(cell.len() <= 15, "{cell}");
+        assert!(cell.starts_with("legacy-only"));
+        assert!(cell.ends_with(",+4"), "{cell}");
+        assert_eq!(categories_cell(&[Category::Ok], 15), "ok");
+    }
+}

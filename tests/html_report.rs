@@ -1,0 +1,243 @@
+//! The HTML report opened in headless Chromium: it must render its charts and its client
+//! table, log nothing to the console (no script errors, no Content Security Policy
+//! violations) and make no network request. The screenshot is kept in
+//! `target/html_report/census.png` for a human to look at.
+//!
+//! Chromium is Debian's `chromium` (`.ci/run` installs it); set `CHROMIUM` to use another
+//! binary. Without one the test is skipped with a message, except under CI (`CI` set),
+//! where a missing browser is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in [
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ] {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// Run Chromium headless with a fresh profile; kill it after two minutes.
+fn run_chromium(browser: &Path, work: &Path, tag: &str, args: &[String]) -> Output {
+    let profile = work.join(format!("profile-{tag}"));
+    let mut cmd = Command::new(browser);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start chromium");
+    let id = child.id();
+    let start = Instant::now();
+    let handle = std::thread::spawn(move || child.wait_with_output());
+    while !handle.is_finished() {
+        if start.elapsed() > Duration::from_secs(120) {
+            // Our own child, by its id.
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            panic!("chromium did not finish in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    handle.join().unwrap().expect("chromium output")
+}
+
+/// Console lines Chromium logged for the page (`INFO:CONSOLE...`).
+fn console_lines(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// URLs the page asked for, from a Chromium net log: request jobs started on behalf of a
+/// document (the browser's own background requests have no origin, "not an origin").
+fn page_requests(netlog: &Path) -> Vec<String> {
+    let log: Value = serde_json::from_str(&std::fs::read_to_string(netlog).unwrap())
+        .expect("chromium net log is JSON");
+    let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].clone();
+    log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == start_job)
+        .filter(|e| e["params"]["initiator"] != "not an origin")
+        .filter_map(|e| e["params"]["url"].as_str())
+        .filter(|url| !url.starts_with("file:") && !url.starts_with("data:"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[test]
+fn html_report_renders_in_chromium_without_errors_or_network() {
+    let Some(browser) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("chromium not found and CI is set: .ci/run installs Debian's chromium");
+        }
+        eprintln!(
+            "SKIPPED html_report: no chromium found (apt-get install chromium, or set CHROMIUM)"
+        );
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = root.join("target/html_report");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+
+    // The census of every capture in pcaps/: several services, every category.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("pcaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    files.sort();
+    let page = work.join("census.html");
+    let csv = work.join("census.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+        .arg("read")
+        .args(&files)
+        .arg("--report")
+        .arg(&page)
+        .arg("--report")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count() - 1;
+    let html = std::fs::read_to_string(&page).unwrap();
+
+    // Self-contained: no reference to anything outside the file.
+    for needle in ["src=", "href=", "url(", "@import", "https:"] {
+        assert!(!html.contains(needle), "the page references {needle}");
+    }
+    let namespaces = html.matches("http://www.w3.org/2000/svg").count();
+    assert_eq!(
+        html.matches("http:").count(),
+        namespaces,
+        "only SVG namespaces use http:"
+    );
+
+    let url = format!("file://{}", page.display());
+
+    // 1. As delivered (with its Content Security Policy): screenshot and console.
+    let shot = work.join("census.png");
+    let netlog = work.join("netlog-shot.json");
+    let out = run_chromium(
+        &browser,
+        &work,
+        "shot",
+        &[
+            "--window-size=1400,2400".into(),
+            format!("--screenshot={}", shot.display()),
+            format!("--log-net-log={}", netlog.display()),
+            url.clone(),
+        ],
+    );
+    let console = console_lines(&out.stderr);
+    assert!(
+        console.is_empty(),
+        "console output:\n{}",
+        console.join("\n")
+    );
+    let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
+    assert_eq!(png_size(&png), (1400, 2400));
+    // A blank page compresses to a few kilobytes; charts and a table do not.
+    assert!(png.len() > 40_000, "screenshot is only {} bytes", png.len());
+    assert_eq!(page_requests(&netlog), Vec::<String>::new());
+
+    // 2. With the policy stripped, so that any reference would really be fetched: the DOM
+    //    after the page's script ran, and the network log.
+    let bare = work.join("census-no-csp.html");
+    let start = html
+        .find("<meta http-equiv=\"Content-Security-Policy\"")
+        .unwrap();
+    let end = start + html[start..].find('>').unwrap() + 1;
+    std::fs::write(&bare, format!("{}{}", &html[..start], &html[end..])).unwrap();
+    let netlog = work.join("netlog-dom.json");
+    let out = run_chromium(
+        &browser,
+        &work,
+        "dom",
+        &[
+            "--window-size=1400,2400".into(),
+            "--dump-dom".into(),
+            format!("--log-net-log={}", netlog.display()),
+            format!("file://{}", bare.display()),
+        ],
+    );
+    let console = console_lines(&out.stderr);
+    assert!(
+        console.is_empty(),
+        "console output:\n{}",
+        console.join("\n")
+    );
+    assert_eq!(page_requests(&netlog), Vec::<String>::new());
+    let dom = String::from_utf8(out.stdout).unwrap();
+    // The page's script marks the body once it has measured the charts and the table.
+    assert!(
+        dom.contains("data-ready=\"yes\""),
+        "charts or table not laid out"
+    );
+    assert!(dom.contains("data-charts=\"2\""), "expected two charts");
+    assert!(
+        dom.contains(&format!("data-rows=\"{rows}\"")),
+        "expected {rows} table rows"
+    );
+    assert!(dom.contains("id=\"chart-services\"") && dom.contains("id=\"chart-timeline\""));
+    assert!(
+        dom.matches("<rect").count() >= rows,
+        "charts have too few bars"
+    );
+    // At-risk first: the first client row is legacy-only.
+    let body = &dom[dom.find("<table id=\"clients\"").unwrap()..];
+    let first_row = &body[body.find("<tbody>").unwrap()..];
+    assert!(
+        first_row[..first_row.find("</tr>").unwrap()].contains("legacy-only"),
+        "first row is not at risk"
+    );
+}

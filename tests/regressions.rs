@@ -1,0 +1,134 @@
+//! One test per bug the fuzz targets (`fuzz/`) found, named after the bug. Inputs are inline
+//! or in `fuzz/regressions/<target>/`, where they also seed the fuzzer.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use tlscensus::source::CaptureReader;
+use tlscensus::tls::stream::{End, Event, TlsStream};
+
+fn regression(target: &str, name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions")
+        .join(target)
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn reader(bytes: Vec<u8>) -> CaptureReader {
+    CaptureReader::from_reader(PathBuf::from("regression"), Box::new(Cursor::new(bytes)))
+        .expect("the file header is readable")
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// capture_reader: a Network Monitor file whose capture start time is in year 2300 overflowed
+/// the nanosecond conversion (a panic in debug builds, a wrapped time in release builds).
+/// Times past 2262 are clamped to the largest one, as pcap and pcapng times are.
+#[test]
+fn netmon_start_time_after_2262() {
+    // The fuzzer's input: a header the reader then refuses (no frame table), cleanly.
+    let found = regression("capture_reader", "netmon_start_time_after_2262");
+    assert!(CaptureReader::from_reader("fuzzed".into(), Box::new(Cursor::new(found))).is_err());
+
+    // A well-formed NetMon 2.0 file (layout in src/source/netmon.rs) starting 2300-01-01,
+    // with one 60-byte Ethernet frame at offset 72 and a one-entry frame table after it.
+    let mut file = b"GMBU".to_vec();
+    file.extend_from_slice(&[0, 2]); // version 2.0
+    file.extend_from_slice(&1u16.to_le_bytes()); // media: Ethernet
+    for field in [2300u16, 1, 0, 1, 0, 0, 0, 0] {
+        file.extend_from_slice(&field.to_le_bytes()); // SYSTEMTIME
+    }
+    let table_at = 72 + 16 + 60;
+    file.extend_from_slice(&(table_at as u32).to_le_bytes());
+    file.extend_from_slice(&4u32.to_le_bytes());
+    file.resize(72, 0);
+    file.extend_from_slice(&0u64.to_le_bytes()); // µs after the start
+    file.extend_from_slice(&60u32.to_le_bytes());
+    file.extend_from_slice(&60u32.to_le_bytes());
+    file.extend_from_slice(&[0; 60]);
+    file.extend_from_slice(&72u32.to_le_bytes());
+    assert_eq!(file.len(), table_at + 4);
+
+    let mut reader = reader(file);
+    let packet = reader.next_packet().unwrap().expect("one frame");
+    // i64 nanoseconds end in April 2262.
+    assert_eq!(packet.ts_nanos, i64::MAX);
+    assert_eq!(packet.data.len(), 60);
+}
+
+/// capture_reader: a record header claiming a 200 MiB frame made the reader grow its buffer
+/// to 256 MiB (zero-filled) before reading a byte of it, so a 50-byte corrupt file cost a
+/// quarter gigabyte and a tenth of a second. The buffer now grows as bytes arrive.
+#[test]
+fn pcap_length_field_does_not_allocate_what_it_claims() {
+    let mut file = Vec::new();
+    for field in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&field.to_le_bytes()); // pcap file header, Ethernet
+    }
+    let claimed = 200u32 << 20;
+    for field in [0, 0, claimed, claimed] {
+        file.extend_from_slice(&field.to_le_bytes()); // record header
+    }
+    file.extend_from_slice(b"only a few bytes follow");
+    let before = peak_rss_kib();
+    let mut reader = reader(file);
+    let error = reader.next_packet().expect_err("the frame is cut");
+    assert!(
+        error.to_string().contains("ends in the middle of"),
+        "{error}"
+    );
+    if let (Some(before), Some(after)) = (before, peak_rss_kib()) {
+        assert!(
+            after - before < 64 << 10,
+            "peak memory grew by {} MiB",
+            (after - before) >> 10
+        );
+    }
+}
+
+/// tls_stream: after a malformed hello ended the stream, the rest of the same piece was
+/// still parsed, so what followed (here a hello claiming 16 MiB) changed the stream's end
+/// (and could emit events after the end) depending on where TCP cut the pieces.
+#[test]
+fn parsing_after_malformed_hello() {
+    // One handshake record: an empty ClientHello (malformed: no version, no random), then
+    // the header of a ClientHello of 2^24 - 1 bytes.
+    let stream = [
+        0x16, 0x03, 0x01, 0x00, 0x08, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0xff,
+    ];
+    let mut whole = TlsStream::new();
+    let mut events: Vec<Event> = Vec::new();
+    whole.feed(&stream, &mut |e| events.push(e));
+    assert_eq!(whole.end(), Some(End::Malformed));
+    assert!(events.is_empty());
+    let mut bytewise = TlsStream::new();
+    for b in &stream {
+        bytewise.feed(std::slice::from_ref(b), &mut |e| events.push(e));
+    }
+    assert_eq!(bytewise.end(), Some(End::Malformed));
+    assert!(events.is_empty());
+
+    // The fuzzer's input, through the same check as the tls_stream target.
+    let found = regression("tls_stream", "parsing_after_malformed_hello");
+    let (control, rest) = found.split_first().unwrap();
+    let (sizes, data) = rest.split_at(usize::from(control & 0x0f));
+    let mut whole = TlsStream::new();
+    whole.feed(data, &mut |_| {});
+    let mut split = TlsStream::new();
+    let mut rest = data;
+    for size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let n = usize::from(*size).clamp(1, rest.len());
+        split.feed(&rest[..n], &mut |_| {});
+        rest = &rest[n..];
+    }
+    assert_eq!(whole.end(), split.end());
+}
