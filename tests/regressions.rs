@@ -132,3 +132,31 @@ fn parsing_after_malformed_hello() {
     }
     assert_eq!(whole.end(), split.end());
 }
+
+/// starttls: a refusal of the upgrade let the server's lines after it in the same piece be
+/// read (and counted as dialogue), while the same lines in a later piece were not: the
+/// dialogue's answers depended on where TCP cut the stream. The answer now ends the
+/// dialogue either way, as `Dialogue::done` says.
+#[test]
+fn lines_after_a_refusal() {
+    use tlscensus::proto::starttls::{Dialogue, MailProtocol, Reply};
+    let refusal = b"454 4.7.0 TLS not available\r\n";
+    let after = b"250 something later\r\n";
+    let mut reply_and_more = refusal.to_vec();
+    reply_and_more.extend_from_slice(after);
+
+    let mut whole = Dialogue::new(MailProtocol::Smtp);
+    whole.server_bytes(b"220 mx.example.test ESMTP\r\n");
+    whole.client_bytes(b"EHLO client.example.test\r\n");
+    whole.server_bytes(b"250-mx.example.test\r\n250 STARTTLS\r\n");
+    whole.client_bytes(b"STARTTLS\r\n");
+    let mut split = whole.clone();
+
+    assert_eq!(whole.server_bytes(&reply_and_more), refusal.len());
+    assert_eq!(split.server_bytes(refusal), refusal.len());
+    assert_eq!(split.server_bytes(after), 0);
+    for d in [&whole, &split] {
+        assert!(d.done());
+        assert!(matches!(d.reply(), Some(Reply::Refused { code }) if code.as_str() == "454"));
+    }
+}

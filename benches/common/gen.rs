@@ -29,6 +29,9 @@ pub struct Template {
     pub port: u16,
 }
 
+/// A template connection being read: its client (from the SYN) and payload segments.
+type Capture = (Option<(IpAddr, u16)>, Vec<(bool, Vec<u8>)>);
+
 /// Template captures and the service port each one is replayed on.
 const TEMPLATES: &[(&str, u16)] = &[
     ("tls10.pcap", 443),
@@ -55,8 +58,7 @@ pub fn templates(pcaps: &Path) -> Vec<Template> {
     let mut out = Vec::new();
     for (file, port) in TEMPLATES {
         let mut reader = CaptureReader::open(&pcaps.join(file)).expect("template capture");
-        let mut conns: HashMap<FlowKey, (Option<(IpAddr, u16)>, Vec<(bool, Vec<u8>)>)> =
-            HashMap::new();
+        let mut conns: HashMap<FlowKey, Capture> = HashMap::new();
         let mut order = Vec::new();
         while let Some(p) = reader.next_packet().expect("template readable") {
             let Ok(seg) = decode::decode(p.link_type, p.data) else {
@@ -127,7 +129,7 @@ impl Default for Spec {
             target_bytes: 256 << 20,
             clients: 5000,
             concurrent: 2000,
-            bulk_packets: 120,
+            bulk_packets: 200,
             seed: 0x7e57_c0de,
         }
     }

@@ -14,8 +14,14 @@ fuzz_target!(|data: &[u8]| {
     let mut frames = 0u64;
     let mut last_number = 0;
     while let Ok(Some(packet)) = reader.next_packet() {
-        assert!(packet.data.len() <= data.len(), "a frame longer than the file");
-        assert!(packet.frame_number > last_number, "frame numbers go backwards");
+        assert!(
+            packet.data.len() <= data.len(),
+            "a frame longer than the file"
+        );
+        assert!(
+            packet.frame_number > last_number,
+            "frame numbers go backwards"
+        );
         last_number = packet.frame_number;
         frames += 1;
     }

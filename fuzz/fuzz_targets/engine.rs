@@ -70,7 +70,11 @@ fuzz_target!(|data: &[u8]| {
     engine.finish(&mut |e| records.push(e.record));
     let stats = engine.stats();
     assert_eq!(stats.frames, frames.len() as u64);
-    assert_eq!(stats.tcp_segments, frames.len() as u64, "a well-formed frame was skipped");
+    assert_eq!(
+        stats.tcp_segments,
+        frames.len() as u64,
+        "a well-formed frame was skipped"
+    );
     assert!(records.len() as u64 <= stats.connections_tracked);
     for record in &records {
         serde_json::to_string(record).unwrap();

@@ -100,7 +100,11 @@ fuzz_target!(|data: &[u8]| {
         }
         assert_eq!(accepted.delivered, out.len() - before);
         for (k, &byte) in out.iter().enumerate().skip(before) {
-            assert_eq!(Some(&byte), known.get(&(k as i64)), "byte {k}: not the first copy");
+            assert_eq!(
+                Some(&byte),
+                known.get(&(k as i64)),
+                "byte {k}: not the first copy"
+            );
         }
         assert!(
             !known.contains_key(&(out.len() as i64)),

@@ -104,7 +104,20 @@ pub fn tcp_frame(
     let mut f = Vec::with_capacity(54 + payload.len());
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
     let total = (20 + 20 + payload.len()) as u16;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        1,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+    ]);
     f.extend_from_slice(&src.0);
     f.extend_from_slice(&dst.0);
     f.extend_from_slice(&src.1.to_be_bytes());

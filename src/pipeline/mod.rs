@@ -111,9 +111,9 @@ impl Batch {
 
     /// Index of `block` in this batch, adding it if it is new (frames arrive block by block,
     /// so only the last one needs checking).
-    fn block_index(&mut self, block: Arc<Block>) -> u32 {
-        if !self.blocks.last().is_some_and(|b| Arc::ptr_eq(b, &block)) {
-            self.blocks.push(block);
+    fn block_index(&mut self, block: &Arc<Block>) -> u32 {
+        if !self.blocks.last().is_some_and(|b| Arc::ptr_eq(b, block)) {
+            self.blocks.push(Arc::clone(block));
         }
         (self.blocks.len() - 1) as u32
     }

@@ -167,9 +167,9 @@ impl CaptureReader {
     /// frame's offset in it. The frame is named by its address (`data.as_ptr() as usize`) and
     /// length, since the frame's own borrow must end before this call. `None` when the frame
     /// is not in the buffer (never for the formats read today; callers then copy it).
-    pub fn block_of(&self, frame_addr: usize, len: usize) -> Option<(Arc<Block>, usize)> {
+    pub fn block_of(&self, frame_addr: usize, len: usize) -> Option<(&Arc<Block>, usize)> {
         let at = frame_addr.checked_sub(self.input.buf.as_ptr() as usize)?;
-        (at + len <= self.input.buf.len()).then(|| (Arc::clone(&self.input.buf), at))
+        (at + len <= self.input.buf.len()).then_some((&self.input.buf, at))
     }
 
     /// The file's path (or the label given to [`CaptureReader::from_reader`]).

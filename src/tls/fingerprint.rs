@@ -12,7 +12,7 @@
 //! produce a well-formed fingerprint.
 
 use md5::Md5;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use super::hello::{is_grease, ClientHello, ServerHello};
 
@@ -272,16 +272,52 @@ fn hash12(list: &str) -> String {
     if list.is_empty() {
         return "0".repeat(12);
     }
-    let mut hex = String::with_capacity(64);
-    push_hex(&mut hex, &Sha256::digest(list.as_bytes()));
-    hex.truncate(12);
-    hex
+    memo(list, Digest::Sha256, |list| {
+        let mut hex = String::with_capacity(64);
+        push_hex(&mut hex, &Sha256::digest(list.as_bytes()));
+        hex.truncate(12);
+        hex
+    })
 }
 
 fn md5_hex(s: &str) -> String {
-    let mut hex = String::with_capacity(32);
-    push_hex(&mut hex, &Md5::digest(s.as_bytes()));
-    hex
+    memo(s, Digest::Md5, |s| {
+        let mut hex = String::with_capacity(32);
+        push_hex(&mut hex, &Md5::digest(s.as_bytes()));
+        hex
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Digest {
+    Md5,
+    Sha256,
+}
+
+/// Digests memoised per thread. The same client software sends the same hello thousands of
+/// times a day, so most fingerprints repeat; keyed by the exact input, a hit is always right.
+/// Bounded: the memo is emptied when it reaches [`MEMO_CAP`] entries.
+const MEMO_CAP: usize = 4096;
+
+thread_local! {
+    static MEMO: std::cell::RefCell<
+        std::collections::HashMap<(Digest, String), String, foldhash::fast::RandomState>,
+    > = std::cell::RefCell::default();
+}
+
+fn memo(input: &str, digest: Digest, compute: impl FnOnce(&str) -> String) -> String {
+    MEMO.with_borrow_mut(|memo| {
+        let key = (digest, input.to_string());
+        if let Some(hit) = memo.get(&key) {
+            return hit.clone();
+        }
+        if memo.len() >= MEMO_CAP {
+            memo.clear();
+        }
+        let value = compute(input);
+        memo.insert(key, value.clone());
+        value
+    })
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
