@@ -50,6 +50,116 @@ enum Command {
     ///   tlscensus merge mon.json tue.json --report week.json --report week.html
     #[command(verbatim_doc_comment)]
     Merge(MergeArgs),
+
+    /// Capture live from network devices (a SPAN/mirror port, or on the mail server itself)
+    /// and keep the census up to date until Ctrl-C, SIGTERM or --duration. Needs the `live`
+    /// build (libpcap / Npcap) and the capture capability.
+    ///
+    /// Only handshake metadata is kept or written, never application data.
+    ///
+    /// Examples:
+    ///   tlscensus capture -i eth1 --report /var/lib/tlscensus/census.html
+    ///   tlscensus capture -i eth1 -i eth2 --events /var/log/tlscensus.jsonl --user nobody
+    ///   tlscensus capture -i lo --bpf 'tcp port 8443' --duration 10m --report now.json
+    #[command(verbatim_doc_comment)]
+    Capture(Box<CaptureArgs>),
+
+    /// List the capture devices (name, description, addresses) for `capture -i`.
+    Interfaces,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CaptureArgs {
+    /// Device to capture on (repeatable): its name, its number in `tlscensus interfaces`,
+    /// or a unique part of its description (for Npcap's GUID names).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true)]
+    pub(crate) interfaces: Vec<String>,
+
+    /// Do not put the devices in promiscuous mode (on the server itself it is not needed).
+    #[arg(long)]
+    pub(crate) no_promiscuous: bool,
+
+    /// Bytes kept of each frame. Handshakes span several frames whatever the value, but a
+    /// frame cut short loses the rest of its hello.
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    pub(crate) snaplen: i32,
+
+    /// Kernel capture buffer in MiB (more absorbs longer bursts before drops).
+    #[arg(long, value_name = "MiB")]
+    pub(crate) buffer_size: Option<i32>,
+
+    /// Deliver each frame as it arrives instead of in kernel batches (lower latency, more
+    /// CPU).
+    #[arg(long)]
+    pub(crate) immediate: bool,
+
+    /// Stop after this long (e.g. `90s`, `8h`, `7d`); default: until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Option<std::time::Duration>,
+
+    /// BPF filter replacing the default `tcp and (port 25 or port 587 or ...)`, built from
+    /// the configured ports and 443, 465, 993, 995.
+    #[arg(long, value_name = "EXPR")]
+    pub(crate) bpf: Option<String>,
+
+    /// Append one JSON record per connection to PATH as each completes (`-` for standard
+    /// output); each line is flushed at once, ready for a log shipper.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) events: Option<PathBuf>,
+
+    /// Keep the census in PATH (repeatable; format by extension as for `read`). Rewritten
+    /// every --report-every and at exit, atomically.
+    #[arg(long = "report", value_name = "PATH", value_parser = parse_target)]
+    pub(crate) reports: Vec<Target>,
+
+    /// How often the --report files are rewritten.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub(crate) report_every: std::time::Duration,
+
+    /// Once the devices are open, switch to this user (and its group), giving up root
+    /// (Unix). The --report directories must be writable by it.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) user: Option<String>,
+
+    /// Also report connections on this TCP port even when no hello could be read.
+    #[arg(long = "tls-port", value_name = "PORT", value_delimiter = ',')]
+    pub(crate) tls_ports: Vec<u16>,
+
+    /// SMTP ports (followed to STARTTLS).
+    #[arg(long = "smtp-port", value_name = "PORT", value_delimiter = ',', default_values_t = [25, 587])]
+    pub(crate) smtp_ports: Vec<u16>,
+
+    /// IMAP ports followed to STARTTLS.
+    #[arg(long = "imap-port", value_name = "PORT", value_delimiter = ',', default_values_t = [143])]
+    pub(crate) imap_ports: Vec<u16>,
+
+    /// POP3 ports followed to STLS.
+    #[arg(long = "pop3-port", value_name = "PORT", value_delimiter = ',', default_values_t = [110])]
+    pop3_ports: Vec<u16>,
+
+    /// Most connections tracked at once; beyond it the idlest are expired early.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
+    pub(crate) max_flows: usize,
+
+    /// Seconds without a packet after which a connection is reported and forgotten.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub(crate) idle_timeout: u32,
+
+    /// Worker threads parsing handshakes (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+
+    /// A monitored server: an address or CIDR block (repeatable), as for `read`.
+    #[arg(long = "server", value_name = "CIDR", value_parser = parse_server)]
+    pub(crate) servers: Vec<ipnet::IpNet>,
+
+    /// What-if policy rule (repeatable), as for `read`.
+    #[arg(long = "policy", value_name = "RULE")]
+    pub(crate) policy: Vec<String>,
+
+    /// Never show the status line (it is shown only when standard error is a terminal).
+    #[arg(long)]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +248,8 @@ pub fn run() -> Result<ExitCode> {
     match Cli::parse().command {
         Command::Read(args) => read(args),
         Command::Merge(args) => merge(args),
+        Command::Capture(args) => capture(*args),
+        Command::Interfaces => interfaces(),
     }
 }
 
@@ -217,7 +329,7 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
 }
 
 /// Worker threads by default: one per core the system gives this process.
-fn default_threads() -> usize {
+pub(crate) fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -275,4 +387,287 @@ fn print_stats(outcome: &pipeline::Outcome) {
     eprintln!("snaplen-cut frames     {}", stats.truncated_frames);
     eprintln!("flows expired          {}", stats.flows_expired);
     eprintln!("flows refused (full)   {}", stats.flows_refused);
+}
+
+// ---- live capture (issue #6) ------------------------------------------------------------
+
+#[cfg(not(feature = "live"))]
+const NO_LIVE: &str = "this tlscensus was built without live capture. Build it with the `live` \
+     feature: install libpcap (Debian: apt-get install libpcap-dev; Windows: the Npcap SDK, \
+     see the README) and run `cargo build --release --features live`";
+
+#[cfg(not(feature = "live"))]
+fn capture(_: CaptureArgs) -> Result<ExitCode> {
+    anyhow::bail!(NO_LIVE)
+}
+
+#[cfg(not(feature = "live"))]
+fn interfaces() -> Result<ExitCode> {
+    anyhow::bail!(NO_LIVE)
+}
+
+#[cfg(feature = "live")]
+fn interfaces() -> Result<ExitCode> {
+    use tlscensus::capture::live;
+    let list = live::interfaces().context("cannot list capture devices")?;
+    if list.is_empty() {
+        eprintln!(
+            "tlscensus: no capture devices found (capturing needs root or cap_net_raw, \
+             and on Windows the Npcap driver)"
+        );
+    }
+    let mut out = io::stdout().lock();
+    for (n, i) in list.iter().enumerate() {
+        let mut flags = Vec::new();
+        if i.up {
+            flags.push("up");
+        }
+        if i.loopback {
+            flags.push("loopback");
+        }
+        writeln!(out, "{}. {} [{}]", n + 1, i.name, flags.join(", "))?;
+        if let Some(d) = &i.description {
+            writeln!(out, "     {d}")?;
+        }
+        for a in &i.addresses {
+            writeln!(out, "     {a}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the capture's status line counts, besides the census.
+#[cfg(feature = "live")]
+#[derive(Default)]
+struct LiveTally {
+    handshakes: u64,
+    below_12: std::collections::HashSet<std::net::IpAddr>,
+}
+
+#[cfg(feature = "live")]
+fn capture(args: CaptureArgs) -> Result<ExitCode> {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::Instant;
+    use tlscensus::capture::{default_filter, live};
+
+    let config = Config {
+        services: Services {
+            smtp_ports: args.smtp_ports.iter().copied().collect(),
+            imap_ports: args.imap_ports.iter().copied().collect(),
+            pop3_ports: args.pop3_ports.iter().copied().collect(),
+            tls_ports: args.tls_ports.iter().copied().collect(),
+        },
+        limits: Limits {
+            max_flows: args.max_flows.max(1),
+            idle_timeout_ns: i64::from(args.idle_timeout) * 1_000_000_000,
+        },
+    };
+    let filter = args.bpf.clone().unwrap_or_else(|| {
+        let mut ports: Vec<u16> = vec![443, 465, 993, 995];
+        for list in [
+            &args.smtp_ports,
+            &args.imap_ports,
+            &args.pop3_ports,
+            &args.tls_ports,
+        ] {
+            ports.extend(list.iter().copied());
+        }
+        default_filter(&ports)
+    });
+    let policy = Policy::parse(&args.policy)?;
+    let mut names = Vec::new();
+    for wanted in &args.interfaces {
+        names.push(live::resolve(wanted).map_err(anyhow::Error::msg)?);
+    }
+    let settings = live::Settings {
+        promiscuous: !args.no_promiscuous,
+        snaplen: args.snaplen.max(64),
+        buffer_size: args.buffer_size.map(|mib| mib.saturating_mul(1 << 20)),
+        immediate: args.immediate,
+        filter: filter.clone(),
+    };
+
+    // Ctrl-C or SIGTERM once: stop cleanly; a second time: exit at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+
+    let mut source = live::LiveCapture::open(&names, &settings, Arc::clone(&stop), args.duration)?;
+    // The events file is opened before giving up root, so it may live where only root writes.
+    let mut events: Option<Box<dyn Write>> = match args.events.as_deref() {
+        None => None,
+        Some(p) if p == Path::new("-") => Some(Box::new(io::stdout())),
+        Some(p) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+    };
+    if let Some(user) = &args.user {
+        live::drop_privileges(user).map_err(anyhow::Error::msg)?;
+    }
+    let counters = source.counters();
+    let status = !args.quiet && io::IsTerminal::is_terminal(&io::stderr());
+    eprintln!(
+        "tlscensus: capturing on {} with filter {filter:?}; Ctrl-C to stop",
+        names.join(", ")
+    );
+
+    let started = std::time::SystemTime::now();
+    let mut census = Census::new(CensusConfig::new(args.servers.clone(), policy));
+    let mut tally = LiveTally::default();
+    let mut write_error: Option<io::Error> = None;
+    let mut report_error: Option<anyhow::Error> = None;
+    let mut next_report = Instant::now() + args.report_every;
+    let mut next_status = Instant::now();
+    let mut source_errors = 0u32;
+    let capture_info = |counters: &live::Counters, ended: bool| {
+        let (packets, received, dropped, if_dropped) = counters.get();
+        serde_json::json!({
+            "interfaces": names,
+            "filter": filter,
+            "started": tlscensus::record::rfc3339(nanos_of(started)),
+            "updated": tlscensus::record::rfc3339(nanos_of(std::time::SystemTime::now())),
+            "running": !ended,
+            "packets": packets,
+            "received": received,
+            "dropped_by_kernel": dropped,
+            "dropped_by_interface": if_dropped,
+        })
+    };
+    let write_reports = |census: &Census, info: &serde_json::Value| -> Result<()> {
+        for target in &args.reports {
+            let result = if target.format == report::Format::Json {
+                // The JSON report carries the capture's counters (drops included); `merge`
+                // ignores the extra key.
+                let mut value = report::json::to_value(census);
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("capture".into(), info.clone());
+                }
+                report::atomic::write_with(&target.path, |out| {
+                    serde_json::to_writer_pretty(&mut *out, &value)?;
+                    writeln!(out)
+                })
+            } else {
+                report::write_file(census, target)
+            };
+            result.with_context(|| format!("cannot write {}", target.path.display()))?;
+        }
+        Ok(())
+    };
+
+    {
+        let census = std::cell::RefCell::new(&mut census);
+        let tally = std::cell::RefCell::new(&mut tally);
+        let mut on_record = |record: Record| {
+            census.borrow_mut().add(&record);
+            let mut tally = tally.borrow_mut();
+            tally.handshakes += 1;
+            let negotiated = record.server_hello.as_ref().map(|s| s.version.0);
+            let offered = record.client_hello.as_ref().map(|c| c.max_version.0);
+            if negotiated.or(offered).is_some_and(|v| v < 0x0303) {
+                tally.below_12.insert(record.client.ip);
+            }
+            if let Some(w) = &mut events {
+                if write_error.is_none() {
+                    let line = serde_json::to_string(&record).expect("records always serialise");
+                    if let Err(e) = writeln!(w, "{line}").and_then(|()| w.flush()) {
+                        write_error = Some(e);
+                    }
+                }
+            }
+        };
+        let mut on_error = |err: SourceError| {
+            eprintln!("\ntlscensus: capture failed: {err}");
+            source_errors += 1;
+        };
+        let mut on_tick = || {
+            let now = Instant::now();
+            if now >= next_report && !args.reports.is_empty() {
+                next_report = now + args.report_every;
+                if let Err(e) = write_reports(&census.borrow(), &capture_info(&counters, false)) {
+                    eprintln!("\ntlscensus: {e:#}");
+                    report_error.get_or_insert(e);
+                }
+            }
+            if status && now >= next_status {
+                next_status = now + std::time::Duration::from_secs(1);
+                let (packets, _, dropped, if_dropped) = counters.get();
+                let tally = tally.borrow();
+                eprint!(
+                    "\r\x1b[Kpackets {packets}  handshakes {}  clients {}  below TLS 1.2 {}  drops {}",
+                    tally.handshakes,
+                    census.borrow().clients.len(),
+                    tally.below_12.len(),
+                    dropped + if_dropped
+                );
+            }
+        };
+        let options = pipeline::Options {
+            engine: config,
+            threads: args.threads.unwrap_or_else(default_threads),
+        };
+        pipeline::run_live(
+            &mut source,
+            &options,
+            &mut on_record,
+            &mut on_error,
+            &mut on_tick,
+        );
+    }
+    source.update_stats();
+    if status {
+        eprintln!();
+    }
+    let info = capture_info(&counters, true);
+    write_reports(&census, &info)?;
+    let (packets, received, dropped, if_dropped) = counters.get();
+    eprintln!(
+        "tlscensus: {packets} packets, {} handshakes, {} clients ({} below TLS 1.2); \
+         libpcap received {received}, dropped {dropped} (kernel) + {if_dropped} (interface)",
+        tally.handshakes,
+        census.clients.len(),
+        tally.below_12.len()
+    );
+    if dropped > 0 {
+        eprintln!(
+            "tlscensus: warning: the kernel dropped {dropped} packets: tlscensus did not read \
+             fast enough. Give it a larger buffer (--buffer-size 64), a narrower --bpf filter, \
+             or more cores (--threads); handshakes in dropped packets are missing or incomplete"
+        );
+    }
+    if if_dropped > 0 {
+        eprintln!(
+            "tlscensus: warning: the interface dropped {if_dropped} packets before the kernel \
+             saw them: check the mirror port's bandwidth and the NIC's ring size (ethtool -G)"
+        );
+    }
+    if let Some(e) = write_error {
+        let target = args.events.as_deref().unwrap_or(Path::new("-"));
+        return Err(e).with_context(|| format!("cannot write {}", target.display()));
+    }
+    if let Some(e) = report_error {
+        return Err(e);
+    }
+    if args.reports.is_empty() && args.events.is_none() {
+        deliver(&census, &[], true)?;
+    }
+    Ok(if source_errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(feature = "live")]
+fn nanos_of(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

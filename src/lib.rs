@@ -9,6 +9,7 @@
 //! * [`engine`]: ties the stages together and turns each connection into a [`record::Record`];
 //! * [`record`]: the public, line-per-connection JSON record format.
 
+pub mod capture;
 pub mod census;
 pub mod decode;
 pub mod engine;

@@ -22,20 +22,48 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
 use crate::decode;
 use crate::engine::{Config, Emitted, Engine, OrderKey, Stats, Ticker};
 use crate::flow::{FlowKey, Limits};
 use crate::record::Record;
-use crate::source::{self, Block, CaptureReader, Packet, SourceError};
+use crate::source::{self, Block, BlockPool, CaptureReader, Packet, SourceError};
 
 /// Frames read between two batch flushes (all workers' batches are sent together, so every
 /// worker's progress advances in step).
 const FLUSH_EVERY: u64 = 4096;
 /// Batches in flight per worker; the reader blocks (and counts a queue wait) beyond it.
 const QUEUE_DEPTH: usize = 8;
+/// Live capture: batches also leave at least this often, so records stream out promptly
+/// even when traffic is light.
+const LIVE_FLUSH: Duration = Duration::from_millis(100);
+/// Live capture: size of the pooled blocks frames are copied into.
+const LIVE_BLOCK: usize = 512 << 10;
+/// How often the aggregator wakes up for its `on_tick` callback when no message arrives.
+const AGGREGATOR_TICK: Duration = Duration::from_millis(100);
+
+/// A live frame source (one or more capture devices), polled by the pipeline's reader
+/// thread.
+pub trait LiveSource: Send {
+    /// Name for the records' `capture.file` (e.g. `live:eth0`).
+    fn name(&self) -> String;
+    /// Hand the frames that arrive to `on_frame` (each borrowed from the capture library
+    /// for the call only) and return within about [`LIVE_POLL`], so that batches leave on
+    /// time and a stop request is noticed. `Ok(false)` when the capture is over (stop
+    /// requested, duration reached); the reader then flushes everything in flight.
+    fn poll(&mut self, on_frame: &mut dyn FnMut(&Packet<'_>)) -> Result<bool, SourceError>;
+}
+
+/// How long [`LiveSource::poll`] may wait for frames.
+pub const LIVE_POLL: Duration = Duration::from_millis(100);
+
+/// Where the reader thread gets its frames.
+enum Frames<'a> {
+    Files(&'a [PathBuf]),
+    Live(&'a mut dyn LiveSource),
+}
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -148,6 +176,30 @@ pub fn run(
     sink: &mut impl FnMut(Record),
     on_error: &mut impl FnMut(SourceError),
 ) -> Outcome {
+    run_frames(Frames::Files(files), options, sink, on_error, &mut || {})
+}
+
+/// Capture from a live source through the pipeline until it ends. Records reach `sink`
+/// in order as soon as every worker has passed them; `on_tick` runs on the caller's thread
+/// after every message from the workers and at least every 100 ms, for periodic work
+/// (status line, report rewrites). Batches leave the reader at least every 100 ms.
+pub fn run_live(
+    source: &mut dyn LiveSource,
+    options: &Options,
+    sink: &mut impl FnMut(Record),
+    on_error: &mut impl FnMut(SourceError),
+    on_tick: &mut impl FnMut(),
+) -> Outcome {
+    run_frames(Frames::Live(source), options, sink, on_error, on_tick)
+}
+
+fn run_frames(
+    frames: Frames<'_>,
+    options: &Options,
+    sink: &mut impl FnMut(Record),
+    on_error: &mut impl FnMut(SourceError),
+    on_tick: &mut impl FnMut(),
+) -> Outcome {
     let started = Instant::now();
     let threads = options.threads.max(1);
     let mut worker_config = options.engine.clone();
@@ -190,13 +242,11 @@ pub fn run(
         drop(recycle_tx);
         let engine_limits = options.engine.limits;
         let reader = scope.spawn(move || {
-            read(
-                files,
-                engine_limits,
-                batch_senders,
-                recycle_rx,
-                reader_to_agg,
-            )
+            let batcher = Batcher::new(engine_limits, batch_senders, recycle_rx);
+            match frames {
+                Frames::Files(files) => read(files, batcher, reader_to_agg),
+                Frames::Live(source) => read_live(source, batcher, reader_to_agg),
+            }
         });
 
         aggregate(
@@ -204,6 +254,7 @@ pub fn run(
             from_workers,
             sink,
             on_error,
+            on_tick,
             &mut stats,
             &mut pipeline,
         );
@@ -228,38 +279,112 @@ struct ReadStats {
     unshareable: u64,
 }
 
-/// The reader thread: files → frames → per-worker batches.
-fn read(
-    files: &[PathBuf],
-    limits: Limits,
+/// The reader thread's batching state, shared by file and live reading.
+struct Batcher {
+    batches: Vec<Batch>,
     senders: Vec<Sender<Batch>>,
     recycled: Receiver<Batch>,
-    to_agg: Sender<ToAggregator>,
-) -> ReadStats {
-    let workers = senders.len();
-    let mut batches: Vec<Batch> = (0..workers).map(|_| Batch::default()).collect();
-    let mut stats = ReadStats::default();
-    let mut ticker = Ticker::new(&limits);
-    let mut index: u64 = 0;
-    let mut pending: u64 = 0;
+    stats: ReadStats,
+    ticker: Ticker,
+    index: u64,
+    pending: u64,
+}
 
-    let flush = |batches: &mut Vec<Batch>, upto: u64, stats: &mut ReadStats| {
-        for (worker, slot) in batches.iter_mut().enumerate() {
-            let mut batch = std::mem::replace(slot, recycled.try_recv().unwrap_or_default());
+impl Batcher {
+    fn new(limits: Limits, senders: Vec<Sender<Batch>>, recycled: Receiver<Batch>) -> Self {
+        Batcher {
+            batches: (0..senders.len()).map(|_| Batch::default()).collect(),
+            senders,
+            recycled,
+            stats: ReadStats::default(),
+            ticker: Ticker::new(&limits),
+            index: 0,
+            pending: 0,
+        }
+    }
+
+    /// Send every worker its batch, covering the input up to `upto`.
+    fn flush(&mut self, upto: u64) {
+        for (worker, slot) in self.batches.iter_mut().enumerate() {
+            let mut batch = std::mem::replace(slot, self.recycled.try_recv().unwrap_or_default());
             batch.upto = upto;
             batch.sent = Some(Instant::now());
-            stats.batches += 1;
-            match senders[worker].try_send(batch) {
+            self.stats.batches += 1;
+            match self.senders[worker].try_send(batch) {
                 Ok(()) => {}
                 Err(TrySendError::Full(batch)) => {
-                    stats.queue_waits += 1;
-                    let _ = senders[worker].send(batch);
+                    self.stats.queue_waits += 1;
+                    let _ = self.senders[worker].send(batch);
                 }
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }
-    };
+    }
 
+    fn begin_file(&mut self, name: &Arc<str>) {
+        for batch in self.batches.iter_mut() {
+            batch.items.push(Item::BeginFile(Arc::clone(name)));
+        }
+    }
+
+    /// Number the next frame, queue a tick before it if one is due, and pick its worker.
+    /// Returns the frame's index and worker.
+    fn route(&mut self, packet: &Packet<'_>) -> (u64, usize) {
+        let workers = self.batches.len() as u64;
+        // Ticks get even indices, frames odd ones: a tick sorts before the frame it
+        // precedes.
+        self.index += 1;
+        let frame_index = 2 * self.index + 1;
+        if self.ticker.due(packet.ts_nanos) {
+            for batch in self.batches.iter_mut() {
+                batch
+                    .items
+                    .push(Item::Tick(2 * self.index, packet.ts_nanos));
+            }
+        }
+        let worker = match decode::decode(packet.link_type, packet.data) {
+            Ok(seg) => {
+                let (key, _) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+                (key.symmetric_hash() % workers) as usize
+            }
+            // Frames that are not TCP only count: spread them evenly.
+            Err(_) => (self.index % workers) as usize,
+        };
+        self.stats.frames += 1;
+        self.stats.bytes += packet.data.len() as u64;
+        (frame_index, worker)
+    }
+
+    /// Queue a routed frame; flush every worker's batch when enough have gathered.
+    /// Returns whether it flushed.
+    fn push(&mut self, worker: usize, frame_index: u64, frame: FrameRef) -> bool {
+        self.batches[worker]
+            .items
+            .push(Item::Frame(frame_index, frame));
+        self.pending += 1;
+        if self.pending >= FLUSH_EVERY {
+            self.flush(frame_index);
+            self.pending = 0;
+            return true;
+        }
+        false
+    }
+}
+
+fn frame_ref(packet: &Packet<'_>) -> FrameRef {
+    FrameRef {
+        block: 0,
+        start: 0,
+        len: packet.data.len() as u32,
+        orig_len: packet.orig_len,
+        link_type: packet.link_type,
+        ts_nanos: packet.ts_nanos,
+        frame_number: packet.frame_number,
+    }
+}
+
+/// The reader thread: files → frames → per-worker batches.
+fn read(files: &[PathBuf], mut b: Batcher, to_agg: Sender<ToAggregator>) -> ReadStats {
     for path in files {
         let mut reader = match CaptureReader::open(path) {
             Ok(reader) => reader,
@@ -269,9 +394,7 @@ fn read(
             }
         };
         let name: Arc<str> = Arc::from(path.display().to_string());
-        for batch in batches.iter_mut() {
-            batch.items.push(Item::BeginFile(Arc::clone(&name)));
-        }
+        b.begin_file(&name);
         loop {
             let packet = match reader.next_packet() {
                 Ok(Some(packet)) => packet,
@@ -281,57 +404,111 @@ fn read(
                     break;
                 }
             };
-            // Ticks get even indices, frames odd ones: a tick sorts before the frame it
-            // precedes.
-            index += 1;
-            let frame_index = 2 * index + 1;
-            if ticker.due(packet.ts_nanos) {
-                for batch in batches.iter_mut() {
-                    batch.items.push(Item::Tick(2 * index, packet.ts_nanos));
-                }
-            }
-            let worker = match decode::decode(packet.link_type, packet.data) {
-                Ok(seg) => {
-                    let (key, _) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
-                    (key.symmetric_hash() % workers as u64) as usize
-                }
-                // Frames that are not TCP only count: spread them evenly.
-                Err(_) => (index % workers as u64) as usize,
-            };
-            stats.frames += 1;
-            stats.bytes += packet.data.len() as u64;
-            let meta = FrameRef {
-                block: 0,
-                start: 0,
-                len: packet.data.len() as u32,
-                orig_len: packet.orig_len,
-                link_type: packet.link_type,
-                ts_nanos: packet.ts_nanos,
-                frame_number: packet.frame_number,
-            };
+            let (frame_index, worker) = b.route(&packet);
+            let meta = frame_ref(&packet);
             let addr = packet.data.as_ptr() as usize;
-            let batch = &mut batches[worker];
             let Some((block, start)) = reader.block_of(addr, meta.len as usize) else {
                 // Every format hands out frames from its read buffer; this would be a bug.
                 debug_assert!(false, "frame outside the reader's buffer");
-                stats.unshareable += 1;
+                b.stats.unshareable += 1;
                 continue;
             };
             let frame = FrameRef {
-                block: batch.block_index(block),
+                block: b.batches[worker].block_index(block),
                 start: start as u32,
                 ..meta
             };
-            batch.items.push(Item::Frame(frame_index, frame));
-            pending += 1;
-            if pending >= FLUSH_EVERY {
-                flush(&mut batches, frame_index, &mut stats);
-                pending = 0;
+            b.push(worker, frame_index, frame);
+        }
+    }
+    b.flush(u64::MAX - 1);
+    b.stats
+}
+
+/// The block live frames are being copied into, and which workers' batches refer to it
+/// (by the index it will take in their block list once sealed).
+struct LiveBlock {
+    pool: BlockPool,
+    data: Vec<u8>,
+    users: Vec<Option<u32>>,
+}
+
+impl LiveBlock {
+    /// Freeze the block and hand it to every batch that refers to it.
+    fn seal(&mut self, batches: &mut [Batch]) {
+        if self.users.iter().all(Option::is_none) {
+            return;
+        }
+        let block = self
+            .pool
+            .seal(std::mem::replace(&mut self.data, self.pool.take()));
+        for (user, batch) in self.users.iter_mut().zip(batches) {
+            if user.take().is_some() {
+                batch.blocks.push(Arc::clone(&block));
             }
         }
     }
-    flush(&mut batches, u64::MAX - 1, &mut stats);
-    stats
+}
+
+/// The reader thread for a live source: each frame the capture library lends is copied once
+/// into a pooled block; batches leave when full and at least every [`LIVE_FLUSH`] (the
+/// `LiveSource::poll` contract keeps the reader from sleeping past it).
+fn read_live(
+    source: &mut dyn LiveSource,
+    mut b: Batcher,
+    to_agg: Sender<ToAggregator>,
+) -> ReadStats {
+    let name: Arc<str> = Arc::from(source.name());
+    b.begin_file(&name);
+    let pool = BlockPool::new(LIVE_BLOCK);
+    let mut current = LiveBlock {
+        data: pool.take(),
+        pool,
+        users: vec![None; b.batches.len()],
+    };
+    let mut last_index = 0;
+    let mut last_flush = Instant::now();
+    loop {
+        let more = source.poll(&mut |packet| {
+            let (frame_index, worker) = b.route(packet);
+            if current.data.len() + packet.data.len() > LIVE_BLOCK {
+                current.seal(&mut b.batches);
+            }
+            let start = current.data.len();
+            current.data.extend_from_slice(packet.data);
+            let next_slot = b.batches[worker].blocks.len() as u32;
+            let block = *current.users[worker].get_or_insert(next_slot);
+            let frame = FrameRef {
+                block,
+                start: start as u32,
+                ..frame_ref(packet)
+            };
+            last_index = frame_index;
+            if b.pending + 1 >= FLUSH_EVERY {
+                current.seal(&mut b.batches);
+            }
+            if b.push(worker, frame_index, frame) {
+                last_flush = Instant::now();
+            }
+        });
+        match more {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(err) => {
+                let _ = to_agg.send(ToAggregator::SourceError(err));
+                break;
+            }
+        }
+        if last_flush.elapsed() >= LIVE_FLUSH {
+            current.seal(&mut b.batches);
+            b.flush(last_index);
+            b.pending = 0;
+            last_flush = Instant::now();
+        }
+    }
+    current.seal(&mut b.batches);
+    b.flush(u64::MAX - 1);
+    b.stats
 }
 
 /// A worker thread: batches in, records out.
@@ -435,6 +612,7 @@ fn aggregate(
     messages: Receiver<ToAggregator>,
     sink: &mut impl FnMut(Record),
     on_error: &mut impl FnMut(SourceError),
+    on_tick: &mut impl FnMut(),
     stats: &mut Stats,
     pipeline: &mut PipelineStats,
 ) {
@@ -451,7 +629,15 @@ fn aggregate(
             }
         }
     };
-    for message in messages {
+    loop {
+        let message = match messages.recv_timeout(AGGREGATOR_TICK) {
+            Ok(message) => message,
+            Err(RecvTimeoutError::Timeout) => {
+                on_tick();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         match message {
             ToAggregator::Progress {
                 worker,
@@ -481,6 +667,7 @@ fn aggregate(
             }
             ToAggregator::SourceError(err) => on_error(err),
         }
+        on_tick();
     }
     release(&mut heap, &vec![u64::MAX; threads]);
 }

@@ -2,6 +2,7 @@
 //! spreadsheet, JSON for tools (and for `tlscensus merge`), Markdown, and a self-contained
 //! HTML page for the change board.
 
+pub mod atomic;
 pub mod csv;
 pub mod html;
 pub mod json;
@@ -9,8 +10,7 @@ pub mod markdown;
 pub mod table;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::census::version::{parse_version, short};
@@ -76,11 +76,10 @@ pub fn write(census: &Census, format: Format, out: &mut dyn Write) -> io::Result
     }
 }
 
-/// Write the census to a report file.
+/// Write the census to a report file, atomically (see [`atomic`]): a reader never sees a
+/// half-written report, even while a live capture rewrites it.
 pub fn write_file(census: &Census, target: &Target) -> io::Result<()> {
-    let mut out = BufWriter::new(File::create(&target.path)?);
-    write(census, target.format, &mut out)?;
-    out.flush()
+    atomic::write_with(&target.path, |out| write(census, target.format, out))
 }
 
 /// `1.0`, `1.0-1.3`, or `-`: the range of versions with a non-zero count.

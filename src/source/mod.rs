@@ -252,6 +252,45 @@ impl Drop for Block {
     }
 }
 
+/// Buffers for [`Block`]s filled from outside a file reader (live capture copies each frame
+/// the capture library lends it into one). A sealed block's memory comes back here when the
+/// last thread holding it lets go, so steady-state capture allocates nothing.
+#[derive(Debug, Clone)]
+pub struct BlockPool {
+    returned: Sender<Vec<u8>>,
+    spare: Receiver<Vec<u8>>,
+    capacity: usize,
+}
+
+impl BlockPool {
+    /// A pool handing out empty buffers of at least `capacity` bytes.
+    pub fn new(capacity: usize) -> Self {
+        let (returned, spare) = crossbeam_channel::bounded(POOL_BUFFERS);
+        BlockPool {
+            returned,
+            spare,
+            capacity,
+        }
+    }
+
+    /// An empty buffer to append frames to: a returned one when there is one.
+    pub fn take(&self) -> Vec<u8> {
+        let mut data = self.spare.try_recv().unwrap_or_default();
+        data.clear();
+        data.reserve(self.capacity);
+        data
+    }
+
+    /// Freeze a filled buffer into a shareable block; its memory returns to this pool when
+    /// the block is dropped.
+    pub fn seal(&self, data: Vec<u8>) -> Arc<Block> {
+        Arc::new(Block {
+            data,
+            pool: Some(self.returned.clone()),
+        })
+    }
+}
+
 /// Spare buffers kept for reuse once other threads release them.
 const POOL_BUFFERS: usize = 64;
 

@@ -1,0 +1,134 @@
+//! The hot loop allocates nothing: once a connection's handshake is decided, its packets are
+//! decoded and looked up, and that is all. Counted with an instrumented global allocator
+//! while thousands of post-handshake packets of a real connection go through the engine.
+//! Also: the flow table holds a million connections within the 256 MiB of issue #5.
+
+mod common;
+
+use std::alloc::System;
+
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use tlscensus::engine::{Config, Engine};
+use tlscensus::flow::Limits;
+use tlscensus::source::{linktype, CaptureReader, Packet};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// The allocator's counters are global: the tests of this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// (link type, frame) of every frame of a capture in `pcaps/`.
+fn frames(name: &str) -> Vec<(u32, Vec<u8>)> {
+    let mut reader = CaptureReader::open(&common::pcaps_dir().join(name)).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = reader.next_packet().unwrap() {
+        out.push((p.link_type, p.data.to_vec()));
+    }
+    out
+}
+
+#[test]
+fn decided_connections_cost_no_allocation() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut frames = frames("tls12.pcap");
+    // The last data frame of the capture, repeated with advancing sequence numbers: the
+    // same connection sending application data after its handshake.
+    let (link, template) = frames
+        .iter()
+        .rev()
+        .find(|(l, f)| {
+            tlscensus::decode::decode(*l, f).is_ok_and(|s| !s.payload.is_empty() && !s.flags.fin)
+        })
+        .cloned()
+        .expect("a data frame");
+    assert_eq!(link, linktype::ETHERNET);
+    let seg_len = tlscensus::decode::decode(link, &template)
+        .unwrap()
+        .payload
+        .len() as u32;
+    // Ethernet (14) + IPv4 (20): the TCP sequence number is at 38..42.
+    let seq0 = u32::from_be_bytes(template[38..42].try_into().unwrap());
+    let bulk: Vec<(u32, Vec<u8>)> = (1..=5000u32)
+        .map(|i| {
+            let mut f = template.clone();
+            let seq = seq0.wrapping_add(i * seg_len);
+            f[38..42].copy_from_slice(&seq.to_be_bytes());
+            (link, f)
+        })
+        .collect();
+    // Keep the FIN frames for the end: the connection stays open during the bulk part.
+    frames.retain(|(l, f)| tlscensus::decode::decode(*l, f).is_ok_and(|s| !s.flags.fin));
+
+    let mut engine = Engine::new(Config::default());
+    let mut records = 0;
+    let mut index = 0u64;
+    let mut feed = |engine: &mut Engine, frames: &[(u32, Vec<u8>)], records: &mut usize| {
+        for (link, data) in frames {
+            index += 1;
+            let packet = Packet {
+                ts_nanos: 1_000_000_000 + index as i64,
+                link_type: *link,
+                data,
+                orig_len: data.len() as u32,
+                frame_number: index,
+            };
+            engine.packet(index, &packet, &mut |_| *records += 1);
+        }
+    };
+    feed(&mut engine, &frames, &mut records);
+    assert_eq!(records, 1, "the handshake is decided and reported");
+    let region = Region::new(GLOBAL);
+    feed(&mut engine, &bulk, &mut records);
+    let change = region.change();
+    assert_eq!(
+        engine.stats().tcp_segments as usize,
+        frames.len() + bulk.len()
+    );
+    assert_eq!(
+        (change.allocations, change.reallocations),
+        (0, 0),
+        "allocations while {} post-handshake packets were processed: {change:?}",
+        bulk.len()
+    );
+}
+
+#[test]
+fn a_million_connections_fit_in_256_mib() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut engine = Engine::new(Config {
+        limits: Limits {
+            max_flows: 1 << 20,
+            ..Limits::default()
+        },
+        ..Config::default()
+    });
+    // SYNs of a million distinct connections: 10.0.0.0/8 clients to one server on 443.
+    let mut syn = vec![0u8; 54];
+    syn[12..14].copy_from_slice(&[0x08, 0x00]);
+    syn[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
+    syn[30..34].copy_from_slice(&[192, 0, 2, 1]);
+    syn[36..38].copy_from_slice(&443u16.to_be_bytes());
+    syn[46] = 0x50;
+    syn[47] = 0x02;
+    let region = Region::new(GLOBAL);
+    for i in 0..1_000_000u32 {
+        syn[26..30].copy_from_slice(&(0x0a00_0000 | (i >> 6)).to_be_bytes());
+        syn[34..36].copy_from_slice(&(1024 + (i & 63) as u16).to_be_bytes());
+        let packet = Packet {
+            ts_nanos: 1_000_000_000,
+            link_type: linktype::ETHERNET,
+            data: &syn,
+            orig_len: 54,
+            frame_number: u64::from(i),
+        };
+        engine.packet(u64::from(i), &packet, &mut |_| {});
+    }
+    let change = region.change();
+    let live = change.bytes_allocated as i64 - change.bytes_deallocated as i64;
+    let stats = engine.stats();
+    assert_eq!(stats.connections_tracked, 1_000_000);
+    assert_eq!(engine.flows(), 1_000_000);
+    eprintln!("1,000,000 connections: {:.1} MiB", live as f64 / 1048576.0);
+    assert!(live < 256 << 20, "{live} bytes");
+}
