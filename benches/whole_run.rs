@@ -12,6 +12,7 @@
 //! ```text
 //! cargo bench --bench whole_run                 # 256 MiB capture
 //! cargo bench --bench whole_run -- --mib 1900   # the 1.9 GB case of issue #5
+//! cargo bench --bench whole_run -- --mib 1900 --no-tshark   # without tshark's minutes
 //! ```
 
 #[path = "common/gen.rs"]
@@ -174,7 +175,10 @@ fn main() {
     } else {
         println!("ndpiReader not installed (Debian: libndpi-bin): skipped");
     }
-    if let Some(tshark) = which("tshark") {
+    let skip_tshark = args.iter().any(|a| a == "--no-tshark");
+    if skip_tshark {
+        println!("tshark skipped (--no-tshark)");
+    } else if let Some(tshark) = which("tshark") {
         let run = timed(
             "tshark (hellos)",
             &tshark,

@@ -382,6 +382,10 @@ fn print_stats(outcome: &pipeline::Outcome) {
     eprintln!("connections tracked    {}", stats.connections_tracked);
     eprintln!("records                {}", stats.records);
     eprintln!("retransmitted segments {}", stats.retransmitted_segments);
+    eprintln!(
+        "  with different bytes {}",
+        stats.inconsistent_retransmissions
+    );
     eprintln!("out-of-order segments  {}", stats.out_of_order_segments);
     eprintln!("dropped segments       {}", stats.dropped_segments);
     eprintln!("snaplen-cut frames     {}", stats.truncated_frames);

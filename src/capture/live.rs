@@ -118,14 +118,14 @@ pub struct LiveCapture {
 /// Why a device could not be opened or filtered.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("{device}: cannot open for capture: {source}{hint}")]
+    #[error("{device}: cannot open for capture: {error}{hint}")]
     Open {
         device: String,
-        source: pcap::Error,
+        error: pcap::Error,
         hint: &'static str,
     },
-    #[error("bad BPF filter expression {filter:?}: {source}")]
-    Filter { filter: String, source: pcap::Error },
+    #[error("bad BPF filter expression {filter:?}: {error}")]
+    Filter { filter: String, error: pcap::Error },
 }
 
 const PERMISSION_HINT: &str = " (capturing needs root, or the capabilities: \
@@ -142,8 +142,8 @@ impl LiveCapture {
         let mut devices = Vec::new();
         let poll_ms = LIVE_POLL.as_millis() as i32;
         for name in names {
-            let open_err = |source: pcap::Error| {
-                let text = source.to_string().to_lowercase();
+            let open_err = |error: pcap::Error| {
+                let text = error.to_string().to_lowercase();
                 let hint = if text.contains("permission") || text.contains("not permitted") {
                     PERMISSION_HINT
                 } else {
@@ -151,7 +151,7 @@ impl LiveCapture {
                 };
                 OpenError::Open {
                     device: name.clone(),
-                    source,
+                    error,
                     hint,
                 }
             };
@@ -166,9 +166,9 @@ impl LiveCapture {
             }
             let mut cap = inactive.open().map_err(open_err)?;
             cap.filter(&settings.filter, true)
-                .map_err(|source| OpenError::Filter {
+                .map_err(|error| OpenError::Filter {
                     filter: settings.filter.clone(),
-                    source,
+                    error,
                 })?;
             if names.len() > 1 {
                 // Several devices are polled in turn, so none may block.

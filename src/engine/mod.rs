@@ -302,7 +302,10 @@ fn emit(
     stats: &mut Stats,
     out: &mut impl FnMut(Emitted),
 ) {
-    if let Some(record) = report(&key, conn, files, services) {
+    // At the end of the input a connection still open may simply not have had its answer
+    // captured yet.
+    let end_of_input = order.index == u64::MAX;
+    if let Some(record) = report(&key, conn, files, services, end_of_input) {
         stats.records += 1;
         out(Emitted { order, record });
     }

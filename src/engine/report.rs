@@ -38,6 +38,7 @@ pub(super) fn report(
     conn: Connection,
     files: &[String],
     services: &Services,
+    end_of_input: bool,
 ) -> Option<Record> {
     if conn.phase != Phase::Open || (conn.body.is_none() && !conn.forced_port) {
         return None;
@@ -75,6 +76,7 @@ pub(super) fn report(
         || server_half.upper.tls.mid_message()
         || server_half.lost_bytes
         || (client_half.lost_bytes && client_hello.is_none())
+        || (end_of_input && !conn.closed())
     {
         Outcome::Incomplete
     } else {

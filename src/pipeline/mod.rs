@@ -33,9 +33,9 @@ use crate::source::{self, Block, BlockPool, CaptureReader, Packet, SourceError};
 
 /// Frames read between two batch flushes (all workers' batches are sent together, so every
 /// worker's progress advances in step).
-const FLUSH_EVERY: u64 = 4096;
+const FLUSH_EVERY: u64 = 1024;
 /// Batches in flight per worker; the reader blocks (and counts a queue wait) beyond it.
-const QUEUE_DEPTH: usize = 8;
+const QUEUE_DEPTH: usize = 4;
 /// Live capture: batches also leave at least this often, so records stream out promptly
 /// even when traffic is light.
 const LIVE_FLUSH: Duration = Duration::from_millis(100);
@@ -684,6 +684,7 @@ fn add_stats(total: &mut Stats, part: &Stats) {
     total.out_of_order_segments += part.out_of_order_segments;
     total.dropped_segments += part.dropped_segments;
     total.truncated_frames += part.truncated_frames;
+    total.inconsistent_retransmissions += part.inconsistent_retransmissions;
     total.flows_expired += part.flows_expired;
     total.flows_refused += part.flows_refused;
 }

@@ -81,7 +81,7 @@ impl SourceError {
 pub const MAX_CAPLEN: u32 = 256 << 20;
 
 /// Initial size of the one reusable read buffer. It grows only for a block larger than this.
-const BUF_CAPACITY: usize = 1 << 20;
+const BUF_CAPACITY: usize = 256 << 10;
 
 /// Reads one capture file, whatever its format, as a sequence of link-layer frames.
 ///
