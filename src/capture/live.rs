@@ -170,10 +170,9 @@ impl LiveCapture {
                     filter: settings.filter.clone(),
                     error,
                 })?;
-            if names.len() > 1 {
-                // Several devices are polled in turn, so none may block.
-                cap = cap.setnonblock().map_err(open_err)?;
-            }
+            // Never block in libpcap: on Linux (TPACKET_V3) a blocking read with no traffic
+            // waits forever, whatever the timeout. We wait for readiness ourselves.
+            cap = cap.setnonblock().map_err(open_err)?;
             let link = link_type(cap.get_datalink().0);
             devices.push((name.clone(), cap, link));
         }
@@ -247,6 +246,31 @@ impl LiveCapture {
     }
 }
 
+impl LiveCapture {
+    /// Wait until a device may have frames, or at most `limit` (and at most 20 ms, so a
+    /// kernel that wakes nobody for a retired block cannot hold frames back for long).
+    #[cfg(unix)]
+    fn wait(&self, limit: Duration) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let limit = limit.min(Duration::from_millis(20));
+        let mut fds: Vec<PollFd<'_>> = self
+            .devices
+            .iter()
+            .map(|(_, cap, _)| PollFd::new(cap.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::ZERO);
+        if poll(&mut fds, timeout).is_err() {
+            std::thread::sleep(limit);
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn wait(&self, limit: Duration) {
+        std::thread::sleep(limit.min(Duration::from_millis(2)));
+    }
+}
+
 /// LINKTYPE_ number for a libpcap DLT_ number (they differ for raw IP).
 fn link_type(dlt: i32) -> u32 {
     match dlt {
@@ -277,31 +301,31 @@ impl LiveSource for LiveCapture {
         let started = Instant::now();
         let count = self.devices.len();
         let mut delivered = 0u64;
-        for turn in 0..count {
-            let at = (self.next + turn) % count;
-            let (name, cap, link) = &mut self.devices[at];
-            for _ in 0..BURST {
-                match cap.next_packet() {
-                    Ok(packet) => {
-                        Self::deliver(&mut self.frame_number, *link, &packet, on_frame);
-                        delivered += 1;
+        loop {
+            for turn in 0..count {
+                let at = (self.next + turn) % count;
+                let (name, cap, link) = &mut self.devices[at];
+                for _ in 0..BURST {
+                    match cap.next_packet() {
+                        Ok(packet) => {
+                            Self::deliver(&mut self.frame_number, *link, &packet, on_frame);
+                            delivered += 1;
+                        }
+                        Err(pcap::Error::TimeoutExpired) => break,
+                        Err(err) => return Err(Self::device_error(name, err)),
                     }
-                    Err(pcap::Error::TimeoutExpired) => break,
-                    Err(err) => return Err(Self::device_error(name, err)),
-                }
-                if started.elapsed() >= LIVE_POLL {
-                    break;
                 }
             }
+            self.next = (self.next + 1) % count.max(1);
+            let waited = started.elapsed();
+            if delivered > 0 || waited >= LIVE_POLL {
+                break;
+            }
+            self.wait(LIVE_POLL - waited);
         }
-        self.next = (self.next + 1) % count.max(1);
         self.counters
             .packets
             .fetch_add(delivered, Ordering::Relaxed);
-        if delivered == 0 && count > 1 {
-            // Non-blocking devices: nothing anywhere, so wait a little before trying again.
-            std::thread::sleep(Duration::from_millis(2));
-        }
         Ok(true)
     }
 }

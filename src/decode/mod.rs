@@ -130,6 +130,50 @@ pub fn decode(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
     }
 }
 
+/// Addresses and ports of a frame's TCP connection, for sharding frames to workers before
+/// they are decoded. Untagged Ethernet carrying IPv4 (not fragmented) or IPv6 with TCP as
+/// the next header — nearly every frame on a mail server's SPAN port — is read at fixed
+/// offsets; everything else goes through [`decode`]. Both give the same answer for the same
+/// frame, so a connection always lands on the same worker.
+pub fn tcp_endpoints(link_type: u32, frame: &[u8]) -> Option<((IpAddr, u16), (IpAddr, u16))> {
+    let fast = (link_type == linktype::ETHERNET)
+        .then(|| match frame.get(12..14)? {
+            [0x08, 0x00] => {
+                let ip = frame.get(14..34)?;
+                let header_len = usize::from(ip[0] & 0x0f) * 4;
+                let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+                if ip[0] >> 4 != 4 || header_len < 20 || ip[9] != 6 || fragmented {
+                    return None;
+                }
+                let ports = frame.get(14 + header_len..18 + header_len)?;
+                let src: [u8; 4] = ip[12..16].try_into().ok()?;
+                let dst: [u8; 4] = ip[16..20].try_into().ok()?;
+                Some((
+                    (IpAddr::from(src), u16::from_be_bytes([ports[0], ports[1]])),
+                    (IpAddr::from(dst), u16::from_be_bytes([ports[2], ports[3]])),
+                ))
+            }
+            [0x86, 0xdd] => {
+                let ip = frame.get(14..58)?;
+                if ip[0] >> 4 != 6 || ip[6] != 6 {
+                    return None;
+                }
+                let src: [u8; 16] = ip[8..24].try_into().ok()?;
+                let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+                Some((
+                    (IpAddr::from(src), u16::from_be_bytes([ip[40], ip[41]])),
+                    (IpAddr::from(dst), u16::from_be_bytes([ip[42], ip[43]])),
+                ))
+            }
+            _ => None,
+        })
+        .flatten();
+    fast.or_else(|| {
+        let seg = decode(link_type, frame).ok()?;
+        Some(((seg.src, seg.sport), (seg.dst, seg.dport)))
+    })
+}
+
 fn ethernet(frame: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Skip::Malformed)?;
     by_ethertype(eth.ether_type().0, &frame[eth.slice().len()..], depth)
@@ -378,6 +422,20 @@ mod tests {
         let mut null = 2u32.to_le_bytes().to_vec();
         null.extend_from_slice(&ip);
         assert_eq!(decode(linktype::NULL, &null).unwrap().dport, 443);
+    }
+
+    #[test]
+    fn fast_endpoints_agree_with_decode() {
+        let ip = ipv4_tcp(b"x");
+        let mut eth = vec![0u8; 12];
+        eth.extend_from_slice(&[0x08, 0x00]);
+        eth.extend_from_slice(&ip);
+        let seg = decode(linktype::ETHERNET, &eth).unwrap();
+        let want = Some(((seg.src, seg.sport), (seg.dst, seg.dport)));
+        assert_eq!(tcp_endpoints(linktype::ETHERNET, &eth), want);
+        for len in 0..eth.len() {
+            let _ = tcp_endpoints(linktype::ETHERNET, &eth[..len]);
+        }
     }
 
     #[test]

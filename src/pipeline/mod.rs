@@ -342,13 +342,13 @@ impl Batcher {
                     .push(Item::Tick(2 * self.index, packet.ts_nanos));
             }
         }
-        let worker = match decode::decode(packet.link_type, packet.data) {
-            Ok(seg) => {
-                let (key, _) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+        let worker = match decode::tcp_endpoints(packet.link_type, packet.data) {
+            Some((src, dst)) => {
+                let (key, _) = FlowKey::new(src, dst);
                 (key.symmetric_hash() % workers) as usize
             }
             // Frames that are not TCP only count: spread them evenly.
-            Err(_) => (self.index % workers) as usize,
+            None => (self.index % workers) as usize,
         };
         self.stats.frames += 1;
         self.stats.bytes += packet.data.len() as u64;
