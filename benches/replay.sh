@@ -16,8 +16,11 @@ rates=("$@")
 [ "$(id -u)" = 0 ] || { echo "replay benchmark: needs root (veth pair, capture)" >&2; exit 1; }
 command -v tcpreplay >/dev/null || { echo "install tcpreplay (apt-get install tcpreplay)" >&2; exit 1; }
 
+# Own target directory: a concurrent `cargo build --release` without the feature would
+# otherwise replace the binary under us.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/replay-bench}
 cargo build --release --features live --quiet
-bin=target/release/tlscensus
+bin=$CARGO_TARGET_DIR/release/tlscensus
 work=$(mktemp -d)
 a=tlsrp0 b=tlsrp1
 cleanup() { ip link del "$a" 2>/dev/null || true; rm -rf "$work"; }

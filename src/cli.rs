@@ -390,6 +390,7 @@ fn print_stats(outcome: &pipeline::Outcome) {
     eprintln!("dropped segments       {}", stats.dropped_segments);
     eprintln!("snaplen-cut frames     {}", stats.truncated_frames);
     eprintln!("flows expired          {}", stats.flows_expired);
+    eprintln!("flows evicted (no data) {}", stats.flows_evicted);
     eprintln!("flows refused (full)   {}", stats.flows_refused);
 }
 

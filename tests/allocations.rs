@@ -132,3 +132,107 @@ fn a_million_connections_fit_in_256_mib() {
     eprintln!("1,000,000 connections: {:.1} MiB", live as f64 / 1048576.0);
     assert!(live < 256 << 20, "{live} bytes");
 }
+
+/// A SYN flood (half a million half-open connections from random addresses and ports)
+/// interleaved with real handshakes, through a table capped at 10,000 connections: memory
+/// stays bounded by the cap, the flood is evicted and counted, and every real handshake is
+/// still reported with what the tools that made it said (`pcaps/expected.json`).
+#[test]
+fn syn_flood_is_evicted_and_real_handshakes_survive() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let expected: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(common::pcaps_dir().join("expected.json")).unwrap(),
+    )
+    .unwrap();
+    let real_files = [
+        "tls10.pcap",
+        "tls11.pcap",
+        "tls12.pcap",
+        "tls13.pcap",
+        "ipv6.pcap",
+    ];
+    let mut real: Vec<(u32, Vec<u8>)> = Vec::new();
+    for file in real_files {
+        real.extend(frames(file));
+    }
+    let mut engine = Engine::new(Config {
+        limits: Limits {
+            max_flows: 10_000,
+            ..Limits::default()
+        },
+        ..Config::default()
+    });
+    let mut records = Vec::new();
+    let mut syn = vec![0u8; 54];
+    syn[12..14].copy_from_slice(&[0x08, 0x00]);
+    syn[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
+    syn[30..34].copy_from_slice(&[192, 0, 2, 1]);
+    syn[36..38].copy_from_slice(&443u16.to_be_bytes());
+    syn[46] = 0x50;
+    syn[47] = 0x02;
+    let mut state = 0x1234_5678_9abc_def1_u64;
+    let flood_per_real = 500_000 / real.len();
+    let region = Region::new(GLOBAL);
+    let mut peak = 0i64;
+    let mut index = 0u64;
+    for (link, frame) in &real {
+        for _ in 0..flood_per_real {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            syn[26..30].copy_from_slice(&(state as u32 | 0x0b00_0000).to_be_bytes());
+            syn[34..36].copy_from_slice(&((state >> 32) as u16 | 1024).to_be_bytes());
+            index += 1;
+            let packet = Packet {
+                ts_nanos: 1_000_000_000 + index as i64,
+                link_type: linktype::ETHERNET,
+                data: &syn,
+                orig_len: 54,
+                frame_number: index,
+            };
+            engine.packet(index, &packet, &mut |e| records.push(e.record));
+        }
+        index += 1;
+        let packet = Packet {
+            ts_nanos: 1_000_000_000 + index as i64,
+            link_type: *link,
+            data: frame,
+            orig_len: frame.len() as u32,
+            frame_number: index,
+        };
+        engine.packet(index, &packet, &mut |e| records.push(e.record));
+        let change = region.change();
+        peak = peak.max(change.bytes_allocated as i64 - change.bytes_deallocated as i64);
+    }
+    engine.finish(&mut |e| records.push(e.record));
+    let stats = engine.stats();
+    eprintln!(
+        "flood: {} connections tracked, {} evicted, {} refused, peak {:.1} MiB",
+        stats.connections_tracked,
+        stats.flows_evicted,
+        stats.flows_refused,
+        peak as f64 / 1048576.0
+    );
+    assert!(stats.flows_evicted > 400_000, "{stats:?}");
+    assert_eq!(stats.flows_refused, 0);
+    assert!(
+        peak < 16 << 20,
+        "peak {peak} bytes for a 10,000-connection cap"
+    );
+    for want in expected
+        .iter()
+        .filter(|w| real_files.contains(&w["file"].as_str().unwrap()))
+    {
+        let found = records.iter().find(|r| {
+            u64::from(r.client.port) == want["client_port"]
+                && u64::from(r.server.port) == want["server_port"]
+        });
+        let record = found.unwrap_or_else(|| panic!("{} lost in the flood", want["scenario"]));
+        assert_eq!(
+            record.server_hello.as_ref().map(|s| s.version.name()),
+            want["negotiated_version"].as_str().map(String::from),
+            "{}",
+            want["scenario"]
+        );
+    }
+}

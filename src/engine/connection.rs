@@ -206,6 +206,12 @@ impl Connection {
             && (hs.fatal_alert() || body.halves.iter().all(|h| h.upper.tls.end().is_some()))
     }
 
+    /// Whether dropping this connection loses nothing: it carried no data yet (a SYN, a
+    /// half-open handshake), or it was already reported or found not to be TLS.
+    pub fn evictable(&self) -> bool {
+        self.body.is_none() && !self.forced_port
+    }
+
     /// Both sides sent FIN (or one sent RST).
     pub fn closed(&self) -> bool {
         self.fin.iter().all(|f| *f)

@@ -106,6 +106,8 @@ pub struct Stats {
     /// Frames whose TCP payload was cut by the capture's snap length.
     pub truncated_frames: u64,
     pub flows_expired: u64,
+    /// Connections without data dropped to make room in a full table (a SYN flood).
+    pub flows_evicted: u64,
     pub flows_refused: u64,
 }
 
@@ -154,6 +156,7 @@ impl Engine {
         Stats {
             flows_expired: self.flows.expired,
             flows_refused: self.flows.refused,
+            flows_evicted: self.flows.evicted,
             ..self.stats.clone()
         }
     }
@@ -235,7 +238,10 @@ impl Engine {
                     };
                     emit(order, key, conn, files, services, stats, out)
                 };
-                match self.flows.insert(key, ts, conn, &mut evict) {
+                match self
+                    .flows
+                    .insert(key, ts, conn, Connection::evictable, &mut evict)
+                {
                     Some(entry) => {
                         stats.connections_tracked += 1;
                         entry

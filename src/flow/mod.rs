@@ -2,7 +2,7 @@
 
 pub mod reassembly;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 
@@ -60,6 +60,9 @@ impl FlowKey {
     }
 }
 
+/// Arrivals examined per insertion into a full table before the newcomer is refused.
+const EVICT_TRIES: usize = 64;
+
 /// Flow table limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -95,6 +98,11 @@ pub struct FlowTable<V> {
     /// per table, so crafted addresses cannot force collisions.
     map: HashMap<FlowKey, Entry<V>, foldhash::fast::RandomState>,
     limits: Limits,
+    /// Keys in order of arrival, oldest first: where eviction looks when the table is full.
+    /// Entries already gone are skipped when met. At most `max_flows` long.
+    arrivals: VecDeque<FlowKey>,
+    /// Connections dropped to make room (they carried nothing worth reporting).
+    pub evicted: u64,
     pub expired: u64,
     pub refused: u64,
 }
@@ -104,6 +112,8 @@ impl<V> FlowTable<V> {
         FlowTable {
             map: HashMap::default(),
             limits,
+            arrivals: VecDeque::new(),
+            evicted: 0,
             expired: 0,
             refused: 0,
         }
@@ -125,23 +135,40 @@ impl<V> FlowTable<V> {
         self.map.remove(key).map(|e| e.value)
     }
 
-    /// Insert a new connection, making room first if the table is full: connections idle
-    /// for an eighth of the timeout are expired early. Returns `None` when the table is full
-    /// of live connections (the new one is refused and counted).
+    /// Insert a new connection, making room first if the table is full: the oldest
+    /// connections that carry nothing worth keeping (`evictable`: a SYN and no data yet, or
+    /// already reported) are dropped, so a SYN flood cannot lock real connections out.
+    /// Returns `None` when the table is full of connections with data (the new one is
+    /// refused and counted).
     pub fn insert(
         &mut self,
         key: FlowKey,
         ts: i64,
         value: V,
+        evictable: impl Fn(&V) -> bool,
         expire: &mut impl FnMut(FlowKey, i64, V),
     ) -> Option<&mut Entry<V>> {
-        if self.map.len() >= self.limits.max_flows {
-            self.sweep_idle(ts, self.limits.idle_timeout_ns / 8, expire);
-            if self.map.len() >= self.limits.max_flows {
-                self.refused += 1;
-                return None;
+        let mut tries = 0;
+        while self.map.len() >= self.limits.max_flows && tries < EVICT_TRIES {
+            tries += 1;
+            let Some(old) = self.arrivals.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|e| evictable(&e.value)) {
+                if let Some(entry) = self.map.remove(&old) {
+                    self.evicted += 1;
+                    expire(old, entry.last_ts, entry.value);
+                }
             }
         }
+        if self.map.len() >= self.limits.max_flows {
+            self.refused += 1;
+            return None;
+        }
+        if self.arrivals.len() >= self.limits.max_flows {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back(key);
         Some(self.map.entry(key).or_insert(Entry { last_ts: ts, value }))
     }
 

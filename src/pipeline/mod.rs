@@ -687,6 +687,7 @@ fn add_stats(total: &mut Stats, part: &Stats) {
     total.inconsistent_retransmissions += part.inconsistent_retransmissions;
     total.flows_expired += part.flows_expired;
     total.flows_refused += part.flows_refused;
+    total.flows_evicted += part.flows_evicted;
 }
 
 /// Order files by their first frame's time, so rotated captures given in any order (or as a
