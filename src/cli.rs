@@ -13,6 +13,7 @@ use tlscensus::engine::{Config, Services};
 use tlscensus::flow::Limits;
 use tlscensus::pipeline;
 use tlscensus::record::Record;
+use tlscensus::report::atomic::AtomicFile;
 use tlscensus::report::{self, Target};
 use tlscensus::source::SourceError;
 
@@ -256,17 +257,61 @@ pub fn run() -> Result<ExitCode> {
 /// Where records go.
 enum Sink {
     None,
+    /// Standard output, a pipe, a device: written as records come.
     Writer(Box<dyn Write>),
+    /// A regular file: written beside it and renamed into place at the end, so an earlier
+    /// events file is never left half-overwritten by a run that fails.
+    Atomic(AtomicFile),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::None => Ok(buf.len()),
+            Sink::Writer(w) => w.write(buf),
+            Sink::Atomic(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::None => Ok(()),
+            Sink::Writer(w) => w.flush(),
+            Sink::Atomic(f) => f.flush(),
+        }
+    }
 }
 
 fn open_sink(path: Option<&Path>) -> Result<Sink> {
-    Ok(match path {
-        None => Sink::None,
-        Some(p) if p == Path::new("-") => Sink::Writer(Box::new(BufWriter::new(io::stdout()))),
-        Some(p) => Sink::Writer(Box::new(BufWriter::new(
-            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ))),
+    let Some(p) = path else {
+        return Ok(Sink::None);
+    };
+    if p == Path::new("-") {
+        return Ok(Sink::Writer(Box::new(BufWriter::new(io::stdout()))));
+    }
+    let special = std::fs::metadata(p).is_ok_and(|m| !m.is_file());
+    Ok(if special {
+        Sink::Writer(Box::new(BufWriter::new(
+            File::options()
+                .write(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?,
+        )))
+    } else {
+        Sink::Atomic(
+            AtomicFile::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )
     })
+}
+
+/// Finish the events output: flush, and move an atomically written file into place.
+fn close_sink(sink: Sink, path: &Path) -> Result<()> {
+    match sink {
+        Sink::None => Ok(()),
+        Sink::Writer(mut w) => w.flush(),
+        Sink::Atomic(f) => f.commit(),
+    }
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn read(args: ReadArgs) -> Result<ExitCode> {
@@ -288,12 +333,10 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     let mut write_error: Option<io::Error> = None;
     let mut on_record = |record: Record| {
         census.add(&record);
-        if let Sink::Writer(w) = &mut sink {
-            if write_error.is_none() {
-                let line = serde_json::to_string(&record).expect("records always serialise");
-                if let Err(e) = writeln!(w, "{line}") {
-                    write_error = Some(e);
-                }
+        if !matches!(sink, Sink::None) && write_error.is_none() {
+            let line = serde_json::to_string(&record).expect("records always serialise");
+            if let Err(e) = writeln!(sink, "{line}") {
+                write_error = Some(e);
             }
         }
     };
@@ -313,9 +356,7 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
         let target = args.events.as_deref().unwrap_or(Path::new("-"));
         return Err(err).with_context(|| format!("cannot write {}", target.display()));
     }
-    if let Sink::Writer(mut w) = sink {
-        w.flush().context("cannot write events")?;
-    }
+    close_sink(sink, args.events.as_deref().unwrap_or(Path::new("-")))?;
     let events_on_stdout = args.events.as_deref() == Some(Path::new("-"));
     deliver(&census, &args.reports, !events_on_stdout)?;
     if args.stats {

@@ -1,0 +1,84 @@
+//! Nothing lost: unwritable outputs are clear errors that name the path; a full disk is an
+//! error, not a silently short file; damaged input still ends in whole reports; no temporary
+//! file is left behind.
+
+mod common;
+
+use std::process::Command;
+
+fn tlscensus(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+        .args(args)
+        .output()
+        .expect("run tlscensus")
+}
+
+fn sample() -> String {
+    common::pcaps_dir().join("tls12.pcap").display().to_string()
+}
+
+#[test]
+fn unwritable_outputs_name_their_path() {
+    for flag in ["--events", "--report"] {
+        let target = "/nonexistent-dir/tlscensus-out.json";
+        let out = tlscensus(&["read", &sample(), flag, target]);
+        assert!(!out.status.success(), "{flag}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(target), "{flag}: {stderr}");
+    }
+}
+
+#[test]
+fn a_full_disk_is_an_error() {
+    if !std::path::Path::new("/dev/full").exists() {
+        eprintln!("SKIPPED: no /dev/full on this system");
+        return;
+    }
+    let out = tlscensus(&["read", &sample(), "--events", "/dev/full"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/dev/full"), "{stderr}");
+}
+
+#[test]
+fn damaged_input_still_gives_whole_outputs_and_no_temporary_files() {
+    let dir = std::env::temp_dir().join(format!("tlscensus-nothing-lost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(common::pcaps_dir().join("multi_version.pcapng")).unwrap();
+    let cut = dir.join("cut.pcapng");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let events = dir.join("events.jsonl");
+    let report = dir.join("report.json");
+    std::fs::write(&events, "previous run\n").unwrap();
+    let out = tlscensus(&[
+        "read",
+        cut.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    // Damaged input: exit status 1, the damage named, the outputs whole.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cut.pcapng"));
+    let text = std::fs::read_to_string(&events).unwrap();
+    assert!(!text.is_empty() && !text.contains("previous run"));
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("whole JSON lines");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).expect("whole report");
+    assert!(report["clients"].is_array());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
