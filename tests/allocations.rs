@@ -15,8 +15,14 @@ use tlscensus::source::{linktype, CaptureReader, Packet};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// The allocator's counters are global: the tests of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The allocator's counters are global, and the test harness allocates when it starts a
+/// test's thread: so this file has a single test, which runs the checks one after another.
+#[test]
+fn memory() {
+    decided_connections_cost_no_allocation();
+    a_million_connections_fit_in_256_mib();
+    syn_flood_is_evicted_and_real_handshakes_survive();
+}
 
 /// (link type, frame) of every frame of a capture in `pcaps/`.
 fn frames(name: &str) -> Vec<(u32, Vec<u8>)> {
@@ -28,9 +34,7 @@ fn frames(name: &str) -> Vec<(u32, Vec<u8>)> {
     out
 }
 
-#[test]
 fn decided_connections_cost_no_allocation() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut frames = frames("tls12.pcap");
     // The last data frame of the capture, repeated with advancing sequence numbers: the
     // same connection sending application data after its handshake.
@@ -93,9 +97,7 @@ fn decided_connections_cost_no_allocation() {
     );
 }
 
-#[test]
 fn a_million_connections_fit_in_256_mib() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut engine = Engine::new(Config {
         limits: Limits {
             max_flows: 1 << 20,
@@ -137,9 +139,7 @@ fn a_million_connections_fit_in_256_mib() {
 /// interleaved with real handshakes, through a table capped at 10,000 connections: memory
 /// stays bounded by the cap, the flood is evicted and counted, and every real handshake is
 /// still reported with what the tools that made it said (`pcaps/expected.json`).
-#[test]
 fn syn_flood_is_evicted_and_real_handshakes_survive() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let expected: Vec<serde_json::Value> = serde_json::from_str(
         &std::fs::read_to_string(common::pcaps_dir().join("expected.json")).unwrap(),
     )
