@@ -50,7 +50,7 @@ for line in sorted(out):
 "$bin" read "$file" --events "$work/read.jsonl" >/dev/null
 canon "$work/read.jsonl" >"$work/read.canon"
 # TCP frames in the file: what the `--bpf tcp` capture must see.
-frames=$(tcpdump -nr "$file" tcp 2>/dev/null | wc -l)
+frames=$(tcpdump -qnr "$file" tcp 2>/dev/null | wc -l)  # -q: one line per frame
 printf 'file %s: %s TCP frames, %s records from `read`\n\n' "$file" "$frames" "$(wc -l <"$work/read.canon")"
 printf '%-10s %10s %10s %8s %8s %s\n' rate sent_pps captured kdrop ifdrop records
 best=none

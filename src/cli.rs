@@ -314,19 +314,35 @@ fn close_sink(sink: Sink, path: &Path) -> Result<()> {
     .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn read(args: ReadArgs) -> Result<ExitCode> {
-    let config = Config {
+/// The engine's configuration from the port and table options `read` and `capture` share:
+/// SMTP, IMAP, POP3 and forced-TLS ports, the flow cap and the idle timeout in seconds.
+fn engine_config(ports: [&[u16]; 4], max_flows: usize, idle_timeout: u32) -> Config {
+    let set = |list: &[u16]| list.iter().copied().collect();
+    Config {
         services: Services {
-            smtp_ports: args.smtp_ports.iter().copied().collect(),
-            imap_ports: args.imap_ports.iter().copied().collect(),
-            pop3_ports: args.pop3_ports.iter().copied().collect(),
-            tls_ports: args.tls_ports.iter().copied().collect(),
+            smtp_ports: set(ports[0]),
+            imap_ports: set(ports[1]),
+            pop3_ports: set(ports[2]),
+            tls_ports: set(ports[3]),
         },
         limits: Limits {
-            max_flows: args.max_flows.max(1),
-            idle_timeout_ns: i64::from(args.idle_timeout) * 1_000_000_000,
+            max_flows: max_flows.max(1),
+            idle_timeout_ns: i64::from(idle_timeout) * 1_000_000_000,
         },
-    };
+    }
+}
+
+fn read(args: ReadArgs) -> Result<ExitCode> {
+    let config = engine_config(
+        [
+            &args.smtp_ports,
+            &args.imap_ports,
+            &args.pop3_ports,
+            &args.tls_ports,
+        ],
+        args.max_flows,
+        args.idle_timeout,
+    );
     let mut sink = open_sink(args.events.as_deref())?;
     let policy = Policy::parse(&args.policy)?;
     let mut census = Census::new(CensusConfig::new(args.servers.clone(), policy));
@@ -497,18 +513,16 @@ fn capture(args: CaptureArgs) -> Result<ExitCode> {
     use std::time::Instant;
     use tlscensus::capture::{default_filter, live};
 
-    let config = Config {
-        services: Services {
-            smtp_ports: args.smtp_ports.iter().copied().collect(),
-            imap_ports: args.imap_ports.iter().copied().collect(),
-            pop3_ports: args.pop3_ports.iter().copied().collect(),
-            tls_ports: args.tls_ports.iter().copied().collect(),
-        },
-        limits: Limits {
-            max_flows: args.max_flows.max(1),
-            idle_timeout_ns: i64::from(args.idle_timeout) * 1_000_000_000,
-        },
-    };
+    let config = engine_config(
+        [
+            &args.smtp_ports,
+            &args.imap_ports,
+            &args.pop3_ports,
+            &args.tls_ports,
+        ],
+        args.max_flows,
+        args.idle_timeout,
+    );
     let filter = args.bpf.clone().unwrap_or_else(|| {
         let mut ports: Vec<u16> = vec![443, 465, 993, 995];
         for list in [
