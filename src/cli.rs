@@ -367,7 +367,17 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
         threads: args.threads.unwrap_or_else(default_threads),
     };
     let files = pipeline::order_by_time(&args.files);
-    let outcome = pipeline::run(&files, &options, &mut on_record, &mut on_error);
+    let progress = pipeline::Progress::default();
+    let mut bar = ProgressBar::new(&files);
+    let outcome = pipeline::run_with_progress(
+        &files,
+        &options,
+        &progress,
+        &mut on_record,
+        &mut on_error,
+        &mut || bar.draw(&progress),
+    );
+    bar.finish();
     if let Some(err) = write_error {
         let target = args.events.as_deref().unwrap_or(Path::new("-"));
         return Err(err).with_context(|| format!("cannot write {}", target.display()));
@@ -383,6 +393,62 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A one-line progress display on standard error (bytes, packets/s, ETA), only when it is a
+/// terminal, redrawn at most four times a second.
+struct ProgressBar {
+    enabled: bool,
+    total: u64,
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+impl ProgressBar {
+    fn new(files: &[PathBuf]) -> Self {
+        use std::io::IsTerminal;
+        ProgressBar {
+            enabled: io::stderr().is_terminal(),
+            total: files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum(),
+            started: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    fn draw(&mut self, progress: &pipeline::Progress) {
+        use std::sync::atomic::Ordering;
+        let now = std::time::Instant::now();
+        let due = self
+            .last
+            .is_none_or(|t| now.duration_since(t).as_millis() >= 250);
+        if !self.enabled || !due {
+            return;
+        }
+        self.last = Some(now);
+        let bytes = progress.bytes.load(Ordering::Relaxed);
+        let frames = progress.frames.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let done = bytes as f64 / self.total.max(1) as f64;
+        let eta = if done > 0.0 { secs / done - secs } else { 0.0 };
+        eprint!(
+            "\r\x1b[K{:5.1}%  {:.0}/{:.0} MB  {:.2} M packets/s  ETA {:.0} s",
+            100.0 * done.min(1.0),
+            bytes as f64 / 1e6,
+            self.total as f64 / 1e6,
+            frames as f64 / secs / 1e6,
+            eta.max(0.0)
+        );
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 /// Worker threads by default: one per core the system gives this process.

@@ -19,6 +19,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,7 +62,7 @@ pub const LIVE_POLL: Duration = Duration::from_millis(100);
 
 /// Where the reader thread gets its frames.
 enum Frames<'a> {
-    Files(&'a [PathBuf]),
+    Files(&'a [PathBuf], &'a Progress),
     Live(&'a mut dyn LiveSource),
 }
 
@@ -176,7 +177,42 @@ pub fn run(
     sink: &mut impl FnMut(Record),
     on_error: &mut impl FnMut(SourceError),
 ) -> Outcome {
-    run_frames(Frames::Files(files), options, sink, on_error, &mut || {})
+    let progress = Progress::default();
+    run_frames(
+        Frames::Files(files, &progress),
+        options,
+        sink,
+        on_error,
+        &mut || {},
+    )
+}
+
+/// How far the reader has got through the input files, for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// File bytes read so far, over all files.
+    pub bytes: AtomicU64,
+    /// Frames read so far.
+    pub frames: AtomicU64,
+}
+
+/// [`run`], publishing the reader's progress in `progress` and calling `on_tick` on the
+/// caller's thread at least every 100 ms (to draw a progress bar).
+pub fn run_with_progress(
+    files: &[PathBuf],
+    options: &Options,
+    progress: &Progress,
+    sink: &mut impl FnMut(Record),
+    on_error: &mut impl FnMut(SourceError),
+    on_tick: &mut impl FnMut(),
+) -> Outcome {
+    run_frames(
+        Frames::Files(files, progress),
+        options,
+        sink,
+        on_error,
+        on_tick,
+    )
 }
 
 /// Capture from a live source through the pipeline until it ends. Records reach `sink`
@@ -244,7 +280,7 @@ fn run_frames(
         let reader = scope.spawn(move || {
             let batcher = Batcher::new(engine_limits, batch_senders, recycle_rx);
             match frames {
-                Frames::Files(files) => read(files, batcher, reader_to_agg),
+                Frames::Files(files, progress) => read(files, progress, batcher, reader_to_agg),
                 Frames::Live(source) => read_live(source, batcher, reader_to_agg),
             }
         });
@@ -384,7 +420,13 @@ fn frame_ref(packet: &Packet<'_>) -> FrameRef {
 }
 
 /// The reader thread: files → frames → per-worker batches.
-fn read(files: &[PathBuf], mut b: Batcher, to_agg: Sender<ToAggregator>) -> ReadStats {
+fn read(
+    files: &[PathBuf],
+    progress: &Progress,
+    mut b: Batcher,
+    to_agg: Sender<ToAggregator>,
+) -> ReadStats {
+    let mut bytes_before = 0;
     for path in files {
         let mut reader = match CaptureReader::open(path) {
             Ok(reader) => reader,
@@ -419,7 +461,14 @@ fn read(files: &[PathBuf], mut b: Batcher, to_agg: Sender<ToAggregator>) -> Read
                 ..meta
             };
             b.push(worker, frame_index, frame);
+            if b.stats.frames % 4096 == 0 {
+                let bytes = bytes_before + reader.bytes_consumed();
+                progress.bytes.store(bytes, Ordering::Relaxed);
+                progress.frames.store(b.stats.frames, Ordering::Relaxed);
+            }
         }
+        bytes_before += reader.bytes_consumed();
+        progress.bytes.store(bytes_before, Ordering::Relaxed);
     }
     b.flush(u64::MAX - 1);
     b.stats
