@@ -69,11 +69,6 @@ fn distance(a: u32, b: u32) -> i64 {
 }
 
 impl Reassembler {
-    /// True when the stream's start is known from a SYN.
-    pub fn saw_syn(&self) -> bool {
-        self.from_syn
-    }
-
     /// True once any byte was delivered.
     pub fn delivered_any(&self) -> bool {
         self.delivered_any
