@@ -1,9 +1,9 @@
 #![no_main]
-//! Packet decode of every link type: never a panic, and the payload is always a slice of the
-//! frame.
+//! Packet decode of every link type: never a panic, the payload is always a slice of the
+//! frame, and the fixed-offset fast path agrees with the general decoder.
 
 use libfuzzer_sys::fuzz_target;
-use tlscensus::decode::decode;
+use tlscensus::decode::{decode, decode_general};
 use tlscensus::source::linktype;
 
 const LINKS: [u32; 10] = [
@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let link = LINKS[usize::from(selector) % LINKS.len()];
-    if let Ok(segment) = decode(link, frame) {
+    let decoded = decode(link, frame);
+    assert_eq!(decoded, decode_general(link, frame));
+    if let Ok(segment) = decoded {
         let start = frame.as_ptr() as usize;
         let at = segment.payload.as_ptr() as usize;
         assert!(at >= start && at + segment.payload.len() <= start + frame.len());

@@ -103,7 +103,23 @@ const GENEVE_PORT: u16 = 6081;
 const GTP_U_PORT: u16 = 2152;
 
 /// Decode one frame of the given LINKTYPE down to its innermost TCP segment.
+///
+/// Whole IPv4/IPv6 TCP packets in Ethernet (untagged or one 802.1Q tag), Linux SLL/SLL2 or
+/// raw IP framing — nearly every frame on a mail server's SPAN port — are read at fixed
+/// offsets; anything else (tunnels, fragments, extension headers, snap-length cuts, damage)
+/// goes through [`decode_general`]. Both give the same answer for every frame (the corpus
+/// test and the `decode` fuzz target compare them), the fast one in a few nanoseconds.
+#[inline]
 pub fn decode(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
+    match fast(link_type, frame) {
+        Some(segment) => Ok(segment),
+        None => decode_general(link_type, frame),
+    }
+}
+
+/// Decode one frame through the full layer-by-layer decoder (every link type, tunnel and
+/// truncation). [`decode`] is this plus a fixed-offset fast path for the common frames.
+pub fn decode_general(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
     match link_type {
         linktype::ETHERNET => ethernet(frame, 0),
         linktype::RAW | linktype::IPV4 | linktype::IPV6 => ip(frame, 0),
@@ -130,47 +146,118 @@ pub fn decode(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
     }
 }
 
-/// Addresses and ports of a frame's TCP connection, for sharding frames to workers before
-/// they are decoded. Untagged Ethernet carrying IPv4 (not fragmented) or IPv6 with TCP as
-/// the next header — nearly every frame on a mail server's SPAN port — is read at fixed
-/// offsets; everything else goes through [`decode`]. Both give the same answer for the same
-/// frame, so a connection always lands on the same worker.
+/// Addresses and ports of a frame's TCP connection (through the same fast path as
+/// [`decode`]).
 pub fn tcp_endpoints(link_type: u32, frame: &[u8]) -> Option<((IpAddr, u16), (IpAddr, u16))> {
-    let fast = (link_type == linktype::ETHERNET)
-        .then(|| match frame.get(12..14)? {
-            [0x08, 0x00] => {
-                let ip = frame.get(14..34)?;
-                let header_len = usize::from(ip[0] & 0x0f) * 4;
-                let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-                if ip[0] >> 4 != 4 || header_len < 20 || ip[9] != 6 || fragmented {
-                    return None;
-                }
-                let ports = frame.get(14 + header_len..18 + header_len)?;
-                let src: [u8; 4] = ip[12..16].try_into().ok()?;
-                let dst: [u8; 4] = ip[16..20].try_into().ok()?;
-                Some((
-                    (IpAddr::from(src), u16::from_be_bytes([ports[0], ports[1]])),
-                    (IpAddr::from(dst), u16::from_be_bytes([ports[2], ports[3]])),
-                ))
+    let seg = decode(link_type, frame).ok()?;
+    Some(((seg.src, seg.sport), (seg.dst, seg.dport)))
+}
+
+/// A hash of a connection's addresses and ports that is the same for both directions, for
+/// sharding frames to worker threads. XOR makes it symmetric without ordering the
+/// endpoints; the multiply-and-fold spreads the bits. Fixed, so a connection goes to the same
+/// worker in every run. Not for hash tables an attacker can fill (those are seeded at random).
+#[inline]
+pub fn shard_hash(segment: &Segment<'_>) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let addresses = match (segment.src, segment.dst) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => u64::from(u32::from(a) ^ u32::from(b)),
+        (a, b) => {
+            let x = to_u128(a) ^ to_u128(b);
+            (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+        }
+    };
+    let ports = u64::from(segment.sport ^ segment.dport);
+    let h = (addresses ^ (ports << 48) ^ ports).wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+fn to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// The fixed-offset fast path of [`decode`]: only frames whose every length field agrees with
+/// what was captured, so there is nothing for the general decoder to judge differently.
+#[inline]
+fn fast(link_type: u32, frame: &[u8]) -> Option<Segment<'_>> {
+    let ip_at = match link_type {
+        linktype::ETHERNET => match frame.get(12..14)? {
+            [0x08, 0x00] | [0x86, 0xdd] => 14,
+            [0x81, 0x00] => match frame.get(16..18)? {
+                [0x08, 0x00] | [0x86, 0xdd] => 18,
+                _ => return None,
+            },
+            _ => return None,
+        },
+        linktype::LINUX_SLL => match frame.get(14..16)? {
+            [0x08, 0x00] | [0x86, 0xdd] => 16,
+            _ => return None,
+        },
+        linktype::LINUX_SLL2 => match frame.get(0..2)? {
+            [0x08, 0x00] | [0x86, 0xdd] => 20,
+            _ => return None,
+        },
+        linktype::RAW | linktype::IPV4 | linktype::IPV6 => 0,
+        _ => return None,
+    };
+    let ip = frame.get(ip_at..)?;
+    let (src, dst, tcp) = match ip.first()? >> 4 {
+        4 => {
+            let header = ip.get(..20)?;
+            let header_len = usize::from(header[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+            let fragmented = u16::from_be_bytes([header[6], header[7]]) & 0x3fff != 0;
+            if header[9] != 6 || fragmented || header_len < 20 || total < header_len + 20 {
+                return None;
             }
-            [0x86, 0xdd] => {
-                let ip = frame.get(14..58)?;
-                if ip[0] >> 4 != 6 || ip[6] != 6 {
-                    return None;
-                }
-                let src: [u8; 16] = ip[8..24].try_into().ok()?;
-                let dst: [u8; 16] = ip[24..40].try_into().ok()?;
-                Some((
-                    (IpAddr::from(src), u16::from_be_bytes([ip[40], ip[41]])),
-                    (IpAddr::from(dst), u16::from_be_bytes([ip[42], ip[43]])),
-                ))
+            let src: [u8; 4] = header[12..16].try_into().ok()?;
+            let dst: [u8; 4] = header[16..20].try_into().ok()?;
+            (
+                IpAddr::from(src),
+                IpAddr::from(dst),
+                ip.get(header_len..total)?,
+            )
+        }
+        6 => {
+            let header = ip.get(..40)?;
+            let payload_len = usize::from(u16::from_be_bytes([header[4], header[5]]));
+            // Next header TCP (no extension headers); a zero length is a jumbogram.
+            if header[6] != 6 || payload_len < 20 {
+                return None;
             }
-            _ => None,
-        })
-        .flatten();
-    fast.or_else(|| {
-        let seg = decode(link_type, frame).ok()?;
-        Some(((seg.src, seg.sport), (seg.dst, seg.dport)))
+            let src: [u8; 16] = header[8..24].try_into().ok()?;
+            let dst: [u8; 16] = header[24..40].try_into().ok()?;
+            (
+                IpAddr::from(src),
+                IpAddr::from(dst),
+                ip.get(40..40 + payload_len)?,
+            )
+        }
+        _ => return None,
+    };
+    let data_offset = usize::from(tcp[12] >> 4) * 4;
+    if data_offset < 20 || data_offset > tcp.len() {
+        return None;
+    }
+    let flags = tcp[13];
+    Some(Segment {
+        src,
+        dst,
+        sport: u16::from_be_bytes([tcp[0], tcp[1]]),
+        dport: u16::from_be_bytes([tcp[2], tcp[3]]),
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
+        flags: TcpFlags {
+            fin: flags & 0x01 != 0,
+            syn: flags & 0x02 != 0,
+            rst: flags & 0x04 != 0,
+            ack: flags & 0x10 != 0,
+        },
+        payload: &tcp[data_offset..],
+        payload_truncated: false,
     })
 }
 
@@ -425,17 +512,57 @@ mod tests {
     }
 
     #[test]
-    fn fast_endpoints_agree_with_decode() {
+    fn fast_path_agrees_with_the_general_decoder() {
         let ip = ipv4_tcp(b"x");
-        let mut eth = vec![0u8; 12];
-        eth.extend_from_slice(&[0x08, 0x00]);
-        eth.extend_from_slice(&ip);
-        let seg = decode(linktype::ETHERNET, &eth).unwrap();
-        let want = Some(((seg.src, seg.sport), (seg.dst, seg.dport)));
-        assert_eq!(tcp_endpoints(linktype::ETHERNET, &eth), want);
-        for len in 0..eth.len() {
-            let _ = tcp_endpoints(linktype::ETHERNET, &eth[..len]);
+        let mut frames = Vec::new();
+        for link in [&[0x08, 0x00][..], &[0x81, 0x00, 0, 7, 0x08, 0x00]] {
+            let mut eth = vec![0u8; 12];
+            eth.extend_from_slice(link);
+            eth.extend_from_slice(&ip);
+            eth.extend_from_slice(&[0; 6]); // Ethernet padding after the IP packet
+            frames.push((linktype::ETHERNET, eth));
         }
+        frames.push((linktype::RAW, ip.clone()));
+        for (link, frame) in frames {
+            let seg = decode(link, &frame).unwrap();
+            assert_eq!(seg.payload, b"x");
+            assert!(fast(link, &frame).is_some());
+            for len in 0..=frame.len() {
+                let cut = &frame[..len];
+                assert_eq!(decode(link, cut), decode_general(link, cut), "cut at {len}");
+            }
+            // Every single-byte change too: version, lengths, offsets, protocol, flags.
+            for at in 0..frame.len() {
+                for value in [0x00, 0x01, 0x06, 0x11, 0x45, 0x60, 0xff] {
+                    let mut changed = frame.clone();
+                    changed[at] = value;
+                    assert_eq!(
+                        decode(link, &changed),
+                        decode_general(link, &changed),
+                        "byte {at} = {value:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shard_hash_is_symmetric() {
+        let ip = ipv4_tcp(b"x");
+        let forward = decode(linktype::RAW, &ip).unwrap();
+        let backward = Segment {
+            src: forward.dst,
+            dst: forward.src,
+            sport: forward.dport,
+            dport: forward.sport,
+            ..forward
+        };
+        assert_eq!(shard_hash(&forward), shard_hash(&backward));
+        let other_port = Segment {
+            sport: forward.sport + 1,
+            ..forward
+        };
+        assert_ne!(shard_hash(&forward), shard_hash(&other_port));
     }
 
     #[test]

@@ -173,17 +173,37 @@ impl Engine {
 
     /// Process the frame at position `index` of the input; finished records go to `out`.
     pub fn packet(&mut self, index: u64, packet: &Packet<'_>, out: &mut impl FnMut(Emitted)) {
+        let decoded = decode::decode(packet.link_type, packet.data);
+        self.decoded(
+            index,
+            decoded.as_ref().map_err(|skip| *skip),
+            packet.ts_nanos,
+            packet.frame_number,
+            out,
+        );
+    }
+
+    /// [`Engine::packet`] for a frame already decoded (the pipeline's reader decodes frames
+    /// to shard them, and hands workers the result rather than the frame).
+    pub fn decoded(
+        &mut self,
+        index: u64,
+        decoded: Result<&Segment<'_>, Skip>,
+        ts_nanos: i64,
+        frame_number: u64,
+        out: &mut impl FnMut(Emitted),
+    ) {
         self.stats.frames += 1;
-        let segment = match decode::decode(packet.link_type, packet.data) {
-            Ok(segment) => segment,
+        match decoded {
+            Ok(segment) => {
+                self.stats.tcp_segments += 1;
+                self.segment(index, segment, ts_nanos, frame_number, out);
+            }
             Err(skip) => {
                 let slot = Skip::ALL.iter().position(|s| *s == skip).unwrap_or(0);
                 self.stats.skipped[slot] += 1;
-                return;
             }
-        };
-        self.stats.tcp_segments += 1;
-        self.segment(index, &segment, packet.ts_nanos, packet.frame_number, out);
+        }
     }
 
     /// Expire connections idle at capture time `now`; called at the same input positions

@@ -18,6 +18,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,9 +27,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
-use crate::decode;
+use crate::decode::{self, Segment, Skip, TcpFlags};
 use crate::engine::{Config, Emitted, Engine, OrderKey, Stats, Ticker};
-use crate::flow::{FlowKey, Limits};
+use crate::flow::Limits;
 use crate::record::Record;
 use crate::source::{self, Block, BlockPool, CaptureReader, Packet, SourceError};
 
@@ -99,16 +100,69 @@ pub struct Outcome {
     pub pipeline: PipelineStats,
 }
 
-/// A frame of a batch, by reference into one of the batch's blocks.
+/// A frame of a batch as the reader decoded it: the TCP header fields the engine needs and
+/// where the payload lies in one of the batch's blocks. A worker touches the frame's bytes
+/// only for payload it parses; the other packets of a connection cost it a table lookup over
+/// data that arrived in its batch, not a cache miss into the frame.
 #[derive(Debug, Clone, Copy)]
 struct FrameRef {
-    block: u32,
-    start: u32,
-    len: u32,
-    orig_len: u32,
-    link_type: u32,
     ts_nanos: i64,
     frame_number: u64,
+    tcp: Result<TcpRef, Skip>,
+}
+
+/// A [`Segment`] with its payload named by block and offset instead of borrowed.
+#[derive(Debug, Clone, Copy)]
+struct TcpRef {
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    payload_truncated: bool,
+    block: u32,
+    payload_start: u32,
+    payload_len: u32,
+}
+
+impl TcpRef {
+    fn new(segment: &Segment<'_>, block: u32, payload_start: usize) -> TcpRef {
+        TcpRef {
+            src: segment.src,
+            dst: segment.dst,
+            sport: segment.sport,
+            dport: segment.dport,
+            seq: segment.seq,
+            ack: segment.ack,
+            flags: segment.flags,
+            payload_truncated: segment.payload_truncated,
+            block,
+            payload_start: payload_start as u32,
+            payload_len: segment.payload.len() as u32,
+        }
+    }
+
+    /// The segment again, its payload borrowed from the batch's blocks.
+    fn segment<'a>(&self, blocks: &'a [Arc<Block>]) -> Segment<'a> {
+        let start = self.payload_start as usize;
+        let payload = blocks
+            .get(self.block as usize)
+            .and_then(|block| block.get(start..start + self.payload_len as usize))
+            .unwrap_or_default();
+        Segment {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            payload,
+            payload_truncated: self.payload_truncated,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -363,9 +417,10 @@ impl Batcher {
         }
     }
 
-    /// Number the next frame, queue a tick before it if one is due, and pick its worker.
-    /// Returns the frame's index and worker.
-    fn route(&mut self, packet: &Packet<'_>) -> (u64, usize) {
+    /// Number the next frame, queue a tick before it if one is due, decode it and pick its
+    /// worker by the connection's symmetric hash. Returns the frame's index, worker and
+    /// decoded segment.
+    fn route<'a>(&mut self, packet: &Packet<'a>) -> (u64, usize, Result<Segment<'a>, Skip>) {
         let workers = self.batches.len() as u64;
         // Ticks get even indices, frames odd ones: a tick sorts before the frame it
         // precedes.
@@ -378,17 +433,16 @@ impl Batcher {
                     .push(Item::Tick(2 * self.index, packet.ts_nanos));
             }
         }
-        let worker = match decode::tcp_endpoints(packet.link_type, packet.data) {
-            Some((src, dst)) => {
-                let (key, _) = FlowKey::new(src, dst);
-                (key.symmetric_hash() % workers) as usize
-            }
+        let decoded = decode::decode(packet.link_type, packet.data);
+        let worker = match &decoded {
+            _ if workers == 1 => 0,
+            Ok(segment) => (decode::shard_hash(segment) % workers) as usize,
             // Frames that are not TCP only count: spread them evenly.
-            None => (self.index % workers) as usize,
+            Err(_) => (self.index % workers) as usize,
         };
         self.stats.frames += 1;
         self.stats.bytes += packet.data.len() as u64;
-        (frame_index, worker)
+        (frame_index, worker, decoded)
     }
 
     /// Queue a routed frame; flush every worker's batch when enough have gathered.
@@ -404,18 +458,6 @@ impl Batcher {
             return true;
         }
         false
-    }
-}
-
-fn frame_ref(packet: &Packet<'_>) -> FrameRef {
-    FrameRef {
-        block: 0,
-        start: 0,
-        len: packet.data.len() as u32,
-        orig_len: packet.orig_len,
-        link_type: packet.link_type,
-        ts_nanos: packet.ts_nanos,
-        frame_number: packet.frame_number,
     }
 }
 
@@ -446,19 +488,34 @@ fn read(
                     break;
                 }
             };
-            let (frame_index, worker) = b.route(&packet);
-            let meta = frame_ref(&packet);
-            let addr = packet.data.as_ptr() as usize;
-            let Some((block, start)) = reader.block_of(addr, meta.len as usize) else {
-                // Every format hands out frames from its read buffer; this would be a bug.
-                debug_assert!(false, "frame outside the reader's buffer");
-                b.stats.unshareable += 1;
-                continue;
+            let (frame_index, worker, decoded) = b.route(&packet);
+            let (ts_nanos, frame_number) = (packet.ts_nanos, packet.frame_number);
+            // The payload's address and length: the packet's borrow of the reader ends here.
+            let tcp = decoded.map(|segment| {
+                let at = (segment.payload.as_ptr() as usize, segment.payload.len());
+                (at, TcpRef::new(&segment, 0, 0))
+            });
+            let tcp = match tcp {
+                Ok(((addr, len), header)) => {
+                    let Some((block, start)) = reader.block_of(addr, len) else {
+                        // Every format hands out frames from its read buffer; this would be
+                        // a bug.
+                        debug_assert!(false, "frame outside the reader's buffer");
+                        b.stats.unshareable += 1;
+                        continue;
+                    };
+                    Ok(TcpRef {
+                        block: b.batches[worker].block_index(block),
+                        payload_start: start as u32,
+                        ..header
+                    })
+                }
+                Err(skip) => Err(skip),
             };
             let frame = FrameRef {
-                block: b.batches[worker].block_index(block),
-                start: start as u32,
-                ..meta
+                ts_nanos,
+                frame_number,
+                tcp,
             };
             b.push(worker, frame_index, frame);
             if b.stats.frames % 4096 == 0 {
@@ -519,18 +576,24 @@ fn read_live(
     let mut last_flush = Instant::now();
     loop {
         let more = source.poll(&mut |packet| {
-            let (frame_index, worker) = b.route(packet);
+            let (frame_index, worker, decoded) = b.route(packet);
             if current.data.len() + packet.data.len() > LIVE_BLOCK {
                 current.seal(&mut b.batches);
             }
             let start = current.data.len();
             current.data.extend_from_slice(packet.data);
-            let next_slot = b.batches[worker].blocks.len() as u32;
-            let block = *current.users[worker].get_or_insert(next_slot);
+            let tcp = decoded.map(|segment| {
+                let next_slot = b.batches[worker].blocks.len() as u32;
+                let block = *current.users[worker].get_or_insert(next_slot);
+                // The payload's offset in the frame is its offset in the copy.
+                let offset = (segment.payload.as_ptr() as usize)
+                    .saturating_sub(packet.data.as_ptr() as usize);
+                TcpRef::new(&segment, block, start + offset)
+            });
             let frame = FrameRef {
-                block,
-                start: start as u32,
-                ..frame_ref(packet)
+                ts_nanos: packet.ts_nanos,
+                frame_number: packet.frame_number,
+                tcp,
             };
             last_index = frame_index;
             if b.pending + 1 >= FLUSH_EVERY {
@@ -575,20 +638,14 @@ fn work(
         for item in &batch.items {
             match item {
                 Item::Frame(index, frame) => {
-                    let start = frame.start as usize;
-                    let data = batch
-                        .blocks
-                        .get(frame.block as usize)
-                        .and_then(|block| block.get(start..start + frame.len as usize))
-                        .unwrap_or_default();
-                    let packet = Packet {
-                        ts_nanos: frame.ts_nanos,
-                        link_type: frame.link_type,
-                        data,
-                        orig_len: frame.orig_len,
-                        frame_number: frame.frame_number,
-                    };
-                    engine.packet(*index, &packet, &mut |e| collected.push(e));
+                    let segment = frame.tcp.map(|tcp| tcp.segment(&batch.blocks));
+                    engine.decoded(
+                        *index,
+                        segment.as_ref().map_err(|skip| *skip),
+                        frame.ts_nanos,
+                        frame.frame_number,
+                        &mut |e| collected.push(e),
+                    );
                 }
                 Item::Tick(index, now) => engine.tick(*index, *now, &mut |e| collected.push(e)),
                 Item::BeginFile(name) => engine.begin_file(name.to_string()),
