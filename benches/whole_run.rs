@@ -2,33 +2,184 @@
 //!
 //! * the floor — a bare read of the file with a large buffer that walks every record and
 //!   touches every packet;
+//! * the engine alone, as one worker thread runs it, on the first 512 MiB of the file held
+//!   in memory (no pipeline, no I/O: best of 3 runs);
 //! * tlscensus with 1 and 2 worker threads;
 //! * the peers, when installed: ndpiReader (Debian `libndpi-bin`) and tshark.
 //!
 //! Each is reported as wall time, packets per second, peak memory, and ratios against the
-//! floor and against tlscensus. The file is in the page cache for every run (it is read once
-//! before timing). Run:
+//! floor and against tlscensus (of time per packet, since the engine line covers only part
+//! of the file). The file is in the page cache for every run (it is read once before
+//! timing). Run:
 //!
 //! ```text
 //! cargo bench --bench whole_run                 # 256 MiB capture
 //! cargo bench --bench whole_run -- --mib 1900   # the 1.9 GB case of issue #5
 //! cargo bench --bench whole_run -- --mib 1900 --no-tshark   # without tshark's minutes
+//! cargo bench --bench whole_run -- --mib 1900 --engine-mib 256   # engine line on 256 MiB
 //! ```
+//!
+//! Memory sweep (issue #5: the same peak memory on a file 10x smaller or larger): for each
+//! size, generate the capture if missing (a 19000 MiB one takes minutes and about 21 GB of
+//! disk; progress goes to standard error) and time only `tlscensus read FILE --threads 2
+//! --events /tmp/tlscensus-sweep-<MiB>MiB-events.jsonl`, reporting wall time and peak RSS.
+//! The floor and the peers are not run; nothing is deleted afterwards.
+//!
+//! ```text
+//! cargo bench --bench whole_run -- --sizes 190,1900,19000
+//! ```
+//!
+//! Sizes are the generator's target in MiB (the file name's figure); each file ends a
+//! little larger, once the connections still open at the target are closed.
 
 #[path = "common/gen.rs"]
 mod gen;
 
 use std::fs::File;
+use std::hint::black_box;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tlscensus::engine::{Config, Emitted, Engine, Ticker};
+use tlscensus::source::{CaptureReader, Packet};
+
 struct Timing {
     name: String,
     wall: Duration,
+    /// Packets the run covered (the whole file, except for the in-memory engine run).
+    packets: u64,
     peak_rss_kib: Option<u64>,
     note: String,
+}
+
+/// One frame held in memory: what [`Packet`] carries, with its bytes in [`Frames::bytes`].
+struct FrameMeta {
+    ts_nanos: i64,
+    link_type: u32,
+    start: usize,
+    len: u32,
+    orig_len: u32,
+    frame_number: u64,
+}
+
+/// The first frames of a capture, copied into memory for the engine-only measurement.
+struct Frames {
+    bytes: Vec<u8>,
+    meta: Vec<FrameMeta>,
+    /// Bytes of the file the frames cover (record headers included).
+    file_bytes: u64,
+}
+
+/// Read frames from the start of `path` with the crate's reader until `limit` bytes of the
+/// file are consumed (or the file ends), and copy them into memory.
+fn load_frames(path: &Path, limit: u64) -> Frames {
+    let mut reader = CaptureReader::open(path).expect("capture");
+    let size = std::fs::metadata(path).map_or(limit, |m| m.len());
+    let mut bytes = Vec::with_capacity(limit.min(size) as usize);
+    let mut meta = Vec::new();
+    while reader.bytes_consumed() < limit {
+        let Some(p) = reader.next_packet().expect("capture readable") else {
+            break;
+        };
+        meta.push(FrameMeta {
+            ts_nanos: p.ts_nanos,
+            link_type: p.link_type,
+            start: bytes.len(),
+            len: p.data.len() as u32,
+            orig_len: p.orig_len,
+            frame_number: p.frame_number,
+        });
+        bytes.extend_from_slice(p.data);
+    }
+    Frames {
+        bytes,
+        meta,
+        file_bytes: reader.bytes_consumed(),
+    }
+}
+
+/// One worker's work on `frames`, as the pipeline hands it over with one thread: frames at
+/// odd input indices, an expiry tick (even index) before a frame when one is due, then the
+/// end of input. Times `Engine::new` to `finish`; returns the wall time and records emitted.
+fn engine_once(name: &str, frames: &Frames) -> (Duration, u64) {
+    let config = Config::default();
+    let mut ticker = Ticker::new(&config.limits);
+    let started = Instant::now();
+    let mut engine = Engine::new(config);
+    engine.begin_file(name);
+    let mut records = 0u64;
+    let mut out = |e: Emitted| {
+        records += 1;
+        black_box(e);
+    };
+    for (i, m) in frames.meta.iter().enumerate() {
+        let i = i as u64 + 1;
+        let packet = Packet {
+            ts_nanos: m.ts_nanos,
+            link_type: m.link_type,
+            data: &frames.bytes[m.start..m.start + m.len as usize],
+            orig_len: m.orig_len,
+            frame_number: m.frame_number,
+        };
+        if ticker.due(m.ts_nanos) {
+            engine.tick(2 * i, m.ts_nanos, &mut out);
+        }
+        engine.packet(2 * i + 1, &packet, &mut out);
+    }
+    engine.finish(&mut out);
+    let wall = started.elapsed();
+    assert_eq!(engine.stats().frames, frames.meta.len() as u64);
+    drop(engine);
+    (wall, records)
+}
+
+/// The engine alone on the first `limit` bytes of the file, in memory: best of 3 runs.
+fn engine_in_memory(path: &Path, limit: u64) -> Timing {
+    let frames = load_frames(path, limit);
+    let name = path.display().to_string();
+    let mut best: Option<Duration> = None;
+    let mut records = None;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let (wall, emitted) = engine_once(&name, &frames);
+        // A run that reports nothing measured nothing.
+        assert!(emitted > 0, "the engine emitted no records");
+        if let Some(previous) = records.replace(emitted) {
+            assert_eq!(previous, emitted, "engine runs disagree");
+        }
+        runs.push(format!("{:.3}", wall.as_secs_f64()));
+        best = Some(best.map_or(wall, |b| b.min(wall)));
+    }
+    Timing {
+        name: "engine, 1 worker (in memory)".into(),
+        wall: best.expect("three runs"),
+        packets: frames.meta.len() as u64,
+        peak_rss_kib: None,
+        note: format!(
+            "best of 3 (runs {} s); first {:.0} MiB of the file, {} packets, {} records",
+            runs.join(", "),
+            frames.file_bytes as f64 / 1048576.0,
+            frames.meta.len(),
+            records.unwrap_or(0)
+        ),
+    }
+}
+
+/// Lines in a file, counted without holding it in memory.
+fn count_lines(path: &Path) -> u64 {
+    let Ok(mut file) = File::open(path) else {
+        return 0;
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut lines = 0u64;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => return lines,
+            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+        }
+    }
 }
 
 /// The floor: read the whole file with a 4 MiB buffer, walk every pcap record and touch
@@ -94,6 +245,7 @@ fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
         Timing {
             name: name.to_string(),
             wall,
+            packets: 0,
             peak_rss_kib: peak,
             note: String::new(),
         },
@@ -109,14 +261,16 @@ fn which(program: &str) -> Option<String> {
         .find(|p| Path::new(p).is_file())
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let mib = args
-        .iter()
-        .position(|a| a == "--mib")
+/// The value after `flag` on the command line.
+fn arg<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
         .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(256);
+        .map(String::as_str)
+}
+
+/// The generated capture of `mib` MiB (the generator's target), made if missing.
+fn capture(mib: u64) -> std::path::PathBuf {
     let spec = gen::Spec {
         target_bytes: mib << 20,
         ..gen::Spec::default()
@@ -131,6 +285,30 @@ fn main() {
             100.0 * (1.0 - (g.handshake_packets + 4 * g.connections) as f64 / g.packets as f64)
         );
     }
+    path
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(sizes) = arg(&args, "--sizes") {
+        let sizes: Vec<u64> = sizes
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .expect("--sizes takes MiB figures: 190,1900,19000")
+            })
+            .collect();
+        sweep(&sizes);
+        return;
+    }
+    let mib = arg(&args, "--mib")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(256);
+    let engine_mib = arg(&args, "--engine-mib")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(512);
+    let path = capture(mib);
     let file = path.to_str().expect("utf-8 path");
     // Warm the page cache.
     let packets = floor(&path);
@@ -142,6 +320,7 @@ fn main() {
     timings.push(Timing {
         name: "floor (read + walk)".into(),
         wall: started.elapsed(),
+        packets,
         peak_rss_kib: None,
         note: String::new(),
     });
@@ -157,6 +336,7 @@ fn main() {
             &["read", file, "--threads", threads, "--events", events],
         );
         if let Some((mut timing, _)) = run {
+            timing.packets = packets;
             let lines = std::fs::read_to_string(events).map_or(0, |t| t.lines().count());
             timing.note = format!("{lines} records");
             // A run that reports nothing measured nothing.
@@ -168,8 +348,12 @@ fn main() {
         }
         let _ = std::fs::remove_file(events);
     }
+    // The engine alone, after the runs above so its frames in memory do not sit beside
+    // them; shown second, under the floor.
+    timings.insert(1, engine_in_memory(&path, engine_mib << 20));
     if let Some(ndpi) = which("ndpiReader") {
-        if let Some((timing, _)) = timed("ndpiReader", &ndpi, &["-i", file, "-q"]) {
+        if let Some((mut timing, _)) = timed("ndpiReader", &ndpi, &["-i", file, "-q"]) {
+            timing.packets = packets;
             timings.push(timing);
         }
     } else {
@@ -194,6 +378,7 @@ fn main() {
             ],
         );
         if let Some((mut timing, out)) = run {
+            timing.packets = packets;
             timing.note = format!("{} hellos", out.lines().count());
             timings.push(timing);
         }
@@ -201,11 +386,13 @@ fn main() {
         println!("tshark not installed: skipped");
     }
 
-    let floor_wall = timings[0].wall.as_secs_f64();
+    // Ratios are of time per packet: the in-memory engine run covers only part of the file.
+    let per_packet = |t: &Timing| t.wall.as_secs_f64() / t.packets.max(1) as f64;
+    let floor_per_packet = per_packet(&timings[0]);
     let ours = timings
         .iter()
         .find(|t| t.name.ends_with("--threads 2"))
-        .map_or(floor_wall, |t| t.wall.as_secs_f64());
+        .map_or(floor_per_packet, per_packet);
     println!(
         "\n{} ({:.0} MiB, {} packets)\n",
         path.display(),
@@ -213,21 +400,85 @@ fn main() {
         packets
     );
     println!(
-        "{:<26} {:>9} {:>10} {:>10} {:>9} {:>12}  note",
+        "{:<28} {:>9} {:>10} {:>10} {:>9} {:>12}  note",
         "run", "wall s", "Mpkt/s", "peak MiB", "× floor", "× tlscensus2"
     );
     for t in &timings {
         let wall = t.wall.as_secs_f64();
         println!(
-            "{:<26} {:>9.3} {:>10.2} {:>10} {:>9.2} {:>12.2}  {}",
+            "{:<28} {:>9.3} {:>10.2} {:>10} {:>9.2} {:>12.2}  {}",
             t.name,
             wall,
-            packets as f64 / wall / 1e6,
+            t.packets as f64 / wall / 1e6,
             t.peak_rss_kib
                 .map_or("-".to_string(), |k| format!("{:.1}", k as f64 / 1024.0)),
-            wall / floor_wall,
-            wall / ours,
+            per_packet(t) / floor_per_packet,
+            per_packet(t) / ours,
             t.note
+        );
+    }
+}
+
+/// Memory sweep: `tlscensus read --threads 2` alone on the capture of each size, for wall
+/// time and peak RSS. The packets are counted by an untimed walk of the file, which also
+/// brings it into the page cache (as far as it fits).
+fn sweep(sizes: &[u64]) {
+    const PEAK_TARGET_MIB: f64 = 64.0;
+    let tlscensus = env!("CARGO_BIN_EXE_tlscensus");
+    let mut rows = Vec::new();
+    for &mib in sizes {
+        let path = capture(mib);
+        let file = path.to_str().expect("utf-8 path");
+        let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let packets = floor(&path);
+        let events = std::env::temp_dir().join(format!("tlscensus-sweep-{mib}MiB-events.jsonl"));
+        let events_arg = events.to_str().expect("utf-8 path");
+        eprintln!("tlscensus read {file} --threads 2 --events {events_arg}");
+        let (timing, _) = timed(
+            &format!("{mib} MiB"),
+            tlscensus,
+            &["read", file, "--threads", "2", "--events", events_arg],
+        )
+        .expect("tlscensus read failed");
+        let records = count_lines(&events);
+        // A run that reports nothing measured nothing.
+        assert!(records > 0, "tlscensus wrote no records");
+        let wall = timing.wall.as_secs_f64();
+        let peak = timing.peak_rss_kib.map(|k| k as f64 / 1024.0);
+        eprintln!(
+            "  {wall:.3} s, peak {} MiB",
+            peak.map_or("-".to_string(), |p| format!("{p:.1}"))
+        );
+        rows.push((mib, path, bytes, packets, records, wall, peak));
+    }
+    println!(
+        "\ntlscensus read FILE --threads 2 --events /tmp/tlscensus-sweep-<MiB>MiB-events.jsonl\n"
+    );
+    println!(
+        "{:>8} {:>14} {:>11} {:>9} {:>9} {:>9} {:>9}  file",
+        "MiB", "file bytes", "packets", "records", "wall s", "Mpkt/s", "peak MiB"
+    );
+    for (mib, path, bytes, packets, records, wall, peak) in &rows {
+        println!(
+            "{:>8} {:>14} {:>11} {:>9} {:>9.3} {:>9.2} {:>9}  {}",
+            mib,
+            bytes,
+            packets,
+            records,
+            wall,
+            *packets as f64 / wall / 1e6,
+            peak.map_or("-".to_string(), |p| format!("{p:.1}")),
+            path.display()
+        );
+    }
+    let peaks: Vec<f64> = rows.iter().filter_map(|r| r.6).collect();
+    if let (Some(low), Some(high)) = (
+        peaks.iter().copied().reduce(f64::min),
+        peaks.iter().copied().reduce(f64::max),
+    ) {
+        println!(
+            "\npeak RSS from {low:.1} to {high:.1} MiB (issue #5: at most {PEAK_TARGET_MIB:.0} MiB at every size: {})",
+            if high <= PEAK_TARGET_MIB { "met" } else { "NOT met" }
         );
     }
 }

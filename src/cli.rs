@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -498,6 +499,29 @@ fn print_stats(outcome: &pipeline::Outcome) {
         h.max()
     );
     eprintln!("reorder buffer peak    {}", p.reorder_peak);
+    let per_frame = |cpu: Duration, frames: u64| {
+        let ns = cpu.as_nanos() as f64 / frames.max(1) as f64;
+        format!(
+            "{:.3} s ({frames} frames, {ns:.0} ns/frame, {:.2} M frames per CPU-second)",
+            cpu.as_secs_f64(),
+            1e3 / ns.max(1e-9)
+        )
+    };
+    if let Some(cpu) = p.reader_cpu {
+        eprintln!("cpu reader             {}", per_frame(cpu, p.frames_read));
+    }
+    for (worker, (cpu, frames)) in p.worker_cpu.iter().zip(&p.worker_frames).enumerate() {
+        if let Some(cpu) = cpu {
+            eprintln!("cpu worker {worker:<11} {}", per_frame(*cpu, *frames));
+        }
+    }
+    if let Some(cpu) = p.aggregator_cpu {
+        eprintln!(
+            "cpu aggregator         {:.3} s ({} records)",
+            cpu.as_secs_f64(),
+            stats.records
+        );
+    }
     eprintln!("tcp segments           {}", stats.tcp_segments);
     for (skip, n) in tlscensus::decode::Skip::ALL.iter().zip(stats.skipped) {
         eprintln!("skipped {:<14} {n}", skip.name());

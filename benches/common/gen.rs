@@ -156,9 +156,20 @@ pub struct Generated {
     pub bytes: u64,
 }
 
-/// Write the capture to `path` (pcap, microsecond stamps, Ethernet).
+/// Write the capture to `path` (pcap, microsecond stamps, Ethernet). The file is streamed
+/// through a 4 MiB buffer: memory stays at the connections open at once (`spec.concurrent`)
+/// whatever the size. Progress goes to standard error every tenth of the target (at most
+/// every GiB).
 pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Result<Generated> {
     let mut out = BufWriter::with_capacity(1 << 22, File::create(path)?);
+    let started = std::time::Instant::now();
+    let report_every = (spec.target_bytes / 10).clamp(1 << 20, 1 << 30);
+    let mut next_report = report_every;
+    eprintln!(
+        "generating {} (target {:.2} GB, then the open connections are closed)",
+        path.display(),
+        spec.target_bytes as f64 / 1e9
+    );
     // pcap global header (little-endian, µs, snaplen 262144, Ethernet).
     out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
     out.write_all(&2u16.to_le_bytes())?;
@@ -235,11 +246,29 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
         out.write_all(&frame)?;
         stats.packets += 1;
         stats.bytes += 16 + frame.len() as u64;
-        if stats.bytes >= spec.target_bytes {
+        if stats.bytes >= next_report {
+            next_report += report_every;
+            eprintln!(
+                "  {:.2} GB written, {} packets, {:.0} s",
+                stats.bytes as f64 / 1e9,
+                stats.packets,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        if !stopping && stats.bytes >= spec.target_bytes {
             stopping = true;
+            eprintln!("  target reached; closing {} open connections", live.len());
         }
     }
     out.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "  done: {:.2} GB, {} packets, {} connections in {secs:.0} s ({:.0} MB/s)",
+        stats.bytes as f64 / 1e9,
+        stats.packets,
+        stats.connections,
+        stats.bytes as f64 / 1e6 / secs.max(1e-9)
+    );
     Ok(stats)
 }
 

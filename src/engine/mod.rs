@@ -283,6 +283,10 @@ impl Engine {
         }
         if conn.phase == Phase::Open {
             conn.feed(seg, side, Origin { ts, frame, file }, stats);
+        } else if seg.flags.fin || seg.flags.rst {
+            // Reported or not TLS: only the close still matters, to free the entry now
+            // rather than at the idle timeout.
+            conn.fin[side.index()] = true;
         }
 
         let closed = seg.flags.rst || conn.closed();

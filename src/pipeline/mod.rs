@@ -91,6 +91,21 @@ pub struct PipelineStats {
     /// Most records the aggregator held back waiting for slower workers.
     pub reorder_peak: usize,
     pub elapsed: Duration,
+    /// CPU time of each stage's thread, where the OS tells it (Linux): the reader, each
+    /// worker, and the aggregator (the caller's thread, during the run).
+    pub reader_cpu: Option<Duration>,
+    pub worker_cpu: Vec<Option<Duration>>,
+    pub aggregator_cpu: Option<Duration>,
+    /// Frames each worker processed.
+    pub worker_frames: Vec<u64>,
+}
+
+/// CPU time the calling thread has used so far (Linux: `/proc/thread-self/schedstat`, whose
+/// first field is nanoseconds on a CPU); `None` elsewhere.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
 }
 
 /// What a run produced besides its records.
@@ -214,6 +229,7 @@ enum ToAggregator {
         records: Vec<(OrderKey, u64, Record)>,
         stats: Box<Stats>,
         latency: Box<Histogram<u64>>,
+        cpu: Option<Duration>,
     },
     SourceError(SourceError),
 }
@@ -310,7 +326,12 @@ fn run_frames(
         batch_latency_us: new_histogram(),
         reorder_peak: 0,
         elapsed: Duration::ZERO,
+        reader_cpu: None,
+        worker_cpu: vec![None; threads],
+        aggregator_cpu: None,
+        worker_frames: vec![0; threads],
     };
+    let aggregator_cpu_before = thread_cpu_time();
     let mut stats = Stats::default();
 
     std::thread::scope(|scope| {
@@ -354,7 +375,11 @@ fn run_frames(
         pipeline.batches = read_stats.batches;
         pipeline.queue_waits = read_stats.queue_waits;
         pipeline.frames_unshareable = read_stats.unshareable;
+        pipeline.reader_cpu = read_stats.cpu;
     });
+    pipeline.aggregator_cpu = thread_cpu_time()
+        .zip(aggregator_cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     pipeline.elapsed = started.elapsed();
     Outcome { stats, pipeline }
 }
@@ -367,6 +392,7 @@ struct ReadStats {
     batches: u64,
     queue_waits: u64,
     unshareable: u64,
+    cpu: Option<Duration>,
 }
 
 /// The reader thread's batching state, shared by file and live reading.
@@ -528,6 +554,7 @@ fn read(
         progress.bytes.store(bytes_before, Ordering::Relaxed);
     }
     b.flush(u64::MAX - 1);
+    b.stats.cpu = thread_cpu_time();
     b.stats
 }
 
@@ -620,6 +647,7 @@ fn read_live(
     }
     current.seal(&mut b.batches);
     b.flush(u64::MAX - 1);
+    b.stats.cpu = thread_cpu_time();
     b.stats
 }
 
@@ -672,6 +700,7 @@ fn work(
         records: collected.records,
         stats: Box::new(engine.stats()),
         latency: Box::new(latency),
+        cpu: thread_cpu_time(),
     });
 }
 
@@ -762,7 +791,10 @@ fn aggregate(
                 records,
                 stats: worker_stats,
                 latency,
+                cpu,
             } => {
+                pipeline.worker_cpu[worker] = cpu;
+                pipeline.worker_frames[worker] = worker_stats.frames;
                 for (order, seq, record) in records {
                     heap.push(Reverse((order, seq, worker, RecordSlot(record))));
                 }

@@ -82,6 +82,9 @@ pub const MAX_CAPLEN: u32 = 256 << 20;
 
 /// Initial size of the one reusable read buffer. It grows only for a block larger than this.
 const BUF_CAPACITY: usize = 256 << 10;
+/// Most bytes one read() asks for. Reads much larger than this come back from the kernel
+/// out of the CPU caches, so walking the frames right after costs a memory stall apiece.
+const READ_CHUNK: usize = 64 << 10;
 
 /// Reads one capture file, whatever its format, as a sequence of link-layer frames.
 ///
@@ -368,7 +371,8 @@ impl Input {
                 let need = (self.start + n).next_power_of_two();
                 block.data.resize((block.data.len() * 2).min(need), 0);
             }
-            match self.src.read(&mut block.data[self.end..]) {
+            let chunk_end = block.data.len().min(self.end + READ_CHUNK);
+            match self.src.read(&mut block.data[self.end..chunk_end]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
