@@ -1,11 +1,36 @@
 //! The output does not depend on the number of worker threads: 1, 2 and 4 give byte-identical
-//! event streams, over every corpus capture and our own.
+//! event streams and census reports, over every corpus capture and our own, over all of them
+//! as one stream, and over a generated Exchange-like capture (thousands of interleaved
+//! connections: STARTTLS, IPv6, refusals, split hellos).
+//!
+//! Each whole input is run twice per thread count: in-process, through the library exactly as
+//! `tlscensus read` drives it, and through the `tlscensus` command itself (`read --threads N
+//! --events ... --report ...` in every report format). The two must also agree.
 
 mod common;
 
-use std::path::PathBuf;
+#[path = "../benches/common/gen.rs"]
+mod gen;
 
-use tlscensus::engine::Config;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tlscensus::census::{Census, CensusConfig, Policy};
+use tlscensus::engine::{Config, Stats};
+use tlscensus::record::{Outcome, Record, Version};
+use tlscensus::report::{self, Format};
+
+/// Thread counts compared; the first is the reference.
+const THREADS: [usize; 3] = [1, 2, 4];
+
+/// Every report format, with the extension `--report` takes for it.
+const FORMATS: [(Format, &str); 5] = [
+    (Format::Json, "json"),
+    (Format::Csv, "csv"),
+    (Format::Markdown, "md"),
+    (Format::Html, "html"),
+    (Format::Table, "txt"),
+];
 
 fn events(paths: &[PathBuf], threads: usize) -> String {
     let run = common::run_threads(paths, Config::default(), threads);
@@ -15,8 +40,198 @@ fn events(paths: &[PathBuf], threads: usize) -> String {
         .collect()
 }
 
-#[test]
-fn one_two_and_four_threads_write_the_same_events() {
+/// Panic unless `actual` is byte for byte `expected`, showing the first line that differs
+/// (the outputs are megabytes: a plain `assert_eq!` would print them whole).
+fn assert_same(expected: &[u8], actual: &[u8], what: &str) {
+    if expected == actual {
+        return;
+    }
+    let lines = |b: &[u8]| {
+        b.split(|c| *c == b'\n')
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+    };
+    let (e, a) = (lines(expected), lines(actual));
+    let at = e
+        .iter()
+        .zip(&a)
+        .position(|(x, y)| x != y)
+        .unwrap_or(e.len().min(a.len()));
+    let none = String::from("<end>");
+    panic!(
+        "{what}: differs ({} vs {} bytes), first at line {}:\n  expected: {}\n  actual:   {}",
+        expected.len(),
+        actual.len(),
+        at + 1,
+        e.get(at).unwrap_or(&none),
+        a.get(at).unwrap_or(&none),
+    );
+}
+
+/// One in-process run: records, their JSON lines, the census in every format.
+struct InProcess {
+    records: Vec<Record>,
+    events: Vec<u8>,
+    reports: Vec<Vec<u8>>,
+    stats: Stats,
+    errors: Vec<String>,
+}
+
+/// Run the pipeline over `files` (in the order `tlscensus read` reads them) and build the
+/// census as `read` does: default ports, no `--server`, the default policy.
+fn in_process(files: &[PathBuf], threads: usize) -> InProcess {
+    let ordered = tlscensus::pipeline::order_by_time(files);
+    let run = common::run_threads(&ordered, Config::default(), threads);
+    let policy = Policy::parse::<&str>(&[]).unwrap();
+    let mut census = Census::new(CensusConfig::new(Vec::new(), policy));
+    let mut events = Vec::new();
+    for record in &run.records {
+        census.add(record);
+        serde_json::to_writer(&mut events, record).unwrap();
+        events.push(b'\n');
+    }
+    let reports = FORMATS
+        .iter()
+        .map(|(format, _)| {
+            let mut out = Vec::new();
+            report::write(&census, *format, &mut out).unwrap();
+            out
+        })
+        .collect();
+    InProcess {
+        records: run.records,
+        events,
+        reports,
+        stats: run.stats,
+        errors: run.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// One run of the `tlscensus` command: exit code, standard output and error, the events
+/// file and the report files (in [`FORMATS`] order).
+struct Cli {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    events: Vec<u8>,
+    reports: Vec<Vec<u8>>,
+}
+
+fn cli(files: &[PathBuf], threads: usize, dir: &Path) -> Cli {
+    let events = dir.join(format!("events-{threads}.jsonl"));
+    let reports: Vec<PathBuf> = FORMATS
+        .iter()
+        .map(|(_, ext)| dir.join(format!("report-{threads}.{ext}")))
+        .collect();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+    cmd.arg("read")
+        .args(files)
+        .arg("--threads")
+        .arg(threads.to_string())
+        .arg("--events")
+        .arg(&events);
+    for report in &reports {
+        cmd.arg("--report").arg(report);
+    }
+    let out = cmd.output().expect("run tlscensus");
+    let read = |p: &Path| {
+        std::fs::read(p).unwrap_or_else(|e| {
+            panic!(
+                "{} not written ({e}); stderr:\n{}",
+                p.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    Cli {
+        code: out.status.code(),
+        events: read(&events),
+        reports: reports.iter().map(|p| read(p)).collect(),
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
+}
+
+/// A fresh scratch directory (under Cargo's per-target temporary directory).
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("threads-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Run `files` with 1, 2 and 4 threads, in-process and through the command, and check that
+/// every output is byte-identical to the one-thread run's, and that the command writes what
+/// the library gives. Returns the one-thread in-process run.
+fn same_whatever_the_threads(files: &[PathBuf], name: &str) -> InProcess {
+    let dir = scratch(name);
+    let reference = in_process(files, THREADS[0]);
+    let reference_cli = cli(files, THREADS[0], &dir);
+
+    // The command agrees with the library.
+    assert_eq!(
+        reference_cli.code,
+        Some(i32::from(!reference.errors.is_empty())),
+        "{name}: exit code; stderr:\n{}",
+        String::from_utf8_lossy(&reference_cli.stderr)
+    );
+    assert_same(
+        &reference.events,
+        &reference_cli.events,
+        &format!("{name}: command's events vs library's"),
+    );
+    for ((_, ext), (lib, bin)) in FORMATS
+        .iter()
+        .zip(reference.reports.iter().zip(&reference_cli.reports))
+    {
+        assert_same(
+            lib,
+            bin,
+            &format!("{name}: command's .{ext} report vs library's"),
+        );
+    }
+    let table = FORMATS
+        .iter()
+        .position(|(f, _)| *f == Format::Table)
+        .unwrap();
+    assert_same(
+        &reference.reports[table],
+        &reference_cli.stdout,
+        &format!("{name}: command's table on standard output vs library's"),
+    );
+
+    for threads in &THREADS[1..] {
+        let what = |output: &str| format!("{name}: {output}, 1 vs {threads} threads");
+        let run = in_process(files, *threads);
+        assert_same(&reference.events, &run.events, &what("library events"));
+        for ((_, ext), (one, many)) in FORMATS
+            .iter()
+            .zip(reference.reports.iter().zip(&run.reports))
+        {
+            assert_same(one, many, &what(&format!("library .{ext} report")));
+        }
+        assert_eq!(reference.stats, run.stats, "{}", what("engine counters"));
+        assert_eq!(reference.errors, run.errors, "{}", what("file errors"));
+
+        let run = cli(files, *threads, &dir);
+        assert_eq!(reference_cli.code, run.code, "{}", what("exit code"));
+        assert_same(&reference_cli.events, &run.events, &what("--events file"));
+        for ((_, ext), (one, many)) in FORMATS
+            .iter()
+            .zip(reference_cli.reports.iter().zip(&run.reports))
+        {
+            assert_same(one, many, &what(&format!("--report .{ext} file")));
+        }
+        assert_same(&reference_cli.stdout, &run.stdout, &what("standard output"));
+        assert_same(&reference_cli.stderr, &run.stderr, &what("standard error"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    reference
+}
+
+/// Every corpus capture (MANIFEST.tsv) and every capture of `pcaps/`.
+fn all_captures() -> Vec<PathBuf> {
     let corpus = common::corpus_dir();
     let mut files: Vec<PathBuf> = common::manifest()
         .into_iter()
@@ -29,8 +244,13 @@ fn one_two_and_four_threads_write_the_same_events() {
         .collect();
     own.sort();
     files.extend(own);
-    // Per file, and all files as one stream (the many flows then share the workers).
-    for file in files.iter().take(40) {
+    files
+}
+
+#[test]
+fn one_and_two_threads_write_the_same_events_per_file() {
+    // Per file: each capture's few flows on 1 or 2 workers.
+    for file in all_captures().iter().take(40) {
         let one = events(std::slice::from_ref(file), 1);
         assert_eq!(
             one,
@@ -39,12 +259,89 @@ fn one_two_and_four_threads_write_the_same_events() {
             file.display()
         );
     }
-    let ordered = tlscensus::pipeline::order_by_time(&files);
-    let one = events(&ordered, 1);
+}
+
+#[test]
+fn one_two_and_four_threads_give_the_same_events_and_reports_on_the_whole_corpus() {
+    // All files as one stream: the many flows then share the workers.
+    let one = same_whatever_the_threads(&all_captures(), "corpus");
     assert!(
-        one.lines().count() > 1000,
-        "the whole corpus gives over a thousand records"
+        one.records.len() > 1000,
+        "the whole corpus gives over a thousand records, not {}",
+        one.records.len()
     );
-    assert_eq!(one, events(&ordered, 2), "2 threads");
-    assert_eq!(one, events(&ordered, 4), "4 threads");
+}
+
+#[test]
+fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_generated_capture() {
+    // A small capture from the benchmarks' generator (default clients and seed): a 24 MiB
+    // target (about 45 MB once the connections still open are closed), a few
+    // application-data packets per connection so that it holds thousands of connections
+    // (4144), up to 2000 of them open at once. Written afresh into this run's own
+    // directory, so concurrent runs never share (or half-read) a file.
+    let spec = gen::Spec {
+        target_bytes: 24 << 20,
+        bulk_packets: 8,
+        ..gen::Spec::default()
+    };
+    let dir = scratch("capture");
+    let capture = dir.join(format!(
+        "exchange-like-{}MiB-{:x}.pcap",
+        spec.target_bytes >> 20,
+        spec.seed
+    ));
+    let templates = gen::templates(&common::pcaps_dir());
+    let generated = gen::generate(&capture, &templates, &spec).expect("generate the capture");
+
+    let one = same_whatever_the_threads(std::slice::from_ref(&capture), "generated");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Not vacuous: the capture holds real, varied work.
+    assert!(one.errors.is_empty(), "{:?}", one.errors);
+    let records = &one.records;
+    eprintln!(
+        "generated capture: {} packets, {} connections, {} records",
+        generated.packets,
+        generated.connections,
+        records.len()
+    );
+    assert!(records.len() > 1000, "{} records", records.len());
+    assert_eq!(
+        records.len() as u64,
+        generated.connections,
+        "every generated connection (split hellos, refusals and plaintext mail included) \
+         gives one record"
+    );
+    let negotiated = |v: u16| {
+        records.iter().any(|r| {
+            r.outcome == Outcome::Negotiated
+                && r.server_hello
+                    .as_ref()
+                    .is_some_and(|s| s.version == Version(v))
+        })
+    };
+    assert!(negotiated(0x0301), "a TLS 1.0 handshake");
+    assert!(negotiated(0x0304), "a TLS 1.3 handshake");
+    let has = |what: &str, test: &dyn Fn(&Record) -> bool| {
+        assert!(records.iter().any(test), "no record with {what}");
+    };
+    has("STARTTLS on SMTP", &|r| {
+        r.service == "smtp" && r.starttls == Some("STARTTLS")
+    });
+    has("STARTTLS on submission", &|r| {
+        r.service == "submission" && r.starttls == Some("STARTTLS")
+    });
+    has("STARTTLS on IMAP", &|r| {
+        r.service == "imap" && r.starttls == Some("STARTTLS")
+    });
+    has("STLS on POP3", &|r| r.starttls == Some("STLS"));
+    has("X-ANONYMOUSTLS", &|r| r.starttls == Some("X-ANONYMOUSTLS"));
+    has("a plaintext mail session", &|r| {
+        r.outcome == Outcome::Plaintext
+    });
+    has("a failed handshake", &|r| {
+        matches!(r.outcome, Outcome::Alert | Outcome::NoServerHello)
+    });
+    has("an IPv6 client", &|r| r.client.ip.is_ipv6());
+    has("an IPv4 client", &|r| r.client.ip.is_ipv4());
 }

@@ -371,7 +371,8 @@ pub fn ensure(spec: &Spec) -> (PathBuf, Option<Generated>) {
         return (path, None);
     }
     let templates = templates(&root.join("pcaps"));
-    let tmp = path.with_extension("tmp");
+    // A name of its own per process: two runs generating the same file never share it.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let generated = generate(&tmp, &templates, spec).expect("generate capture");
     std::fs::rename(&tmp, &path).expect("rename generated capture");
     (path, Some(generated))

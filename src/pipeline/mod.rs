@@ -43,6 +43,8 @@ const QUEUE_DEPTH: usize = 4;
 const LIVE_FLUSH: Duration = Duration::from_millis(100);
 /// Live capture: size of the pooled blocks frames are copied into.
 const LIVE_BLOCK: usize = 512 << 10;
+/// Longest a worker keeps its progress to itself when it has no records to send.
+const PROGRESS_EVERY: Duration = Duration::from_millis(20);
 /// How often the aggregator wakes up for its `on_tick` callback when no message arrives.
 const AGGREGATOR_TICK: Duration = Duration::from_millis(100);
 
@@ -467,7 +469,8 @@ impl Batcher {
         let decoded = decode::decode(packet.link_type, packet.data);
         let worker = match &decoded {
             _ if workers == 1 => 0,
-            Ok(segment) => (decode::shard_hash(segment) % workers) as usize,
+            // Multiply-shift maps the hash onto the workers without a division.
+            Ok(segment) => (((decode::shard_hash(segment) >> 32) * workers) >> 32) as usize,
             // Frames that are not TCP only count: spread them evenly.
             Err(_) => (self.index % workers) as usize,
         };
@@ -668,6 +671,7 @@ fn work(
     let mut engine = Engine::new(config);
     let mut latency = new_histogram();
     let mut collected = Collector::default();
+    let mut last_progress = Instant::now();
     for mut batch in batches {
         for item in &batch.items {
             match item {
@@ -691,6 +695,13 @@ fn work(
         let upto = batch.upto;
         batch.clear();
         let _ = recycle.try_send(batch);
+        // Records go out with each batch that made some; progress alone (which lets the
+        // aggregator release other workers' records) at most every PROGRESS_EVERY, sparing
+        // the aggregator a wake-up per batch.
+        if collected.records.is_empty() && last_progress.elapsed() < PROGRESS_EVERY {
+            continue;
+        }
+        last_progress = Instant::now();
         let message = ToAggregator::Progress {
             worker,
             upto,

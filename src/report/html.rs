@@ -284,8 +284,27 @@ fn td_num(out: &mut String, n: u64) {
     let _ = write!(out, "<td class=\"n\">{n}</td>");
 }
 
+/// Move what `o` holds to `out` once it is big enough to be worth a write.
+fn spill(o: &mut String, out: &mut dyn Write) -> io::Result<()> {
+    if o.len() >= SPILL {
+        out.write_all(o.as_bytes())?;
+        o.clear();
+    }
+    Ok(())
+}
+
+/// How much of the page is kept before it is written out.
+const SPILL: usize = 32 * 1024;
+
 /// The whole page as a string.
 pub fn render(census: &Census) -> String {
+    let mut page = Vec::new();
+    write(census, &mut page).expect("writing to memory does not fail");
+    String::from_utf8(page).expect("the page is built from strings")
+}
+
+/// Write the page, a few rows at a time: memory grows with the census, not with the page.
+pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     let clients = census.clients();
     let services = census.services(&clients);
     let first = clients.iter().filter_map(|c| c.first_seen.as_deref()).min();
@@ -293,7 +312,7 @@ pub fn render(census: &Census) -> String {
     let would_fail = clients.iter().filter(|c| c.would_fail).count();
     let at_risk = clients.iter().filter(|c| c.primary.is_at_risk()).count();
 
-    let mut o = String::with_capacity(64 * 1024);
+    let mut o = String::with_capacity(SPILL + 4 * 1024);
     o.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
@@ -324,6 +343,7 @@ pub fn render(census: &Census) -> String {
     o.push_str("</figure>\n<figure><figcaption>Connections over time (UTC)</figcaption>");
     timeline_chart(census, &mut o);
     o.push_str("</figure>\n");
+    spill(&mut o, out)?;
 
     o.push_str("<h2>Services</h2>\n<table id=\"services\" class=\"sortable\"><thead><tr>");
     for (h, num) in [
@@ -375,6 +395,7 @@ pub fn render(census: &Census) -> String {
             }
         }
         o.push_str("</tr>\n");
+        spill(&mut o, out)?;
     }
     o.push_str("</tbody></table>\n");
 
@@ -458,6 +479,7 @@ pub fn render(census: &Census) -> String {
             td(&mut o, &short_time(s.last_seen.as_deref()));
             o.push_str("</tr>\n");
         }
+        spill(&mut o, out)?;
     }
     o.push_str("</tbody></table>\n<h2>What the categories mean</h2>\n<dl>\n");
     for cat in Category::ALL {
@@ -471,11 +493,7 @@ pub fn render(census: &Census) -> String {
     o.push_str("</dl>\n<script>");
     o.push_str(SCRIPT);
     o.push_str("</script>\n</body></html>\n");
-    o
-}
-
-pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
-    out.write_all(render(census).as_bytes())
+    out.write_all(o.as_bytes())
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::census::latency::Latency;
 use crate::census::{
-    Category, Census, CensusConfig, CensusError, Client, ClientKey, Direction, ServiceCounts,
-    ServiceSummary, FORMAT_VERSION,
+    Category, Census, CensusConfig, CensusError, Client, ClientKey, ClientSummary, Direction,
+    ServiceCounts, ServiceSummary, FORMAT_VERSION,
 };
 
 const FORMAT: &str = "tlscensus-census";
@@ -39,7 +39,7 @@ struct Summary {
 #[derive(Serialize)]
 struct ServiceOut<'a> {
     #[serde(flatten)]
-    totals: ServiceSummary,
+    totals: &'a ServiceSummary,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency: Option<&'a Latency>,
 }
@@ -66,76 +66,260 @@ struct Out<'a> {
     format_version: u32,
     config: &'a CensusConfig,
     summary: Summary,
-    services: BTreeMap<String, ServiceOut<'a>>,
+    services: BTreeMap<&'a str, ServiceOut<'a>>,
     latency_by_server: &'a BTreeMap<IpAddr, Latency>,
     timeline: &'a BTreeMap<String, BTreeMap<String, u64>>,
     clients: Vec<ClientOut<'a>>,
 }
 
-/// The report as a JSON value.
-pub fn to_value(census: &Census) -> serde_json::Value {
-    let clients = census.clients();
-    let totals = census.services(&clients);
+/// The summary of the classified clients.
+fn summary(census: &Census, clients: &[ClientSummary<'_>]) -> Summary {
     let mut primary = BTreeMap::new();
-    let (mut first_seen, mut last_seen) = (None::<String>, None::<String>);
-    for c in &clients {
+    let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
+    for c in clients {
         *primary.entry(c.primary).or_default() += 1;
-        if let Some(f) = &c.first_seen {
-            if first_seen.as_ref().is_none_or(|x| f < x) {
-                first_seen = Some(f.clone());
+        if let Some(f) = c.first_seen.as_deref() {
+            if first_seen.is_none_or(|x| f < x) {
+                first_seen = Some(f);
             }
         }
-        if let Some(l) = &c.last_seen {
-            if last_seen.as_ref().is_none_or(|x| l > x) {
-                last_seen = Some(l.clone());
+        if let Some(l) = c.last_seen.as_deref() {
+            if last_seen.is_none_or(|x| l > x) {
+                last_seen = Some(l);
             }
         }
     }
+    Summary {
+        connections: census.connections(),
+        clients: clients.len() as u64,
+        first_seen: first_seen.map(str::to_string),
+        last_seen: last_seen.map(str::to_string),
+        primary,
+        would_fail: clients.iter().filter(|c| c.would_fail).count() as u64,
+    }
+}
+
+/// One client as the report shows it.
+fn client_out<'a>(c: &'a ClientSummary<'a>) -> ClientOut<'a> {
+    ClientOut {
+        ip: c.key.ip,
+        via: c.key.via,
+        direction: c.key.direction,
+        categories: &c.categories,
+        primary: c.primary,
+        would_fail: c.would_fail,
+        would_fail_reasons: &c.would_fail_reasons,
+        connections: c.connections,
+        first_seen: c.first_seen.as_deref(),
+        last_seen: c.last_seen.as_deref(),
+        services: &c.client.services,
+    }
+}
+
+/// The report as a JSON value: the whole report in memory, for callers that add to it.
+/// [`write`] writes the same bytes without building it.
+pub fn to_value(census: &Census) -> serde_json::Value {
+    let clients = census.clients();
+    let totals = census.services(&clients);
     let out = Out {
         format: FORMAT,
         format_version: FORMAT_VERSION,
         config: &census.config,
-        summary: Summary {
-            connections: census.connections(),
-            clients: clients.len() as u64,
-            first_seen,
-            last_seen,
-            primary,
-            would_fail: clients.iter().filter(|c| c.would_fail).count() as u64,
-        },
+        summary: summary(census, &clients),
         services: totals
-            .into_iter()
+            .iter()
             .map(|(name, totals)| {
-                let latency = census.latency_by_service.get(&name);
-                (name, ServiceOut { totals, latency })
+                let latency = census.latency_by_service.get(name);
+                (name.as_str(), ServiceOut { totals, latency })
             })
             .collect(),
         latency_by_server: &census.latency_by_server,
         timeline: &census.timeline,
-        clients: clients
-            .iter()
-            .map(|c| ClientOut {
-                ip: c.key.ip,
-                via: c.key.via,
-                direction: c.key.direction,
-                categories: &c.categories,
-                primary: c.primary,
-                would_fail: c.would_fail,
-                would_fail_reasons: &c.would_fail_reasons,
-                connections: c.connections,
-                first_seen: c.first_seen.as_deref(),
-                last_seen: c.last_seen.as_deref(),
-                services: &c.client.services,
-            })
-            .collect(),
+        clients: clients.iter().map(client_out).collect(),
     };
     serde_json::to_value(out).expect("the census always serialises")
 }
 
 /// Write the JSON report (pretty-printed, one trailing newline).
+///
+/// The report is streamed: each client, service, server and hour is turned into a small
+/// [`serde_json::Value`] on its own and written straight out, so memory grows with one
+/// client, not with the report. The bytes are those of [`to_value`] pretty-printed: keys
+/// in alphabetical order at every level, two-space indents.
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &to_value(census))?;
-    writeln!(out)
+    write_with(census, &serde_json::Map::new(), out)
+}
+
+/// [`write`] with more top-level keys (a live capture's counters), placed in alphabetical
+/// order among the report's own; one with the name of a report key replaces it. The bytes
+/// are those of [`to_value`] with `extra` inserted, pretty-printed.
+pub fn write_with(
+    census: &Census,
+    extra: &serde_json::Map<String, serde_json::Value>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let clients = census.clients();
+    let summary = summary(census, &clients);
+    let services = census.services(&clients);
+
+    /// One top-level key's value, written when its turn comes.
+    enum Part<'a> {
+        Clients,
+        Services,
+        LatencyByServer,
+        Timeline,
+        Value(serde_json::Value),
+        Extra(&'a serde_json::Value),
+    }
+    let mut parts: Vec<(&str, Part)> = vec![
+        ("clients", Part::Clients),
+        ("config", Part::Value(value(&census.config)?)),
+        ("format", Part::Value(FORMAT.into())),
+        ("format_version", Part::Value(FORMAT_VERSION.into())),
+        ("latency_by_server", Part::LatencyByServer),
+        ("services", Part::Services),
+        ("summary", Part::Value(value(&summary)?)),
+        ("timeline", Part::Timeline),
+    ];
+    parts.retain(|(key, _)| !extra.contains_key(*key));
+    parts.extend(extra.iter().map(|(k, v)| (k.as_str(), Part::Extra(v))));
+    parts.sort_by(|a, b| a.0.cmp(b.0));
+
+    out.write_all(b"{")?;
+    for (i, (key, part)) in parts.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        out.write_all(INDENT[1].as_bytes())?;
+        write_key(out, key)?;
+        match part {
+            Part::Clients => {
+                out.write_all(b"[")?;
+                for (i, c) in clients.iter().enumerate() {
+                    out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+                    out.write_all(INDENT[2].as_bytes())?;
+                    pretty(out, 2, &value(&client_out(c))?)?;
+                }
+                if !clients.is_empty() {
+                    out.write_all(b"\n")?;
+                    out.write_all(INDENT[1].as_bytes())?;
+                }
+                out.write_all(b"]")?;
+            }
+            Part::Services => write_map(
+                out,
+                services.iter().map(|(name, totals)| {
+                    let latency = census.latency_by_service.get(name);
+                    Ok((
+                        name.as_str().into(),
+                        value(&ServiceOut { totals, latency })?,
+                    ))
+                }),
+            )?,
+            Part::LatencyByServer => {
+                // Keyed by address as text, as a `Value` map sorts them ("10.…" before "9.…").
+                let mut servers: Vec<(String, &Latency)> = census
+                    .latency_by_server
+                    .iter()
+                    .map(|(ip, l)| (ip.to_string(), l))
+                    .collect();
+                servers.sort_by(|a, b| a.0.cmp(&b.0));
+                write_map(
+                    out,
+                    servers
+                        .into_iter()
+                        .map(|(ip, l)| Ok((ip.into(), value(l)?))),
+                )?
+            }
+            Part::Timeline => write_map(
+                out,
+                census
+                    .timeline
+                    .iter()
+                    .map(|(hour, labels)| Ok((hour.as_str().into(), value(labels)?))),
+            )?,
+            Part::Value(v) => pretty(out, 1, v)?,
+            Part::Extra(v) => pretty(out, 1, v)?,
+        }
+    }
+    out.write_all(b"\n}\n")
+}
+
+/// Indents by depth: two spaces a level, as `serde_json`'s pretty printer.
+const INDENT: [&str; 3] = ["", "  ", "    "];
+
+/// A value as a `Value` (maps keyed by text, in alphabetical order).
+fn value<T: Serialize + ?Sized>(v: &T) -> io::Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(io::Error::from)
+}
+
+/// `"key": `, escaped as `serde_json` escapes keys.
+fn write_key(out: &mut dyn Write, key: &str) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, key)?;
+    out.write_all(b": ")
+}
+
+/// A value pretty-printed as if it were nested `depth` levels deep in the document: its
+/// lines after the first are indented by `depth` levels more.
+fn pretty(out: &mut dyn Write, depth: usize, v: &serde_json::Value) -> io::Result<()> {
+    let mut out = Indented {
+        out,
+        indent: INDENT[depth].as_bytes(),
+    };
+    serde_json::to_writer_pretty(&mut out, v)?;
+    Ok(())
+}
+
+/// An object at depth 1 whose entries (at depth 2) come one at a time, in key order.
+fn write_map<'k>(
+    out: &mut dyn Write,
+    entries: impl Iterator<Item = io::Result<(std::borrow::Cow<'k, str>, serde_json::Value)>>,
+) -> io::Result<()> {
+    out.write_all(b"{")?;
+    let mut any = false;
+    for entry in entries {
+        let (key, v) = entry?;
+        out.write_all(if any { b",\n" } else { b"\n" })?;
+        any = true;
+        out.write_all(INDENT[2].as_bytes())?;
+        write_key(out, &key)?;
+        pretty(out, 2, &v)?;
+    }
+    if any {
+        out.write_all(b"\n")?;
+        out.write_all(INDENT[1].as_bytes())?;
+    }
+    out.write_all(b"}")
+}
+
+/// A writer that indents every line after the first by `indent`. Pretty-printed JSON has
+/// line breaks only between tokens (a newline inside a string is written `\n`), so this
+/// shifts a whole value right without touching its content.
+struct Indented<'a> {
+    out: &'a mut dyn Write,
+    indent: &'a [u8],
+}
+
+impl Write for Indented<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.indent.is_empty() {
+            return self.out.write_all(buf);
+        }
+        let mut rest = buf;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.out.write_all(&rest[..=i])?;
+            self.out.write_all(self.indent)?;
+            rest = &rest[i + 1..];
+        }
+        self.out.write_all(rest)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 #[derive(Deserialize)]
