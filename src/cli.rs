@@ -16,7 +16,7 @@ use tlscensus::pipeline;
 use tlscensus::record::Record;
 use tlscensus::report::atomic::AtomicFile;
 use tlscensus::report::{self, Target};
-use tlscensus::source::{Access, SourceError};
+use tlscensus::source::SourceError;
 
 /// Passive TLS handshake census: find every client (and server) still using TLS 1.0/1.1,
 /// weak ciphers or no TLS at all, by watching handshakes on the wire.
@@ -222,12 +222,6 @@ struct ReadArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
     threads: Option<usize>,
 
-    /// Read files with read() instead of memory-mapping them. Mapping avoids copying every
-    /// byte out of the page cache, but a file another program truncates while it is being
-    /// read crashes the process (SIGBUS); use this for such files.
-    #[arg(long)]
-    no_mmap: bool,
-
     /// Write the census to PATH (repeatable); the format follows the extension: .json (for
     /// tools and `tlscensus merge`), .csv (the remediation spreadsheet), .md, .html (one
     /// self-contained page), .txt (the table). The table also goes to standard output unless
@@ -372,11 +366,6 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     let options = pipeline::Options {
         engine: config,
         threads: args.threads.unwrap_or_else(default_threads),
-        access: if args.no_mmap {
-            Access::Read
-        } else {
-            Access::Map
-        },
     };
     let files = pipeline::order_by_time(&args.files);
     let progress = pipeline::Progress::default();
@@ -774,7 +763,6 @@ fn capture(args: CaptureArgs) -> Result<ExitCode> {
         let options = pipeline::Options {
             engine: config,
             threads: args.threads.unwrap_or_else(default_threads),
-            access: Access::default(),
         };
         pipeline::run_live(
             &mut source,

@@ -31,7 +31,7 @@ use crate::decode::{self, Segment, Skip, TcpFlags};
 use crate::engine::{Config, Emitted, Engine, OrderKey, Stats, Ticker};
 use crate::flow::Limits;
 use crate::record::Record;
-use crate::source::{self, Access, Block, BlockPool, CaptureReader, Packet, SourceError};
+use crate::source::{self, Block, BlockPool, CaptureReader, Packet, SourceError};
 
 /// Frames read between two batch flushes (all workers' batches are sent together, so every
 /// worker's progress advances in step).
@@ -75,8 +75,6 @@ pub struct Options {
     pub engine: Config,
     /// Worker threads (at least 1).
     pub threads: usize,
-    /// How capture files are read (mapped or with `read()`).
-    pub access: Access,
 }
 
 /// Per-stage figures for `--stats`.
@@ -356,13 +354,10 @@ fn run_frames(
         drop(to_agg);
         drop(recycle_tx);
         let engine_limits = options.engine.limits;
-        let access = options.access;
         let reader = scope.spawn(move || {
             let batcher = Batcher::new(engine_limits, batch_senders, recycle_rx);
             match frames {
-                Frames::Files(files, progress) => {
-                    read(files, access, progress, batcher, reader_to_agg)
-                }
+                Frames::Files(files, progress) => read(files, progress, batcher, reader_to_agg),
                 Frames::Live(source) => read_live(source, batcher, reader_to_agg),
             }
         });
@@ -498,14 +493,13 @@ impl Batcher {
 /// The reader thread: files → frames → per-worker batches.
 fn read(
     files: &[PathBuf],
-    access: Access,
     progress: &Progress,
     mut b: Batcher,
     to_agg: Sender<ToAggregator>,
 ) -> ReadStats {
     let mut bytes_before = 0;
     for path in files {
-        let mut reader = match CaptureReader::open_with(path, access) {
+        let mut reader = match CaptureReader::open(path) {
             Ok(reader) => reader,
             Err(err) => {
                 let _ = to_agg.send(ToAggregator::SourceError(err));

@@ -4,7 +4,6 @@
 //! frames borrowed from one reusable buffer ([`CaptureReader::next_packet`] is a lending
 //! iterator), so reading costs no allocation or copy per packet.
 
-mod mapped;
 pub mod netmon;
 pub mod pcap;
 pub mod pcapng;
@@ -83,6 +82,9 @@ pub const MAX_CAPLEN: u32 = 256 << 20;
 
 /// Initial size of the one reusable read buffer. It grows only for a block larger than this.
 const BUF_CAPACITY: usize = 256 << 10;
+/// Most bytes one read() asks for. Reads much larger than this come back from the kernel
+/// out of the CPU caches, so walking the frames right after costs a memory stall apiece.
+const READ_CHUNK: usize = 64 << 10;
 
 /// Reads one capture file, whatever its format, as a sequence of link-layer frames.
 ///
@@ -107,23 +109,11 @@ enum Format {
 }
 
 impl CaptureReader {
-    /// Opens a capture file and reads its file header. A regular file is memory-mapped
-    /// ([`Access::Map`]); use [`CaptureReader::open_with`] to choose.
+    /// Opens a capture file and reads its file header.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
-        Self::open_with(path, Access::Map)
-    }
-
-    /// Opens a capture file, read the way `access` says (a map falls back to `read()` for
-    /// anything that is not a regular file: a pipe, a device).
-    pub fn open_with(path: &Path, access: Access) -> Result<Self, SourceError> {
-        let io_error = |e| SourceError::new(path, 0, SourceErrorKind::Io(e));
-        let file = File::open(path).map_err(io_error)?;
-        let regular = file.metadata().map_err(io_error)?.is_file();
-        let src = match access {
-            Access::Map if regular => Src::Mapped(file),
-            _ => Src::File(file),
-        };
-        Self::with_input(Input::new(path.to_path_buf(), src))
+        let file =
+            File::open(path).map_err(|e| SourceError::new(path, 0, SourceErrorKind::Io(e)))?;
+        Self::with_input(Input::new(path.to_path_buf(), Src::File(file)))
     }
 
     /// Reads a capture from any byte stream (a pipe, stdin, a decompressor). `label` names it in
@@ -220,35 +210,21 @@ impl CaptureReader {
 /// Timestamp (ns since the Unix epoch) of the first frame of a capture file, `None` if it holds
 /// no frame. Lets the engine put several rotated files into time order.
 pub fn first_timestamp(path: &Path) -> Result<Option<i64>, SourceError> {
-    // Only the first frame is wanted: no window of the file needs mapping.
-    let mut reader = CaptureReader::open_with(path, Access::Read)?;
+    let mut reader = CaptureReader::open(path)?;
     let ts = reader.next_packet()?.map(|p| p.ts_nanos);
     Ok(ts)
 }
 
-/// How a capture file's bytes reach the parsers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Access {
-    /// Memory-map the file a window at a time: no copy from the page cache (see
-    /// `source/mapped.rs` for the one hazard, a file truncated while it is read).
-    #[default]
-    Map,
-    /// `read()` into reusable buffers.
-    Read,
-}
-
-/// Where the bytes come from: a file read with `read()` (seekable), a file mapped window by
-/// window, or any stream.
+/// Where the bytes come from: a file (seekable) or any stream.
 enum Src {
     File(File),
-    Mapped(File),
     Stream(Box<dyn Read + Send>),
 }
 
 impl Read for Src {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Src::File(f) | Src::Mapped(f) => f.read(buf),
+            Src::File(f) => f.read(buf),
             Src::Stream(r) => r.read(buf),
         }
     }
@@ -261,34 +237,19 @@ impl Read for Src {
 #[derive(Debug)]
 pub struct Block {
     data: Vec<u8>,
-    /// A window of a memory-mapped file, instead of `data` (see `mapped.rs`).
-    mapped: Option<memmap2::Mmap>,
     pool: Option<Sender<Vec<u8>>>,
-}
-
-impl Block {
-    fn owned(data: Vec<u8>, pool: Option<Sender<Vec<u8>>>) -> Block {
-        Block {
-            data,
-            mapped: None,
-            pool,
-        }
-    }
 }
 
 impl std::ops::Deref for Block {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        match &self.mapped {
-            Some(map) => map,
-            None => &self.data,
-        }
+        &self.data
     }
 }
 
 impl Drop for Block {
     fn drop(&mut self) {
-        if let (Some(pool), None) = (&self.pool, &self.mapped) {
+        if let Some(pool) = &self.pool {
             let _ = pool.try_send(std::mem::take(&mut self.data));
         }
     }
@@ -326,7 +287,10 @@ impl BlockPool {
     /// Freeze a filled buffer into a shareable block; its memory returns to this pool when
     /// the block is dropped.
     pub fn seal(&self, data: Vec<u8>) -> Arc<Block> {
-        Arc::new(Block::owned(data, Some(self.returned.clone())))
+        Arc::new(Block {
+            data,
+            pool: Some(self.returned.clone()),
+        })
     }
 }
 
@@ -348,30 +312,24 @@ pub(crate) struct Input {
     base: u64,
     /// Length of the record last handed out by [`Input::take`], released by the next call.
     pending: usize,
-    /// How far into a mapped window the bytes have been prefetched.
-    prefetched: usize,
     eof: bool,
 }
 
 impl Input {
     fn new(path: PathBuf, src: Src) -> Self {
         let (pool, spare) = crossbeam_channel::bounded(POOL_BUFFERS);
-        // A mapped file never reads into this first buffer.
-        let first = if matches!(src, Src::Mapped(_)) {
-            Vec::new()
-        } else {
-            vec![0; BUF_CAPACITY]
-        };
         Input {
             path,
             src,
-            buf: Arc::new(Block::owned(first, Some(pool))),
+            buf: Arc::new(Block {
+                data: vec![0; BUF_CAPACITY],
+                pool: Some(pool),
+            }),
             spare,
             start: 0,
             end: 0,
             base: 0,
             pending: 0,
-            prefetched: 0,
             eof: false,
         }
     }
@@ -399,9 +357,6 @@ impl Input {
         if self.end - self.start >= n || self.eof {
             return Ok(self.end - self.start >= n);
         }
-        if matches!(self.src, Src::Mapped(_)) {
-            return self.fill_mapped(n);
-        }
         let shared = Arc::get_mut(&mut self.buf).is_none();
         if shared || n > self.buf.len() - self.start {
             self.move_tail_to_front(n);
@@ -416,7 +371,8 @@ impl Input {
                 let need = (self.start + n).next_power_of_two();
                 block.data.resize((block.data.len() * 2).min(need), 0);
             }
-            match self.src.read(&mut block.data[self.end..]) {
+            let chunk_end = block.data.len().min(self.end + READ_CHUNK);
+            match self.src.read(&mut block.data[self.end..chunk_end]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
@@ -427,37 +383,6 @@ impl Input {
             }
         }
         Ok(true)
-    }
-
-    /// [`Input::fill`] for a mapped file: map a new window starting at the first unread
-    /// byte, large enough for `n` bytes, up to the file's current end.
-    fn fill_mapped(&mut self, n: usize) -> Result<bool, SourceError> {
-        let Src::Mapped(file) = &self.src else {
-            return Ok(false);
-        };
-        let pos = self.base + self.start as u64;
-        let file_len = match file.metadata() {
-            Ok(m) => m.len(),
-            Err(e) => return Err(SourceError::new(&self.path, pos, SourceErrorKind::Io(e))),
-        };
-        let len = (n.max(mapped::WINDOW) as u64).min(file_len.saturating_sub(pos)) as usize;
-        if len > self.end - self.start {
-            let map = mapped::map(file, pos, len)
-                .map_err(|e| SourceError::new(&self.path, pos, SourceErrorKind::Io(e)))?;
-            self.buf = Arc::new(Block {
-                data: Vec::new(),
-                mapped: Some(map),
-                pool: None,
-            });
-            self.base = pos;
-            self.start = 0;
-            self.end = len;
-            self.prefetched = 0;
-        }
-        if len < n {
-            self.eof = true;
-        }
-        Ok(self.end - self.start >= n)
     }
 
     /// Start the buffer over with the unread bytes at its front, in room for `n` if the
@@ -479,7 +404,7 @@ impl Input {
                 }
                 data[..self.end - self.start].copy_from_slice(&self.buf[self.start..self.end]);
                 let pool = self.buf.pool.clone();
-                self.buf = Arc::new(Block::owned(data, pool));
+                self.buf = Arc::new(Block { data, pool });
             }
         }
         self.base += self.start as u64;
@@ -497,13 +422,6 @@ impl Input {
     pub(crate) fn take(&mut self, n: usize) -> &[u8] {
         let n = n.min(self.end - self.start);
         self.pending = n;
-        if self.buf.mapped.is_some() {
-            let ahead = (self.start + mapped::PREFETCH_AHEAD).min(self.end);
-            if let Some(lines) = self.buf.get(self.prefetched.max(self.start)..ahead) {
-                mapped::prefetch(lines);
-                self.prefetched = ahead;
-            }
-        }
         &self.buf[self.start..self.start + n]
     }
 
@@ -515,7 +433,7 @@ impl Input {
     /// Total length of the input. A stream (or a pipe opened by name) is read to its end into
     /// the buffer, where it stays, so that later seeks land within it.
     pub(crate) fn total_len(&mut self) -> Result<u64, SourceError> {
-        if let Src::File(f) | Src::Mapped(f) = &self.src {
+        if let Src::File(f) = &self.src {
             match f.metadata() {
                 Ok(m) if m.is_file() => return Ok(m.len()),
                 Ok(_) => {}
@@ -539,14 +457,6 @@ impl Input {
             }
         }
         match &mut self.src {
-            Src::Mapped(_) => {
-                // The next fill maps from here.
-                self.base = pos;
-                self.start = 0;
-                self.end = 0;
-                self.eof = false;
-                Ok(())
-            }
             Src::File(f) => {
                 if let Err(e) = f.seek(SeekFrom::Start(pos)) {
                     return Err(self.error(pos, SourceErrorKind::Io(e)));

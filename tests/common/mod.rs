@@ -61,7 +61,6 @@ pub fn run_threads(paths: &[PathBuf], config: Config, threads: usize) -> Run {
     let options = Options {
         engine: config,
         threads,
-        access: Default::default(),
     };
     let outcome = pipeline::run(paths, &options, &mut |r| records.push(r), &mut |e| {
         errors.push(e)
