@@ -282,7 +282,7 @@ fn capture(mib: u64) -> std::path::PathBuf {
             path.display(),
             g.packets,
             g.connections,
-            100.0 * (1.0 - (g.handshake_packets + 4 * g.connections) as f64 / g.packets as f64)
+            100.0 * (1.0 - (g.handshake_packets + 6 * g.connections) as f64 / g.packets as f64)
         );
     }
     path

@@ -464,7 +464,8 @@ fn deliver(census: &Census, targets: &[Target], table: bool) -> Result<()> {
             .with_context(|| format!("cannot write {}", target.path.display()))?;
     }
     if table {
-        let mut out = io::stdout().lock();
+        // Standard output is line-buffered: one write per line of a table thousands long.
+        let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
         report::write(census, report::Format::Table, &mut out).context("cannot write the table")?;
         out.flush().context("cannot write the table")?;
     }

@@ -110,6 +110,11 @@ impl Rng {
     }
 }
 
+/// Part of the file name: bump it whenever the bytes generated for a spec change, so a capture
+/// left by an older generator is never mistaken for the current one.
+/// v2: connections close with FINs from both sides and a last ACK, as TCP does.
+pub const GENERATOR_VERSION: u32 = 2;
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -145,6 +150,8 @@ struct Live {
     /// Progress: 0 = SYN, 1 = SYN-ACK, 2 = ACK, then payload segments, then bulk, then FIN.
     step: usize,
     bulk_left: u32,
+    /// Close progress: 0 open, 1 client FIN sent, 2 server FIN sent, 3 last ACK sent.
+    closing: u8,
 }
 
 /// Generated-capture statistics.
@@ -221,7 +228,19 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
                 }
                 (rng.below(5) == 0, ACK | PSH, &bulk[..len])
             }
-            _ => (true, FIN | ACK, &[]),
+            // The close: the client's FIN, the server's FIN, the client's last ACK.
+            _ if conn.closing == 0 => {
+                conn.closing = 1;
+                (true, FIN | ACK, &[])
+            }
+            _ if conn.closing == 1 => {
+                conn.closing = 2;
+                (false, FIN | ACK, &[])
+            }
+            _ => {
+                conn.closing = 3;
+                (true, ACK, &[])
+            }
         };
         let (src, dst) = if from_client {
             (conn.client, conn.server)
@@ -234,7 +253,7 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
         build_frame(&mut frame, src, dst, seq, ack, flags, payload);
         let advance = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
         conn.seq[dir] = seq.wrapping_add(advance);
-        let done = flags & FIN != 0;
+        let done = conn.closing == 3;
         conn.step += 1;
         if done {
             live.swap_remove(pick);
@@ -315,6 +334,7 @@ fn new_connection(rng: &mut Rng, templates: &[Template], spec: &Spec) -> Live {
         seq: [rng.next() as u32, rng.next() as u32],
         step: 0,
         bulk_left: rng.below(u64::from(spec.bulk_packets) * 2) as u32,
+        closing: 0,
     }
 }
 
@@ -363,7 +383,7 @@ pub fn ensure(spec: &Spec) -> (PathBuf, Option<Generated>) {
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).expect("target/bench");
     let path = dir.join(format!(
-        "exchange-like-{}MiB-{:x}.pcap",
+        "exchange-like-v{GENERATOR_VERSION}-{}MiB-{:x}.pcap",
         spec.target_bytes >> 20,
         spec.seed
     ));
