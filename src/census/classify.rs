@@ -92,7 +92,7 @@ impl fmt::Display for Category {
 pub fn classify<'a>(services: impl IntoIterator<Item = &'a ServiceCounts>) -> Vec<Category> {
     let mut found = [false; 5];
     for s in services {
-        found[0] |= s.max_offered.iter().any(|(v, n)| *n > 0 && below_tls12(v));
+        found[0] |= s.max_offered.iter().any(|(v, n)| n > 0 && below_tls12(v));
         found[1] |= s.server_limited > 0;
         found[2] |= s.failed > 0;
         found[3] |= s.weak_cipher > 0;

@@ -13,6 +13,7 @@
 pub mod capped;
 pub mod ciphers;
 pub mod classify;
+pub mod counts;
 pub mod latency;
 pub mod policy;
 pub mod version;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::{Outcome, Record, Sender};
 use capped::CappedSet;
 pub use classify::Category;
+pub use counts::CountMap;
 use latency::Latency;
 pub use policy::Policy;
 
@@ -120,7 +122,7 @@ pub fn parse_server(text: &str) -> Result<IpNet, String> {
 /// dereferences to, behind a `Box`.
 ///
 /// Boxed because [`Client::services`] is a B-tree, and a B-tree node has room for 11 entries
-/// from its first one: with the counts inline (some 380 bytes) every client paid about 4 KB
+/// from its first one: with the counts inline (some 340 bytes) every client paid about 4 KB
 /// for its first service. Boxed, a node is some 370 bytes and each service one box.
 /// Serialised exactly as the fields (`transparent`).
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -159,19 +161,19 @@ pub struct ServiceCountsInner {
     /// Connections (TLS handshakes and mail sessions).
     pub connections: u64,
     /// Version the server selected → connections.
-    pub negotiated: BTreeMap<String, u64>,
+    pub negotiated: CountMap,
     /// Highest version the client offered → connections.
-    pub max_offered: BTreeMap<String, u64>,
+    pub max_offered: CountMap,
     /// Mail sessions that never started TLS.
     pub plaintext: u64,
     /// Handshakes that ended in an alert or without a ServerHello.
     pub failed: u64,
     /// Why they failed (`server alert protocol_version`, `no ServerHello`) → connections.
     #[serde(default)]
-    pub failures: BTreeMap<String, u64>,
+    pub failures: CountMap,
     /// Why mail stayed in clear (`STARTTLS not offered`, `STARTTLS refused (454)`, ...).
     #[serde(default)]
-    pub plaintext_reasons: BTreeMap<String, u64>,
+    pub plaintext_reasons: CountMap,
     /// Connections whose hellos were never seen whole (capture gaps, end of capture).
     #[serde(default)]
     pub incomplete: u64,
@@ -183,7 +185,7 @@ pub struct ServiceCountsInner {
     pub weak_cipher: u64,
     /// Connections that would fail under the policy, by reason.
     #[serde(default)]
-    pub policy_failures: BTreeMap<String, u64>,
+    pub policy_failures: CountMap,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
     /// Negotiated suites (`0xc02f`).
@@ -199,12 +201,6 @@ pub struct ServiceCountsInner {
     /// Server addresses it connected to.
     #[serde(default)]
     pub servers: CappedSet,
-}
-
-fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
-    for (k, n) in from {
-        *into.entry(k.clone()).or_default() += n;
-    }
 }
 
 /// Set `a` to `b` when `b` is earlier (or `a` unset).
@@ -239,16 +235,16 @@ fn set_str(a: &mut Option<String>, b: &str) {
 impl ServiceCountsInner {
     pub fn merge(&mut self, o: &ServiceCountsInner) {
         self.connections += o.connections;
-        add_counts(&mut self.negotiated, &o.negotiated);
-        add_counts(&mut self.max_offered, &o.max_offered);
+        self.negotiated.merge(&o.negotiated);
+        self.max_offered.merge(&o.max_offered);
         self.plaintext += o.plaintext;
         self.failed += o.failed;
-        add_counts(&mut self.failures, &o.failures);
-        add_counts(&mut self.plaintext_reasons, &o.plaintext_reasons);
+        self.failures.merge(&o.failures);
+        self.plaintext_reasons.merge(&o.plaintext_reasons);
         self.incomplete += o.incomplete;
         self.server_limited += o.server_limited;
         self.weak_cipher += o.weak_cipher;
-        add_counts(&mut self.policy_failures, &o.policy_failures);
+        self.policy_failures.merge(&o.policy_failures);
         min_opt(&mut self.first_seen, o.first_seen.as_deref());
         max_opt(&mut self.last_seen, o.last_seen.as_deref());
         self.cipher_suites
@@ -350,8 +346,8 @@ pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
 pub struct ServiceSummary {
     pub clients: u64,
     pub connections: u64,
-    pub negotiated: BTreeMap<String, u64>,
-    pub max_offered: BTreeMap<String, u64>,
+    pub negotiated: CountMap,
+    pub max_offered: CountMap,
     pub plaintext: u64,
     pub failed: u64,
     pub incomplete: u64,
@@ -398,7 +394,7 @@ pub struct Census {
     pub latency_by_server: BTreeMap<IpAddr, Latency>,
     /// Hour (`2024-05-01T10:00Z`) → negotiated version (or `plaintext`, `failed`,
     /// `incomplete`) → connections.
-    pub timeline: BTreeMap<String, BTreeMap<String, u64>>,
+    pub timeline: BTreeMap<String, CountMap>,
 }
 
 impl Default for Census {
@@ -488,7 +484,7 @@ impl Census {
         let ch = record.client_hello.as_ref();
         let sh = record.server_hello.as_ref();
         if let Some(ch) = ch {
-            *s.max_offered.entry(ch.max_version.name()).or_default() += 1;
+            s.max_offered.add(&ch.max_version.name(), 1);
             if let Some(sni) = &ch.sni {
                 s.sni.add(sni, CAP_SNI);
             }
@@ -497,11 +493,11 @@ impl Census {
             }
             s.ja4.add(&ch.ja4, CAP_JA4);
             if let Some(reason) = self.config.policy.violation(ch) {
-                *s.policy_failures.entry(reason).or_default() += 1;
+                s.policy_failures.add(&reason, 1);
             }
         }
         if let Some(sh) = sh {
-            *s.negotiated.entry(sh.version.name()).or_default() += 1;
+            s.negotiated.add(&sh.version.name(), 1);
             s.cipher_suites
                 .add(&ciphers::code(sh.cipher_suite), CAP_CIPHER_SUITES);
             if ciphers::weakness(sh.cipher_suite).is_some() {
@@ -516,14 +512,12 @@ impl Census {
         let label = match record.outcome {
             Outcome::Alert | Outcome::NoServerHello => {
                 s.failed += 1;
-                *s.failures.entry(failure_reason(record)).or_default() += 1;
+                s.failures.add(&failure_reason(record), 1);
                 "failed".to_string()
             }
             Outcome::Plaintext => {
                 s.plaintext += 1;
-                *s.plaintext_reasons
-                    .entry(plaintext_reason(record))
-                    .or_default() += 1;
+                s.plaintext_reasons.add(&plaintext_reason(record), 1);
                 "plaintext".to_string()
             }
             Outcome::Incomplete => {
@@ -537,12 +531,15 @@ impl Census {
             (_, Outcome::Negotiated) => "incomplete".to_string(),
             _ => label,
         };
-        *self
-            .timeline
-            .entry(hour_of(&record.ts))
-            .or_default()
-            .entry(label)
-            .or_default() += 1;
+        let hour = hour_of(&record.ts);
+        match self.timeline.get_mut(&hour) {
+            Some(labels) => labels.add(&label, 1),
+            None => {
+                let mut labels = CountMap::new();
+                labels.add(&label, 1);
+                self.timeline.insert(hour, labels);
+            }
+        }
 
         if let Some(us) = record.handshake_us {
             match self.latency_by_service.get_mut(&record.service) {
@@ -588,7 +585,7 @@ impl Census {
                 .merge(&latency);
         }
         for (hour, labels) in other.timeline {
-            add_counts(self.timeline.entry(hour).or_default(), &labels);
+            self.timeline.entry(hour).or_default().merge(&labels);
         }
         Ok(())
     }
@@ -636,7 +633,7 @@ impl Census {
                 let mut connections = 0;
                 let (mut first_seen, mut last_seen) = (None, None);
                 for s in client.services.values() {
-                    reasons.extend(s.policy_failures.keys().cloned());
+                    reasons.extend(s.policy_failures.keys().map(str::to_string));
                     connections += s.connections;
                     min_opt(&mut first_seen, s.first_seen.as_deref());
                     max_opt(&mut last_seen, s.last_seen.as_deref());
@@ -679,8 +676,8 @@ impl Census {
                 let t = out.entry(name.clone()).or_default();
                 t.clients += 1;
                 t.connections += s.connections;
-                add_counts(&mut t.negotiated, &s.negotiated);
-                add_counts(&mut t.max_offered, &s.max_offered);
+                t.negotiated.merge(&s.negotiated);
+                t.max_offered.merge(&s.max_offered);
                 t.plaintext += s.plaintext;
                 t.failed += s.failed;
                 t.incomplete += s.incomplete;

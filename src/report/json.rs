@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::census::latency::Latency;
 use crate::census::{
-    Category, Census, CensusConfig, CensusError, Client, ClientKey, ClientSummary, Direction,
-    ServiceCounts, ServiceSummary, FORMAT_VERSION,
+    Category, Census, CensusConfig, CensusError, Client, ClientKey, ClientSummary, CountMap,
+    Direction, ServiceCounts, ServiceSummary, FORMAT_VERSION,
 };
 
 const FORMAT: &str = "tlscensus-census";
@@ -68,7 +68,7 @@ struct Out<'a> {
     summary: Summary,
     services: BTreeMap<&'a str, ServiceOut<'a>>,
     latency_by_server: &'a BTreeMap<IpAddr, Latency>,
-    timeline: &'a BTreeMap<String, BTreeMap<String, u64>>,
+    timeline: &'a BTreeMap<String, CountMap>,
     clients: Vec<ClientOut<'a>>,
 }
 
@@ -346,7 +346,7 @@ struct In {
     #[serde(default)]
     latency_by_server: BTreeMap<IpAddr, Latency>,
     #[serde(default)]
-    timeline: BTreeMap<String, BTreeMap<String, u64>>,
+    timeline: BTreeMap<String, CountMap>,
     clients: Vec<ClientIn>,
 }
 

@@ -9,12 +9,11 @@ pub mod json;
 pub mod markdown;
 pub mod table;
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::census::version::{parse_version, short};
-use crate::census::Census;
+use crate::census::{Census, CountMap};
 
 /// A report format, chosen by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +82,11 @@ pub fn write_file(census: &Census, target: &Target) -> io::Result<()> {
 }
 
 /// `1.0`, `1.0-1.3`, or `-`: the range of versions with a non-zero count.
-pub(crate) fn version_range(counts: &BTreeMap<String, u64>) -> String {
+pub(crate) fn version_range(counts: &CountMap) -> String {
     let mut versions: Vec<(u16, &str)> = counts
         .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(v, _)| (parse_version(v).unwrap_or(u16::MAX), v.as_str()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(v, _)| (parse_version(v).unwrap_or(u16::MAX), v))
         .collect();
     versions.sort();
     match (versions.first(), versions.last()) {
@@ -107,12 +106,12 @@ pub(crate) const VERSION_COLUMNS: [(&str, &[&str]); 5] = [
 ];
 
 /// Connections per version column, plus the rest (TLS 1.3 drafts, unknown codes) last.
-pub(crate) fn version_columns(counts: &BTreeMap<String, u64>) -> [u64; 6] {
+pub(crate) fn version_columns(counts: &CountMap) -> [u64; 6] {
     let mut out = [0u64; 6];
     for (v, n) in counts {
         let slot = VERSION_COLUMNS
             .iter()
-            .position(|(_, names)| names.contains(&v.as_str()))
+            .position(|(_, names)| names.contains(&v))
             .unwrap_or(5);
         out[slot] += n;
     }
@@ -125,7 +124,7 @@ pub(crate) fn ms(us: u64) -> String {
 }
 
 /// `reason: n; reason: n`.
-pub(crate) fn counted(map: &BTreeMap<String, u64>) -> String {
+pub(crate) fn counted(map: &CountMap) -> String {
     map.iter()
         .map(|(k, n)| format!("{k}: {n}"))
         .collect::<Vec<_>>()

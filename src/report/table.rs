@@ -197,7 +197,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     for c in &clients {
         for s in c.client.services.values() {
             for (r, n) in s.failures.iter().chain(&s.plaintext_reasons) {
-                *failures.entry(r.as_str()).or_default() += n;
+                *failures.entry(r).or_default() += n;
             }
         }
     }

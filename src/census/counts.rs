@@ -1,0 +1,256 @@
+//! Small maps of name → count (versions, failure reasons, policy reasons, timeline labels).
+//!
+//! A sorted boxed slice rather than a `BTreeMap<String, u64>`: each client and service has
+//! five of these maps, most holding one to three names, and a B-tree allocates a node with
+//! room for 11 entries (some 370 bytes) from its first one. A [`CountMap`] is one pointer
+//! and a length, holds exactly its entries (a name as a `Box<str>`, without a `String`'s
+//! capacity), and allocates nothing while empty. It is written and read exactly as the map
+//! was: a JSON object with the names in order.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Name → count, in name order (byte order, as a `BTreeMap<String, _>` orders them).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct CountMap(Box<[(Box<str>, u64)]>);
+
+/// [`CountMap::iter`]: (name, count) in name order.
+pub type Iter<'a> = std::iter::Map<
+    std::slice::Iter<'a, (Box<str>, u64)>,
+    fn(&'a (Box<str>, u64)) -> (&'a str, u64),
+>;
+
+impl CountMap {
+    pub fn new() -> Self {
+        CountMap::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (name, count) in name order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.0.iter().map(|(k, n)| (&**k, *n))
+    }
+
+    /// The names in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+
+    /// The counts, in name order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = u64> + ExactSizeIterator + '_ {
+        self.0.iter().map(|(_, n)| *n)
+    }
+
+    /// The count of `name`, if it is in the map (a count of 0 read from a report is).
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.find(name).ok().map(|i| self.0[i].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    /// Add `n` to the count of `name`, putting it in the map (even with `n` 0) if it is not:
+    /// `*map.entry(name).or_default() += n`.
+    pub fn add(&mut self, name: &str, n: u64) {
+        match self.find(name) {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.insert_at(i, name.into(), n),
+        }
+    }
+
+    /// Set the count of `name`, returning the one it replaces, as a map's `insert`.
+    pub fn insert(&mut self, name: String, n: u64) -> Option<u64> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, n)),
+            Err(i) => {
+                self.insert_at(i, name.into_boxed_str(), n);
+                None
+            }
+        }
+    }
+
+    /// Add every count of `other`, as [`CountMap::add`] of each of its entries.
+    pub fn merge(&mut self, other: &CountMap) {
+        if other.is_empty() {
+            return;
+        }
+        // Usually every name is here already: add in place, without reallocating.
+        if other.keys().all(|k| self.contains_key(k)) {
+            for (k, n) in other.iter() {
+                let i = self.find(k).expect("checked above");
+                self.0[i].1 += n;
+            }
+            return;
+        }
+        let mine = std::mem::take(&mut self.0).into_vec();
+        let mut out = Vec::with_capacity(mine.len() + other.len());
+        let (mut a, mut b) = (mine.into_iter().peekable(), other.0.iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (None, None) => break,
+                (Some(_), None) => a.next(),
+                (None, Some(_)) => b.next().map(|(k, n)| (k.clone(), *n)),
+                (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                    Ordering::Less => a.next(),
+                    Ordering::Greater => b.next().map(|(k, n)| (k.clone(), *n)),
+                    Ordering::Equal => {
+                        let (k, n) = a.next().expect("peeked");
+                        let (_, m) = b.next().expect("peeked");
+                        Some((k, n + m))
+                    }
+                },
+            };
+            out.extend(next);
+        }
+        self.0 = out.into_boxed_slice();
+    }
+
+    /// Where `name` is, or where it would go.
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(name))
+    }
+
+    /// Put a new entry at `i`, growing the slice by exactly one.
+    fn insert_at(&mut self, i: usize, name: Box<str>, n: u64) {
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        v.reserve_exact(1);
+        v.insert(i, (name, n));
+        self.0 = v.into_boxed_slice();
+    }
+}
+
+impl<'a> IntoIterator for &'a CountMap {
+    type Item = (&'a str, u64);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for CountMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for CountMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for CountMap {
+    /// Read as a map, so a name given twice counts as a map would count it (the last one).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+
+        impl<'de> Visitor<'de> for MapVisitor {
+            type Value = CountMap;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of names to counts")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<CountMap, A::Error> {
+                let mut entries: Vec<(Box<str>, u64)> = Vec::new();
+                let mut sorted = true;
+                while let Some((k, n)) = access.next_entry::<String, u64>()? {
+                    if let Some((last, _)) = entries.last() {
+                        sorted &= **last < *k;
+                    }
+                    entries.push((k.into_boxed_str(), n));
+                }
+                if !sorted {
+                    // Stable, so of equal names the last is kept by `dedup` below when
+                    // reversed first: keep the last given, as a map does.
+                    entries.reverse();
+                    entries.sort_by(|a, b| a.0.cmp(&b.0));
+                    entries.dedup_by(|later, earlier| later.0 == earlier.0);
+                }
+                Ok(CountMap(entries.into_boxed_slice()))
+            }
+        }
+
+        d.deserialize_map(MapVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn as_map(m: &CountMap) -> BTreeMap<String, u64> {
+        m.iter().map(|(k, n)| (k.to_string(), n)).collect()
+    }
+
+    #[test]
+    fn counts_and_merges_like_a_map() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let names: Vec<String> = (0..300)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("v{}", x % 17)
+            })
+            .collect();
+        let mut want: BTreeMap<String, u64> = BTreeMap::new();
+        let mut one = CountMap::new();
+        for (i, k) in names.iter().enumerate() {
+            let n = (i % 3) as u64;
+            *want.entry(k.clone()).or_default() += n;
+            one.add(k, n);
+        }
+        assert_eq!(as_map(&one), want);
+        assert_eq!(one.len(), want.len());
+        assert!(one.keys().zip(want.keys()).all(|(a, b)| a == b));
+        assert_eq!(one.values().sum::<u64>(), want.values().sum::<u64>());
+        for split in [0, 1, 37, 150, 299, 300] {
+            let (mut a, mut b) = (CountMap::new(), CountMap::new());
+            for (i, k) in names.iter().enumerate() {
+                if i < split { &mut a } else { &mut b }.add(k, (i % 3) as u64);
+            }
+            a.merge(&b);
+            assert_eq!(a, one, "split {split}");
+        }
+        assert_eq!(one.get("v3"), want.get("v3").copied());
+        assert_eq!(one.get("nope"), None);
+        assert_eq!(one.insert("v3".into(), 7), want.insert("v3".into(), 7));
+        assert_eq!(one.insert("zz".into(), 1), None);
+    }
+
+    #[test]
+    fn written_and_read_as_a_map() {
+        let mut m = CountMap::new();
+        for k in ["TLSv1.3", "TLSv1.0", "TLSv1.3", "\"ü\""] {
+            m.add(k, 1);
+        }
+        m.add("zero", 0);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, serde_json::to_string(&as_map(&m)).unwrap());
+        let back: CountMap = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, m);
+        let odd = r#"{"b":1,"a":2,"b":5,"c":0,"a":3}"#;
+        let want: BTreeMap<String, u64> = serde_json::from_str(odd).unwrap();
+        let got: CountMap = serde_json::from_str(odd).unwrap();
+        assert_eq!(as_map(&got), want);
+        assert_eq!(format!("{m:?}"), format!("{:?}", as_map(&m)));
+        assert_eq!(
+            std::mem::size_of::<CountMap>(),
+            2 * std::mem::size_of::<usize>()
+        );
+    }
+}
