@@ -6,11 +6,14 @@
 //!         ──batches──▶ worker 1 (own flow table) ──records──▶   reorders, writes, counts
 //! ```
 //!
-//! The reader reads each file into large buffers ([`Block`]s), slices frames out of them,
-//! decodes just enough to hash the connection's addresses and ports (symmetric, so both
-//! directions go to the same worker), and appends a small reference — block, offset, length —
-//! to that worker's batch. Frame bytes are never copied: workers parse them in the reader's
-//! buffers, which return to the reader's pool when the last batch using them is done.
+//! The reader reads each file into pooled buffers ([`Block`]s), slices frames out of them and
+//! decodes each one once (the fixed-offset fast path of [`decode::decode`] for nearly every
+//! frame), picks its worker by a symmetric hash of the connection's addresses and ports (so
+//! both directions go to the same worker), and appends the decoded TCP header with a
+//! reference to the payload — block, offset, length — to that worker's batch. Frame bytes are
+//! never copied: a worker reads payload in the reader's buffers, only for the connections
+//! whose handshake it is still parsing, and the buffers return to the reader's pool when the
+//! last batch using them is done.
 //!
 //! Each worker owns its flows, so no lock is taken per packet. Records carry an
 //! [`OrderKey`]; the aggregator releases them in that order once every worker has passed
