@@ -351,8 +351,10 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     let mut on_record = |record: Record| {
         census.add(&record);
         if !matches!(sink, Sink::None) && write_error.is_none() {
-            let line = serde_json::to_string(&record).expect("records always serialise");
-            if let Err(e) = writeln!(sink, "{line}") {
+            let written = serde_json::to_writer(&mut sink, &record)
+                .map_err(io::Error::from)
+                .and_then(|()| sink.write_all(b"\n"));
+            if let Err(e) = written {
                 write_error = Some(e);
             }
         }
