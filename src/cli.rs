@@ -348,13 +348,16 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     let policy = Policy::parse(&args.policy)?;
     let mut census = Census::new(CensusConfig::new(args.servers.clone(), policy));
     let mut write_error: Option<io::Error> = None;
+    let mut line = Vec::with_capacity(4096);
     let mut on_record = |record: Record| {
         census.add(&record);
         if !matches!(sink, Sink::None) && write_error.is_none() {
-            let written = serde_json::to_writer(&mut sink, &record)
-                .map_err(io::Error::from)
-                .and_then(|()| sink.write_all(b"\n"));
-            if let Err(e) = written {
+            // One reused line buffer, one write per record: serde_json's many small writes
+            // would each go through the sink's layers.
+            line.clear();
+            serde_json::to_writer(&mut line, &record).expect("records always serialise");
+            line.push(b'\n');
+            if let Err(e) = sink.write_all(&line) {
                 write_error = Some(e);
             }
         }
