@@ -147,7 +147,8 @@ struct Live {
     server: (IpAddr, u16),
     /// Next sequence numbers: client→server, server→client.
     seq: [u32; 2],
-    /// Progress: 0 = SYN, 1 = SYN-ACK, 2 = ACK, then payload segments, then bulk, then FIN.
+    /// Progress: 0 = SYN, 1 = SYN-ACK, 2 = ACK, then payload segments, then bulk, then the
+    /// close (`closing`).
     step: usize,
     bulk_left: u32,
     /// Close progress: 0 open, 1 client FIN sent, 2 server FIN sent, 3 last ACK sent.
