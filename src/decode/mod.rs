@@ -146,13 +146,6 @@ pub fn decode_general(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip>
     }
 }
 
-/// Addresses and ports of a frame's TCP connection (through the same fast path as
-/// [`decode`]).
-pub fn tcp_endpoints(link_type: u32, frame: &[u8]) -> Option<((IpAddr, u16), (IpAddr, u16))> {
-    let seg = decode(link_type, frame).ok()?;
-    Some(((seg.src, seg.sport), (seg.dst, seg.dport)))
-}
-
 /// A hash of a connection's addresses and ports that is the same for both directions, for
 /// sharding frames to worker threads. XOR makes it symmetric without ordering the
 /// endpoints; the multiply-and-fold spreads the bits. Fixed, so a connection goes to the same
