@@ -1,179 +1,42 @@
 //! Bounded sets of values seen (SNIs, ALPNs, JA4s, cipher suites, servers) with a count of
 //! connections per value.
 //!
-//! A set keeps the [`CappedSet::cap`] alphabetically first distinct values and counts the
+//! A set keeps the `cap` alphabetically first distinct values and counts the
 //! connections whose value is not kept in `other`. Keeping the *first by order* (not the
 //! first seen or the most frequent) makes the result independent of the order in which
 //! connections arrive, so merging two reports gives exactly the set one run over all the
 //! traffic would have kept: the kept values are the `cap` smallest of all values seen, with
 //! their exact counts, and `other` is every other connection.
 
-use std::cmp::Ordering;
-use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Index;
+use serde::{Deserialize, Serialize};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use super::counts::CountMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CappedSet {
-    /// Value → connections.
-    pub values: Values,
+    /// Value → connections, in value order (a [`CountMap`]: a set keeps a few values, at
+    /// most its cap, and is written as a JSON object like any other count map).
+    pub values: CountMap,
     /// Connections whose value fell outside the kept values.
     #[serde(default)]
     pub other: u64,
 }
 
-/// A set's kept values → connections, in value order.
-///
-/// A sorted vector rather than a `BTreeMap`: a set keeps a few values (at most its cap), and
-/// a B-tree allocates room for 11 entries (some 370 bytes) from its first one, for each of
-/// the five sets of every client and service. The vector holds just the values it has. It
-/// reads like the map (`keys`, `iter`, `get`, `values["x"]`) and is written as one, so the
-/// report is the same.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Values(Vec<(String, u64)>);
-
-/// [`Values::iter`]: (value, connections) in value order.
-pub type Iter<'a> = std::iter::Map<
-    std::slice::Iter<'a, (String, u64)>,
-    fn(&'a (String, u64)) -> (&'a String, &'a u64),
->;
-
-impl Values {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// (value, connections) in value order.
-    pub fn iter(&self) -> Iter<'_> {
-        self.0.iter().map(|(v, n)| (v, n))
-    }
-
-    /// The values in order.
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &String> + ExactSizeIterator {
-        self.0.iter().map(|(v, _)| v)
-    }
-
-    /// The connections with `value`, if it is kept.
-    pub fn get(&self, value: &str) -> Option<&u64> {
-        self.find(value).ok().map(|i| &self.0[i].1)
-    }
-
-    /// Where `value` is, or where it would go.
-    fn find(&self, value: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(v, _)| v.as_str().cmp(value))
-    }
-}
-
-impl Index<&str> for Values {
-    type Output = u64;
-
-    /// The connections with `value`; panics when it is not kept, like a map.
-    fn index(&self, value: &str) -> &u64 {
-        self.get(value).expect("value not in the set")
-    }
-}
-
-impl<'a> IntoIterator for &'a Values {
-    type Item = (&'a String, &'a u64);
-    type IntoIter = Iter<'a>;
-
-    fn into_iter(self) -> Iter<'a> {
-        self.iter()
-    }
-}
-
-impl fmt::Debug for Values {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl Serialize for Values {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for Values {
-    /// Read as a map, so a value given twice counts as a map would count it (the last one).
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<String, u64>::deserialize(d)?;
-        Ok(Values(map.into_iter().collect()))
-    }
-}
-
 impl CappedSet {
     /// Count one connection with `value`, keeping at most `cap` distinct values.
     pub fn add(&mut self, value: &str, cap: usize) {
-        match self.values.find(value) {
-            Ok(i) => self.values.0[i].1 += 1,
-            Err(i) if i < cap => {
-                // One more slot, not the doubling `insert` would do: most sets keep one
-                // or two values.
-                let values = &mut self.values.0;
-                values.reserve_exact(1);
-                values.insert(i, (value.to_string(), 1));
-                self.trim(cap);
-            }
-            // Beyond the cap it would be dropped again at once.
-            Err(_) => {
-                self.other += 1;
-                self.trim(cap);
-            }
+        match self.values.position(value) {
+            Err(i) if i >= cap => self.other += 1,
+            _ => self.values.add(value, 1),
         }
+        self.other += self.values.truncate(cap);
     }
 
-    /// Drop the largest values beyond `cap`, counting their connections in `other`.
-    fn trim(&mut self, cap: usize) {
-        while self.values.len() > cap {
-            if let Some((_, n)) = self.values.0.pop() {
-                self.other += n;
-            }
-        }
-    }
-
+    /// Add another set's counts: the union in value order, of which the first `cap` are kept
+    /// and the rest counted in `other` — what one set fed both sets' connections would hold.
     pub fn merge(&mut self, other: &CappedSet, cap: usize) {
-        let mine = std::mem::take(&mut self.values.0);
-        let theirs = &other.values.0;
-        let mut kept = Vec::with_capacity((mine.len() + theirs.len()).min(cap));
-        let (mut a, mut b) = (mine.into_iter().peekable(), theirs.iter().peekable());
-        loop {
-            let (value, n) = match (a.peek(), b.peek()) {
-                (None, None) => break,
-                (Some(_), None) => a.next().expect("peeked"),
-                (None, Some(_)) => {
-                    let (v, n) = b.next().expect("peeked");
-                    (v.clone(), *n)
-                }
-                (Some((va, _)), Some((vb, _))) => match va.cmp(vb) {
-                    Ordering::Less => a.next().expect("peeked"),
-                    Ordering::Greater => {
-                        let (v, n) = b.next().expect("peeked");
-                        (v.clone(), *n)
-                    }
-                    Ordering::Equal => {
-                        let (v, n) = a.next().expect("peeked");
-                        let (_, m) = b.next().expect("peeked");
-                        (v, n + m)
-                    }
-                },
-            };
-            // The union in order, so the first `cap` are the ones to keep.
-            if kept.len() < cap {
-                kept.push((value, n));
-            } else {
-                self.other += n;
-            }
-        }
-        kept.shrink_to_fit();
-        self.values.0 = kept;
-        self.other += other.other;
+        self.values.merge(&other.values);
+        self.other += other.other + self.values.truncate(cap);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -182,7 +45,7 @@ impl CappedSet {
 
     /// `a, b, c (+4 more connections)`.
     pub fn summary(&self) -> String {
-        let mut s = self.values.keys().cloned().collect::<Vec<_>>().join(", ");
+        let mut s = self.values.keys().collect::<Vec<_>>().join(", ");
         if self.other > 0 {
             if !s.is_empty() {
                 s.push(' ');
@@ -195,6 +58,8 @@ impl CappedSet {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -205,8 +70,8 @@ mod tests {
             one.add(v, 3);
         }
         assert_eq!(one.values.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
-        assert_eq!(one.values["a"], 2);
-        assert_eq!(one.values["b"], 2);
+        assert_eq!(one.values.get("a"), Some(2));
+        assert_eq!(one.values.get("b"), Some(2));
         assert_eq!(one.other, 3);
 
         let (mut left, mut right) = (CappedSet::default(), CappedSet::default());
@@ -232,7 +97,7 @@ mod tests {
     }
 
     fn as_map(set: &CappedSet) -> BTreeMap<String, u64> {
-        set.values.iter().map(|(v, n)| (v.clone(), *n)).collect()
+        set.values.iter().map(|(v, n)| (v.to_string(), n)).collect()
     }
 
     #[test]

@@ -116,6 +116,22 @@ impl CountMap {
         self.0 = out.into_boxed_slice();
     }
 
+    /// Keep the first `len` names, dropping the rest; returns the sum of their counts.
+    pub fn truncate(&mut self, len: usize) -> u64 {
+        if self.0.len() <= len {
+            return 0;
+        }
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        let dropped = v.drain(len..).map(|(_, n)| n).sum();
+        self.0 = v.into_boxed_slice();
+        dropped
+    }
+
+    /// Where `name` is (`Ok`), or where it would go (`Err`), in name order.
+    pub fn position(&self, name: &str) -> Result<usize, usize> {
+        self.find(name)
+    }
+
     /// Where `name` is, or where it would go.
     fn find(&self, name: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(k, _)| (**k).cmp(name))

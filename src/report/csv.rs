@@ -90,7 +90,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 .cipher_suites
                 .values
                 .keys()
-                .map(|code| ciphers::parse_code(code).map_or(code.clone(), ciphers::label))
+                .map(|code| ciphers::parse_code(code).map_or(code.to_string(), ciphers::label))
                 .collect::<Vec<_>>();
             let mut suites = suites.join("; ");
             if s.cipher_suites.other > 0 {

@@ -465,7 +465,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 .values
                 .keys()
                 .map(|code| {
-                    let label = ciphers::parse_code(code).map_or(code.clone(), ciphers::label);
+                    let label = ciphers::parse_code(code).map_or(code.to_string(), ciphers::label);
                     match ciphers::parse_code(code).and_then(ciphers::weakness) {
                         Some(w) => format!("{label} (weak: {})", ciphers::describe(w)),
                         None => label,
