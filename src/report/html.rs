@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::table::plural;
-use super::{client_label, counted, ms, short_time, version_range};
+use super::{client_label, counted, ms, short_time, version_range, Overview};
 use crate::census::{ciphers, Category, Census, ServiceSummary};
 
 /// Connection labels in chart order, with their colours.
@@ -305,12 +305,14 @@ pub fn render(census: &Census) -> String {
 
 /// Write the page, a few rows at a time: memory grows with the census, not with the page.
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
-    let clients = census.clients();
-    let services = census.services(&clients);
-    let first = clients.iter().filter_map(|c| c.first_seen.as_deref()).min();
-    let last = clients.iter().filter_map(|c| c.last_seen.as_deref()).max();
-    let would_fail = clients.iter().filter(|c| c.would_fail).count();
-    let at_risk = clients.iter().filter(|c| c.primary.is_at_risk()).count();
+    let Overview {
+        clients,
+        services,
+        first,
+        last,
+        would_fail,
+        at_risk,
+    } = Overview::of(census);
 
     let mut o = String::with_capacity(SPILL + 4 * 1024);
     o.push_str(
@@ -329,8 +331,8 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
          <code>{}</code>, <span class=\"bad\">{} would fail</span>.</p>",
         census.connections(),
         clients.len(),
-        esc(&short_time(first)),
-        esc(&short_time(last)),
+        esc(&first),
+        esc(&last),
         plural(at_risk as u64, "client"),
         esc(&census.config.policy.to_string()),
         plural(would_fail as u64, "client")

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{client_label, counted, ms, short_time, version_columns, version_range};
+use super::{client_label, counted, ms, short_time, version_columns, version_range, Overview};
 use crate::census::{Category, Census};
 
 /// Make text safe inside a Markdown table cell.
@@ -12,11 +12,14 @@ fn cell(text: &str) -> String {
 }
 
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
-    let clients = census.clients();
-    let services = census.services(&clients);
-    let first = clients.iter().filter_map(|c| c.first_seen.as_deref()).min();
-    let last = clients.iter().filter_map(|c| c.last_seen.as_deref()).max();
-    let would_fail = clients.iter().filter(|c| c.would_fail).count();
+    let Overview {
+        clients,
+        services,
+        first,
+        last,
+        would_fail,
+        ..
+    } = Overview::of(census);
 
     writeln!(out, "# TLS census")?;
     writeln!(out)?;
@@ -26,8 +29,8 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
          `{}`, **{} clients would fail**.",
         census.connections(),
         clients.len(),
-        short_time(first),
-        short_time(last),
+        first,
+        last,
         census.config.policy,
         would_fail
     )?;

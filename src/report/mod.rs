@@ -9,11 +9,12 @@ pub mod json;
 pub mod markdown;
 pub mod table;
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::census::version::{parse_version, short};
-use crate::census::{Census, CountMap};
+use crate::census::{Census, ClientSummary, CountMap, ServiceSummary};
 
 /// A report format, chosen by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +130,37 @@ pub(crate) fn counted(map: &CountMap) -> String {
         .map(|(k, n)| format!("{k}: {n}"))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// What the table, Markdown and HTML reports open with: the clients (in report order), the
+/// per-service totals, the time span and the headline counts.
+pub(crate) struct Overview<'a> {
+    pub clients: Vec<ClientSummary<'a>>,
+    pub services: BTreeMap<String, ServiceSummary>,
+    /// First and last connection, as `short_time` shows them.
+    pub first: String,
+    pub last: String,
+    pub would_fail: usize,
+    pub at_risk: usize,
+}
+
+impl<'a> Overview<'a> {
+    pub fn of(census: &'a Census) -> Self {
+        let clients = census.clients();
+        let services = census.services(&clients);
+        let first = short_time(clients.iter().filter_map(|c| c.first_seen.as_deref()).min());
+        let last = short_time(clients.iter().filter_map(|c| c.last_seen.as_deref()).max());
+        let would_fail = clients.iter().filter(|c| c.would_fail).count();
+        let at_risk = clients.iter().filter(|c| c.primary.is_at_risk()).count();
+        Overview {
+            clients,
+            services,
+            first,
+            last,
+            would_fail,
+            at_risk,
+        }
+    }
 }
 
 /// `2024-05-01 10:00:01` from an RFC 3339 timestamp (to the second, UTC).

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use super::{client_label, ms, short_time, version_columns, version_range};
+use super::{client_label, ms, version_columns, version_range, Overview};
 use crate::census::{Category, Census};
 
 /// Width the table is laid out for.
@@ -71,12 +71,14 @@ fn categories_cell(categories: &[Category], width: usize) -> String {
 }
 
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
-    let clients = census.clients();
-    let services = census.services(&clients);
-    let first = clients.iter().filter_map(|c| c.first_seen.as_deref()).min();
-    let last = clients.iter().filter_map(|c| c.last_seen.as_deref()).max();
-    let would_fail = clients.iter().filter(|c| c.would_fail).count();
-    let at_risk = clients.iter().filter(|c| c.primary.is_at_risk()).count();
+    let Overview {
+        clients,
+        services,
+        first,
+        last,
+        would_fail,
+        at_risk,
+    } = Overview::of(census);
 
     writeln!(
         out,
@@ -84,8 +86,8 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         plural(census.connections(), "connection"),
         plural(clients.len() as u64, "client"),
         at_risk,
-        short_time(first),
-        short_time(last),
+        first,
+        last,
     )?;
     writeln!(
         out,
