@@ -62,7 +62,18 @@ impl FlowKey {
     /// The key of the connection a packet from `src` to `dst` belongs to, and which side
     /// sent it.
     pub fn new(src: (IpAddr, u16), dst: (IpAddr, u16)) -> (FlowKey, Side) {
-        if src <= dst {
+        // The same order as comparing the tuples (IPv4 before IPv6, then address, then
+        // port), as integers: the derived comparison goes through byte slices and a memcmp
+        // call, a noticeable share of a packet's cost.
+        let src_first = match (src.0, dst.0) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                (u64::from(a.to_bits()) << 16 | u64::from(src.1))
+                    <= (u64::from(b.to_bits()) << 16 | u64::from(dst.1))
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => (a.to_bits(), src.1) <= (b.to_bits(), dst.1),
+            _ => src <= dst,
+        };
+        if src_first {
             (FlowKey { lo: src, hi: dst }, Side::Lo)
         } else {
             (FlowKey { lo: dst, hi: src }, Side::Hi)
@@ -214,5 +225,56 @@ impl<V> FlowTable<V> {
     /// Remove every connection (end of input).
     pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, Entry<V>)> + '_ {
         self.map.drain()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The integer comparison in `FlowKey::new` orders endpoints exactly as the standard
+    /// library orders `(IpAddr, u16)` tuples, so keys, sides and record order are unchanged.
+    #[test]
+    fn key_order_matches_tuple_order() {
+        let addresses: Vec<IpAddr> = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "10.0.0.2",
+            "10.0.1.0",
+            "192.0.2.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "2001:db8::1:0",
+            "fe80::1",
+            "ffff::",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let ports = [0u16, 1, 25, 443, 0x8000, 65535];
+        let endpoints: Vec<(IpAddr, u16)> = addresses
+            .iter()
+            .flat_map(|&a| ports.iter().map(move |&p| (a, p)))
+            .collect();
+        for &src in &endpoints {
+            for &dst in &endpoints {
+                let (key, side) = FlowKey::new(src, dst);
+                let (lo, hi, expected_side) = if src <= dst {
+                    (src, dst, Side::Lo)
+                } else {
+                    (dst, src, Side::Hi)
+                };
+                assert_eq!(
+                    (key.lo, key.hi, side),
+                    (lo, hi, expected_side),
+                    "{src:?} {dst:?}"
+                );
+                // Both directions give one key.
+                assert_eq!(FlowKey::new(dst, src).0, key);
+            }
+        }
     }
 }
