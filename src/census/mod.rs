@@ -673,7 +673,11 @@ impl Census {
         let mut out: BTreeMap<String, ServiceSummary> = BTreeMap::new();
         for c in clients {
             for (name, s) in &c.client.services {
-                let t = out.entry(name.clone()).or_default();
+                // Look up before inserting: `entry` would want an owned name every time.
+                let t = match out.get_mut(name) {
+                    Some(t) => t,
+                    None => out.entry(name.clone()).or_default(),
+                };
                 t.clients += 1;
                 t.connections += s.connections;
                 t.negotiated.merge(&s.negotiated);

@@ -21,7 +21,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -120,75 +120,150 @@ pub struct Outcome {
     pub pipeline: PipelineStats,
 }
 
-/// A frame of a batch as the reader decoded it: the TCP header fields the engine needs and
-/// where the payload lies in one of the batch's blocks. A worker touches the frame's bytes
-/// only for payload it parses; the other packets of a connection cost it a table lookup over
-/// data that arrived in its batch, not a cache miss into the frame.
+/// A frame of a batch as the reader decoded it, packed as plain integers for the trip to
+/// its worker (64 bytes; the decoded [`Segment`] with its two `IpAddr`s took 96, at odd
+/// offsets). It names where the payload lies in one of the batch's blocks, so a worker
+/// touches the frame's bytes only for payload it parses; the other packets of a connection
+/// cost it a table lookup over data that arrived in its batch.
 #[derive(Debug, Clone, Copy)]
 struct FrameRef {
+    /// Position in the input (odd; ticks take the even positions).
+    index: u64,
     ts_nanos: i64,
     frame_number: u64,
-    tcp: Result<TcpRef, Skip>,
-}
-
-/// A [`Segment`] with its payload named by block and offset instead of borrowed.
-#[derive(Debug, Clone, Copy)]
-struct TcpRef {
-    src: IpAddr,
-    dst: IpAddr,
-    sport: u16,
-    dport: u16,
+    /// IPv4: source address << 32 | destination address. Otherwise ([`FrameRef::WIDE`]):
+    /// the index of the address pair in the batch's `wide` list.
+    addresses: u64,
     seq: u32,
     ack: u32,
-    flags: TcpFlags,
-    payload_truncated: bool,
     block: u32,
     payload_start: u32,
     payload_len: u32,
+    sport: u16,
+    dport: u16,
+    /// [`FrameRef::SYN`] ... [`FrameRef::WIDE`].
+    flags: u8,
+    /// 0 for a TCP segment; otherwise 1 + the position of the [`Skip`] in [`Skip::ALL`].
+    skip: u8,
 }
 
-impl TcpRef {
-    fn new(segment: &Segment<'_>, block: u32, payload_start: usize) -> TcpRef {
-        TcpRef {
-            src: segment.src,
-            dst: segment.dst,
-            sport: segment.sport,
-            dport: segment.dport,
-            seq: segment.seq,
-            ack: segment.ack,
-            flags: segment.flags,
-            payload_truncated: segment.payload_truncated,
-            block,
-            payload_start: payload_start as u32,
-            payload_len: segment.payload.len() as u32,
+// One cache line per frame: keep it that way.
+const _: () = assert!(std::mem::size_of::<FrameRef>() == 64);
+
+impl FrameRef {
+    const SYN: u8 = 1;
+    const ACK: u8 = 2;
+    const FIN: u8 = 4;
+    const RST: u8 = 8;
+    const TRUNCATED: u8 = 16;
+    const WIDE: u8 = 32;
+
+    /// Pack a decoded frame; its payload's block and offset are set by the caller, who
+    /// knows which buffer the frame lies in. IPv6 addresses go to `wide`.
+    fn pack(
+        index: u64,
+        ts_nanos: i64,
+        frame_number: u64,
+        decoded: &Result<Segment<'_>, Skip>,
+        wide: &mut Vec<(IpAddr, IpAddr)>,
+    ) -> FrameRef {
+        let mut frame = FrameRef {
+            index,
+            ts_nanos,
+            frame_number,
+            addresses: 0,
+            seq: 0,
+            ack: 0,
+            block: 0,
+            payload_start: 0,
+            payload_len: 0,
+            sport: 0,
+            dport: 0,
+            flags: 0,
+            skip: 0,
+        };
+        let segment = match decoded {
+            Ok(segment) => segment,
+            Err(skip) => {
+                let slot = Skip::ALL.iter().position(|s| s == skip).unwrap_or(0);
+                frame.skip = 1 + slot as u8;
+                return frame;
+            }
+        };
+        let bit = |set: bool, flag: u8| if set { flag } else { 0 };
+        let f = segment.flags;
+        frame.flags = bit(f.syn, Self::SYN)
+            | bit(f.ack, Self::ACK)
+            | bit(f.fin, Self::FIN)
+            | bit(f.rst, Self::RST)
+            | bit(segment.payload_truncated, Self::TRUNCATED);
+        match (segment.src, segment.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                frame.addresses = u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits());
+            }
+            (src, dst) => {
+                frame.flags |= Self::WIDE;
+                frame.addresses = wide.len() as u64;
+                wide.push((src, dst));
+            }
         }
+        frame.seq = segment.seq;
+        frame.ack = segment.ack;
+        frame.payload_len = segment.payload.len() as u32;
+        frame.sport = segment.sport;
+        frame.dport = segment.dport;
+        frame
     }
 
-    /// The segment again, its payload borrowed from the batch's blocks.
-    fn segment<'a>(&self, blocks: &'a [Arc<Block>]) -> Segment<'a> {
+    /// The decoded frame again, its payload borrowed from the batch's blocks.
+    #[inline]
+    fn unpack<'a>(
+        &self,
+        blocks: &'a [Arc<Block>],
+        wide: &[(IpAddr, IpAddr)],
+    ) -> Result<Segment<'a>, Skip> {
+        if self.skip != 0 {
+            return Err(Skip::ALL[usize::from(self.skip - 1) % Skip::ALL.len()]);
+        }
+        let (src, dst) = if self.flags & Self::WIDE == 0 {
+            (
+                IpAddr::V4(Ipv4Addr::from_bits((self.addresses >> 32) as u32)),
+                IpAddr::V4(Ipv4Addr::from_bits(self.addresses as u32)),
+            )
+        } else {
+            // The reader filled both lists together; a missing pair would be a bug.
+            wide.get(self.addresses as usize)
+                .copied()
+                .ok_or(Skip::Malformed)?
+        };
         let start = self.payload_start as usize;
         let payload = blocks
             .get(self.block as usize)
             .and_then(|block| block.get(start..start + self.payload_len as usize))
             .unwrap_or_default();
-        Segment {
-            src: self.src,
-            dst: self.dst,
+        let flag = |flag: u8| self.flags & flag != 0;
+        Ok(Segment {
+            src,
+            dst,
             sport: self.sport,
             dport: self.dport,
             seq: self.seq,
             ack: self.ack,
-            flags: self.flags,
+            flags: TcpFlags {
+                syn: flag(Self::SYN),
+                ack: flag(Self::ACK),
+                fin: flag(Self::FIN),
+                rst: flag(Self::RST),
+            },
             payload,
-            payload_truncated: self.payload_truncated,
-        }
+            payload_truncated: flag(Self::TRUNCATED),
+        })
     }
 }
 
+/// What a worker must do between two frames of its batch.
 #[derive(Debug)]
-enum Item {
-    /// Frame at this input index.
-    Frame(u64, FrameRef),
+enum Mark {
     /// Expire idle connections (input index, capture time).
     Tick(u64, i64),
     /// Frames that follow come from this file.
@@ -199,7 +274,11 @@ enum Item {
 #[derive(Debug, Default)]
 struct Batch {
     blocks: Vec<Arc<Block>>,
-    items: Vec<Item>,
+    frames: Vec<FrameRef>,
+    /// Rare events, each with the number of frames that come before it.
+    marks: Vec<(usize, Mark)>,
+    /// Address pairs of the frames that are not IPv4 (see [`FrameRef::addresses`]).
+    wide: Vec<(IpAddr, IpAddr)>,
     /// Last input index this batch covers: the worker has seen everything up to here.
     upto: u64,
     sent: Option<Instant>,
@@ -208,8 +287,14 @@ struct Batch {
 impl Batch {
     fn clear(&mut self) {
         self.blocks.clear();
-        self.items.clear();
+        self.frames.clear();
+        self.marks.clear();
+        self.wide.clear();
         self.sent = None;
+    }
+
+    fn mark(&mut self, mark: Mark) {
+        self.marks.push((self.frames.len(), mark));
     }
 
     /// Index of `block` in this batch, adding it if it is new (frames arrive block by block,
@@ -444,7 +529,7 @@ impl Batcher {
 
     fn begin_file(&mut self, name: &Arc<str>) {
         for batch in self.batches.iter_mut() {
-            batch.items.push(Item::BeginFile(Arc::clone(name)));
+            batch.mark(Mark::BeginFile(Arc::clone(name)));
         }
     }
 
@@ -459,9 +544,7 @@ impl Batcher {
         let frame_index = 2 * self.index + 1;
         if self.ticker.due(packet.ts_nanos) {
             for batch in self.batches.iter_mut() {
-                batch
-                    .items
-                    .push(Item::Tick(2 * self.index, packet.ts_nanos));
+                batch.mark(Mark::Tick(2 * self.index, packet.ts_nanos));
             }
         }
         let decoded = decode::decode(packet.link_type, packet.data);
@@ -479,13 +562,11 @@ impl Batcher {
 
     /// Queue a routed frame; flush every worker's batch when enough have gathered.
     /// Returns whether it flushed.
-    fn push(&mut self, worker: usize, frame_index: u64, frame: FrameRef) -> bool {
-        self.batches[worker]
-            .items
-            .push(Item::Frame(frame_index, frame));
+    fn push(&mut self, worker: usize, frame: FrameRef) -> bool {
+        self.batches[worker].frames.push(frame);
         self.pending += 1;
         if self.pending >= FLUSH_EVERY {
-            self.flush(frame_index);
+            self.flush(frame.index);
             self.pending = 0;
             return true;
         }
@@ -521,35 +602,27 @@ fn read(
                 }
             };
             let (frame_index, worker, decoded) = b.route(&packet);
-            let (ts_nanos, frame_number) = (packet.ts_nanos, packet.frame_number);
-            // The payload's address and length: the packet's borrow of the reader ends here.
-            let tcp = decoded.map(|segment| {
-                let at = (segment.payload.as_ptr() as usize, segment.payload.len());
-                (at, TcpRef::new(&segment, 0, 0))
-            });
-            let tcp = match tcp {
-                Ok(((addr, len), header)) => {
-                    let Some((block, start)) = reader.block_of(addr, len) else {
-                        // Every format hands out frames from its read buffer; this would be
-                        // a bug.
-                        debug_assert!(false, "frame outside the reader's buffer");
-                        b.stats.unshareable += 1;
-                        continue;
-                    };
-                    Ok(TcpRef {
-                        block: b.batches[worker].block_index(block),
-                        payload_start: start as u32,
-                        ..header
-                    })
-                }
-                Err(skip) => Err(skip),
-            };
-            let frame = FrameRef {
-                ts_nanos,
-                frame_number,
-                tcp,
-            };
-            b.push(worker, frame_index, frame);
+            let mut frame = FrameRef::pack(
+                frame_index,
+                packet.ts_nanos,
+                packet.frame_number,
+                &decoded,
+                &mut b.batches[worker].wide,
+            );
+            // The payload's address: the packet's borrow of the reader ends here.
+            let payload_at = decoded.map(|segment| segment.payload.as_ptr() as usize);
+            if let Ok(addr) = payload_at {
+                let Some((block, start)) = reader.block_of(addr, frame.payload_len as usize) else {
+                    // Every format hands out frames from its read buffer; this would be a
+                    // bug.
+                    debug_assert!(false, "frame outside the reader's buffer");
+                    b.stats.unshareable += 1;
+                    continue;
+                };
+                frame.block = b.batches[worker].block_index(block);
+                frame.payload_start = start as u32;
+            }
+            b.push(worker, frame);
             if b.stats.frames % 4096 == 0 {
                 let bytes = bytes_before + reader.bytes_consumed();
                 progress.bytes.store(bytes, Ordering::Relaxed);
@@ -615,24 +688,26 @@ fn read_live(
             }
             let start = current.data.len();
             current.data.extend_from_slice(packet.data);
-            let tcp = decoded.map(|segment| {
+            let mut frame = FrameRef::pack(
+                frame_index,
+                packet.ts_nanos,
+                packet.frame_number,
+                &decoded,
+                &mut b.batches[worker].wide,
+            );
+            if let Ok(segment) = &decoded {
                 let next_slot = b.batches[worker].blocks.len() as u32;
-                let block = *current.users[worker].get_or_insert(next_slot);
+                frame.block = *current.users[worker].get_or_insert(next_slot);
                 // The payload's offset in the frame is its offset in the copy.
                 let offset = (segment.payload.as_ptr() as usize)
                     .saturating_sub(packet.data.as_ptr() as usize);
-                TcpRef::new(&segment, block, start + offset)
-            });
-            let frame = FrameRef {
-                ts_nanos: packet.ts_nanos,
-                frame_number: packet.frame_number,
-                tcp,
-            };
+                frame.payload_start = (start + offset) as u32;
+            }
             last_index = frame_index;
             if b.pending + 1 >= FLUSH_EVERY {
                 current.seal(&mut b.batches);
             }
-            if b.push(worker, frame_index, frame) {
+            if b.push(worker, frame) {
                 last_flush = Instant::now();
             }
         });
@@ -670,21 +745,22 @@ fn work(
     let mut collected = Collector::default();
     let mut last_progress = Instant::now();
     for mut batch in batches {
-        for item in &batch.items {
-            match item {
-                Item::Frame(index, frame) => {
-                    let segment = frame.tcp.map(|tcp| tcp.segment(&batch.blocks));
-                    engine.decoded(
-                        *index,
-                        segment.as_ref().map_err(|skip| *skip),
-                        frame.ts_nanos,
-                        frame.frame_number,
-                        &mut |e| collected.push(e),
-                    );
-                }
-                Item::Tick(index, now) => engine.tick(*index, *now, &mut |e| collected.push(e)),
-                Item::BeginFile(name) => engine.begin_file(name.to_string()),
+        let mut marks = batch.marks.iter().peekable();
+        for (position, frame) in batch.frames.iter().enumerate() {
+            while let Some((_, mark)) = marks.next_if(|(before, _)| *before <= position) {
+                apply(&mut engine, mark, &mut collected);
             }
+            let segment = frame.unpack(&batch.blocks, &batch.wide);
+            engine.decoded(
+                frame.index,
+                segment.as_ref().map_err(|skip| *skip),
+                frame.ts_nanos,
+                frame.frame_number,
+                &mut |e| collected.push(e),
+            );
+        }
+        for (_, mark) in marks {
+            apply(&mut engine, mark, &mut collected);
         }
         if let Some(sent) = batch.sent {
             let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
@@ -716,6 +792,14 @@ fn work(
         latency: Box::new(latency),
         cpu: thread_cpu_time(),
     });
+}
+
+/// Carry out a batch's mark.
+fn apply(engine: &mut Engine, mark: &Mark, collected: &mut Collector) {
+    match mark {
+        Mark::Tick(index, now) => engine.tick(*index, *now, &mut |e| collected.push(e)),
+        Mark::BeginFile(name) => engine.begin_file(name.to_string()),
+    }
 }
 
 /// A worker's records since its last report, numbered in emission order.
@@ -856,4 +940,75 @@ pub fn order_by_time(files: &[PathBuf]) -> Vec<PathBuf> {
         .collect();
     timed.sort();
     timed.into_iter().map(|(_, _, path)| path).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packing a decoded frame for its worker and unpacking it gives back exactly what the
+    /// decoder produced (every header field, the payload bytes, the skip reason), for every
+    /// frame of the sample captures and the shared corpus when it is there.
+    #[test]
+    fn frames_survive_packing() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<PathBuf> = Vec::new();
+        let mut walk = vec![root.join("pcaps"), root.join("../shared/corpus")];
+        while let Some(dir) = walk.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk.push(path);
+                } else if path
+                    .extension()
+                    .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "cap")
+                {
+                    files.push(path);
+                }
+            }
+        }
+        let (mut segments, mut wide_seen, mut skipped) = (0, 0, 0);
+        for path in &files {
+            let Ok(mut reader) = CaptureReader::open(path) else {
+                continue;
+            };
+            while let Ok(Some(packet)) = reader.next_packet() {
+                let decoded = decode::decode(packet.link_type, packet.data);
+                let mut wide = Vec::new();
+                let mut frame = FrameRef::pack(7, packet.ts_nanos, 3, &decoded, &mut wide);
+                // One block holding the frame: the payload's offset is its offset in it.
+                let block = BlockPool::new(0).seal(packet.data.to_vec());
+                if let Ok(segment) = &decoded {
+                    frame.payload_start =
+                        (segment.payload.as_ptr() as usize - packet.data.as_ptr() as usize) as u32;
+                }
+                let blocks = [block];
+                let unpacked = frame.unpack(&blocks, &wide);
+                assert_eq!(
+                    unpacked,
+                    decoded,
+                    "{} frame {}",
+                    path.display(),
+                    packet.frame_number
+                );
+                assert_eq!(
+                    (frame.index, frame.ts_nanos, frame.frame_number),
+                    (7, packet.ts_nanos, 3)
+                );
+                match decoded {
+                    Ok(_) => segments += 1,
+                    Err(_) => skipped += 1,
+                }
+                wide_seen += wide.len();
+            }
+        }
+        // The sample captures alone hold IPv4 and IPv6 segments and non-TCP frames.
+        assert!(
+            segments > 100 && wide_seen > 0 && skipped > 0,
+            "{segments} {wide_seen} {skipped}"
+        );
+    }
 }
