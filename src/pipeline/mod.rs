@@ -46,8 +46,11 @@ const QUEUE_DEPTH: usize = 4;
 const LIVE_FLUSH: Duration = Duration::from_millis(100);
 /// Live capture: size of the pooled blocks frames are copied into.
 const LIVE_BLOCK: usize = 512 << 10;
-/// Longest a worker keeps its progress to itself when it has no records to send.
+/// Longest a worker keeps its records and progress to itself (while batches arrive; a live
+/// reader sends one at least every [`LIVE_FLUSH`]).
 const PROGRESS_EVERY: Duration = Duration::from_millis(20);
+/// Records a worker sends as soon as it holds them, however recent its last message.
+const RECORDS_PER_MESSAGE: usize = 512;
 /// How often the aggregator wakes up for its `on_tick` callback when no message arrives.
 const AGGREGATOR_TICK: Duration = Duration::from_millis(100);
 
@@ -768,10 +771,12 @@ fn work(
         let upto = batch.upto;
         batch.clear();
         let _ = recycle.try_send(batch);
-        // Records go out with each batch that made some; progress alone (which lets the
-        // aggregator release other workers' records) at most every PROGRESS_EVERY, sparing
-        // the aggregator a wake-up per batch.
-        if collected.records.is_empty() && last_progress.elapsed() < PROGRESS_EVERY {
+        // Records and progress (which lets the aggregator release other workers' records)
+        // go out every PROGRESS_EVERY, or sooner when many records wait: waking the
+        // aggregator for every batch cost more CPU, in futex wake-ups and context switches
+        // on a small machine, than it does in work.
+        if collected.records.len() < RECORDS_PER_MESSAGE && last_progress.elapsed() < PROGRESS_EVERY
+        {
             continue;
         }
         last_progress = Instant::now();
