@@ -540,10 +540,11 @@ impl Batcher {
         }
     }
 
-    /// Number the next frame, queue a tick before it if one is due, decode it and pick its
-    /// worker by the connection's symmetric hash. Returns the frame's index, worker and
-    /// decoded segment.
-    fn route<'a>(&mut self, packet: &Packet<'a>) -> (u64, usize, Result<Segment<'a>, Skip>) {
+    /// Number the next frame, queue a tick before it if one is due, decode it, pick its
+    /// worker by the connection's symmetric hash and pack it for that worker. Returns the
+    /// worker, the frame (whose payload block and offset the caller sets, knowing where the
+    /// bytes lie) and, for a TCP segment, the payload's address in `packet.data`.
+    fn route(&mut self, packet: &Packet<'_>) -> (usize, FrameRef, Option<usize>) {
         let workers = self.batches.len() as u64;
         // Ticks get even indices, frames odd ones: a tick sorts before the frame it
         // precedes.
@@ -564,7 +565,17 @@ impl Batcher {
         };
         self.stats.frames += 1;
         self.stats.bytes += packet.data.len() as u64;
-        (frame_index, worker, decoded)
+        let frame = FrameRef::pack(
+            frame_index,
+            packet.ts_nanos,
+            packet.frame_number,
+            &decoded,
+            &mut self.batches[worker].wide,
+        );
+        let payload_at = decoded
+            .ok()
+            .map(|segment| segment.payload.as_ptr() as usize);
+        (worker, frame, payload_at)
     }
 
     /// Queue a routed frame; flush every worker's batch when enough have gathered.
@@ -608,17 +619,9 @@ fn read(
                     break;
                 }
             };
-            let (frame_index, worker, decoded) = b.route(&packet);
-            let mut frame = FrameRef::pack(
-                frame_index,
-                packet.ts_nanos,
-                packet.frame_number,
-                &decoded,
-                &mut b.batches[worker].wide,
-            );
-            // The payload's address: the packet's borrow of the reader ends here.
-            let payload_at = decoded.map(|segment| segment.payload.as_ptr() as usize);
-            if let Ok(addr) = payload_at {
+            let (worker, mut frame, payload_at) = b.route(&packet);
+            // The packet's borrow of the reader ends here.
+            if let Some(addr) = payload_at {
                 let Some((block, start)) = reader.block_of(addr, frame.payload_len as usize) else {
                     // Every format hands out frames from its read buffer; this would be a
                     // bug.
@@ -689,28 +692,20 @@ fn read_live(
     let mut last_flush = Instant::now();
     loop {
         let more = source.poll(&mut |packet| {
-            let (frame_index, worker, decoded) = b.route(packet);
+            let (worker, mut frame, payload_at) = b.route(packet);
             if current.data.len() + packet.data.len() > LIVE_BLOCK {
                 current.seal(&mut b.batches);
             }
             let start = current.data.len();
             current.data.extend_from_slice(packet.data);
-            let mut frame = FrameRef::pack(
-                frame_index,
-                packet.ts_nanos,
-                packet.frame_number,
-                &decoded,
-                &mut b.batches[worker].wide,
-            );
-            if let Ok(segment) = &decoded {
+            if let Some(addr) = payload_at {
                 let next_slot = b.batches[worker].blocks.len() as u32;
                 frame.block = *current.users[worker].get_or_insert(next_slot);
                 // The payload's offset in the frame is its offset in the copy.
-                let offset = (segment.payload.as_ptr() as usize)
-                    .saturating_sub(packet.data.as_ptr() as usize);
+                let offset = addr.saturating_sub(packet.data.as_ptr() as usize);
                 frame.payload_start = (start + offset) as u32;
             }
-            last_index = frame_index;
+            last_index = frame.index;
             if b.pending + 1 >= FLUSH_EVERY {
                 current.seal(&mut b.batches);
             }
