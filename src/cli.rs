@@ -479,7 +479,7 @@ pub(crate) fn default_threads() -> usize {
 /// Write the census reports, and the table to standard output when `table` is set.
 fn deliver(census: &Census, targets: &[Target], table: bool) -> Result<()> {
     // Each report file is built and synced to disk on its own thread: the syncs overlap
-    // each other and the table.
+    // each other (and, in `read`, the events file's).
     let written: Vec<io::Result<()>> = std::thread::scope(|scope| {
         let writers: Vec<_> = targets
             .iter()

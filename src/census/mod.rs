@@ -315,7 +315,9 @@ impl Row<'_> {
 /// Every (client, service) row, at risk first: by the row's primary category, then rows
 /// the policy would break, then in client order, then by service name.
 pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
-    let mut rows: Vec<(usize, Row<'a>)> = clients
+    // The key is computed once per row: comparing rows directly re-read each row's
+    // categories and re-summed its policy failures, from cold memory, at every comparison.
+    let mut rows: Vec<((Category, bool, usize), Row<'a>)> = clients
         .iter()
         .enumerate()
         .flat_map(|(i, c)| {
@@ -326,18 +328,11 @@ pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
                     counts,
                     categories: classify::classify([counts]),
                 };
-                (i, row)
+                ((row.primary(), counts.would_fail() == 0, i), row)
             })
         })
         .collect();
-    rows.sort_by(|(ia, a), (ib, b)| {
-        (a.primary(), a.counts.would_fail() == 0, ia, a.service).cmp(&(
-            b.primary(),
-            b.counts.would_fail() == 0,
-            ib,
-            b.service,
-        ))
-    });
+    rows.sort_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.service.cmp(b.service)));
     rows.into_iter().map(|(_, r)| r).collect()
 }
 
