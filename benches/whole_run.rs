@@ -383,14 +383,14 @@ fn main() {
     }
     let mut timings = best;
     for t in &mut timings {
-        t.note = if rounds > 1 {
-            format!("best of {rounds} (runs {})", t.note)
-        } else {
-            String::new()
-        };
+        let mut note = Vec::new();
         if t.name.starts_with("tlscensus") {
-            t.note = format!("{} records; {}", records.unwrap_or(0), t.note);
+            note.push(format!("{} records", records.unwrap_or(0)));
         }
+        if rounds > 1 {
+            note.push(format!("best of {rounds} (runs {})", t.note));
+        }
+        t.note = note.join("; ");
     }
     // The engine alone, after the runs above so its frames in memory do not sit beside
     // them; shown second, under the floor.

@@ -146,8 +146,8 @@ struct FrameRef {
     dport: u16,
     /// [`FrameRef::SYN`] ... [`FrameRef::WIDE`].
     flags: u8,
-    /// 0 for a TCP segment; otherwise 1 + the position of the [`Skip`] in [`Skip::ALL`].
-    skip: u8,
+    /// Why the frame is not a TCP segment, when it is not.
+    skip: Option<Skip>,
 }
 
 // One cache line per frame: keep it that way.
@@ -170,7 +170,7 @@ impl FrameRef {
         decoded: &Result<Segment<'_>, Skip>,
         wide: &mut Vec<(IpAddr, IpAddr)>,
     ) -> FrameRef {
-        let mut frame = FrameRef {
+        let empty = FrameRef {
             index,
             ts_nanos,
             frame_number,
@@ -183,39 +183,44 @@ impl FrameRef {
             sport: 0,
             dport: 0,
             flags: 0,
-            skip: 0,
+            skip: None,
         };
         let segment = match decoded {
             Ok(segment) => segment,
             Err(skip) => {
-                let slot = Skip::ALL.iter().position(|s| s == skip).unwrap_or(0);
-                frame.skip = 1 + slot as u8;
-                return frame;
+                return FrameRef {
+                    skip: Some(*skip),
+                    ..empty
+                }
             }
         };
         let bit = |set: bool, flag: u8| if set { flag } else { 0 };
         let f = segment.flags;
-        frame.flags = bit(f.syn, Self::SYN)
+        let mut flags = bit(f.syn, Self::SYN)
             | bit(f.ack, Self::ACK)
             | bit(f.fin, Self::FIN)
             | bit(f.rst, Self::RST)
             | bit(segment.payload_truncated, Self::TRUNCATED);
-        match (segment.src, segment.dst) {
+        let addresses = match (segment.src, segment.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                frame.addresses = u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits());
+                u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits())
             }
             (src, dst) => {
-                frame.flags |= Self::WIDE;
-                frame.addresses = wide.len() as u64;
+                flags |= Self::WIDE;
                 wide.push((src, dst));
+                wide.len() as u64 - 1
             }
+        };
+        FrameRef {
+            addresses,
+            seq: segment.seq,
+            ack: segment.ack,
+            payload_len: segment.payload.len() as u32,
+            sport: segment.sport,
+            dport: segment.dport,
+            flags,
+            ..empty
         }
-        frame.seq = segment.seq;
-        frame.ack = segment.ack;
-        frame.payload_len = segment.payload.len() as u32;
-        frame.sport = segment.sport;
-        frame.dport = segment.dport;
-        frame
     }
 
     /// The decoded frame again, its payload borrowed from the batch's blocks.
@@ -225,8 +230,8 @@ impl FrameRef {
         blocks: &'a [Arc<Block>],
         wide: &[(IpAddr, IpAddr)],
     ) -> Result<Segment<'a>, Skip> {
-        if self.skip != 0 {
-            return Err(Skip::ALL[usize::from(self.skip - 1) % Skip::ALL.len()]);
+        if let Some(skip) = self.skip {
+            return Err(skip);
         }
         let (src, dst) = if self.flags & Self::WIDE == 0 {
             (
