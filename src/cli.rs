@@ -309,10 +309,19 @@ fn open_sink(path: Option<&Path>) -> Result<Sink> {
 fn close_sink(sink: Sink, path: &Path) -> Result<()> {
     match sink {
         Sink::None => Ok(()),
-        Sink::Writer(mut w) => w.flush(),
+        Sink::Writer(mut w) => match w.flush() {
+            Err(e) if path == Path::new("-") && reader_left(&e) => Ok(()),
+            other => other,
+        },
         Sink::Atomic(f) => f.commit(),
     }
     .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Whether a write failed because the program reading our standard output (or a pipe)
+/// exited: `tlscensus read big.pcap | head` is not an error, as with other filters.
+pub fn reader_left(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::BrokenPipe
 }
 
 /// The engine's configuration from the port and table options `read` and `capture` share:
@@ -384,11 +393,15 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
         &mut || bar.draw(&progress),
     );
     bar.finish();
-    if let Some(err) = write_error {
-        let target = args.events.as_deref().unwrap_or(Path::new("-"));
-        return Err(err).with_context(|| format!("cannot write {}", target.display()));
-    }
     let events_on_stdout = args.events.as_deref() == Some(Path::new("-"));
+    if let Some(err) = write_error {
+        // `--events - | head`: the reader of standard output has what it wanted; the
+        // report files are still written.
+        if !(events_on_stdout && reader_left(&err)) {
+            let target = args.events.as_deref().unwrap_or(Path::new("-"));
+            return Err(err).with_context(|| format!("cannot write {}", target.display()));
+        }
+    }
     // Syncing the events file to disk waits on the device while the reports are built: the
     // two overlap.
     let (closed, delivered) = std::thread::scope(|scope| {
@@ -496,8 +509,10 @@ fn deliver(census: &Census, targets: &[Target], table: bool) -> Result<()> {
     if table {
         // Standard output is line-buffered: one write per line of a table thousands long.
         let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
-        report::write(census, report::Format::Table, &mut out).context("cannot write the table")?;
-        out.flush().context("cannot write the table")?;
+        match report::write(census, report::Format::Table, &mut out).and_then(|()| out.flush()) {
+            Err(e) if reader_left(&e) => {}
+            written => written.context("cannot write the table")?,
+        }
     }
     Ok(())
 }

@@ -82,3 +82,40 @@ fn damaged_input_still_gives_whole_outputs_and_no_temporary_files() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `tlscensus read f | head`: the reader of standard output leaving early is how filters are
+/// used, not an error, and the report files are still written whole.
+#[test]
+fn a_reader_that_leaves_early_is_not_an_error() {
+    let dir = std::env::temp_dir().join(format!("tlscensus-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sample = common::pcaps_dir().join("multi_version.pcapng");
+    for events in [false, true] {
+        let report = dir.join(format!("report-{events}.json"));
+        let mut args = vec![
+            "read".to_string(),
+            sample.display().to_string(),
+            "--report".into(),
+            report.display().to_string(),
+        ];
+        if events {
+            args.extend(["--events".into(), "-".into()]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run tlscensus");
+        // Close the pipe's only reading end before anything is written to it.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "events on stdout: {events}: {stderr}");
+        assert!(stderr.is_empty(), "events on stdout: {events}: {stderr}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).expect("report written")).unwrap();
+        assert!(json.is_object(), "{json}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
