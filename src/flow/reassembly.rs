@@ -57,8 +57,12 @@ pub struct Reassembler {
     /// overlapping (a later copy of held bytes is trimmed to what it adds).
     held: Vec<(u32, Vec<u8>)>,
     held_bytes: usize,
-    /// The last delivered bytes (at most [`RECHECK_BYTES`]), ending at `next`.
+    /// The last delivered bytes (at most [`RECHECK_BYTES`]), ending at `next`: a ring, so
+    /// that remembering a segment copies only its own bytes (no shifting of the older ones)
+    /// and is allocated once. While filling, the oldest byte is at 0; once full, at
+    /// `recent_oldest`.
     recent: Vec<u8>,
+    recent_oldest: usize,
     /// Whether any byte was delivered yet.
     delivered_any: bool,
 }
@@ -127,8 +131,41 @@ impl Reassembler {
         if first >= bytes.len() {
             return false;
         }
-        let at = kept + first - back;
-        bytes[first..] != self.recent[at..at + bytes.len() - first]
+        let (older, newer) = self.recent_range(kept + first - back, bytes.len() - first);
+        let (a, b) = bytes[first..].split_at(older.len());
+        a != older || b != newer
+    }
+
+    /// `n` kept bytes from the `at`th oldest on, as up to two pieces of the ring.
+    fn recent_range(&self, at: usize, n: usize) -> (&[u8], &[u8]) {
+        let start = (self.recent_oldest + at) % RECHECK_BYTES;
+        if start + n <= self.recent.len() {
+            (&self.recent[start..start + n], &[])
+        } else {
+            let wrapped = start + n - self.recent.len();
+            (&self.recent[start..], &self.recent[..wrapped])
+        }
+    }
+
+    /// Keep the last [`RECHECK_BYTES`] of what was delivered, `bytes` the newest.
+    fn remember(&mut self, bytes: &[u8]) {
+        let mut bytes = &bytes[bytes.len().saturating_sub(RECHECK_BYTES)..];
+        if self.recent.len() < RECHECK_BYTES {
+            if self.recent.capacity() == 0 {
+                self.recent.reserve_exact(RECHECK_BYTES);
+            }
+            let room = RECHECK_BYTES - self.recent.len();
+            let (fill, rest) = bytes.split_at(bytes.len().min(room));
+            self.recent.extend_from_slice(fill);
+            bytes = rest;
+        }
+        while !bytes.is_empty() {
+            let at = self.recent_oldest;
+            let n = (RECHECK_BYTES - at).min(bytes.len());
+            self.recent[at..at + n].copy_from_slice(&bytes[..n]);
+            self.recent_oldest = (at + n) % RECHECK_BYTES;
+            bytes = &bytes[n..];
+        }
     }
 
     /// Hold a segment that starts after `next`, minus the bytes already held (those were
@@ -267,10 +304,7 @@ impl Reassembler {
         self.delivered_any = true;
         result.delivered += bytes.len();
         self.next = self.next.map(|n| n.wrapping_add(bytes.len() as u32));
-        let keep = bytes.len().min(RECHECK_BYTES);
-        let excess = (self.recent.len() + keep).saturating_sub(RECHECK_BYTES);
-        self.recent.drain(..excess);
-        self.recent.extend_from_slice(&bytes[bytes.len() - keep..]);
+        self.remember(bytes);
     }
 
     /// Forget held bytes (the direction's handshake is decided; nothing more is needed).
@@ -278,6 +312,7 @@ impl Reassembler {
         self.held = Vec::new();
         self.held_bytes = 0;
         self.recent = Vec::new();
+        self.recent_oldest = 0;
     }
 }
 
@@ -386,5 +421,61 @@ mod tests {
             }
             assert_eq!(out, stream);
         }
+    }
+
+    /// A retransmission is flagged exactly when one of its bytes among the last
+    /// RECHECK_BYTES delivered differs from the first copy, wherever those bytes lie in the
+    /// ring of kept bytes (checked against a plain model over many segment sizes).
+    #[test]
+    fn retransmissions_checked_against_the_last_bytes_delivered() {
+        let stream: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let mut state = 0x9e37_79b9_u64;
+        let mut rand = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut flagged, mut clean) = (0, 0);
+        for _ in 0..300 {
+            let mut r = Reassembler::default();
+            r.syn(0);
+            let mut delivered = 0;
+            let mut out = Vec::new();
+            while delivered < stream.len() {
+                let end = (delivered + 1 + rand(3000)).min(stream.len());
+                collect(
+                    &mut r,
+                    1 + delivered as u32,
+                    &stream[delivered..end],
+                    &mut out,
+                );
+                delivered = end;
+                // Repeat a stretch of what was delivered, maybe with one byte changed.
+                let back = 1 + rand(delivered.min(4000));
+                let start = delivered - back;
+                let len = 1 + rand(back);
+                let mut copy = stream[start..start + len].to_vec();
+                let changed = (rand(2) == 0).then(|| rand(len));
+                if let Some(i) = changed {
+                    copy[i] ^= 0x55;
+                }
+                let got = collect(&mut r, 1 + start as u32, &copy, &mut out);
+                let kept_from = delivered.saturating_sub(RECHECK_BYTES);
+                let expected = changed.is_some_and(|i| start + i >= kept_from);
+                assert!(got.retransmitted);
+                assert_eq!(
+                    got.inconsistent, expected,
+                    "start {start} len {len} {changed:?}"
+                );
+                if expected {
+                    flagged += 1;
+                } else {
+                    clean += 1;
+                }
+            }
+            assert_eq!(out, stream);
+        }
+        assert!(flagged > 100 && clean > 100, "{flagged} {clean}");
     }
 }
