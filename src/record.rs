@@ -183,6 +183,7 @@ pub fn rfc3339(ts_nanos: i64) -> String {
 
 impl ClientHelloRecord {
     pub fn new(hello: &ClientHello) -> Self {
+        let ja3_full = fingerprint::ja3_string(hello);
         ClientHelloRecord {
             record_version: Version(hello.record_version),
             legacy_version: Version(hello.legacy_version),
@@ -199,8 +200,8 @@ impl ClientHelloRecord {
             sni: hello.sni.clone(),
             alpn: hello.alpn.clone(),
             supported_groups: hello.supported_groups.clone(),
-            ja3: fingerprint::ja3(hello),
-            ja3_full: fingerprint::ja3_string(hello),
+            ja3: fingerprint::ja3_of_string(&ja3_full),
+            ja3_full,
             ja4: fingerprint::ja4(hello, Transport::Tcp),
             sslv2_cipher_specs: hello.sslv2_cipher_specs.clone(),
         }

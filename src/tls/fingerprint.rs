@@ -50,34 +50,38 @@ impl Transport {
 /// (`sslv2_cipher_specs`, or `cipher_suites` when the parser left that empty). A caller that
 /// wants `ja3.py` parity (nDPI also prints nothing) should skip hellos with `sslv2_format` set.
 pub fn ja3_string(ch: &ClientHello) -> String {
-    let ciphers = if ch.sslv2_format {
-        if ch.sslv2_cipher_specs.is_empty() {
-            join(non_grease(&ch.cipher_suites), "-")
-        } else {
-            // `ja3.zeek` compares the 24-bit value with the 16-bit GREASE set.
-            let specs = ch.sslv2_cipher_specs.iter().copied();
-            join(
-                specs.filter(|s| u16::try_from(*s).map_or(true, |v| !is_grease(v))),
-                "-",
-            )
-        }
+    // Built in one buffer: fingerprints are made for every connection.
+    let mut out = String::with_capacity(256);
+    push_decimal(&mut out, ch.legacy_version.into());
+    out.push(',');
+    if ch.sslv2_format && !ch.sslv2_cipher_specs.is_empty() {
+        // `ja3.zeek` compares the 24-bit value with the 16-bit GREASE set.
+        let specs = ch.sslv2_cipher_specs.iter().copied();
+        push_decimals(
+            &mut out,
+            specs.filter(|s| u16::try_from(*s).map_or(true, |v| !is_grease(v))),
+        );
     } else {
-        join(non_grease(&ch.cipher_suites), "-")
-    };
-    format!(
-        "{},{},{},{},{}",
-        ch.legacy_version,
-        ciphers,
-        join(non_grease(&ch.extensions), "-"),
-        join(non_grease(&ch.supported_groups), "-"),
-        // Point formats are 8-bit, so no value can be GREASE (`ja3.py` checks and never matches).
-        join(ch.ec_point_formats.iter().copied(), "-"),
-    )
+        push_decimals(&mut out, non_grease(&ch.cipher_suites));
+    }
+    out.push(',');
+    push_decimals(&mut out, non_grease(&ch.extensions));
+    out.push(',');
+    push_decimals(&mut out, non_grease(&ch.supported_groups));
+    out.push(',');
+    // Point formats are 8-bit, so no value can be GREASE (`ja3.py` checks and never matches).
+    push_decimals(&mut out, ch.ec_point_formats.iter().copied());
+    out
 }
 
 /// JA3: lower-case hex MD5 of [`ja3_string`] (JA3 README "How it works").
 pub fn ja3(ch: &ClientHello) -> String {
-    md5_hex(&ja3_string(ch))
+    ja3_of_string(&ja3_string(ch))
+}
+
+/// JA3 from the JA3 string already built ([`ja3_string`]): records carry both.
+pub fn ja3_of_string(ja3_string: &str) -> String {
+    md5_hex(ja3_string)
 }
 
 /// The JA3S string `SSLVersion,Cipher,Extensions` (JA3 README "JA3S").
@@ -86,12 +90,13 @@ pub fn ja3(ch: &ClientHello) -> String {
 /// TLS 1.3 server reads 771. Extensions are kept as sent: neither `ja3s.py` nor `ja3s.zeek`
 /// removes GREASE on the server side.
 pub fn ja3s_string(sh: &ServerHello) -> String {
-    format!(
-        "{},{},{}",
-        sh.legacy_version,
-        sh.cipher_suite,
-        join(sh.extensions.iter().copied(), "-")
-    )
+    let mut out = String::with_capacity(64);
+    push_decimal(&mut out, sh.legacy_version.into());
+    out.push(',');
+    push_decimal(&mut out, sh.cipher_suite.into());
+    out.push(',');
+    push_decimals(&mut out, sh.extensions.iter().copied());
+    out
 }
 
 /// JA3S: lower-case hex MD5 of [`ja3s_string`].
@@ -128,30 +133,33 @@ pub fn ja4_ro(ch: &ClientHello, transport: Transport) -> String {
 /// sorted, the count is capped at 99, an empty list gives `000000000000`, and the ALPN
 /// characters follow JA4.md "ALPN Extension Value". DTLS gets `d` as in JA4.md "QUIC and DTLS".
 pub fn ja4s(sh: &ServerHello, transport: Transport) -> String {
-    let (a, b, exts) = ja4s_parts(sh, transport);
-    format!("{a}_{b}_{}", hash12(&exts))
+    let (mut out, exts) = ja4s_parts(sh, transport);
+    push_hash12(&mut out, &exts);
+    out
 }
 
 /// JA4S_r: [`ja4s`] with the extension list in clear.
 pub fn ja4s_r(sh: &ServerHello, transport: Transport) -> String {
-    let (a, b, exts) = ja4s_parts(sh, transport);
-    format!("{a}_{b}_{exts}")
+    let (mut out, exts) = ja4s_parts(sh, transport);
+    out.push_str(&exts);
+    out
 }
 
-fn ja4s_parts(sh: &ServerHello, transport: Transport) -> (String, String, String) {
+/// `JA4S_a_JA4S_b_`, and the extension list that makes `JA4S_c`.
+fn ja4s_parts(sh: &ServerHello, transport: Transport) -> (String, String) {
     let alpn = sh
         .alpn_raw
         .as_deref()
         .or(sh.alpn.as_deref().map(str::as_bytes));
-    let a = format!(
-        "{}{}{:02}{}",
-        transport.marker(),
-        version_code(sh.selected_version()),
-        sh.extensions.len().min(99),
-        alpn_chars(alpn)
-    );
-    let exts = join_hex4(sh.extensions.iter().copied());
-    (a, format!("{:04x}", sh.cipher_suite), exts)
+    let mut out = String::with_capacity(32);
+    out.push(transport.marker());
+    out.push_str(version_code(sh.selected_version()));
+    push_two_digits(&mut out, sh.extensions.len());
+    push_alpn_chars(&mut out, alpn);
+    out.push('_');
+    push_hex(&mut out, &sh.cipher_suite.to_be_bytes());
+    out.push('_');
+    (out, join_hex4(sh.extensions.iter().copied()))
 }
 
 /// The three JA4 sections before hashing.
@@ -159,10 +167,11 @@ struct Ja4Parts {
     a: String,
     /// Comma-joined 4-hex-digit ciphers.
     ciphers: String,
-    /// Comma-joined 4-hex-digit extensions.
-    exts: String,
-    /// Comma-joined signature algorithms, wire order.
-    sigs: String,
+    /// "Extension hash" input: comma-joined 4-hex-digit extensions, then `_` and the
+    /// comma-joined signature algorithms (wire order) when there are any.
+    exts_sigs: String,
+    /// Whether the extension list is empty (hashed as twelve zeros whatever the signatures).
+    no_exts: bool,
 }
 
 impl Ja4Parts {
@@ -184,15 +193,13 @@ impl Ja4Parts {
             .or(ch.alpn.first().map(|s| s.as_bytes()));
         // "Number of Ciphers" / "Number of Extensions": two digits, capped at 99, counted
         // before SNI and ALPN are taken out.
-        let a = format!(
-            "{}{}{}{:02}{:02}{}",
-            transport.marker(),
-            version_code(ch.max_version()),
-            sni,
-            ciphers.len().min(99),
-            exts.len().min(99),
-            alpn_chars(alpn)
-        );
+        let mut a = String::with_capacity(16);
+        a.push(transport.marker());
+        a.push_str(version_code(ch.max_version()));
+        a.push(sni);
+        push_two_digits(&mut a, ciphers.len());
+        push_two_digits(&mut a, exts.len());
+        push_alpn_chars(&mut a, alpn);
         if sorted {
             // "Cipher hash" / "Extension hash": hex order; SNI (0000) and ALPN (0010) are
             // already in JA4_a and are left out of JA4_c.
@@ -200,37 +207,34 @@ impl Ja4Parts {
             exts.retain(|e| *e != 0x0000 && *e != 0x0010);
             exts.sort_unstable();
         }
-        let hex = |v: Vec<u16>| join_hex4(v);
+        let mut exts_sigs = join_hex4(exts.iter().copied());
+        let mut sigs = non_grease(&ch.signature_algorithms).peekable();
+        if sigs.peek().is_some() {
+            exts_sigs.push('_');
+            push_hex4_list(&mut exts_sigs, sigs);
+        }
         Ja4Parts {
             a,
-            ciphers: hex(ciphers),
-            exts: hex(exts),
-            sigs: hex(non_grease(&ch.signature_algorithms).collect()),
-        }
-    }
-
-    /// "Extension hash": `exts_sigs`, or just `exts` when there are no signature algorithms.
-    fn exts_sigs(&self) -> String {
-        if self.sigs.is_empty() {
-            self.exts.clone()
-        } else {
-            format!("{}_{}", self.exts, self.sigs)
+            ciphers: join_hex4(ciphers.iter().copied()),
+            exts_sigs,
+            no_exts: exts.is_empty(),
         }
     }
 
     fn hashed(&self) -> String {
         // An empty cipher list, or an empty extension list, is shown as twelve zeros rather
         // than the hash of nothing ("Cipher hash", "Extension hash").
-        let c = if self.exts.is_empty() {
-            hash12("")
-        } else {
-            hash12(&self.exts_sigs())
-        };
-        format!("{}_{}_{}", self.a, hash12(&self.ciphers), c)
+        let mut out = String::with_capacity(self.a.len() + 26);
+        out.push_str(&self.a);
+        out.push('_');
+        push_hash12(&mut out, &self.ciphers);
+        out.push('_');
+        push_hash12(&mut out, if self.no_exts { "" } else { &self.exts_sigs });
+        out
     }
 
     fn raw(&self) -> String {
-        format!("{}_{}_{}", self.a, self.ciphers, self.exts_sigs())
+        format!("{}_{}_{}", self.a, self.ciphers, self.exts_sigs)
     }
 }
 
@@ -254,69 +258,83 @@ fn version_code(version: u16) -> &'static str {
 /// alphanumerics (a one-byte value is both), otherwise the first and last hex digit of the
 /// value's hex form, i.e. the high nibble of the first byte and the low nibble of the last.
 /// No ALPN, or an empty first value, gives `00`.
-fn alpn_chars(first: Option<&[u8]>) -> String {
+fn push_alpn_chars(out: &mut String, first: Option<&[u8]>) {
     let Some((&head, rest)) = first.and_then(<[u8]>::split_first) else {
-        return "00".to_owned();
+        out.push_str("00");
+        return;
     };
     let tail = rest.last().copied().unwrap_or(head);
     if head.is_ascii_alphanumeric() && tail.is_ascii_alphanumeric() {
-        [char::from(head), char::from(tail)].iter().collect()
+        out.push(char::from(head));
+        out.push(char::from(tail));
     } else {
-        format!("{:x}{:x}", head >> 4, tail & 0x0f)
+        out.push(char::from(HEX[usize::from(head >> 4)]));
+        out.push(char::from(HEX[usize::from(tail & 0x0f)]));
     }
+}
+
+/// A count as two decimal digits, capped at 99 (JA4's cipher and extension counts).
+fn push_two_digits(out: &mut String, n: usize) {
+    let n = n.min(99) as u8;
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// First 12 lower-case hex digits of SHA256, or `000000000000` for an empty list (JA4.md
 /// "Cipher hash", "Extension hash").
-fn hash12(list: &str) -> String {
+fn push_hash12(out: &mut String, list: &str) {
     if list.is_empty() {
-        return "0".repeat(12);
+        out.push_str("000000000000");
+        return;
     }
-    memo(list, Digest::Sha256, |list| {
-        let mut hex = String::with_capacity(64);
-        push_hex(&mut hex, &Sha256::digest(list.as_bytes()));
-        hex.truncate(12);
-        hex
-    })
+    memo(out, list, Digest::Sha256, |list, hex| {
+        push_hex(hex, &Sha256::digest(list.as_bytes())[..6]);
+    });
 }
 
 fn md5_hex(s: &str) -> String {
-    memo(s, Digest::Md5, |s| {
-        let mut hex = String::with_capacity(32);
-        push_hex(&mut hex, &Md5::digest(s.as_bytes()));
-        hex
-    })
+    let mut out = String::with_capacity(32);
+    memo(&mut out, s, Digest::Md5, |s, hex| {
+        push_hex(hex, &Md5::digest(s.as_bytes()));
+    });
+    out
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy)]
 enum Digest {
-    Md5,
-    Sha256,
+    Md5 = 0,
+    Sha256 = 1,
 }
 
 /// Digests memoised per thread. The same client software sends the same hello thousands of
 /// times a day, so most fingerprints repeat; keyed by the exact input, a hit is always right.
-/// Bounded: the memo is emptied when it reaches [`MEMO_CAP`] entries.
-const MEMO_CAP: usize = 4096;
+/// Bounded: a digest's memo is emptied when it reaches [`MEMO_CAP`] entries.
+const MEMO_CAP: usize = 2048;
+
+/// One map per digest, keyed by the input itself so that a hit is looked up without building
+/// a key.
+type Memo = std::collections::HashMap<String, String, foldhash::fast::RandomState>;
 
 thread_local! {
-    static MEMO: std::cell::RefCell<
-        std::collections::HashMap<(Digest, String), String, foldhash::fast::RandomState>,
-    > = std::cell::RefCell::default();
+    static MEMO: std::cell::RefCell<[Memo; 2]> = std::cell::RefCell::default();
 }
 
-fn memo(input: &str, digest: Digest, compute: impl FnOnce(&str) -> String) -> String {
-    MEMO.with_borrow_mut(|memo| {
-        let key = (digest, input.to_string());
-        if let Some(hit) = memo.get(&key) {
-            return hit.clone();
+/// Append the digest of `input` to `out`: the memoised one, or `compute`'s (which appends it
+/// to the buffer it is given).
+fn memo(out: &mut String, input: &str, digest: Digest, compute: impl FnOnce(&str, &mut String)) {
+    MEMO.with_borrow_mut(|memos| {
+        let memo = &mut memos[digest as usize];
+        if let Some(hit) = memo.get(input) {
+            out.push_str(hit);
+            return;
         }
         if memo.len() >= MEMO_CAP {
             memo.clear();
         }
-        let value = compute(input);
-        memo.insert(key, value.clone());
-        value
+        let mut value = String::new();
+        compute(input, &mut value);
+        out.push_str(&value);
+        memo.insert(input.to_owned(), value);
     })
 }
 
@@ -334,45 +352,62 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 /// Values as 4-digit lower-case hex joined by commas (JA4's lists).
 fn join_hex4(values: impl IntoIterator<Item = u16>) -> String {
     let mut out = String::with_capacity(128);
+    push_hex4_list(&mut out, values);
+    out
+}
+
+fn push_hex4_list(out: &mut String, values: impl IntoIterator<Item = u16>) {
     for (i, v) in values.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        push_hex(&mut out, &v.to_be_bytes());
+        push_hex(out, &v.to_be_bytes());
     }
-    out
 }
 
 fn non_grease(values: &[u16]) -> impl Iterator<Item = u16> + '_ {
     values.iter().copied().filter(|v| !is_grease(*v))
 }
 
-/// Decimal values joined by `sep` (JA3's lists).
-fn join<T: Into<u64>>(items: impl IntoIterator<Item = T>, sep: &str) -> String {
-    let mut out = String::with_capacity(256);
-    let mut digits = [0u8; 20];
+/// Decimal values joined by `-` (JA3's lists).
+fn push_decimals<T: Into<u64>>(out: &mut String, items: impl IntoIterator<Item = T>) {
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
-            out.push_str(sep);
+            out.push('-');
         }
-        let mut v: u64 = item.into();
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        out.extend(digits[at..].iter().map(|d| char::from(*d)));
+        push_decimal(out, item.into());
     }
-    out
+}
+
+fn push_decimal(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|d| char::from(*d)));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alpn_chars(first: Option<&[u8]>) -> String {
+        let mut out = String::new();
+        push_alpn_chars(&mut out, first);
+        out
+    }
+
+    fn hash12(list: &str) -> String {
+        let mut out = String::new();
+        push_hash12(&mut out, list);
+        out
+    }
 
     /// The example of JA4.md "Example" / "Raw Output" (GREASE added to check it is ignored).
     fn ja4_md_example() -> ClientHello {
