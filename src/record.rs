@@ -4,6 +4,7 @@
 //! written `SSLv2` … `TLSv1.3`, any other value as its hex code (`0x7f1c`); cipher suites,
 //! extension types and groups are numbers, as on the wire.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +18,9 @@ use crate::tls::hello::{is_grease, ClientHello, ServerHello};
 pub struct Version(pub u16);
 
 impl Version {
-    pub fn name(self) -> String {
+    /// `TLSv1.2`, or the hex code of a version without a name (`0x7f1c`). Borrowed for the
+    /// named ones: the census names two versions per connection.
+    pub fn name(self) -> Cow<'static, str> {
         match self.0 {
             0x0002 => "SSLv2".into(),
             0x0300 => "SSLv3".into(),
@@ -25,7 +28,7 @@ impl Version {
             0x0302 => "TLSv1.1".into(),
             0x0303 => "TLSv1.2".into(),
             0x0304 => "TLSv1.3".into(),
-            other => format!("{other:#06x}"),
+            other => format!("{other:#06x}").into(),
         }
     }
 }

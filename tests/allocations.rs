@@ -230,7 +230,9 @@ fn syn_flood_is_evicted_and_real_handshakes_survive() {
         let record = found.unwrap_or_else(|| panic!("{} lost in the flood", want["scenario"]));
         assert_eq!(
             record.server_hello.as_ref().map(|s| s.version.name()),
-            want["negotiated_version"].as_str().map(String::from),
+            want["negotiated_version"]
+                .as_str()
+                .map(std::borrow::Cow::from),
             "{}",
             want["scenario"]
         );

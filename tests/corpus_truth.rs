@@ -57,7 +57,7 @@ struct TruthStream {
 
 fn version_name(hex: &Value) -> String {
     let code = u16::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
-    Version(code).name()
+    Version(code).name().into_owned()
 }
 
 fn hex_list(values: &Value) -> Vec<u64> {
@@ -84,7 +84,7 @@ fn truth_max_version(ch: &Value) -> String {
         .filter(|v| !is_grease(*v))
         .collect();
     match offered.iter().max() {
-        Some(max) => Version(*max as u16).name(),
+        Some(max) => Version(*max as u16).name().into_owned(),
         None => version_name(&ch["client_version"]),
     }
 }

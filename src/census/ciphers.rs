@@ -171,10 +171,20 @@ pub fn describe(weakness: Weakness) -> String {
 
 /// A suite's code as written in reports: `0xc02f` (`0x010080` for SSL 2.0 specs).
 pub fn code(suite: u32) -> String {
-    if suite > 0xffff {
-        format!("{suite:#08x}")
-    } else {
-        format!("{suite:#06x}")
+    Code(suite).to_string()
+}
+
+/// [`code`] as a `Display`, to write it without a `String`.
+pub struct Code(pub u32);
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let suite = self.0;
+        if suite > 0xffff {
+            write!(f, "{suite:#08x}")
+        } else {
+            write!(f, "{suite:#06x}")
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod latency;
 pub mod policy;
 pub mod version;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
@@ -399,11 +400,33 @@ impl Default for Census {
 }
 
 /// `2024-05-01T10:00Z` from an RFC 3339 timestamp.
-fn hour_of(ts: &str) -> String {
-    match ts.get(..13) {
-        Some(hour) => format!("{hour}:00Z"),
-        None => ts.to_string(),
+/// `2024-03-01T14:00Z` for a record time `2024-03-01T14:27:03.512Z`, built in `buf` (the
+/// census looks it up once per record); a time too short to cut stays as it is.
+fn hour_of<'a>(ts: &'a str, buf: &'a mut [u8; HOUR_LEN]) -> &'a str {
+    let Some(hour) = ts.get(..13) else {
+        return ts;
+    };
+    buf[..13].copy_from_slice(hour.as_bytes());
+    buf[13..].copy_from_slice(b":00Z");
+    std::str::from_utf8(buf).unwrap_or(ts)
+}
+
+/// Length of an [`hour_of`] key.
+const HOUR_LEN: usize = 17;
+
+/// Format into a stack buffer and hand `f` the text: the census formats an address and a
+/// suite code for every record only to look them up. Longer text goes through a `String`.
+fn with_formatted<R>(args: std::fmt::Arguments<'_>, f: impl FnOnce(&str) -> R) -> R {
+    use std::io::Write as _;
+    let mut buf = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    if cursor.write_fmt(args).is_ok() {
+        let len = cursor.position() as usize;
+        if let Ok(text) = std::str::from_utf8(&buf[..len]) {
+            return f(text);
+        }
     }
+    f(&args.to_string())
 }
 
 fn failure_reason(record: &Record) -> String {
@@ -474,7 +497,9 @@ impl Census {
         s.connections += 1;
         min_opt(&mut s.first_seen, Some(&record.ts));
         max_opt(&mut s.last_seen, Some(&record.ts));
-        s.servers.add(&record.server.ip.to_string(), CAP_SERVERS);
+        with_formatted(format_args!("{}", record.server.ip), |ip| {
+            s.servers.add(ip, CAP_SERVERS)
+        });
 
         let ch = record.client_hello.as_ref();
         let sh = record.server_hello.as_ref();
@@ -493,8 +518,9 @@ impl Census {
         }
         if let Some(sh) = sh {
             s.negotiated.add(&sh.version.name(), 1);
-            s.cipher_suites
-                .add(&ciphers::code(sh.cipher_suite), CAP_CIPHER_SUITES);
+            with_formatted(format_args!("{}", ciphers::Code(sh.cipher_suite)), |code| {
+                s.cipher_suites.add(code, CAP_CIPHER_SUITES)
+            });
             if ciphers::weakness(sh.cipher_suite).is_some() {
                 s.weak_cipher += 1;
             }
@@ -504,35 +530,34 @@ impl Census {
                 }
             }
         }
-        let label = match record.outcome {
+        let label: Cow<'static, str> = match record.outcome {
             Outcome::Alert | Outcome::NoServerHello => {
                 s.failed += 1;
                 s.failures.add(&failure_reason(record), 1);
-                "failed".to_string()
+                "failed".into()
             }
             Outcome::Plaintext => {
                 s.plaintext += 1;
                 s.plaintext_reasons.add(&plaintext_reason(record), 1);
-                "plaintext".to_string()
+                "plaintext".into()
             }
             Outcome::Incomplete => {
                 s.incomplete += 1;
-                "incomplete".to_string()
+                "incomplete".into()
             }
-            Outcome::Negotiated => String::new(),
+            Outcome::Negotiated => match sh {
+                Some(sh) => sh.version.name(),
+                None => "incomplete".into(),
+            },
         };
-        let label = match (sh, record.outcome) {
-            (Some(sh), Outcome::Negotiated) => sh.version.name(),
-            (_, Outcome::Negotiated) => "incomplete".to_string(),
-            _ => label,
-        };
-        let hour = hour_of(&record.ts);
-        match self.timeline.get_mut(&hour) {
+        let mut hour_buf = [0u8; HOUR_LEN];
+        let hour = hour_of(&record.ts, &mut hour_buf);
+        match self.timeline.get_mut(hour) {
             Some(labels) => labels.add(&label, 1),
             None => {
                 let mut labels = CountMap::new();
                 labels.add(&label, 1);
-                self.timeline.insert(hour, labels);
+                self.timeline.insert(hour.to_owned(), labels);
             }
         }
 
@@ -741,6 +766,11 @@ mod tests {
 
     #[test]
     fn hours() {
-        assert_eq!(hour_of("2024-05-01T10:23:45.123456Z"), "2024-05-01T10:00Z");
+        let mut buf = [0u8; HOUR_LEN];
+        assert_eq!(
+            hour_of("2024-05-01T10:23:45.123456Z", &mut buf),
+            "2024-05-01T10:00Z"
+        );
+        assert_eq!(hour_of("2024-05-01", &mut buf), "2024-05-01");
     }
 }

@@ -5,7 +5,7 @@ use crate::record::Version;
 pub const TLS12: u16 = 0x0303;
 
 pub fn version_name(code: u16) -> String {
-    Version(code).name()
+    Version(code).name().into_owned()
 }
 
 /// `TLSv1.2` (also `TLS1.2`, `1.2`), `SSLv3`, `SSLv2`, or a hex code `0x7f12`.
