@@ -18,6 +18,7 @@
 //! cargo bench --bench whole_run -- --mib 1900   # the 1.9 GB case of issue #5
 //! cargo bench --bench whole_run -- --mib 1900 --no-tshark   # without tshark's minutes
 //! cargo bench --bench whole_run -- --mib 1900 --engine-mib 256   # engine line on 256 MiB
+//! cargo bench --bench whole_run -- --mib 190 --bulk 0   # handshakes only (a mail relay's mix)
 //! ```
 //!
 //! Memory sweep (issue #5: the same peak memory on a file 10x smaller or larger): for each
@@ -270,10 +271,12 @@ fn arg<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// The generated capture of `mib` MiB (the generator's target), made if missing.
-fn capture(mib: u64) -> std::path::PathBuf {
+/// The generated capture of `mib` MiB (the generator's target) with `bulk` application-data
+/// packets per connection on average, made if missing.
+fn capture(mib: u64, bulk: u32) -> std::path::PathBuf {
     let spec = gen::Spec {
         target_bytes: mib << 20,
+        bulk_packets: bulk,
         ..gen::Spec::default()
     };
     let (path, generated) = gen::ensure(&spec);
@@ -313,7 +316,10 @@ fn main() {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(3)
         .max(1);
-    let path = capture(mib);
+    let bulk = arg(&args, "--bulk")
+        .map(|v| v.parse::<u32>().expect("--bulk takes a packet count"))
+        .unwrap_or(gen::Spec::default().bulk_packets);
+    let path = capture(mib, bulk);
     let file = path.to_str().expect("utf-8 path");
     // Warm the page cache.
     let packets = floor(&path);
@@ -385,7 +391,9 @@ fn main() {
     for t in &mut timings {
         let mut note = Vec::new();
         if t.name.starts_with("tlscensus") {
-            note.push(format!("{} records", records.unwrap_or(0)));
+            let records = records.unwrap_or(0);
+            let rate = records as f64 / t.wall.as_secs_f64() / 1000.0;
+            note.push(format!("{records} records ({rate:.0} k/s)"));
         }
         if rounds > 1 {
             note.push(format!("best of {rounds} (runs {})", t.note));
@@ -463,7 +471,7 @@ fn sweep(sizes: &[u64]) {
     let tlscensus = env!("CARGO_BIN_EXE_tlscensus");
     let mut rows = Vec::new();
     for &mib in sizes {
-        let path = capture(mib);
+        let path = capture(mib, gen::Spec::default().bulk_packets);
         let file = path.to_str().expect("utf-8 path");
         let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
         let packets = floor(&path);

@@ -383,8 +383,14 @@ pub fn ensure(spec: &Spec) -> (PathBuf, Option<Generated>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).expect("target/bench");
+    // The default mix keeps its historical name; another bulk figure is part of the name.
+    let bulk = if spec.bulk_packets == Spec::default().bulk_packets {
+        String::new()
+    } else {
+        format!("-bulk{}", spec.bulk_packets)
+    };
     let path = dir.join(format!(
-        "exchange-like-v{GENERATOR_VERSION}-{}MiB-{:x}.pcap",
+        "exchange-like-v{GENERATOR_VERSION}-{}MiB{bulk}-{:x}.pcap",
         spec.target_bytes >> 20,
         spec.seed
     ));
