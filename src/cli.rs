@@ -310,7 +310,7 @@ fn close_sink(sink: Sink, path: &Path) -> Result<()> {
     match sink {
         Sink::None => Ok(()),
         Sink::Writer(mut w) => match w.flush() {
-            Err(e) if path == Path::new("-") && reader_left(&e) => Ok(()),
+            Err(e) if reader_left(&e) => Ok(()),
             other => other,
         },
         Sink::Atomic(f) => f.commit(),
@@ -395,9 +395,9 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     bar.finish();
     let events_on_stdout = args.events.as_deref() == Some(Path::new("-"));
     if let Some(err) = write_error {
-        // `--events - | head`: the reader of standard output has what it wanted; the
-        // report files are still written.
-        if !(events_on_stdout && reader_left(&err)) {
+        // `--events - | head` (or a named pipe whose reader left): the reader of the events
+        // has what it wanted; the report files are still written.
+        if !reader_left(&err) {
             let target = args.events.as_deref().unwrap_or(Path::new("-"));
             return Err(err).with_context(|| format!("cannot write {}", target.display()));
         }

@@ -119,3 +119,47 @@ fn a_reader_that_leaves_early_is_not_an_error() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same for events written to a named pipe whose reader goes away: the reports are
+/// still written and the run ends well.
+#[test]
+fn an_events_pipe_whose_reader_leaves_is_not_an_error() {
+    let dir = std::env::temp_dir().join(format!("tlscensus-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("events.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no mkfifo on this system");
+        return;
+    }
+    let report = dir.join("report.json");
+    // Every sample capture: more events than one buffer holds, so some are written (and
+    // fail) while the files are read, not only at the end.
+    let mut samples: Vec<_> = std::fs::read_dir(common::pcaps_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    samples.sort();
+    let child = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+        .arg("read")
+        .args(&samples)
+        .arg("--events")
+        .arg(&fifo)
+        .arg("--report")
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tlscensus");
+    // Open the pipe (which lets tlscensus's open return) and close it unread.
+    drop(std::fs::File::open(&fifo).expect("open the pipe"));
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report written")).unwrap();
+    assert!(json.is_object(), "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -399,7 +399,6 @@ impl Default for Census {
     }
 }
 
-/// `2024-05-01T10:00Z` from an RFC 3339 timestamp.
 /// `2024-03-01T14:00Z` for a record time `2024-03-01T14:27:03.512Z`, built in `buf` (the
 /// census looks it up once per record); a time too short to cut stays as it is.
 fn hour_of<'a>(ts: &'a str, buf: &'a mut [u8; HOUR_LEN]) -> &'a str {
