@@ -392,16 +392,20 @@ mod tests {
 
     /// Model check: any permutation of segments (with duplicates) yields the original stream,
     /// checked against the obvious answer.
-    #[test]
-    fn permutations_match_the_model() {
-        let stream: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut state = 0x2545_f491_u64;
-        let mut rand = move |n: usize| {
+    /// A seeded xorshift generator: `rand(n)` is in `0..n`, the same sequence every run.
+    fn xorshift(mut state: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             (state % n as u64) as usize
-        };
+        }
+    }
+
+    #[test]
+    fn permutations_match_the_model() {
+        let stream: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut rand = xorshift(0x2545_f491);
         for _ in 0..500 {
             let mut cuts: Vec<usize> = (0..8).map(|_| rand(stream.len())).collect();
             cuts.extend([0, stream.len()]);
@@ -429,13 +433,7 @@ mod tests {
     #[test]
     fn retransmissions_checked_against_the_last_bytes_delivered() {
         let stream: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 251) as u8).collect();
-        let mut state = 0x9e37_79b9_u64;
-        let mut rand = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rand = xorshift(0x9e37_79b9);
         let (mut flagged, mut clean) = (0, 0);
         for _ in 0..300 {
             let mut r = Reassembler::default();
