@@ -110,12 +110,7 @@ fn a_reader_that_leaves_early_is_not_an_error() {
         // Close the pipe's only reading end before anything is written to it.
         drop(child.stdout.take());
         let out = child.wait_with_output().expect("wait");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "events on stdout: {events}: {stderr}");
-        assert!(stderr.is_empty(), "events on stdout: {events}: {stderr}");
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).expect("report written")).unwrap();
-        assert!(json.is_object(), "{json}");
+        assert_ended_well(&out, &report, &format!("events on stdout: {events}"));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -155,11 +150,16 @@ fn an_events_pipe_whose_reader_leaves_is_not_an_error() {
     // Open the pipe (which lets tlscensus's open return) and close it unread.
     drop(std::fs::File::open(&fifo).expect("open the pipe"));
     let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.is_empty(), "{stderr}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).expect("report written")).unwrap();
-    assert!(json.is_object(), "{json}");
+    assert_ended_well(&out, &report, "events to a named pipe");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Status 0, nothing on standard error, and a whole JSON report at `report`.
+fn assert_ended_well(out: &std::process::Output, report: &std::path::Path, case: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{case}: {stderr}");
+    assert!(stderr.is_empty(), "{case}: {stderr}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report).expect("report written")).unwrap();
+    assert!(json.is_object(), "{case}: {json}");
 }
