@@ -13,12 +13,7 @@ fn fast_path_agrees_with_the_decoder_everywhere() {
         .into_iter()
         .map(|(p, _)| corpus.join(p))
         .collect();
-    files.extend(
-        std::fs::read_dir(common::pcaps_dir())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng")),
-    );
+    files.extend(common::own_captures());
     let mut compared = 0u64;
     for path in files {
         let Ok(mut reader) = CaptureReader::open(&path) else {

@@ -130,12 +130,7 @@ fn an_events_pipe_whose_reader_leaves_is_not_an_error() {
     let report = dir.join("report.json");
     // Every sample capture: more events than one buffer holds, so some are written (and
     // fail) while the files are read, not only at the end.
-    let mut samples: Vec<_> = std::fs::read_dir(common::pcaps_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-        .collect();
-    samples.sort();
+    let samples = common::own_captures();
     let child = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
         .arg("read")
         .args(&samples)

@@ -237,13 +237,7 @@ fn all_captures() -> Vec<PathBuf> {
         .into_iter()
         .map(|(path, _)| corpus.join(path))
         .collect();
-    let mut own: Vec<PathBuf> = std::fs::read_dir(common::pcaps_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
-        .collect();
-    own.sort();
-    files.extend(own);
+    files.extend(common::own_captures());
     files
 }
 

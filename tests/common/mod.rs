@@ -24,6 +24,17 @@ pub fn pcaps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps")
 }
 
+/// The pcap and pcapng files of `pcaps/`, in name order.
+pub fn own_captures() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pcaps_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Corpus captures listed in MANIFEST.tsv: (local path, row as column → value).
 pub fn manifest() -> Vec<(String, std::collections::HashMap<String, String>)> {
     let text = std::fs::read_to_string(corpus_dir().join("MANIFEST.tsv")).unwrap();
