@@ -2,6 +2,10 @@
 //!
 //! * the floor — a bare read of the file with a large buffer that walks every record and
 //!   touches every packet;
+//! * the reader alone — what tlscensus's reader thread does to every frame (its capture
+//!   reader, the decoder, the shard hash) on one thread, with no hand-off to workers: the
+//!   serial stage's own cost, against which the reader thread's CPU time in the pipeline
+//!   (noted on the tlscensus lines, from `--stats`) shows what the hand-off adds;
 //! * the engine alone, as one worker thread runs it, on the first 512 MiB of the file held
 //!   in memory (no pipeline, no I/O: best of 3 runs);
 //! * tlscensus with 1 and 2 worker threads;
@@ -44,6 +48,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tlscensus::decode;
 use tlscensus::engine::{Config, Emitted, Engine, Ticker};
 use tlscensus::source::{CaptureReader, Packet};
 
@@ -53,6 +58,8 @@ struct Timing {
     /// Packets the run covered (the whole file, except for the in-memory engine run).
     packets: u64,
     peak_rss_kib: Option<u64>,
+    /// tlscensus: the reader thread's CPU time (from `--stats`), least over the rounds.
+    reader_cpu: Option<f64>,
     note: String,
 }
 
@@ -159,6 +166,7 @@ fn engine_in_memory(path: &Path, limit: u64) -> Timing {
         wall: best.expect("three runs"),
         packets: frames.meta.len() as u64,
         peak_rss_kib: None,
+        reader_cpu: None,
         note: format!(
             "best of 3 (runs {} s); first {:.0} MiB of the file, {} packets, {} records",
             runs.join(", "),
@@ -217,6 +225,30 @@ fn floor(path: &Path) -> u64 {
     packets
 }
 
+/// The reader alone: every frame of the file through tlscensus's capture reader, the decoder
+/// and the shard hash, on this thread, handed to no one. Returns the number of packets.
+fn reader_alone(path: &Path) -> u64 {
+    let mut reader = CaptureReader::open(path).expect("capture");
+    let (mut packets, mut sum) = (0u64, 0u64);
+    while let Some(packet) = reader.next_packet().expect("readable capture") {
+        packets += 1;
+        if let Ok(segment) = decode::decode(packet.link_type, packet.data) {
+            sum = sum.wrapping_add(decode::shard_hash(&segment));
+        }
+    }
+    black_box(sum);
+    packets
+}
+
+/// The reader thread's CPU seconds from the `--stats` lines on `stderr`.
+fn reader_cpu(stderr: &str) -> Option<f64> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu reader"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|secs| secs.parse().ok())
+}
+
 /// Run a command under `/usr/bin/time` for its peak memory; returns wall time, peak RSS and
 /// standard output.
 fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
@@ -249,6 +281,7 @@ fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
             wall,
             packets: 0,
             peak_rss_kib: peak,
+            reader_cpu: reader_cpu(&stderr),
             note: String::new(),
         },
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -337,6 +370,10 @@ fn main() {
     let mut keep = |timing: Timing| match best.iter_mut().find(|t| t.name == timing.name) {
         Some(kept) => {
             kept.peak_rss_kib = kept.peak_rss_kib.max(timing.peak_rss_kib);
+            kept.reader_cpu = match (kept.reader_cpu, timing.reader_cpu) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if timing.wall < kept.wall {
                 kept.wall = timing.wall;
             }
@@ -358,6 +395,17 @@ fn main() {
             wall: started.elapsed(),
             packets,
             peak_rss_kib: None,
+            reader_cpu: None,
+            note: String::new(),
+        });
+        let started = Instant::now();
+        assert_eq!(reader_alone(&path), packets);
+        keep(Timing {
+            name: "reader alone (1 thread)".into(),
+            wall: started.elapsed(),
+            packets,
+            peak_rss_kib: None,
+            reader_cpu: None,
             note: String::new(),
         });
         for threads in ["1", "2"] {
@@ -366,7 +414,15 @@ fn main() {
             let run = timed(
                 &format!("tlscensus --threads {threads}"),
                 tlscensus,
-                &["read", file, "--threads", threads, "--events", events],
+                &[
+                    "read",
+                    file,
+                    "--threads",
+                    threads,
+                    "--events",
+                    events,
+                    "--stats",
+                ],
             );
             if let Some((mut timing, _)) = run {
                 timing.packets = packets;
@@ -394,6 +450,9 @@ fn main() {
             let records = records.unwrap_or(0);
             let rate = records as f64 / t.wall.as_secs_f64() / 1000.0;
             note.push(format!("{records} records ({rate:.0} k/s)"));
+            if let Some(cpu) = t.reader_cpu {
+                note.push(format!("reader thread {cpu:.3} CPU-s"));
+            }
         }
         if rounds > 1 {
             note.push(format!("best of {rounds} (runs {})", t.note));
@@ -401,8 +460,8 @@ fn main() {
         t.note = note.join("; ");
     }
     // The engine alone, after the runs above so its frames in memory do not sit beside
-    // them; shown second, under the floor.
-    timings.insert(1, engine_in_memory(&path, engine_mib << 20));
+    // them; shown under the floor and the reader.
+    timings.insert(2, engine_in_memory(&path, engine_mib << 20));
     let skip_tshark = args.iter().any(|a| a == "--no-tshark");
     if skip_tshark {
         println!("tshark skipped (--no-tshark)");
