@@ -63,6 +63,20 @@ struct Timing {
     note: String,
 }
 
+impl Timing {
+    /// A run timed in this process: nothing known but its wall time.
+    fn in_process(name: &str, wall: Duration, packets: u64) -> Timing {
+        Timing {
+            name: name.to_string(),
+            wall,
+            packets,
+            peak_rss_kib: None,
+            reader_cpu: None,
+            note: String::new(),
+        }
+    }
+}
+
 /// One frame held in memory: what [`Packet`] carries, with its bytes in [`Frames::bytes`].
 struct FrameMeta {
     ts_nanos: i64,
@@ -161,20 +175,19 @@ fn engine_in_memory(path: &Path, limit: u64) -> Timing {
         runs.push(format!("{:.3}", wall.as_secs_f64()));
         best = Some(best.map_or(wall, |b| b.min(wall)));
     }
-    Timing {
-        name: "engine, 1 worker (in memory)".into(),
-        wall: best.expect("three runs"),
-        packets: frames.meta.len() as u64,
-        peak_rss_kib: None,
-        reader_cpu: None,
-        note: format!(
-            "best of 3 (runs {} s); first {:.0} MiB of the file, {} packets, {} records",
-            runs.join(", "),
-            frames.file_bytes as f64 / 1048576.0,
-            frames.meta.len(),
-            records.unwrap_or(0)
-        ),
-    }
+    let packets = frames.meta.len() as u64;
+    let mut timing = Timing::in_process(
+        "engine, 1 worker (in memory)",
+        best.expect("three runs"),
+        packets,
+    );
+    timing.note = format!(
+        "best of 3 (runs {} s); first {:.0} MiB of the file, {packets} packets, {} records",
+        runs.join(", "),
+        frames.file_bytes as f64 / 1048576.0,
+        records.unwrap_or(0)
+    );
+    timing
 }
 
 /// Lines in a file, counted without holding it in memory.
@@ -370,10 +383,11 @@ fn main() {
     let mut keep = |timing: Timing| match best.iter_mut().find(|t| t.name == timing.name) {
         Some(kept) => {
             kept.peak_rss_kib = kept.peak_rss_kib.max(timing.peak_rss_kib);
-            kept.reader_cpu = match (kept.reader_cpu, timing.reader_cpu) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            kept.reader_cpu = kept
+                .reader_cpu
+                .into_iter()
+                .chain(timing.reader_cpu)
+                .reduce(f64::min);
             if timing.wall < kept.wall {
                 kept.wall = timing.wall;
             }
@@ -390,24 +404,18 @@ fn main() {
         let started = Instant::now();
         let counted = floor(&path);
         assert_eq!(counted, packets);
-        keep(Timing {
-            name: "floor (read + walk)".into(),
-            wall: started.elapsed(),
+        keep(Timing::in_process(
+            "floor (read + walk)",
+            started.elapsed(),
             packets,
-            peak_rss_kib: None,
-            reader_cpu: None,
-            note: String::new(),
-        });
+        ));
         let started = Instant::now();
         assert_eq!(reader_alone(&path), packets);
-        keep(Timing {
-            name: "reader alone (1 thread)".into(),
-            wall: started.elapsed(),
+        keep(Timing::in_process(
+            "reader alone (1 thread)",
+            started.elapsed(),
             packets,
-            peak_rss_kib: None,
-            reader_cpu: None,
-            note: String::new(),
-        });
+        ));
         for threads in ["1", "2"] {
             let events = std::env::temp_dir().join("tlscensus-bench-events.jsonl");
             let events = events.to_str().expect("utf-8 path");
