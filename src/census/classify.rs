@@ -90,23 +90,61 @@ impl fmt::Display for Category {
 /// Every category that applies to a client with these per-service counts, most severe
 /// first; `[Ok]` when none does.
 pub fn classify<'a>(services: impl IntoIterator<Item = &'a ServiceCounts>) -> Vec<Category> {
-    let mut found = [false; 5];
-    for s in services {
-        found[0] |= s.max_offered.iter().any(|(v, n)| n > 0 && below_tls12(v));
-        found[1] |= s.server_limited > 0;
-        found[2] |= s.failed > 0;
-        found[3] |= s.weak_cipher > 0;
-        found[4] |= s.plaintext > 0;
+    Found::of(services).categories()
+}
+
+/// Which categories apply, as one bit per category in severity order: computed once per
+/// client and service and combined with `|`, since the reports ask for the categories of
+/// every client, of every client on each service, and of each service's clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Found(u8);
+
+impl Found {
+    /// The categories that apply to one client on one service.
+    pub fn service(s: &ServiceCounts) -> Found {
+        let bit = |set: bool, category: Category| if set { 1u8 << category as u8 } else { 0 };
+        Found(
+            bit(
+                s.max_offered.iter().any(|(v, n)| n > 0 && below_tls12(v)),
+                Category::LegacyOnly,
+            ) | bit(s.server_limited > 0, Category::ServerLimited)
+                | bit(s.failed > 0, Category::Failing)
+                | bit(s.weak_cipher > 0, Category::WeakCipher)
+                | bit(s.plaintext > 0, Category::NoTls),
+        )
     }
-    let categories: Vec<Category> = Category::ALL
-        .iter()
-        .zip(found)
-        .filter(|(_, f)| *f)
-        .map(|(c, _)| *c)
-        .collect();
-    if categories.is_empty() {
-        vec![Category::Ok]
-    } else {
-        categories
+
+    /// The categories that apply to a client with these per-service counts.
+    pub fn of<'a>(services: impl IntoIterator<Item = &'a ServiceCounts>) -> Found {
+        services
+            .into_iter()
+            .fold(Found::default(), |found, s| found | Found::service(s))
+    }
+
+    /// The most severe category that applies; `Ok` when none does.
+    pub fn primary(self) -> Category {
+        Category::ALL
+            .into_iter()
+            .find(|c| self.0 & (1 << *c as u8) != 0)
+            .unwrap_or(Category::Ok)
+    }
+
+    /// Every category that applies, most severe first; `[Ok]` when none does.
+    pub fn categories(self) -> Vec<Category> {
+        if self.0 == 0 {
+            return vec![Category::Ok];
+        }
+        Category::ALL
+            .into_iter()
+            .filter(|c| self.0 & (1 << *c as u8) != 0)
+            .collect()
+    }
+}
+
+impl std::ops::BitOr for Found {
+    type Output = Found;
+
+    fn bitor(self, other: Found) -> Found {
+        Found(self.0 | other.0)
     }
 }

@@ -19,7 +19,7 @@ pub mod policy;
 pub mod version;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{Outcome, Record, Sender};
 use capped::CappedSet;
-pub use classify::Category;
+pub use classify::{Category, Found};
 pub use counts::CountMap;
 use latency::Latency;
 pub use policy::Policy;
@@ -291,10 +291,10 @@ pub struct ClientSummary<'a> {
     pub primary: Category,
     pub would_fail: bool,
     /// Why it would fail under the policy.
-    pub would_fail_reasons: Vec<String>,
+    pub would_fail_reasons: Vec<&'a str>,
     pub connections: u64,
-    pub first_seen: Option<String>,
-    pub last_seen: Option<String>,
+    pub first_seen: Option<&'a str>,
+    pub last_seen: Option<&'a str>,
 }
 
 /// One client on one service: the unit of the tables, CSV and HTML rows.
@@ -327,13 +327,15 @@ pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
                     client: c,
                     service: name.as_str(),
                     counts,
-                    categories: classify::classify([counts]),
+                    categories: Found::service(counts).categories(),
                 };
                 ((row.primary(), counts.would_fail() == 0, i), row)
             })
         })
         .collect();
-    rows.sort_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.service.cmp(b.service)));
+    // A client's index and a service name are unique together: the unstable sort gives the
+    // one order.
+    rows.sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.service.cmp(b.service)));
     rows.into_iter().map(|(_, r)| r).collect()
 }
 
@@ -647,30 +649,39 @@ impl Census {
             .clients
             .iter()
             .map(|(key, client)| {
-                let categories = classify::classify(client.services.values());
-                let mut reasons = BTreeSet::new();
+                let mut found = Found::default();
+                let mut reasons: Vec<&str> = Vec::new();
                 let mut connections = 0;
-                let (mut first_seen, mut last_seen) = (None, None);
+                let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
                 for s in client.services.values() {
-                    reasons.extend(s.policy_failures.keys().map(str::to_string));
+                    found = found | Found::service(s);
+                    reasons.extend(s.policy_failures.keys());
                     connections += s.connections;
-                    min_opt(&mut first_seen, s.first_seen.as_deref());
-                    max_opt(&mut last_seen, s.last_seen.as_deref());
+                    if let Some(f) = s.first_seen.as_deref() {
+                        first_seen = Some(first_seen.map_or(f, |m| m.min(f)));
+                    }
+                    if let Some(l) = s.last_seen.as_deref() {
+                        last_seen = Some(last_seen.map_or(l, |m| m.max(l)));
+                    }
                 }
+                reasons.sort_unstable();
+                reasons.dedup();
                 ClientSummary {
                     key: *key,
                     client,
-                    primary: categories[0],
-                    categories,
+                    primary: found.primary(),
+                    categories: found.categories(),
                     would_fail: !reasons.is_empty(),
-                    would_fail_reasons: reasons.into_iter().collect(),
+                    would_fail_reasons: reasons,
                     connections,
                     first_seen,
                     last_seen,
                 }
             })
             .collect();
-        out.sort_by(|a, b| {
+        // Client keys are unique, so no two clients compare equal: the unstable sort gives
+        // the one order.
+        out.sort_unstable_by(|a, b| {
             (
                 a.primary,
                 !a.would_fail,
@@ -705,7 +716,7 @@ impl Census {
                 t.failed += s.failed;
                 t.incomplete += s.incomplete;
                 // The client's category on this service alone.
-                let primary = classify::classify([s])[0];
+                let primary = Found::service(s).primary();
                 *t.primary.entry(primary).or_default() += 1;
                 let failing = s.would_fail();
                 if failing > 0 {

@@ -53,7 +53,7 @@ struct ClientOut<'a> {
     categories: &'a [Category],
     primary: Category,
     would_fail: bool,
-    would_fail_reasons: &'a [String],
+    would_fail_reasons: &'a [&'a str],
     connections: u64,
     first_seen: Option<&'a str>,
     last_seen: Option<&'a str>,
@@ -78,12 +78,12 @@ fn summary(census: &Census, clients: &[ClientSummary<'_>]) -> Summary {
     let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
     for c in clients {
         *primary.entry(c.primary).or_default() += 1;
-        if let Some(f) = c.first_seen.as_deref() {
+        if let Some(f) = c.first_seen {
             if first_seen.is_none_or(|x| f < x) {
                 first_seen = Some(f);
             }
         }
-        if let Some(l) = c.last_seen.as_deref() {
+        if let Some(l) = c.last_seen {
             if last_seen.is_none_or(|x| l > x) {
                 last_seen = Some(l);
             }
@@ -110,8 +110,8 @@ fn client_out<'a>(c: &'a ClientSummary<'a>) -> ClientOut<'a> {
         would_fail: c.would_fail,
         would_fail_reasons: &c.would_fail_reasons,
         connections: c.connections,
-        first_seen: c.first_seen.as_deref(),
-        last_seen: c.last_seen.as_deref(),
+        first_seen: c.first_seen,
+        last_seen: c.last_seen,
         services: &c.client.services,
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::census::version::{parse_version, short};
+use crate::census::version::{parse_version, push_short};
 use crate::census::{Census, ClientSummary, CountMap, ServiceSummary};
 
 /// A report format, chosen by the file's extension.
@@ -84,16 +84,29 @@ pub fn write_file(census: &Census, target: &Target) -> io::Result<()> {
 
 /// `1.0`, `1.0-1.3`, or `-`: the range of versions with a non-zero count.
 pub(crate) fn version_range(counts: &CountMap) -> String {
-    let mut versions: Vec<(u16, &str)> = counts
+    let mut text = String::new();
+    push_version_range(&mut text, counts);
+    text
+}
+
+/// [`version_range`], appended to `text` (the table writes thousands of them).
+pub(crate) fn push_version_range(text: &mut String, counts: &CountMap) {
+    // Oldest and newest by code, unknown names last, ties by name.
+    let mut versions = counts
         .iter()
         .filter(|(_, n)| *n > 0)
-        .map(|(v, _)| (parse_version(v).unwrap_or(u16::MAX), v))
-        .collect();
-    versions.sort();
-    match (versions.first(), versions.last()) {
-        (Some(lo), Some(hi)) if lo.0 == hi.0 => short(lo.1),
-        (Some(lo), Some(hi)) => format!("{}-{}", short(lo.1), short(hi.1)),
-        _ => "-".into(),
+        .map(|(name, _)| (parse_version(name).unwrap_or(u16::MAX), name));
+    let range = versions
+        .next()
+        .map(|first| versions.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))));
+    match range {
+        Some((lo, hi)) if lo.0 == hi.0 => push_short(text, lo.1),
+        Some((lo, hi)) => {
+            push_short(text, lo.1);
+            text.push('-');
+            push_short(text, hi.1);
+        }
+        None => text.push('-'),
     }
 }
 
@@ -148,8 +161,8 @@ impl<'a> Overview<'a> {
     pub fn of(census: &'a Census) -> Self {
         let clients = census.clients();
         let services = census.services(&clients);
-        let first = short_time(clients.iter().filter_map(|c| c.first_seen.as_deref()).min());
-        let last = short_time(clients.iter().filter_map(|c| c.last_seen.as_deref()).max());
+        let first = short_time(clients.iter().filter_map(|c| c.first_seen).min());
+        let last = short_time(clients.iter().filter_map(|c| c.last_seen).max());
         let would_fail = clients.iter().filter(|c| c.would_fail).count();
         let at_risk = clients.iter().filter(|c| c.primary.is_at_risk()).count();
         Overview {
@@ -174,8 +187,17 @@ pub(crate) fn short_time(ts: Option<&str>) -> String {
 
 /// The client as one short string: `192.0.2.1` or `192.0.2.1 via 10.0.0.9`.
 pub(crate) fn client_label(key: &crate::census::ClientKey) -> String {
+    let mut text = String::new();
+    push_client_label(&mut text, key);
+    text
+}
+
+/// [`client_label`], appended to `text`.
+pub(crate) fn push_client_label(text: &mut String, key: &crate::census::ClientKey) {
+    use std::fmt::Write as _;
+    let fits = "formatting into a String cannot fail";
     match key.via {
-        Some(via) => format!("{} via {via}", key.ip),
-        None => key.ip.to_string(),
+        Some(via) => write!(text, "{} via {via}", key.ip).expect(fits),
+        None => write!(text, "{}", key.ip).expect(fits),
     }
 }

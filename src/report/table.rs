@@ -3,10 +3,11 @@
 //! (long IPv6 addresses push their line further).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::{client_label, ms, version_columns, version_range, Overview};
-use crate::census::{Category, Census};
+use super::{ms, push_client_label, push_version_range, version_columns, Overview};
+use crate::census::{Category, Census, Row};
 
 /// Width the table is laid out for.
 pub const WIDTH: usize = 100;
@@ -68,6 +69,52 @@ fn categories_cell(categories: &[Category], width: usize) -> String {
         cell.push_str(&format!(",+{}", categories.len() - shown));
     }
     cell
+}
+
+/// Pad what was appended to `text` since `start` with spaces to `width` characters, as
+/// `{:<width}` does.
+fn pad(text: &mut String, start: usize, width: usize) {
+    let written = text[start..].chars().count();
+    text.extend(std::iter::repeat_n(' ', width.saturating_sub(written)));
+}
+
+/// One client-and-service line of the table (the client's address on a line of its own
+/// first when it is wider than its column).
+fn row_line(text: &mut String, row: &Row<'_>, categories_width: usize) {
+    let s = row.counts;
+    let fits = "formatting into a String cannot fail";
+    let mut start = text.len();
+    push_client_label(text, &row.client.key);
+    if text.len() - start > 24 {
+        // A long address (IPv6, or a client behind a load balancer) gets its own line.
+        text.push('\n');
+        start = text.len();
+    }
+    pad(text, start, 24);
+    text.push(' ');
+    let start = text.len();
+    text.push_str(row.client.key.direction.short());
+    pad(text, start, 3);
+    text.push(' ');
+    let start = text.len();
+    text.push_str(row.service);
+    pad(text, start, 12);
+    write!(text, " {:>6} ", s.connections).expect(fits);
+    let start = text.len();
+    push_version_range(text, &s.max_offered);
+    pad(text, start, 8);
+    text.push(' ');
+    let start = text.len();
+    push_version_range(text, &s.negotiated);
+    pad(text, start, 8);
+    write!(text, " {:>5} {:>5} ", s.failed, s.plaintext).expect(fits);
+    text.push_str(if s.would_fail() > 0 {
+        "yes   "
+    } else {
+        "no    "
+    });
+    text.push_str(&categories_cell(&row.categories, categories_width));
+    text.push('\n');
 }
 
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
@@ -157,35 +204,23 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     )?;
     // CATEGORIES starts after the fixed columns; the rest of the width is theirs.
     let categories_width = WIDTH - 85;
+    // Rows are laid out in one text buffer, written out every 64 KiB: a `writeln!` per row
+    // to the output costs a call through it per field and per padding space.
+    let mut text = String::with_capacity(72 << 10);
     for row in crate::census::rows(&clients) {
-        let s = row.counts;
-        let mut label = client_label(&row.client.key);
-        if label.len() > 24 {
-            // A long address (IPv6, or a client behind a load balancer) gets its own line.
-            writeln!(out, "{label}")?;
-            label.clear();
+        row_line(&mut text, &row, categories_width);
+        if text.len() >= 64 << 10 {
+            out.write_all(text.as_bytes())?;
+            text.clear();
         }
-        writeln!(
-            out,
-            "{:<24} {:<3} {:<12} {:>6} {:<8} {:<8} {:>5} {:>5} {:<5} {}",
-            label,
-            row.client.key.direction.short(),
-            row.service,
-            s.connections,
-            version_range(&s.max_offered),
-            version_range(&s.negotiated),
-            s.failed,
-            s.plaintext,
-            if s.would_fail() > 0 { "yes" } else { "no" },
-            categories_cell(&row.categories, categories_width),
-        )?;
     }
+    out.write_all(text.as_bytes())?;
 
     // Why the policy would break clients, and why handshakes fail.
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     for c in &clients {
         for r in &c.would_fail_reasons {
-            *reasons.entry(r.as_str()).or_default() += 1;
+            *reasons.entry(r).or_default() += 1;
         }
     }
     if !reasons.is_empty() {
