@@ -297,6 +297,40 @@ pub struct ClientSummary<'a> {
     pub last_seen: Option<&'a str>,
 }
 
+impl<'a> ClientSummary<'a> {
+    /// Classify one client.
+    fn of(key: ClientKey, client: &'a Client) -> Self {
+        let mut found = Found::default();
+        let mut reasons: Vec<&str> = Vec::new();
+        let mut connections = 0;
+        let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
+        for s in client.services.values() {
+            found = found | Found::service(s);
+            reasons.extend(s.policy_failures.keys());
+            connections += s.connections;
+            if let Some(f) = s.first_seen.as_deref() {
+                first_seen = Some(first_seen.map_or(f, |m| m.min(f)));
+            }
+            if let Some(l) = s.last_seen.as_deref() {
+                last_seen = Some(last_seen.map_or(l, |m| m.max(l)));
+            }
+        }
+        reasons.sort_unstable();
+        reasons.dedup();
+        ClientSummary {
+            key,
+            client,
+            primary: found.primary(),
+            categories: found.categories(),
+            would_fail: !reasons.is_empty(),
+            would_fail_reasons: reasons,
+            connections,
+            first_seen,
+            last_seen,
+        }
+    }
+}
+
 /// One client on one service: the unit of the tables, CSV and HTML rows.
 #[derive(Debug, Clone)]
 pub struct Row<'a> {
@@ -648,36 +682,7 @@ impl Census {
         let mut out: Vec<ClientSummary<'_>> = self
             .clients
             .iter()
-            .map(|(key, client)| {
-                let mut found = Found::default();
-                let mut reasons: Vec<&str> = Vec::new();
-                let mut connections = 0;
-                let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
-                for s in client.services.values() {
-                    found = found | Found::service(s);
-                    reasons.extend(s.policy_failures.keys());
-                    connections += s.connections;
-                    if let Some(f) = s.first_seen.as_deref() {
-                        first_seen = Some(first_seen.map_or(f, |m| m.min(f)));
-                    }
-                    if let Some(l) = s.last_seen.as_deref() {
-                        last_seen = Some(last_seen.map_or(l, |m| m.max(l)));
-                    }
-                }
-                reasons.sort_unstable();
-                reasons.dedup();
-                ClientSummary {
-                    key: *key,
-                    client,
-                    primary: found.primary(),
-                    categories: found.categories(),
-                    would_fail: !reasons.is_empty(),
-                    would_fail_reasons: reasons,
-                    connections,
-                    first_seen,
-                    last_seen,
-                }
-            })
+            .map(|(key, client)| ClientSummary::of(*key, client))
             .collect();
         // Client keys are unique, so no two clients compare equal: the unstable sort gives
         // the one order.
