@@ -87,12 +87,6 @@ impl fmt::Display for Category {
     }
 }
 
-/// Every category that applies to a client with these per-service counts, most severe
-/// first; `[Ok]` when none does.
-pub fn classify<'a>(services: impl IntoIterator<Item = &'a ServiceCounts>) -> Vec<Category> {
-    Found::of(services).categories()
-}
-
 /// Which categories apply, as one bit per category in severity order: computed once per
 /// client and service and combined with `|`, since the reports ask for the categories of
 /// every client, of every client on each service, and of each service's clients.
@@ -112,13 +106,6 @@ impl Found {
                 | bit(s.weak_cipher > 0, Category::WeakCipher)
                 | bit(s.plaintext > 0, Category::NoTls),
         )
-    }
-
-    /// The categories that apply to a client with these per-service counts.
-    pub fn of<'a>(services: impl IntoIterator<Item = &'a ServiceCounts>) -> Found {
-        services
-            .into_iter()
-            .fold(Found::default(), |found, s| found | Found::service(s))
     }
 
     /// The most severe category that applies; `Ok` when none does.

@@ -71,50 +71,45 @@ fn categories_cell(categories: &[Category], width: usize) -> String {
     cell
 }
 
-/// Pad what was appended to `text` since `start` with spaces to `width` characters, as
-/// `{:<width}` does.
-fn pad(text: &mut String, start: usize, width: usize) {
-    let written = text[start..].chars().count();
-    text.extend(std::iter::repeat_n(' ', width.saturating_sub(written)));
+/// Text reused from row to row, so that laying a row out allocates nothing.
+#[derive(Default)]
+struct Cells {
+    label: String,
+    offered: String,
+    got: String,
 }
 
-/// One client-and-service line of the table (the client's address on a line of its own
-/// first when it is wider than its column).
-fn row_line(text: &mut String, row: &Row<'_>, categories_width: usize) {
+/// Append one client-and-service line of the table (the client's address on a line of its
+/// own first when it is wider than its column).
+fn row_line(text: &mut String, cells: &mut Cells, row: &Row<'_>, categories_width: usize) {
     let s = row.counts;
-    let fits = "formatting into a String cannot fail";
-    let mut start = text.len();
-    push_client_label(text, &row.client.key);
-    if text.len() - start > 24 {
+    cells.label.clear();
+    push_client_label(&mut cells.label, &row.client.key);
+    if cells.label.len() > 24 {
         // A long address (IPv6, or a client behind a load balancer) gets its own line.
+        text.push_str(&cells.label);
         text.push('\n');
-        start = text.len();
+        cells.label.clear();
     }
-    pad(text, start, 24);
-    text.push(' ');
-    let start = text.len();
-    text.push_str(row.client.key.direction.short());
-    pad(text, start, 3);
-    text.push(' ');
-    let start = text.len();
-    text.push_str(row.service);
-    pad(text, start, 12);
-    write!(text, " {:>6} ", s.connections).expect(fits);
-    let start = text.len();
-    push_version_range(text, &s.max_offered);
-    pad(text, start, 8);
-    text.push(' ');
-    let start = text.len();
-    push_version_range(text, &s.negotiated);
-    pad(text, start, 8);
-    write!(text, " {:>5} {:>5} ", s.failed, s.plaintext).expect(fits);
-    text.push_str(if s.would_fail() > 0 {
-        "yes   "
-    } else {
-        "no    "
-    });
-    text.push_str(&categories_cell(&row.categories, categories_width));
-    text.push('\n');
+    cells.offered.clear();
+    push_version_range(&mut cells.offered, &s.max_offered);
+    cells.got.clear();
+    push_version_range(&mut cells.got, &s.negotiated);
+    writeln!(
+        text,
+        "{:<24} {:<3} {:<12} {:>6} {:<8} {:<8} {:>5} {:>5} {:<5} {}",
+        cells.label,
+        row.client.key.direction.short(),
+        row.service,
+        s.connections,
+        cells.offered,
+        cells.got,
+        s.failed,
+        s.plaintext,
+        if s.would_fail() > 0 { "yes" } else { "no" },
+        categories_cell(&row.categories, categories_width),
+    )
+    .expect("formatting into a String cannot fail");
 }
 
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
@@ -207,8 +202,9 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     // Rows are laid out in one text buffer, written out every 64 KiB: a `writeln!` per row
     // to the output costs a call through it per field and per padding space.
     let mut text = String::with_capacity(72 << 10);
+    let mut cells = Cells::default();
     for row in crate::census::rows(&clients) {
-        row_line(&mut text, &row, categories_width);
+        row_line(&mut text, &mut cells, &row, categories_width);
         if text.len() >= 64 << 10 {
             out.write_all(text.as_bytes())?;
             text.clear();
