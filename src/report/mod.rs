@@ -201,3 +201,35 @@ pub(crate) fn push_client_label(text: &mut String, key: &crate::census::ClientKe
         None => write!(text, "{}", key.ip).expect(fits),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(entries: &[(&str, u64)]) -> CountMap {
+        let mut map = CountMap::new();
+        for (name, n) in entries {
+            map.add(name, *n);
+        }
+        map
+    }
+
+    /// Versions order by their wire code (RFC 8446 §B.1: SSL 3.0 0x0300 … TLS 1.3
+    /// 0x0304; a draft's 0x7f12 above them), names that are no version at all last; zero
+    /// counts do not count.
+    #[test]
+    fn version_range_spans_the_oldest_to_the_newest_version_seen() {
+        let cases: [(&[(&str, u64)], &str); 7] = [
+            (&[], "-"),
+            (&[("TLSv1.2", 4)], "1.2"),
+            (&[("TLSv1.2", 3), ("TLSv1.0", 1)], "1.0-1.2"),
+            (&[("TLSv1.3", 2), ("SSLv3", 1), ("TLSv1.1", 5)], "SSL3-1.3"),
+            (&[("TLSv1.0", 0), ("TLSv1.2", 1)], "1.2"),
+            (&[("0x7f12", 1), ("TLSv1.2", 1)], "1.2-0x7f12"),
+            (&[("bogus", 1), ("0x7f12", 1), ("TLSv1.0", 2)], "1.0-bogus"),
+        ];
+        for (entries, want) in cases {
+            assert_eq!(version_range(&counts(entries)), want, "{entries:?}");
+        }
+    }
+}
