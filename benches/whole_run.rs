@@ -8,7 +8,9 @@
 //!   (noted on the tlscensus lines, from `--stats`) shows what the hand-off adds;
 //! * the engine alone, as one worker thread runs it, on the first 512 MiB of the file held
 //!   in memory (no pipeline, no I/O: best of 3 runs);
-//! * tlscensus with 1 and 2 worker threads;
+//! * tlscensus with 1 and 2 worker threads (the workers reading the file, each its share:
+//!   the default for pcap files), and with 2 workers fed by one reader thread
+//!   (`--reading one`, what pcapng files and live capture get);
 //! * the peers, when installed: ndpiReader (Debian `libndpi-bin`) and tshark.
 //!
 //! Each is reported as wall time, packets per second, peak memory, and ratios against the
@@ -60,6 +62,8 @@ struct Timing {
     peak_rss_kib: Option<u64>,
     /// tlscensus: the reader thread's CPU time (from `--stats`), least over the rounds.
     reader_cpu: Option<f64>,
+    /// tlscensus: the workers' CPU time together (from `--stats`), least over the rounds.
+    workers_cpu: Option<f64>,
     note: String,
 }
 
@@ -72,6 +76,7 @@ impl Timing {
             packets,
             peak_rss_kib: None,
             reader_cpu: None,
+            workers_cpu: None,
             note: String::new(),
         }
     }
@@ -262,6 +267,15 @@ fn reader_cpu(stderr: &str) -> Option<f64> {
         .and_then(|secs| secs.parse().ok())
 }
 
+/// The workers' CPU seconds together, from the `--stats` lines on `stderr`.
+fn workers_cpu(stderr: &str) -> Option<f64> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("cpu worker"))
+        .filter_map(|rest| rest.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .reduce(|a, b| a + b)
+}
+
 /// Run a command under `/usr/bin/time` for its peak memory; returns wall time, peak RSS and
 /// standard output.
 fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
@@ -295,6 +309,7 @@ fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
             packets: 0,
             peak_rss_kib: peak,
             reader_cpu: reader_cpu(&stderr),
+            workers_cpu: workers_cpu(&stderr),
             note: String::new(),
         },
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -383,11 +398,9 @@ fn main() {
     let mut keep = |timing: Timing| match best.iter_mut().find(|t| t.name == timing.name) {
         Some(kept) => {
             kept.peak_rss_kib = kept.peak_rss_kib.max(timing.peak_rss_kib);
-            kept.reader_cpu = kept
-                .reader_cpu
-                .into_iter()
-                .chain(timing.reader_cpu)
-                .reduce(f64::min);
+            let least = |a: Option<f64>, b: Option<f64>| a.into_iter().chain(b).reduce(f64::min);
+            kept.reader_cpu = least(kept.reader_cpu, timing.reader_cpu);
+            kept.workers_cpu = least(kept.workers_cpu, timing.workers_cpu);
             if timing.wall < kept.wall {
                 kept.wall = timing.wall;
             }
@@ -416,17 +429,23 @@ fn main() {
             started.elapsed(),
             packets,
         ));
-        for threads in ["1", "2"] {
+        for (threads, reading) in [("1", "split"), ("2", "split"), ("2", "one")] {
             let events = std::env::temp_dir().join("tlscensus-bench-events.jsonl");
             let events = events.to_str().expect("utf-8 path");
+            let name = match reading {
+                "split" => format!("tlscensus --threads {threads}"),
+                _ => format!("tlscensus --threads {threads} --reading {reading}"),
+            };
             let run = timed(
-                &format!("tlscensus --threads {threads}"),
+                &name,
                 tlscensus,
                 &[
                     "read",
                     file,
                     "--threads",
                     threads,
+                    "--reading",
+                    reading,
                     "--events",
                     events,
                     "--stats",
@@ -460,6 +479,9 @@ fn main() {
             note.push(format!("{records} records ({rate:.0} k/s)"));
             if let Some(cpu) = t.reader_cpu {
                 note.push(format!("reader thread {cpu:.3} CPU-s"));
+            }
+            if let Some(cpu) = t.workers_cpu {
+                note.push(format!("workers {cpu:.3} CPU-s"));
             }
         }
         if rounds > 1 {
@@ -511,13 +533,13 @@ fn main() {
         packets
     );
     println!(
-        "{:<28} {:>9} {:>10} {:>10} {:>9} {:>12}  note",
+        "{:<36} {:>9} {:>10} {:>10} {:>9} {:>12}  note",
         "run", "wall s", "Mpkt/s", "peak MiB", "× floor", "× tlscensus2"
     );
     for t in &timings {
         let wall = t.wall.as_secs_f64();
         println!(
-            "{:<28} {:>9.3} {:>10.2} {:>10} {:>9.2} {:>12.2}  {}",
+            "{:<36} {:>9.3} {:>10.2} {:>10} {:>9.2} {:>12.2}  {}",
             t.name,
             wall,
             t.packets as f64 / wall / 1e6,

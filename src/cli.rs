@@ -222,6 +222,12 @@ struct ReadArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
     threads: Option<usize>,
 
+    /// Who reads the files: `split` (the default) lets each worker read its share of a
+    /// classic pcap file on disk, which is faster on several cores; other inputs, and
+    /// `one`, go through one reader thread. Output is identical either way.
+    #[arg(long, value_name = "HOW", default_value = "split", value_parser = parse_reading)]
+    reading: pipeline::Reading,
+
     /// Write the census to PATH (repeatable); the format follows the extension: .json (for
     /// tools and `tlscensus merge`), .csv (the remediation spreadsheet), .md, .html (one
     /// self-contained page), .txt (the table). The table also goes to standard output unless
@@ -380,6 +386,7 @@ fn read(args: ReadArgs) -> Result<ExitCode> {
     let options = pipeline::Options {
         engine: config,
         threads: args.threads.unwrap_or_else(default_threads),
+        reading: args.reading,
     };
     let files = pipeline::order_by_time(&args.files);
     let progress = pipeline::Progress::default();
@@ -484,6 +491,14 @@ impl ProgressBar {
     }
 }
 
+fn parse_reading(text: &str) -> Result<pipeline::Reading, String> {
+    match text {
+        "split" => Ok(pipeline::Reading::Split),
+        "one" => Ok(pipeline::Reading::OneReader),
+        _ => Err("expected `split` (workers read their share) or `one` (one reader thread)".into()),
+    }
+}
+
 /// Worker threads by default: one per core the system gives this process.
 pub(crate) fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -557,6 +572,9 @@ fn print_stats(outcome: &pipeline::Outcome) {
     };
     if let Some(cpu) = p.reader_cpu {
         eprintln!("cpu reader             {}", per_frame(cpu, p.frames_read));
+    }
+    if p.split_reading {
+        eprintln!("reading                split: each worker reads, walks and decodes its share");
     }
     for (worker, (cpu, frames)) in p.worker_cpu.iter().zip(&p.worker_frames).enumerate() {
         if let Some(cpu) = cpu {
@@ -811,6 +829,7 @@ fn capture(args: CaptureArgs) -> Result<ExitCode> {
         let options = pipeline::Options {
             engine: config,
             threads: args.threads.unwrap_or_else(default_threads),
+            reading: pipeline::Reading::OneReader,
         };
         pipeline::run_live(
             &mut source,

@@ -6,6 +6,11 @@
 //! Each whole input is run twice per thread count: in-process, through the library exactly as
 //! `tlscensus read` drives it, and through the `tlscensus` command itself (`read --threads N
 //! --events ... --report ...` in every report format). The two must also agree.
+//!
+//! Classic pcap files are read by the workers themselves, each its share (`Reading::Split`,
+//! the default); everything is also run through one reader thread (`Reading::OneReader`,
+//! what other formats get), and the reference every run is compared with is one reader
+//! thread feeding one worker.
 
 mod common;
 
@@ -17,6 +22,7 @@ use std::process::Command;
 
 use tlscensus::census::{Census, CensusConfig, Policy};
 use tlscensus::engine::{Config, Stats};
+use tlscensus::pipeline::Reading;
 use tlscensus::record::{Outcome, Record, Version};
 use tlscensus::report::{self, Format};
 
@@ -32,8 +38,8 @@ const FORMATS: [(Format, &str); 5] = [
     (Format::Table, "txt"),
 ];
 
-fn events(paths: &[PathBuf], threads: usize) -> String {
-    let run = common::run_threads(paths, Config::default(), threads);
+fn events(paths: &[PathBuf], threads: usize, reading: Reading) -> String {
+    let run = common::run_reading(paths, Config::default(), threads, reading);
     run.records
         .iter()
         .map(|r| serde_json::to_string(r).unwrap() + "\n")
@@ -79,9 +85,9 @@ struct InProcess {
 
 /// Run the pipeline over `files` (in the order `tlscensus read` reads them) and build the
 /// census as `read` does: default ports, no `--server`, the default policy.
-fn in_process(files: &[PathBuf], threads: usize) -> InProcess {
+fn in_process(files: &[PathBuf], threads: usize, reading: Reading) -> InProcess {
     let ordered = tlscensus::pipeline::order_by_time(files);
-    let run = common::run_threads(&ordered, Config::default(), threads);
+    let run = common::run_reading(&ordered, Config::default(), threads, reading);
     let policy = Policy::parse::<&str>(&[]).unwrap();
     let mut census = Census::new(CensusConfig::new(Vec::new(), policy));
     let mut events = Vec::new();
@@ -161,12 +167,12 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Run `files` with 1, 2 and 4 threads, in-process and through the command, and check that
-/// every output is byte-identical to the one-thread run's, and that the command writes what
-/// the library gives. Returns the one-thread in-process run.
+/// Run `files` with 1, 2 and 4 threads, in-process (read either way) and through the
+/// command, and check that every output is byte-identical to the run of one reader thread
+/// and one worker, and that the command writes what the library gives. Returns that run.
 fn same_whatever_the_threads(files: &[PathBuf], name: &str) -> InProcess {
     let dir = scratch(name);
-    let reference = in_process(files, THREADS[0]);
+    let reference = in_process(files, THREADS[0], Reading::OneReader);
     let reference_cli = cli(files, THREADS[0], &dir);
 
     // The command agrees with the library.
@@ -201,9 +207,15 @@ fn same_whatever_the_threads(files: &[PathBuf], name: &str) -> InProcess {
         &format!("{name}: command's table on standard output vs library's"),
     );
 
-    for threads in &THREADS[1..] {
-        let what = |output: &str| format!("{name}: {output}, 1 vs {threads} threads");
-        let run = in_process(files, *threads);
+    let runs = THREADS
+        .iter()
+        .map(|t| (*t, Reading::Split))
+        .chain(THREADS[1..].iter().map(|t| (*t, Reading::OneReader)));
+    for (threads, reading) in runs {
+        let what = |output: &str| {
+            format!("{name}: {output}, one reader and worker vs {threads} threads, {reading:?}")
+        };
+        let run = in_process(files, threads, reading);
         assert_same(&reference.events, &run.events, &what("library events"));
         for ((_, ext), (one, many)) in FORMATS
             .iter()
@@ -213,7 +225,10 @@ fn same_whatever_the_threads(files: &[PathBuf], name: &str) -> InProcess {
         }
         assert_eq!(reference.stats, run.stats, "{}", what("engine counters"));
         assert_eq!(reference.errors, run.errors, "{}", what("file errors"));
+    }
 
+    for threads in &THREADS[1..] {
+        let what = |output: &str| format!("{name}: {output}, 1 vs {threads} threads");
         let run = cli(files, *threads, &dir);
         assert_eq!(reference_cli.code, run.code, "{}", what("exit code"));
         assert_same(&reference_cli.events, &run.events, &what("--events file"));
@@ -241,18 +256,57 @@ fn all_captures() -> Vec<PathBuf> {
     files
 }
 
+/// Whether `path` is a classic pcap file (by its magic number), which the workers read
+/// themselves.
+fn is_classic_pcap(path: &Path) -> bool {
+    let magic = std::fs::read(path).map(|b| b.get(..4).map(<[u8]>::to_vec));
+    matches!(
+        magic.ok().flatten().as_deref(),
+        Some(
+            [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0x4d, 0x3c, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0x3c, 0x4d]
+        )
+    )
+}
+
 #[test]
 fn one_and_two_threads_write_the_same_events_per_file() {
-    // Per file: each capture's few flows on 1 or 2 workers.
+    // Per file: each capture's few flows on 1 or 2 workers, read either way.
     for file in all_captures().iter().take(40) {
-        let one = events(std::slice::from_ref(file), 1);
-        assert_eq!(
-            one,
-            events(std::slice::from_ref(file), 2),
-            "{}",
-            file.display()
-        );
+        let file = std::slice::from_ref(file);
+        let one = events(file, 1, Reading::OneReader);
+        for (threads, reading) in [
+            (2, Reading::OneReader),
+            (1, Reading::Split),
+            (2, Reading::Split),
+        ] {
+            assert_eq!(
+                one,
+                events(file, threads, reading),
+                "{} on {threads} threads, {reading:?}",
+                file[0].display()
+            );
+        }
     }
+}
+
+#[test]
+fn split_reading_gives_the_same_events_and_reports_on_the_corpus_pcap_files() {
+    // The classic pcap files of the corpus and of pcaps/ as one stream: the workers read
+    // each file in turn, relaying the frame count and idle clock across file boundaries.
+    let files: Vec<PathBuf> = all_captures()
+        .into_iter()
+        .filter(|f| is_classic_pcap(f))
+        .collect();
+    assert!(files.len() > 100, "{} classic pcap files", files.len());
+    let one = same_whatever_the_threads(&files, "corpus-pcap");
+    assert!(
+        one.records.len() > 500,
+        "the corpus pcap files give over 500 records, not {}",
+        one.records.len()
+    );
 }
 
 #[test]

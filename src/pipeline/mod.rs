@@ -18,6 +18,12 @@
 //! Each worker owns its flows, so no lock is taken per packet. Records carry an
 //! [`OrderKey`]; the aggregator releases them in that order once every worker has passed
 //! the position, so the output is byte-identical whatever the number of threads.
+//!
+//! Classic pcap files on disk skip the reader thread: the workers read them, each its share
+//! of fixed-size blocks, and send each other the frames of the others' connections
+//! ([`Reading::Split`], in `split.rs`). The reader thread was the run's bottleneck; this way
+//! reading, walking and decoding are spread over every core. The frames each worker gets,
+//! their input positions and the ticks between them are the same either way.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -75,12 +81,28 @@ enum Frames<'a> {
     Live(&'a mut dyn LiveSource),
 }
 
+mod split;
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub engine: Config,
     /// Worker threads (at least 1).
     pub threads: usize,
+    /// Who reads capture files.
+    pub reading: Reading,
+}
+
+/// Who reads capture files. Either way gives the same records in the same order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reading {
+    /// The workers, each its share of the file, when every input is a classic pcap file on
+    /// disk (see `split.rs`); one reader thread for anything else.
+    #[default]
+    Split,
+    /// One reader thread for every input (what pcapng, Network Monitor files, streams and
+    /// live capture always get).
+    OneReader,
 }
 
 /// Per-stage figures for `--stats`.
@@ -106,6 +128,10 @@ pub struct PipelineStats {
     pub aggregator_cpu: Option<Duration>,
     /// Frames each worker processed.
     pub worker_frames: Vec<u64>,
+    /// The workers read the files themselves ([`Reading::Split`]); there was no reader
+    /// thread, so `reader_cpu` is `None`, `batches` counts the parts of blocks the workers
+    /// sent each other and `queue_waits` the times one waited for another.
+    pub split_reading: bool,
 }
 
 /// CPU time the calling thread has used so far (Linux: `/proc/thread-self/schedstat`, whose
@@ -404,6 +430,18 @@ fn run_frames(
     on_error: &mut impl FnMut(SourceError),
     on_tick: &mut impl FnMut(),
 ) -> Outcome {
+    run_frames_in_blocks(frames, options, split::BLOCK_BYTES, sink, on_error, on_tick)
+}
+
+/// [`run_frames`], cutting files into blocks of `block_bytes` when the workers read them.
+fn run_frames_in_blocks(
+    frames: Frames<'_>,
+    options: &Options,
+    block_bytes: usize,
+    sink: &mut impl FnMut(Record),
+    on_error: &mut impl FnMut(SourceError),
+    on_tick: &mut impl FnMut(),
+) -> Outcome {
     let started = Instant::now();
     let threads = options.threads.max(1);
     let mut worker_config = options.engine.clone();
@@ -428,9 +466,61 @@ fn run_frames(
         worker_cpu: vec![None; threads],
         aggregator_cpu: None,
         worker_frames: vec![0; threads],
+        split_reading: false,
     };
     let aggregator_cpu_before = thread_cpu_time();
     let mut stats = Stats::default();
+
+    let plan = match (&frames, options.reading) {
+        (Frames::Files(files, _), Reading::Split) => split::Plan::new(files, block_bytes),
+        _ => None,
+    };
+    if let Some((plan, errors)) = plan {
+        let Frames::Files(_, progress) = frames else {
+            unreachable!("only files are planned")
+        };
+        errors.into_iter().for_each(&mut *on_error);
+        pipeline.split_reading = true;
+        let shared = split::Shared::new(&plan, progress, threads);
+        std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for (worker, links) in split::links(threads, &worker_config.limits)
+                .into_iter()
+                .enumerate()
+            {
+                let (to_agg, config, shared) = (to_agg.clone(), worker_config.clone(), &shared);
+                let handle = std::thread::Builder::new()
+                    .name(format!("tlscensus-w{worker}"))
+                    .spawn_scoped(scope, move || {
+                        split::work(worker, threads, config, links, shared, to_agg)
+                    })
+                    .expect("spawn worker thread");
+                handles.push(handle);
+            }
+            drop(to_agg);
+            aggregate(
+                threads,
+                from_workers,
+                sink,
+                on_error,
+                on_tick,
+                &mut stats,
+                &mut pipeline,
+            );
+            for handle in handles {
+                let read = handle.join().expect("worker thread panicked");
+                pipeline.frames_read += read.frames;
+                pipeline.bytes_read += read.bytes;
+                pipeline.batches += read.batches;
+                pipeline.queue_waits += read.queue_waits;
+            }
+        });
+        pipeline.aggregator_cpu = thread_cpu_time()
+            .zip(aggregator_cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
+        pipeline.elapsed = started.elapsed();
+        return Outcome { stats, pipeline };
+    }
 
     std::thread::scope(|scope| {
         let mut batch_senders = Vec::new();
@@ -747,15 +837,49 @@ fn work(
     to_agg: Sender<ToAggregator>,
     recycle: Sender<Batch>,
 ) {
-    let mut engine = Engine::new(config);
-    let mut latency = new_histogram();
-    let mut collected = Collector::default();
-    let mut last_progress = Instant::now();
+    let mut lane = Lane::new(worker, config, to_agg);
     for mut batch in batches {
+        let upto = lane.process(&batch);
+        batch.clear();
+        let _ = recycle.try_send(batch);
+        if !lane.report_progress(upto) {
+            return;
+        }
+    }
+    lane.finish();
+}
+
+/// A worker's engine and what it owes the aggregator: the part of the pipeline every
+/// worker runs the same way, whoever read its frames.
+struct Lane {
+    worker: usize,
+    engine: Engine,
+    latency: Histogram<u64>,
+    collected: Collector,
+    last_progress: Instant,
+    to_agg: Sender<ToAggregator>,
+}
+
+impl Lane {
+    fn new(worker: usize, config: Config, to_agg: Sender<ToAggregator>) -> Self {
+        Lane {
+            worker,
+            engine: Engine::new(config),
+            latency: new_histogram(),
+            collected: Collector::default(),
+            last_progress: Instant::now(),
+            to_agg,
+        }
+    }
+
+    /// Run a batch's frames and marks through the engine, in order. Returns the input
+    /// position the batch covers.
+    fn process(&mut self, batch: &Batch) -> u64 {
+        let (engine, collected) = (&mut self.engine, &mut self.collected);
         let mut marks = batch.marks.iter().peekable();
         for (position, frame) in batch.frames.iter().enumerate() {
             while let Some((_, mark)) = marks.next_if(|(before, _)| *before <= position) {
-                apply(&mut engine, mark, &mut collected);
+                apply(engine, mark, collected);
             }
             let segment = frame.unpack(&batch.blocks, &batch.wide);
             engine.decoded(
@@ -767,40 +891,49 @@ fn work(
             );
         }
         for (_, mark) in marks {
-            apply(&mut engine, mark, &mut collected);
+            apply(engine, mark, collected);
         }
         if let Some(sent) = batch.sent {
-            let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
+            let _ = self
+                .latency
+                .record(sent.elapsed().as_micros().max(1) as u64);
         }
-        let upto = batch.upto;
-        batch.clear();
-        let _ = recycle.try_send(batch);
-        // Records and progress (which lets the aggregator release other workers' records)
-        // go out every PROGRESS_EVERY, or sooner when many records wait: waking the
-        // aggregator for every batch cost more CPU, in futex wake-ups and context switches
-        // on a small machine, than it does in work.
-        if collected.records.len() < RECORDS_PER_MESSAGE && last_progress.elapsed() < PROGRESS_EVERY
-        {
-            continue;
-        }
-        last_progress = Instant::now();
-        let message = ToAggregator::Progress {
-            worker,
-            upto,
-            records: std::mem::take(&mut collected.records),
-        };
-        if to_agg.send(message).is_err() {
-            return;
-        }
+        batch.upto
     }
-    engine.finish(&mut |e| collected.push(e));
-    let _ = to_agg.send(ToAggregator::Finished {
-        worker,
-        records: collected.records,
-        stats: Box::new(engine.stats()),
-        latency: Box::new(latency),
-        cpu: thread_cpu_time(),
-    });
+
+    /// Tell the aggregator the records so far and that everything up to `upto` is done,
+    /// if it is time to. Records and progress (which lets the aggregator release other
+    /// workers' records) go out every PROGRESS_EVERY, or sooner when many records wait:
+    /// waking the aggregator for every batch cost more CPU, in futex wake-ups and context
+    /// switches on a small machine, than it does in work. `false` once the aggregator has
+    /// gone (the run is over).
+    fn report_progress(&mut self, upto: u64) -> bool {
+        if self.collected.records.len() < RECORDS_PER_MESSAGE
+            && self.last_progress.elapsed() < PROGRESS_EVERY
+        {
+            return true;
+        }
+        self.last_progress = Instant::now();
+        let message = ToAggregator::Progress {
+            worker: self.worker,
+            upto,
+            records: std::mem::take(&mut self.collected.records),
+        };
+        self.to_agg.send(message).is_ok()
+    }
+
+    /// The input is over: flush the connections still open and hand in the rest.
+    fn finish(mut self) {
+        let collected = &mut self.collected;
+        self.engine.finish(&mut |e| collected.push(e));
+        let _ = self.to_agg.send(ToAggregator::Finished {
+            worker: self.worker,
+            records: std::mem::take(&mut self.collected.records),
+            stats: Box::new(self.engine.stats()),
+            latency: Box::new(self.latency),
+            cpu: thread_cpu_time(),
+        });
+    }
 }
 
 /// Carry out a batch's mark.
@@ -954,6 +1087,83 @@ pub fn order_by_time(files: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records (as JSON lines), errors (as shown) and frames counted by one run.
+    fn outcome_of(
+        files: &[PathBuf],
+        reading: Reading,
+        threads: usize,
+        block_bytes: usize,
+    ) -> (Vec<String>, Vec<String>, u64) {
+        let options = Options {
+            engine: Config::default(),
+            threads,
+            reading,
+        };
+        let (mut records, mut errors) = (Vec::new(), Vec::new());
+        let outcome = run_frames_in_blocks(
+            Frames::Files(files, &Progress::default()),
+            &options,
+            block_bytes,
+            &mut |r| records.push(serde_json::to_string(&r).expect("record serialises")),
+            &mut |e| errors.push(e.to_string()),
+            &mut || {},
+        );
+        assert_eq!(outcome.pipeline.split_reading, reading == Reading::Split);
+        (records, errors, outcome.stats.frames)
+    }
+
+    /// Workers reading their share of each file give exactly what one reader thread gives
+    /// (the records, their order, the errors of damaged files, the frames counted) however
+    /// finely the files are cut — blocks far smaller than a frame, so that records straddle
+    /// blocks and many blocks hold no record start — and however many workers share them.
+    /// The captures are the real ones of `pcaps/`, read as one stream (file boundaries
+    /// inside it), with three damaged copies of one among them: cut inside a record header,
+    /// cut inside a frame, and a record whose length field claims 4 GiB.
+    #[test]
+    fn split_reading_gives_what_one_reader_gives() {
+        let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&pcaps)
+            .expect("pcaps/")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+            .collect();
+        files.sort();
+        let dir = std::env::temp_dir().join(format!("tlscensus-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let whole = std::fs::read(pcaps.join("tls12.pcap")).expect("tls12.pcap");
+        let caplen = |at: usize| u32::from_le_bytes(whole[at + 8..at + 12].try_into().unwrap());
+        let second = 24 + 16 + caplen(24) as usize;
+        let mut huge = whole.clone();
+        huge[second + 8..second + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+        let damaged = [
+            ("cut_in_header.pcap", whole[..second + 5].to_vec()),
+            ("cut_in_frame.pcap", whole[..second + 16 + 10].to_vec()),
+            ("huge_length.pcap", huge),
+        ];
+        for (at, (name, bytes)) in damaged.into_iter().enumerate() {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).expect("write a damaged copy");
+            files.insert(3 + 5 * at, path);
+        }
+
+        let reference = outcome_of(&files, Reading::OneReader, 1, split::BLOCK_BYTES);
+        assert!(reference.0.len() > 20, "{} records", reference.0.len());
+        assert_eq!(reference.1.len(), 3, "{:?}", reference.1);
+        for block_bytes in [7, 100, 1500, 4096, split::BLOCK_BYTES] {
+            for threads in [1, 2, 3] {
+                let split = outcome_of(&files, Reading::Split, threads, block_bytes);
+                assert!(
+                    split == reference,
+                    "{threads} workers, {block_bytes}-byte blocks: {} records, errors {:?}",
+                    split.0.len(),
+                    split.1
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// Packing a decoded frame for its worker and unpacking it gives back exactly what the
     /// decoder produced (every header field, the payload bytes, the skip reason), for every

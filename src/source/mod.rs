@@ -178,6 +178,20 @@ impl CaptureReader {
         (at + len <= self.input.buf.len()).then_some((&self.input.buf, at))
     }
 
+    /// For a classic pcap file on disk, how its records read and the file's length: enough
+    /// for several threads to read parts of it at once (each from a record boundary another
+    /// found). `None` for other formats and for streams, which only read in order.
+    pub fn pcap_layout(&self) -> Option<(pcap::RecordLayout, u64)> {
+        let Format::Pcap(reader) = &self.format else {
+            return None;
+        };
+        let Src::File(file) = &self.input.src else {
+            return None;
+        };
+        let meta = file.metadata().ok().filter(|m| m.is_file())?;
+        Some((reader.layout, meta.len()))
+    }
+
     /// The file's path (or the label given to [`CaptureReader::from_reader`]).
     pub fn path(&self) -> &Path {
         &self.input.path
@@ -284,6 +298,17 @@ impl BlockPool {
         let mut data = self.spare.try_recv().unwrap_or_default();
         data.clear();
         data.reserve(self.capacity);
+        data
+    }
+
+    /// A buffer of at least `len` bytes to read into, whatever they hold: a returned buffer
+    /// keeps its old bytes rather than being zeroed again (zeroing would cost as much as
+    /// the read that overwrites them).
+    pub fn take_filled(&self, len: usize) -> Vec<u8> {
+        let mut data = self.spare.try_recv().unwrap_or_default();
+        if data.len() < len {
+            data.resize(len, 0);
+        }
         data
     }
 

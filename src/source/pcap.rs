@@ -19,14 +19,57 @@ pub(crate) const MAGIC_LE_NS: [u8; 4] = [0x4D, 0x3C, 0xB2, 0xA1];
 pub(crate) const MAGIC_BE_US: [u8; 4] = [0xA1, 0xB2, 0xC3, 0xD4];
 pub(crate) const MAGIC_BE_NS: [u8; 4] = [0xA1, 0xB2, 0x3C, 0x4D];
 
-const FILE_HEADER_LEN: usize = 24;
-const RECORD_HEADER_LEN: usize = 16;
+/// Where the first packet record starts: just past the file header.
+pub const FILE_HEADER_LEN: usize = 24;
+/// Length of a packet record's header; the captured bytes follow it.
+pub const RECORD_HEADER_LEN: usize = 16;
 
-pub(crate) struct PcapReader {
+/// How a file's packet records read: what its file header said. Every record has the same
+/// layout, so a reader that knows where a record starts can read it without the records
+/// before it (the pipeline's workers each walk their own share of a file with it).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordLayout {
     endian: Endian,
     /// Nanoseconds per unit of the sub-second field: 1000 (µs files) or 1 (ns files).
     frac_scale: i64,
-    link_type: u32,
+    /// LINKTYPE_ of every frame in the file.
+    pub link_type: u32,
+}
+
+/// A packet record's header, read.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordHeader {
+    pub ts_nanos: i64,
+    /// Bytes of the frame in the file (they follow the header).
+    pub caplen: u32,
+    pub orig_len: u32,
+}
+
+impl RecordLayout {
+    /// Read the record header at the front of `h` (at least [`RECORD_HEADER_LEN`] bytes;
+    /// a shorter slice reads as zeros).
+    #[inline]
+    pub fn header(&self, h: &[u8]) -> RecordHeader {
+        let e = self.endian;
+        let (secs, frac) = (e.u32(h, 0), e.u32(h, 4));
+        RecordHeader {
+            // Cannot overflow: u32::MAX s is about 4.3e18 ns, half of i64::MAX.
+            ts_nanos: i64::from(secs) * 1_000_000_000 + i64::from(frac) * self.frac_scale,
+            caplen: e.u32(h, 8),
+            orig_len: e.u32(h, 12),
+        }
+    }
+
+    /// The error for a captured length no real frame has (see [`MAX_CAPLEN`]), `None` when
+    /// the length is acceptable.
+    pub fn check_caplen(caplen: u32) -> Option<String> {
+        (caplen > MAX_CAPLEN)
+            .then(|| format!("packet record: captured length {caplen} exceeds {MAX_CAPLEN}"))
+    }
+}
+
+pub(crate) struct PcapReader {
+    pub(crate) layout: RecordLayout,
     frames: u64,
 }
 
@@ -56,9 +99,11 @@ impl PcapReader {
         let link_type = endian.u32(h, 20) & 0xFFFF;
         input.consume(FILE_HEADER_LEN);
         Ok(PcapReader {
-            endian,
-            frac_scale,
-            link_type,
+            layout: RecordLayout {
+                endian,
+                frac_scale,
+                link_type,
+            },
             frames: 0,
         })
     }
@@ -74,27 +119,21 @@ impl PcapReader {
             }
             return Err(input.error(at, SourceErrorKind::Truncated("packet record")));
         }
-        let h = input.avail();
-        let e = self.endian;
-        let (secs, frac) = (e.u32(h, 0), e.u32(h, 4));
-        let (caplen, orig_len) = (e.u32(h, 8), e.u32(h, 12));
-        if caplen > MAX_CAPLEN {
-            let what = format!("packet record: captured length {caplen} exceeds {MAX_CAPLEN}");
+        let header = self.layout.header(input.avail());
+        if let Some(what) = RecordLayout::check_caplen(header.caplen) {
             return Err(input.corrupt(at, what));
         }
-        let total = RECORD_HEADER_LEN + caplen as usize;
+        let total = RECORD_HEADER_LEN + header.caplen as usize;
         if !input.fill(total)? {
             return Err(input.error(at, SourceErrorKind::Truncated("packet record")));
         }
         self.frames += 1;
-        // Cannot overflow: u32::MAX s is about 4.3e18 ns, half of i64::MAX.
-        let ts = i64::from(secs) * 1_000_000_000 + i64::from(frac) * self.frac_scale;
         let record = input.take(total);
         Ok(Some(Packet {
-            ts_nanos: ts,
-            link_type: self.link_type,
+            ts_nanos: header.ts_nanos,
+            link_type: self.layout.link_type,
             data: record.get(RECORD_HEADER_LEN..).unwrap_or_default(),
-            orig_len,
+            orig_len: header.orig_len,
             frame_number: self.frames,
         }))
     }

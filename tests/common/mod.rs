@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use tlscensus::engine::{Config, Stats};
-use tlscensus::pipeline::{self, Options};
+use tlscensus::pipeline::{self, Options, Reading};
 use tlscensus::record::Record;
 use tlscensus::source::SourceError;
 
@@ -67,11 +67,17 @@ pub fn run_files(paths: &[PathBuf], config: Config) -> Run {
 
 /// The same with `threads` worker threads.
 pub fn run_threads(paths: &[PathBuf], config: Config, threads: usize) -> Run {
+    run_reading(paths, config, threads, Reading::default())
+}
+
+/// [`run_threads`], reading the files as `reading` says.
+pub fn run_reading(paths: &[PathBuf], config: Config, threads: usize, reading: Reading) -> Run {
     let mut records = Vec::new();
     let mut errors = Vec::new();
     let options = Options {
         engine: config,
         threads,
+        reading,
     };
     let outcome = pipeline::run(paths, &options, &mut |r| records.push(r), &mut |e| {
         errors.push(e)

@@ -1,0 +1,607 @@
+//! Split reading: when every input is a classic pcap file on disk, the workers read the
+//! files themselves, each its share, instead of one reader thread reading for all.
+//!
+//! Why: with one reader thread, that thread sets the pace of the whole run. It reads, walks,
+//! decodes, shards and hands off every frame on one core, and measured at 1.6–2× the bare
+//! read of the file on its own, while the workers idle on the other core. A pcap file can
+//! be read from anywhere once a record boundary is known, so the files are cut into
+//! fixed-size blocks dealt round-robin: block `k` belongs to worker `k mod N`, which
+//!
+//! ```text
+//!  1. reads the block with a positioned read (the workers read their blocks at once);
+//!  2. waits to be told where the block's first record starts, walks the record headers to
+//!     the block's end and tells the next block's worker where the next record starts, how
+//!     many frames came before it and the idle ticker's state (a cheap, serial relay);
+//!  3. decodes every frame of the block, picks its worker by the connection's symmetric
+//!     hash and packs it into that worker's part of the block (the same 64-byte frame
+//!     records the reader thread makes), keeping its own part and sending the others theirs;
+//! ```
+//!
+//! and every worker processes its part of every block in block order, so each connection's
+//! frames, and the idle ticks, reach its engine in input order with the same input
+//! positions as from the reader thread: the records, their order and every report are
+//! byte-identical whichever way the files were read and whatever the number of threads.
+//!
+//! A worker reads at most [`AHEAD`] of its blocks beyond the part it is processing; so
+//! parts, relays and read buffers in flight stay bounded (a few MiB), and no channel fills.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
+
+use super::{Batch, FrameRef, Lane, Mark, Progress, ReadStats, ToAggregator};
+use crate::decode;
+use crate::engine::{Config, Ticker};
+use crate::flow::Limits;
+use crate::source::pcap::{RecordLayout, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::source::{Block, BlockPool, CaptureReader, SourceError, SourceErrorKind};
+
+/// File bytes per block. Large enough that the per-block hand-offs are few (some 8,000 for
+/// 2 GB), small enough that a block is still in the CPU's cache when it is walked and
+/// decoded right after its read.
+pub(super) const BLOCK_BYTES: usize = 256 << 10;
+/// Room past a block's end in each read buffer, for the record that straddles it.
+const BLOCK_SLACK: usize = 64 << 10;
+/// How many of its own blocks a worker may have read beyond the block it is processing.
+const AHEAD: u64 = 4;
+
+/// One input file as the workers share it.
+struct PlannedFile {
+    path: PathBuf,
+    name: Arc<str>,
+    layout: RecordLayout,
+    len: u64,
+    /// Number of the file's first block in the whole input.
+    first_block: u64,
+    /// File bytes of the inputs before this one (for progress).
+    bytes_before: u64,
+}
+
+/// The inputs cut into blocks.
+pub(super) struct Plan {
+    files: Vec<PlannedFile>,
+    blocks: u64,
+    /// File bytes per block: [`BLOCK_BYTES`] (tests cut files finer).
+    block_bytes: usize,
+}
+
+/// Where a block lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockSpan {
+    file: usize,
+    /// File offsets of the block: records starting in `start..end` are the block's.
+    start: u64,
+    end: u64,
+    first_of_file: bool,
+}
+
+impl Plan {
+    /// Plan split reading of `files`, with the errors of those that cannot be opened (left
+    /// out, as the reader thread would leave them). `None` when a file that opens is not a
+    /// classic pcap file on disk: the reader thread then reads them all.
+    pub(super) fn new(files: &[PathBuf], block_bytes: usize) -> Option<(Plan, Vec<SourceError>)> {
+        let block_bytes = block_bytes.max(1);
+        let mut planned = Vec::new();
+        let mut errors = Vec::new();
+        let (mut blocks, mut bytes) = (0u64, 0u64);
+        for path in files {
+            let reader = match CaptureReader::open(path) {
+                Ok(reader) => reader,
+                Err(err) => {
+                    errors.push(err);
+                    continue;
+                }
+            };
+            let (layout, len) = reader.pcap_layout()?;
+            let data = len.saturating_sub(FILE_HEADER_LEN as u64);
+            // At least one block per file, so that an empty file is still announced.
+            let file_blocks = data.div_ceil(block_bytes as u64).max(1);
+            planned.push(PlannedFile {
+                path: path.clone(),
+                name: Arc::from(path.display().to_string()),
+                layout,
+                len,
+                first_block: blocks,
+                bytes_before: bytes,
+            });
+            blocks += file_blocks;
+            bytes += len;
+        }
+        Some((
+            Plan {
+                files: planned,
+                blocks,
+                block_bytes,
+            },
+            errors,
+        ))
+    }
+
+    fn span(&self, block: u64) -> BlockSpan {
+        let file = self.files.partition_point(|f| f.first_block <= block) - 1;
+        let f = &self.files[file];
+        let size = self.block_bytes as u64;
+        let start = FILE_HEADER_LEN as u64 + (block - f.first_block) * size;
+        BlockSpan {
+            file,
+            start,
+            end: (start + size).min(f.len).max(start),
+            first_of_file: block == f.first_block,
+        }
+    }
+}
+
+/// What the worker of one block tells the worker of the next: the state of the serial
+/// walk through the input, as it stands at the next block's start.
+#[derive(Debug, Clone)]
+struct Relay {
+    /// File offset of the next record (at or past the next block's start).
+    next_record: u64,
+    /// Frames before it in the whole input (frame `n` takes input position `2n + 1`).
+    frames: u64,
+    /// Frames before it in its file (for frame numbers).
+    file_frames: u64,
+    ticker: Ticker,
+    /// Its file could not be read further (the error has been reported).
+    stopped: bool,
+}
+
+/// A record found by the walk: where its frame lies in the block, and its header.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    at: u32,
+    caplen: u32,
+    ts_nanos: i64,
+    tick: bool,
+}
+
+/// What one worker needs to reach the others.
+pub(super) struct Links {
+    relay_in: Receiver<Relay>,
+    relay_out: Sender<Relay>,
+    /// Parts for each worker (own slot unused).
+    parts_out: Vec<Sender<Batch>>,
+    /// Parts from each worker (own slot unused).
+    parts_in: Vec<Receiver<Batch>>,
+}
+
+/// The channels between `workers` workers: a relay ring (worker `v` tells `v + 1`, the
+/// worker of the next block) seeded with the input's start, and a part channel for every
+/// pair. Capacities are above the most that [`AHEAD`] lets be in flight, so sends never
+/// block.
+pub(super) fn links(workers: usize, limits: &Limits) -> Vec<Links> {
+    let depth = 2 * AHEAD as usize + 4;
+    let relays: Vec<(Sender<Relay>, Receiver<Relay>)> =
+        (0..workers).map(|_| bounded(depth)).collect();
+    let start = Relay {
+        next_record: FILE_HEADER_LEN as u64,
+        frames: 0,
+        file_frames: 0,
+        ticker: Ticker::new(limits),
+        stopped: false,
+    };
+    relays[0].0.send(start).expect("relay channel has room");
+    // parts[from][to]
+    let parts: Vec<Vec<(Sender<Batch>, Receiver<Batch>)>> = (0..workers)
+        .map(|_| (0..workers).map(|_| bounded(depth)).collect())
+        .collect();
+    (0..workers)
+        .map(|w| Links {
+            relay_in: relays[w].1.clone(),
+            relay_out: relays[(w + 1) % workers].0.clone(),
+            parts_out: (0..workers).map(|to| parts[w][to].0.clone()).collect(),
+            parts_in: (0..workers).map(|from| parts[from][w].1.clone()).collect(),
+        })
+        .collect()
+}
+
+/// Shared by the workers of one run.
+pub(super) struct Shared<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) progress: &'a Progress,
+    pub(super) pool: BlockPool,
+    /// Emptied parts, for any worker to fill again.
+    pub(super) recycle: (Sender<Batch>, Receiver<Batch>),
+}
+
+impl Shared<'_> {
+    pub(super) fn new<'a>(plan: &'a Plan, progress: &'a Progress, workers: usize) -> Shared<'a> {
+        Shared {
+            plan,
+            progress,
+            pool: BlockPool::new(plan.block_bytes + BLOCK_SLACK),
+            recycle: bounded(workers * workers * (2 * AHEAD as usize + 4)),
+        }
+    }
+}
+
+/// One worker of a split-reading run: reads its blocks, and processes its part of every
+/// block in order. It never sits waiting on one thing while it could do another: between
+/// parts it reads and relays whatever blocks it can, and it sleeps only when it has neither
+/// the part it needs next nor the relay for a block it has read.
+pub(super) fn work(
+    worker: usize,
+    workers: usize,
+    config: Config,
+    links: Links,
+    shared: &Shared<'_>,
+    to_agg: Sender<ToAggregator>,
+) -> ReadStats {
+    let mut reader = BlockReader {
+        worker,
+        workers,
+        shared,
+        links: &links,
+        next_own: worker as u64,
+        prepared: None,
+        relay: None,
+        handles: Vec::new(),
+        found: Vec::new(),
+        parts: Vec::new(),
+        to_agg: to_agg.clone(),
+        stats: ReadStats::default(),
+    };
+    let mut lane = Lane::new(worker, config, to_agg);
+    let mut own: VecDeque<Batch> = VecDeque::new();
+    let total = shared.plan.blocks;
+    let window = AHEAD * workers as u64;
+    let mut block = 0;
+    while block < total {
+        if !reader.advance(block + window, &mut own) {
+            break;
+        }
+        let from = (block % workers as u64) as usize;
+        let part = if from == worker {
+            own.pop_front()
+        } else {
+            match links.parts_in[from].try_recv() {
+                Ok(part) => Some(part),
+                Err(TryRecvError::Empty) => None,
+                // The other worker has died; its panic ends the run.
+                Err(TryRecvError::Disconnected) => break,
+            }
+        };
+        let Some(mut part) = part else {
+            reader.wait((from != worker).then_some(from), block + window);
+            continue;
+        };
+        let upto = lane.process(&part);
+        part.clear();
+        let _ = shared.recycle.0.try_send(part);
+        if !lane.report_progress(upto) {
+            break;
+        }
+        block += 1;
+    }
+    lane.finish();
+    reader.stats.cpu = super::thread_cpu_time();
+    reader.stats
+}
+
+/// A block read, waiting for its relay.
+struct Prepared {
+    number: u64,
+    data: Vec<u8>,
+    read: io::Result<usize>,
+}
+
+/// The reading half of a split-reading worker.
+struct BlockReader<'a> {
+    worker: usize,
+    workers: usize,
+    shared: &'a Shared<'a>,
+    links: &'a Links,
+    /// This worker's next block to read.
+    next_own: u64,
+    /// That block, once read.
+    prepared: Option<Prepared>,
+    /// Its relay, once received.
+    relay: Option<Relay>,
+    /// This worker's own handle of each file, opened on first use.
+    handles: Vec<Option<File>>,
+    /// The records of the block being read (reused).
+    found: Vec<Found>,
+    /// The parts of the block being split, one per worker (reused).
+    parts: Vec<Batch>,
+    to_agg: Sender<ToAggregator>,
+    stats: ReadStats,
+}
+
+impl BlockReader<'_> {
+    /// Read, walk and split own blocks below `limit` for as long as their relays are there
+    /// (reading the next one right after, so that only the walk waits for a relay). Parts
+    /// go to `own` or to their workers. `false` if the worker before has died.
+    fn advance(&mut self, limit: u64, own: &mut VecDeque<Batch>) -> bool {
+        loop {
+            if self.prepared.is_none() {
+                if self.next_own >= self.shared.plan.blocks || self.next_own >= limit {
+                    return true;
+                }
+                self.prepared = Some(self.read_block(self.next_own));
+            }
+            if self.relay.is_none() {
+                match self.links.relay_in.try_recv() {
+                    Ok(relay) => self.relay = Some(relay),
+                    Err(TryRecvError::Empty) => return true,
+                    Err(TryRecvError::Disconnected) => return false,
+                }
+            }
+            if let (Some(prepared), Some(relay)) = (self.prepared.take(), self.relay.take()) {
+                self.split_block(prepared, relay, own);
+                self.next_own += self.workers as u64;
+            }
+        }
+    }
+
+    /// Sleep until the part from worker `from` (none: an own part) or, if a block is read
+    /// and within `limit`, its relay arrives.
+    fn wait(&mut self, from: Option<usize>, limit: u64) {
+        self.stats.queue_waits += 1;
+        let mut select = Select::new();
+        if let Some(from) = from {
+            select.recv(&self.links.parts_in[from]);
+        }
+        if self.prepared.as_ref().is_some_and(|p| p.number < limit) {
+            select.recv(&self.links.relay_in);
+        }
+        // Ready (or disconnected, which the caller's next try notices); nothing is taken.
+        let _ = select.ready();
+    }
+
+    fn report(&self, error: SourceError) {
+        let _ = self.to_agg.send(ToAggregator::SourceError(error));
+    }
+
+    /// Read block `number` (before its relay is there: the workers' reads overlap).
+    fn read_block(&mut self, number: u64) -> Prepared {
+        let span = self.shared.plan.span(number);
+        let plan = self.shared.plan;
+        let mut data = self.shared.pool.take_filled(plan.block_bytes + BLOCK_SLACK);
+        let read = self.read_at(span.file, &mut data, span.start, span.end);
+        Prepared { number, data, read }
+    }
+
+    /// Walk a read block from where its relay says, relay the walk on, and split its frames
+    /// into one part per worker: this worker's goes to `own`, the others are sent.
+    fn split_block(&mut self, prepared: Prepared, relay: Relay, own: &mut VecDeque<Batch>) {
+        let Prepared {
+            number,
+            mut data,
+            read,
+        } = prepared;
+        let plan = self.shared.plan;
+        let span = plan.span(number);
+        let file = &plan.files[span.file];
+        let mut next = relay.clone();
+        self.found.clear();
+        if !relay.stopped {
+            let walked = match read {
+                Ok(filled) => self.walk(span, &mut data, filled, &mut next),
+                Err(err) => Err(SourceError {
+                    path: file.path.clone(),
+                    offset: span.start,
+                    kind: SourceErrorKind::Io(err),
+                }),
+            };
+            if let Err(error) = walked {
+                self.report(error);
+                next.stopped = true;
+            }
+        }
+        let progress = self.shared.progress;
+        let walked_to = file.bytes_before + next.next_record.min(file.len);
+        progress.bytes.fetch_max(walked_to, Ordering::Relaxed);
+        progress.frames.fetch_max(next.frames, Ordering::Relaxed);
+        if number + 1 < plan.blocks {
+            if plan.span(number + 1).file != span.file {
+                next.next_record = FILE_HEADER_LEN as u64;
+                next.file_frames = 0;
+                next.stopped = false;
+            }
+            // Never full (see `links`); a closed channel means the next worker has gone.
+            let _ = self.links.relay_out.send(next.clone());
+        }
+
+        let block = self.shared.pool.seal(data);
+        let mut parts = std::mem::take(&mut self.parts);
+        let recycled = &self.shared.recycle.1;
+        parts.extend((0..self.workers).map(|_| recycled.try_recv().unwrap_or_default()));
+        if span.first_of_file {
+            for part in parts.iter_mut() {
+                part.mark(Mark::BeginFile(Arc::clone(&file.name)));
+            }
+        }
+        self.split(&relay, file.layout, &block, &mut parts);
+        let upto = 2 * next.frames + 1;
+        let sent = Instant::now();
+        for (to, mut part) in parts.drain(..).enumerate() {
+            part.upto = upto;
+            part.sent = Some(sent);
+            if to == self.worker {
+                own.push_back(part);
+            } else {
+                self.stats.batches += 1;
+                let _ = self.links.parts_out[to].send(part);
+            }
+        }
+        self.parts = parts;
+    }
+
+    /// Positioned read of the block's bytes into `data`; returns how many arrived (fewer
+    /// only at the file's end).
+    fn read_at(&mut self, file: usize, data: &mut [u8], start: u64, end: u64) -> io::Result<usize> {
+        if self.handles.len() <= file {
+            self.handles.resize_with(file + 1, || None);
+        }
+        let handle = match &mut self.handles[file] {
+            Some(handle) => handle,
+            slot => slot.insert(File::open(&self.shared.plan.files[file].path)?),
+        };
+        let want = (end - start) as usize;
+        read_fully_at(handle, &mut data[..want], start)
+    }
+
+    /// Walk the record headers of the block from `next.next_record` to the block's end,
+    /// noting each record in `found` and moving `next` on past them; a record that runs
+    /// past the block is read in whole. Stops at the first damaged record, with the error
+    /// the reader thread gives for it.
+    fn walk(
+        &mut self,
+        span: BlockSpan,
+        data: &mut Vec<u8>,
+        mut filled: usize,
+        next: &mut Relay,
+    ) -> Result<(), SourceError> {
+        let plan = self.shared.plan;
+        let file = &plan.files[span.file];
+        let layout = file.layout;
+        let error = |offset: u64, kind: SourceErrorKind| SourceError {
+            path: file.path.clone(),
+            offset,
+            kind,
+        };
+        while next.next_record < span.end {
+            let at = next.next_record;
+            let rel = (at - span.start) as usize;
+            if !self.fill(span, data, &mut filled, rel + RECORD_HEADER_LEN)? {
+                return Err(error(at, SourceErrorKind::Truncated("packet record")));
+            }
+            let header = layout.header(&data[rel..]);
+            if let Some(what) = RecordLayout::check_caplen(header.caplen) {
+                return Err(error(at, SourceErrorKind::Corrupt(what)));
+            }
+            let frame_end = rel + RECORD_HEADER_LEN + header.caplen as usize;
+            if !self.fill(span, data, &mut filled, frame_end)? {
+                return Err(error(at, SourceErrorKind::Truncated("packet record")));
+            }
+            self.found.push(Found {
+                at: (rel + RECORD_HEADER_LEN) as u32,
+                caplen: header.caplen,
+                ts_nanos: header.ts_nanos,
+                tick: next.ticker.due(header.ts_nanos),
+            });
+            next.frames += 1;
+            next.file_frames += 1;
+            next.next_record = at + (RECORD_HEADER_LEN as u64) + u64::from(header.caplen);
+        }
+        Ok(())
+    }
+
+    /// Make the block's first `need` bytes present, reading past the block's end for a
+    /// record that straddles it. `Ok(false)` when the file ends first.
+    fn fill(
+        &mut self,
+        span: BlockSpan,
+        data: &mut Vec<u8>,
+        filled: &mut usize,
+        need: usize,
+    ) -> Result<bool, SourceError> {
+        if need <= *filled {
+            return Ok(true);
+        }
+        if need > data.len() {
+            data.resize(need.next_power_of_two(), 0);
+        }
+        let offset = span.start + *filled as u64;
+        let got = self
+            .read_at(
+                span.file,
+                &mut data[*filled..need],
+                offset,
+                offset + (need - *filled) as u64,
+            )
+            .map_err(|err| SourceError {
+                path: self.shared.plan.files[span.file].path.clone(),
+                offset,
+                kind: SourceErrorKind::Io(err),
+            })?;
+        *filled += got;
+        Ok(need <= *filled)
+    }
+
+    /// Decode the block's frames (`found` by the walk that began at `relay`), pick each
+    /// one's worker and pack it into that worker's part, ticks before the frames they
+    /// precede in every part.
+    fn split(
+        &mut self,
+        relay: &Relay,
+        layout: RecordLayout,
+        block: &Arc<Block>,
+        parts: &mut [Batch],
+    ) {
+        let workers = self.workers as u64;
+        let base = block.as_ptr() as usize;
+        for (i, found) in self.found.iter().enumerate() {
+            // As the reader thread numbers them: the n-th frame of the input is at 2n + 1,
+            // a tick before it at 2n.
+            let n = relay.frames + i as u64 + 1;
+            if found.tick {
+                for part in parts.iter_mut() {
+                    part.mark(Mark::Tick(2 * n, found.ts_nanos));
+                }
+            }
+            let start = found.at as usize;
+            let frame = &block[start..start + found.caplen as usize];
+            let decoded = decode::decode(layout.link_type, frame);
+            let to = match &decoded {
+                _ if workers == 1 => 0,
+                Ok(segment) => (((decode::shard_hash(segment) >> 32) * workers) >> 32) as usize,
+                Err(_) => (n % workers) as usize,
+            };
+            let part = &mut parts[to];
+            let mut packed = FrameRef::pack(
+                2 * n + 1,
+                found.ts_nanos,
+                relay.file_frames + i as u64 + 1,
+                &decoded,
+                &mut part.wide,
+            );
+            if let Ok(segment) = &decoded {
+                packed.block = part.block_index(block);
+                packed.payload_start = (segment.payload.as_ptr() as usize - base) as u32;
+            }
+            part.frames.push(packed);
+            self.stats.frames += 1;
+            self.stats.bytes += u64::from(found.caplen);
+        }
+    }
+}
+
+/// Read into all of `buf` from `offset`, short only at the end of the file.
+fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match read_at(file, &mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// Each worker has its own handle, so moving the handle's cursor harms no one.
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+#[cfg(not(any(unix, windows)))]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    file.read(buf)
+}
