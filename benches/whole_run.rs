@@ -16,8 +16,9 @@
 //! Each is reported as wall time, packets per second, peak memory, and ratios against the
 //! floor and against tlscensus (of time per packet, since the engine line covers only part
 //! of the file). The floor, tlscensus and ndpiReader take turns `--rounds` times (default
-//! 3) and each is reported by its best run, the others listed in the note; tshark runs
-//! once. The file is in the page cache for every run (it is read once before timing). Run:
+//! 3) and each is reported by its best run, the others listed in the note with the CPU time
+//! the hypervisor stole from the VM during each (Linux); tshark runs once. The file is in
+//! the page cache for every run (it is read once before timing). Run:
 //!
 //! ```text
 //! cargo bench --bench whole_run                 # 256 MiB capture
@@ -64,6 +65,9 @@ struct Timing {
     reader_cpu: Option<f64>,
     /// tlscensus: the workers' CPU time together (from `--stats`), least over the rounds.
     workers_cpu: Option<f64>,
+    /// CPU time the hypervisor took from this machine's vCPUs during the run (all of them
+    /// together; Linux `/proc/stat`), when known.
+    steal: Option<Duration>,
     note: String,
 }
 
@@ -77,6 +81,7 @@ impl Timing {
             peak_rss_kib: None,
             reader_cpu: None,
             workers_cpu: None,
+            steal: None,
             note: String::new(),
         }
     }
@@ -276,6 +281,42 @@ fn workers_cpu(stderr: &str) -> Option<f64> {
         .reduce(|a, b| a + b)
 }
 
+/// Total steal time of all vCPUs so far (the eighth field of `/proc/stat`'s `cpu` line, in
+/// clock ticks of 10 ms, Linux's USER_HZ on every common architecture); `None` elsewhere.
+/// On a virtual machine the hypervisor runs other guests on our cores now and then; a run
+/// that lost much time this way measured the neighbours as much as the program.
+fn steal_so_far() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: u64 = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(8)?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Time `run`, with the steal time the machine suffered meanwhile.
+fn with_steal<T>(run: impl FnOnce() -> T) -> (T, Option<Duration>) {
+    let before = steal_so_far();
+    let out = run();
+    let steal = steal_so_far()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before));
+    (out, steal)
+}
+
+/// One run in a note: its wall time, and the steal time during it when there was any
+/// (`0.512/s40`: 0.512 s, 40 ms stolen).
+fn run_note(timing: &Timing) -> String {
+    let wall = timing.wall.as_secs_f64();
+    match timing.steal {
+        Some(steal) if !steal.is_zero() => format!("{wall:.3}/s{}", steal.as_millis()),
+        _ => format!("{wall:.3}"),
+    }
+}
+
 /// Run a command under `/usr/bin/time` for its peak memory; returns wall time, peak RSS and
 /// standard output.
 fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
@@ -290,11 +331,13 @@ fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
         c
     };
     let started = Instant::now();
-    let output = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .ok()?;
+    let (output, steal) = with_steal(|| {
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+    });
+    let output = output.ok()?;
     let wall = started.elapsed();
     if !output.status.success() {
         eprintln!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -310,6 +353,7 @@ fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
             peak_rss_kib: peak,
             reader_cpu: reader_cpu(&stderr),
             workers_cpu: workers_cpu(&stderr),
+            steal,
             note: String::new(),
         },
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -404,31 +448,30 @@ fn main() {
             if timing.wall < kept.wall {
                 kept.wall = timing.wall;
             }
-            kept.note = format!("{} {:.3}", kept.note, timing.wall.as_secs_f64());
+            kept.note = format!("{} {}", kept.note, run_note(&timing));
         }
         None => {
             let mut timing = timing;
-            timing.note = format!("{:.3}", timing.wall.as_secs_f64());
+            timing.note = run_note(&timing);
             best.push(timing);
         }
     };
     let mut records = None;
     for _ in 0..rounds {
         let started = Instant::now();
-        let counted = floor(&path);
+        let (counted, steal) = with_steal(|| floor(&path));
         assert_eq!(counted, packets);
-        keep(Timing::in_process(
-            "floor (read + walk)",
-            started.elapsed(),
-            packets,
-        ));
+        keep(Timing {
+            steal,
+            ..Timing::in_process("floor (read + walk)", started.elapsed(), packets)
+        });
         let started = Instant::now();
-        assert_eq!(reader_alone(&path), packets);
-        keep(Timing::in_process(
-            "reader alone (1 thread)",
-            started.elapsed(),
-            packets,
-        ));
+        let (counted, steal) = with_steal(|| reader_alone(&path));
+        assert_eq!(counted, packets);
+        keep(Timing {
+            steal,
+            ..Timing::in_process("reader alone (1 thread)", started.elapsed(), packets)
+        });
         for (threads, reading) in [("1", "split"), ("2", "split"), ("2", "one")] {
             let events = std::env::temp_dir().join("tlscensus-bench-events.jsonl");
             let events = events.to_str().expect("utf-8 path");
@@ -548,6 +591,12 @@ fn main() {
             per_packet(t) / floor_per_packet,
             per_packet(t) / ours,
             t.note
+        );
+    }
+    if timings.iter().any(|t| t.steal.is_some()) {
+        println!(
+            "\nruns: wall seconds, /sN when the hypervisor took N ms of CPU from this VM's \
+             vCPUs during the run (/proc/stat steal, all vCPUs together)"
         );
     }
 }
