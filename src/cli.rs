@@ -551,8 +551,20 @@ fn print_stats(outcome: &pipeline::Outcome) {
         p.frames_read as f64 / secs / 1e6,
         p.bytes_read as f64 / secs / 1e6
     );
-    eprintln!("batches                {}", p.batches);
-    eprintln!("reader queue waits     {}", p.queue_waits);
+    if p.split_reading {
+        eprintln!("reading                split: each worker reads, walks and decodes its share");
+        eprintln!(
+            "parts sent             {} (frames of a block for another worker)",
+            p.batches
+        );
+        eprintln!(
+            "worker waits           {} (for another worker's part or relay)",
+            p.queue_waits
+        );
+    } else {
+        eprintln!("batches                {}", p.batches);
+        eprintln!("reader queue waits     {}", p.queue_waits);
+    }
     let h = &p.batch_latency_us;
     eprintln!(
         "batch latency (µs)     p50 {} p90 {} p99 {} max {}",
@@ -563,7 +575,10 @@ fn print_stats(outcome: &pipeline::Outcome) {
     );
     eprintln!("reorder buffer peak    {}", p.reorder_peak);
     let per_frame = |cpu: Duration, frames: u64| {
-        let ns = cpu.as_nanos() as f64 / frames.max(1) as f64;
+        if frames == 0 || cpu.is_zero() {
+            return format!("{:.3} s ({frames} frames)", cpu.as_secs_f64());
+        }
+        let ns = cpu.as_nanos() as f64 / frames as f64;
         format!(
             "{:.3} s ({frames} frames, {ns:.0} ns/frame, {:.2} M frames per CPU-second)",
             cpu.as_secs_f64(),
@@ -572,9 +587,6 @@ fn print_stats(outcome: &pipeline::Outcome) {
     };
     if let Some(cpu) = p.reader_cpu {
         eprintln!("cpu reader             {}", per_frame(cpu, p.frames_read));
-    }
-    if p.split_reading {
-        eprintln!("reading                split: each worker reads, walks and decodes its share");
     }
     for (worker, (cpu, frames)) in p.worker_cpu.iter().zip(&p.worker_frames).enumerate() {
         if let Some(cpu) = cpu {
