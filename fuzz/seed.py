@@ -199,10 +199,14 @@ def starttls_seed(protocol, segs):
     return bytes(out)
 
 
+# Classic pcap magic numbers (either byte order, µs or ns): files the workers can split.
+PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+
+
 def main():
     out_dir, captures = sys.argv[1], sys.argv[2:]
     targets = ["capture_reader", "decode", "hello", "tls_stream", "starttls", "proxy",
-               "openvpn", "engine", "reassembly"]
+               "openvpn", "engine", "reassembly", "split_reading"]
     for t in targets:
         os.makedirs(os.path.join(out_dir, t), exist_ok=True)
     written = {t: 0 for t in targets}
@@ -222,7 +226,12 @@ def main():
             size = os.path.getsize(path)
             if size <= MAX_SEED:
                 with open(path, "rb") as f:
-                    put("capture_reader", f.read())
+                    whole = f.read()
+                put("capture_reader", whole)
+                if whole[:4] in PCAP_MAGICS:
+                    # A shape byte (block size, workers), then the file.
+                    for shape in (0x01, 0x16, 0x7b):
+                        put("split_reading", bytes([shape]) + whole)
             for n, (link, frame) in enumerate(frames(path)):
                 if n < 8 and link in DECODE_LINKS:
                     put("decode", bytes([DECODE_LINKS.index(link)]) + frame)

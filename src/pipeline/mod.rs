@@ -381,6 +381,28 @@ pub fn run(
     )
 }
 
+/// [`run`], cutting classic pcap files into blocks of `block_bytes` (instead of 256 KiB)
+/// when the workers read them. For tests and the `split_reading` fuzz target, which check
+/// that how the files are cut changes nothing.
+#[doc(hidden)]
+pub fn run_in_blocks(
+    files: &[PathBuf],
+    options: &Options,
+    block_bytes: usize,
+    sink: &mut impl FnMut(Record),
+    on_error: &mut impl FnMut(SourceError),
+) -> Outcome {
+    let progress = Progress::default();
+    run_frames_in_blocks(
+        Frames::Files(files, &progress),
+        options,
+        block_bytes,
+        sink,
+        on_error,
+        &mut || {},
+    )
+}
+
 /// How far the reader has got through the input files, for a progress display.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -1101,13 +1123,12 @@ mod tests {
             reading,
         };
         let (mut records, mut errors) = (Vec::new(), Vec::new());
-        let outcome = run_frames_in_blocks(
-            Frames::Files(files, &Progress::default()),
+        let outcome = run_in_blocks(
+            files,
             &options,
             block_bytes,
             &mut |r| records.push(serde_json::to_string(&r).expect("record serialises")),
             &mut |e| errors.push(e.to_string()),
-            &mut || {},
         );
         assert_eq!(outcome.pipeline.split_reading, reading == Reading::Split);
         (records, errors, outcome.stats.frames)
