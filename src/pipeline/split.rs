@@ -31,7 +31,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
 
@@ -50,6 +50,10 @@ pub(super) const BLOCK_BYTES: usize = 256 << 10;
 const BLOCK_SLACK: usize = 64 << 10;
 /// How many of its own blocks a worker may have read beyond the block it is processing.
 const AHEAD: u64 = 4;
+/// How long a worker watches for a part or relay before it sleeps. Measured on the 2 GB
+/// capture, 2 workers, 14 alternating runs: context switches 2,000 → 720, wall time 0.574 /
+/// 0.691 → 0.533 / 0.634 s best / median (200 µs: no better).
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 
 /// One input file as the workers share it.
 struct PlannedFile {
@@ -208,6 +212,9 @@ pub(super) struct Shared<'a> {
     pub(super) pool: BlockPool,
     /// Emptied parts, for any worker to fill again.
     pub(super) recycle: (Sender<Batch>, Receiver<Batch>),
+    /// Whether a worker may spin before it sleeps: only when each has a core of its own
+    /// (otherwise the spinning one would hold up the worker it waits for).
+    spin: bool,
 }
 
 impl Shared<'_> {
@@ -217,6 +224,7 @@ impl Shared<'_> {
             progress,
             pool: BlockPool::new(plan.block_bytes + BLOCK_SLACK),
             recycle: bounded(workers * workers * (2 * AHEAD as usize + 4)),
+            spin: std::thread::available_parallelism().is_ok_and(|cores| workers <= cores.get()),
         }
     }
 }
@@ -354,11 +362,39 @@ impl BlockReader<'_> {
         }
         // Never false (an own part is missing only while its block waits for its relay),
         // but a select with nothing to wait for would panic.
-        if waiting {
-            self.stats.queue_waits += 1;
-            // Ready (or disconnected, which the caller's next try notices); nothing taken.
-            let _ = select.ready();
+        if !waiting {
+            return;
         }
+        self.stats.queue_waits += 1;
+        if self.shared.spin && self.spin_until_ready(from, limit) {
+            return;
+        }
+        // Ready (or disconnected, which the caller's next try notices); nothing taken.
+        let _ = select.ready();
+    }
+
+    /// Watch for what [`BlockReader::wait`] waits for, for up to [`SPIN_BEFORE_SLEEP`];
+    /// `true` if it came. The other worker usually sends the part within tens of
+    /// microseconds, and going to sleep and being woken costs more than that on a VM (a
+    /// futex wake-up is an interrupt between vCPUs, through the hypervisor).
+    fn spin_until_ready(&self, from: Option<usize>, limit: u64) -> bool {
+        let part = from.map(|from| &self.links.parts_in[from]);
+        let relay = self
+            .prepared
+            .as_ref()
+            .is_some_and(|p| p.number < limit)
+            .then_some(&self.links.relay_in);
+        let ready = || part.is_some_and(|c| !c.is_empty()) || relay.is_some_and(|c| !c.is_empty());
+        let started = Instant::now();
+        while started.elapsed() < SPIN_BEFORE_SLEEP {
+            for _ in 0..64 {
+                if ready() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        false
     }
 
     fn report(&self, error: SourceError) {
