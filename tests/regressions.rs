@@ -1,9 +1,14 @@
-//! One test per bug the fuzz targets (`fuzz/`) found, named after the bug. Inputs are inline
-//! or in `fuzz/regressions/<target>/`, where they also seed the fuzzer.
+//! One test per bug the fuzz targets (`fuzz/`) found, named after the bug, and per bug of
+//! the same kind found in review. Inputs are inline or in `fuzz/regressions/<target>/`,
+//! where they also seed the fuzzer.
+
+mod common;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
+use tlscensus::engine::Config;
+use tlscensus::pipeline::Reading;
 use tlscensus::source::CaptureReader;
 use tlscensus::tls::stream::{End, Event, TlsStream};
 
@@ -83,6 +88,46 @@ fn pcap_length_field_does_not_allocate_what_it_claims() {
         error.to_string().contains("ends in the middle of"),
         "{error}"
     );
+    if let (Some(before), Some(after)) = (before, peak_rss_kib()) {
+        assert!(
+            after - before < 64 << 10,
+            "peak memory grew by {} MiB",
+            (after - before) >> 10
+        );
+    }
+}
+
+/// split reading (found in review): the same corrupt file, read by the pipeline's workers
+/// (each reads its share of a pcap file by position): the record that straddles a block's
+/// end was read by growing the block to what its length field claimed, zero-filled, before
+/// reading it.
+#[test]
+fn split_reading_does_not_allocate_what_a_length_field_claims() {
+    let mut file = Vec::new();
+    for field in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&field.to_le_bytes()); // pcap file header, Ethernet
+    }
+    let claimed = 200u32 << 20;
+    for field in [0, 0, claimed, claimed] {
+        file.extend_from_slice(&field.to_le_bytes()); // record header
+    }
+    file.extend_from_slice(b"only a few bytes follow");
+    let path = std::env::temp_dir().join(format!(
+        "tlscensus-regression-split-{}.pcap",
+        std::process::id()
+    ));
+    std::fs::write(&path, &file).unwrap();
+    let before = peak_rss_kib();
+    let run = common::run_reading(
+        std::slice::from_ref(&path),
+        Config::default(),
+        2,
+        Reading::Split,
+    );
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(run.errors.len(), 1, "{:?}", run.errors);
+    let error = run.errors[0].to_string();
+    assert!(error.contains("ends in the middle of"), "{error}");
     if let (Some(before), Some(after)) = (before, peak_rss_kib()) {
         assert!(
             after - before < 64 << 10,

@@ -537,7 +537,8 @@ impl BlockReader<'_> {
     }
 
     /// Make the block's first `need` bytes present, reading past the block's end for a
-    /// record that straddles it. `Ok(false)` when the file ends first.
+    /// record that straddles it. `Ok(false)` when the file (as long as it was when the run
+    /// began) ends first.
     fn fill(
         &mut self,
         span: BlockSpan,
@@ -547,6 +548,11 @@ impl BlockReader<'_> {
     ) -> Result<bool, SourceError> {
         if need <= *filled {
             return Ok(true);
+        }
+        // The file ends first (as planned: bytes appended since are not read). Checked
+        // before the buffer grows, so that a corrupt length field costs no memory.
+        if span.start + need as u64 > self.shared.plan.files[span.file].len {
+            return Ok(false);
         }
         if need > data.len() {
             data.resize(need.next_power_of_two(), 0);
