@@ -493,87 +493,34 @@ fn run_frames_in_blocks(
     let aggregator_cpu_before = thread_cpu_time();
     let mut stats = Stats::default();
 
-    let plan = match (&frames, options.reading) {
+    let mut plan = match (&frames, options.reading) {
         (Frames::Files(files, _), Reading::Split) => split::Plan::new(files, block_bytes),
         _ => None,
     };
-    if let Some((plan, errors)) = plan {
-        let Frames::Files(_, progress) = frames else {
-            unreachable!("only files are planned")
-        };
-        errors.into_iter().for_each(&mut *on_error);
-        pipeline.split_reading = true;
-        let shared = split::Shared::new(&plan, progress, threads);
-        std::thread::scope(|scope| {
-            let mut handles = Vec::new();
-            for (worker, links) in split::links(threads, &worker_config.limits)
-                .into_iter()
-                .enumerate()
-            {
-                let (to_agg, config, shared) = (to_agg.clone(), worker_config.clone(), &shared);
-                let handle = std::thread::Builder::new()
-                    .name(format!("tlscensus-w{worker}"))
-                    .spawn_scoped(scope, move || {
-                        split::work(worker, threads, config, links, shared, to_agg)
-                    })
-                    .expect("spawn worker thread");
-                handles.push(handle);
-            }
-            drop(to_agg);
-            aggregate(
-                threads,
-                from_workers,
-                sink,
-                on_error,
-                on_tick,
-                &mut stats,
-                &mut pipeline,
-            );
-            for handle in handles {
-                let read = handle.join().expect("worker thread panicked");
-                pipeline.frames_read += read.frames;
-                pipeline.bytes_read += read.bytes;
-                pipeline.batches += read.batches;
-                pipeline.queue_waits += read.queue_waits;
-            }
-        });
-        pipeline.aggregator_cpu = thread_cpu_time()
-            .zip(aggregator_cpu_before)
-            .map(|(after, before)| after.saturating_sub(before));
-        pipeline.elapsed = started.elapsed();
-        return Outcome { stats, pipeline };
+    if let Some((_, errors)) = &mut plan {
+        errors.drain(..).for_each(&mut *on_error);
     }
-
-    std::thread::scope(|scope| {
-        let mut batch_senders = Vec::new();
-        let (recycle_tx, recycle_rx) = bounded::<Batch>(threads * (QUEUE_DEPTH + 2));
-        for worker in 0..threads {
-            let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
-            batch_senders.push(tx);
-            let to_agg = to_agg.clone();
-            let recycle = recycle_tx.clone();
-            let config = worker_config.clone();
-            std::thread::Builder::new()
-                .name(format!("tlscensus-w{worker}"))
-                .spawn_scoped(scope, move || work(worker, config, rx, to_agg, recycle))
-                .expect("spawn worker thread");
+    let shared = match (&plan, &frames) {
+        (Some((plan, _)), Frames::Files(_, progress)) => {
+            Some(split::Shared::new(plan, progress, threads))
         }
-        let reader_to_agg = to_agg.clone();
-        drop(to_agg);
-        drop(recycle_tx);
-        let engine_limits = options.engine.limits;
-        // Named, like the workers, so `top -H` and profilers tell the stages apart.
-        let reader = std::thread::Builder::new()
-            .name("tlscensus-read".into())
-            .spawn_scoped(scope, move || {
-                let batcher = Batcher::new(engine_limits, batch_senders, recycle_rx);
-                match frames {
-                    Frames::Files(files, progress) => read(files, progress, batcher, reader_to_agg),
-                    Frames::Live(source) => read_live(source, batcher, reader_to_agg),
-                }
-            })
-            .expect("spawn reader thread");
-
+        _ => None,
+    };
+    pipeline.split_reading = shared.is_some();
+    let ticker_limits = options.engine.limits;
+    std::thread::scope(|scope| {
+        // Whoever reads: the workers themselves, or one reader thread feeding them.
+        let readers = match &shared {
+            Some(shared) => spawn_split(scope, shared, threads, &worker_config, to_agg),
+            None => spawn_with_reader(
+                scope,
+                frames,
+                threads,
+                &worker_config,
+                ticker_limits,
+                to_agg,
+            ),
+        };
         aggregate(
             threads,
             from_workers,
@@ -583,13 +530,15 @@ fn run_frames_in_blocks(
             &mut stats,
             &mut pipeline,
         );
-        let read_stats = reader.join().expect("reader thread panicked");
-        pipeline.frames_read = read_stats.frames;
-        pipeline.bytes_read = read_stats.bytes;
-        pipeline.batches = read_stats.batches;
-        pipeline.queue_waits = read_stats.queue_waits;
-        pipeline.frames_unshareable = read_stats.unshareable;
-        pipeline.reader_cpu = read_stats.cpu;
+        for reader in readers {
+            let read = reader.join().expect("reading thread panicked");
+            pipeline.frames_read += read.frames;
+            pipeline.bytes_read += read.bytes;
+            pipeline.batches += read.batches;
+            pipeline.queue_waits += read.queue_waits;
+            pipeline.frames_unshareable += read.unshareable;
+            pipeline.reader_cpu = pipeline.reader_cpu.or(read.cpu);
+        }
     });
     pipeline.aggregator_cpu = thread_cpu_time()
         .zip(aggregator_cpu_before)
@@ -598,7 +547,68 @@ fn run_frames_in_blocks(
     Outcome { stats, pipeline }
 }
 
-/// The reader thread's own counters.
+/// Handles of the threads that read, each returning its reading counters.
+type Readers<'scope> = Vec<std::thread::ScopedJoinHandle<'scope, ReadStats>>;
+
+/// Start the workers of a split-reading run: they are the readers.
+fn spawn_split<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    shared: &'scope split::Shared<'_>,
+    threads: usize,
+    config: &Config,
+    to_agg: Sender<ToAggregator>,
+) -> Readers<'scope> {
+    split::links(threads, &config.limits)
+        .into_iter()
+        .enumerate()
+        .map(|(worker, links)| {
+            let (to_agg, config) = (to_agg.clone(), config.clone());
+            std::thread::Builder::new()
+                .name(format!("tlscensus-w{worker}"))
+                .spawn_scoped(scope, move || {
+                    split::work(worker, threads, config, links, shared, to_agg)
+                })
+                .expect("spawn worker thread")
+        })
+        .collect()
+}
+
+/// Start the workers and the one reader thread that feeds them.
+fn spawn_with_reader<'scope, 'frames: 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    frames: Frames<'frames>,
+    threads: usize,
+    config: &Config,
+    ticker_limits: Limits,
+    to_agg: Sender<ToAggregator>,
+) -> Readers<'scope> {
+    let mut batch_senders = Vec::new();
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(threads * (QUEUE_DEPTH + 2));
+    for worker in 0..threads {
+        let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
+        batch_senders.push(tx);
+        let (to_agg, recycle, config) = (to_agg.clone(), recycle_tx.clone(), config.clone());
+        std::thread::Builder::new()
+            .name(format!("tlscensus-w{worker}"))
+            .spawn_scoped(scope, move || work(worker, config, rx, to_agg, recycle))
+            .expect("spawn worker thread");
+    }
+    // Named, like the workers, so `top -H` and profilers tell the stages apart.
+    let reader = std::thread::Builder::new()
+        .name("tlscensus-read".into())
+        .spawn_scoped(scope, move || {
+            let batcher = Batcher::new(ticker_limits, batch_senders, recycle_rx);
+            match frames {
+                Frames::Files(files, progress) => read(files, progress, batcher, to_agg),
+                Frames::Live(source) => read_live(source, batcher, to_agg),
+            }
+        })
+        .expect("spawn reader thread");
+    vec![reader]
+}
+
+/// A reading thread's counters: the reader thread's, or a split-reading worker's (whose
+/// CPU time is not the reading's alone, so it leaves `cpu` unset).
 #[derive(Debug, Default)]
 struct ReadStats {
     frames: u64,
@@ -673,13 +683,7 @@ impl Batcher {
             }
         }
         let decoded = decode::decode(packet.link_type, packet.data);
-        let worker = match &decoded {
-            _ if workers == 1 => 0,
-            // Multiply-shift maps the hash onto the workers without a division.
-            Ok(segment) => (((decode::shard_hash(segment) >> 32) * workers) >> 32) as usize,
-            // Frames that are not TCP only count: spread them evenly.
-            Err(_) => (self.index % workers) as usize,
-        };
+        let worker = worker_for(&decoded, self.index, workers);
         self.stats.frames += 1;
         self.stats.bytes += packet.data.len() as u64;
         let frame = FrameRef::pack(
@@ -706,6 +710,19 @@ impl Batcher {
             return true;
         }
         false
+    }
+}
+
+/// The worker of the `n`-th frame of the input: by the symmetric hash of its connection, so
+/// that both directions go to the same worker.
+#[inline]
+fn worker_for(decoded: &Result<Segment<'_>, Skip>, n: u64, workers: u64) -> usize {
+    match decoded {
+        _ if workers == 1 => 0,
+        // Multiply-shift maps the hash onto the workers without a division.
+        Ok(segment) => (((decode::shard_hash(segment) >> 32) * workers) >> 32) as usize,
+        // Frames that are not TCP only count: spread them evenly.
+        Err(_) => (n % workers) as usize,
     }
 }
 

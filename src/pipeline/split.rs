@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
 
-use super::{Batch, FrameRef, Lane, Mark, Progress, ReadStats, ToAggregator};
+use super::{worker_for, Batch, FrameRef, Lane, Mark, Progress, ReadStats, ToAggregator};
 use crate::decode;
 use crate::engine::{Config, Ticker};
 use crate::flow::Limits;
@@ -288,7 +288,6 @@ pub(super) fn work(
         block += 1;
     }
     lane.finish();
-    reader.stats.cpu = super::thread_cpu_time();
     reader.stats
 }
 
@@ -598,11 +597,7 @@ impl BlockReader<'_> {
             let start = found.at as usize;
             let frame = &block[start..start + found.caplen as usize];
             let decoded = decode::decode(layout.link_type, frame);
-            let to = match &decoded {
-                _ if workers == 1 => 0,
-                Ok(segment) => (((decode::shard_hash(segment) >> 32) * workers) >> 32) as usize,
-                Err(_) => (n % workers) as usize,
-            };
+            let to = worker_for(&decoded, n, workers);
             let part = &mut parts[to];
             let mut packed = FrameRef::pack(
                 2 * n + 1,
