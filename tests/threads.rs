@@ -292,6 +292,47 @@ fn one_and_two_threads_write_the_same_events_per_file() {
     }
 }
 
+/// Hundreds of rotated files under a limit of 64 open files: the workers reading them keep
+/// only the file they are in open (each closes a file once it has moved past it), and the
+/// command gives what one reader thread gives.
+#[test]
+fn many_rotated_files_under_a_low_open_file_limit() {
+    let dir = scratch("many-files");
+    let capture = std::fs::read(common::pcaps_dir().join("tls12.pcap")).unwrap();
+    for part in 0..150 {
+        std::fs::write(dir.join(format!("part-{part:04}.pcap")), &capture).unwrap();
+    }
+    let run = |reading: &str| {
+        let script = format!(
+            "ulimit -n 64 && exec \"$0\" read --threads 2 --reading {reading} \
+             --events \"$1/events-{reading}.jsonl\" \"$1\"/part-*.pcap"
+        );
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(env!("CARGO_BIN_EXE_tlscensus"))
+            .arg(&dir)
+            .output()
+            .expect("run tlscensus under sh");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "--reading {reading}: {stderr}");
+        std::fs::read(dir.join(format!("events-{reading}.jsonl"))).unwrap()
+    };
+    let one = run("one");
+    let split = run("split");
+    assert_eq!(
+        one.iter().filter(|b| **b == b'\n').count(),
+        150,
+        "one record per file"
+    );
+    assert_same(
+        &one,
+        &split,
+        "150 files: split reading vs one reader thread",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn split_reading_gives_the_same_events_and_reports_on_the_corpus_pcap_files() {
     // The classic pcap files of the corpus and of pcaps/ as one stream: the workers read

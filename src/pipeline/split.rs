@@ -481,9 +481,17 @@ impl BlockReader<'_> {
         if self.handles.len() <= file {
             self.handles.resize_with(file + 1, || None);
         }
-        let handle = match &mut self.handles[file] {
-            Some(handle) => handle,
-            slot => slot.insert(File::open(&self.shared.plan.files[file].path)?),
+        if self.handles[file].is_none() {
+            let opened = File::open(&self.shared.plan.files[file].path)?;
+            // Blocks come in file order: the files before this one are done with, and
+            // hundreds of rotated captures must not hold hundreds of descriptors.
+            self.handles[..file]
+                .iter_mut()
+                .for_each(|earlier| *earlier = None);
+            self.handles[file] = Some(opened);
+        }
+        let Some(handle) = &self.handles[file] else {
+            unreachable!("opened above")
         };
         let want = (end - start) as usize;
         read_fully_at(handle, &mut data[..want], start)
