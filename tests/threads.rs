@@ -259,16 +259,17 @@ fn all_captures() -> Vec<PathBuf> {
 /// Whether `path` is a classic pcap file (by its magic number), which the workers read
 /// themselves.
 fn is_classic_pcap(path: &Path) -> bool {
-    let magic = std::fs::read(path).map(|b| b.get(..4).map(<[u8]>::to_vec));
-    matches!(
-        magic.ok().flatten().as_deref(),
-        Some(
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic));
+    read.is_ok()
+        && matches!(
+            magic,
             [0xd4, 0xc3, 0xb2, 0xa1]
                 | [0xa1, 0xb2, 0xc3, 0xd4]
                 | [0x4d, 0x3c, 0xb2, 0xa1]
                 | [0xa1, 0xb2, 0x3c, 0x4d]
         )
-    )
 }
 
 #[test]

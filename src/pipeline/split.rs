@@ -294,6 +294,7 @@ pub(super) fn work(
 /// A block read, waiting for its relay.
 struct Prepared {
     number: u64,
+    span: BlockSpan,
     data: Vec<u8>,
     read: io::Result<usize>,
 }
@@ -349,51 +350,31 @@ impl BlockReader<'_> {
     /// Sleep until the part from worker `from` (none: an own part) or, if a block is read
     /// and within `limit`, its relay arrives.
     fn wait(&mut self, from: Option<usize>, limit: u64) {
-        let mut select = Select::new();
-        let mut waiting = false;
-        if let Some(from) = from {
-            select.recv(&self.links.parts_in[from]);
-            waiting = true;
-        }
-        if self.prepared.as_ref().is_some_and(|p| p.number < limit) {
-            select.recv(&self.links.relay_in);
-            waiting = true;
-        }
-        // Never false (an own part is missing only while its block waits for its relay),
-        // but a select with nothing to wait for would panic.
-        if !waiting {
-            return;
-        }
-        self.stats.queue_waits += 1;
-        if self.shared.spin && self.spin_until_ready(from, limit) {
-            return;
-        }
-        // Ready (or disconnected, which the caller's next try notices); nothing taken.
-        let _ = select.ready();
-    }
-
-    /// Watch for what [`BlockReader::wait`] waits for, for up to [`SPIN_BEFORE_SLEEP`];
-    /// `true` if it came. The other worker usually sends the part within tens of
-    /// microseconds, and going to sleep and being woken costs more than that on a VM (a
-    /// futex wake-up is an interrupt between vCPUs, through the hypervisor).
-    fn spin_until_ready(&self, from: Option<usize>, limit: u64) -> bool {
         let part = from.map(|from| &self.links.parts_in[from]);
         let relay = self
             .prepared
             .as_ref()
             .is_some_and(|p| p.number < limit)
             .then_some(&self.links.relay_in);
-        let ready = || part.is_some_and(|c| !c.is_empty()) || relay.is_some_and(|c| !c.is_empty());
-        let started = Instant::now();
-        while started.elapsed() < SPIN_BEFORE_SLEEP {
-            for _ in 0..64 {
-                if ready() {
-                    return true;
-                }
-                std::hint::spin_loop();
-            }
+        // Never both missing (an own part is missing only while its block waits for its
+        // relay), but a select with nothing to wait for would panic.
+        if part.is_none() && relay.is_none() {
+            return;
         }
-        false
+        self.stats.queue_waits += 1;
+        let ready = || part.is_some_and(|c| !c.is_empty()) || relay.is_some_and(|c| !c.is_empty());
+        if self.shared.spin && spin_until(ready) {
+            return;
+        }
+        let mut select = Select::new();
+        if let Some(part) = part {
+            select.recv(part);
+        }
+        if let Some(relay) = relay {
+            select.recv(relay);
+        }
+        // Ready (or disconnected, which the caller's next try notices); nothing taken.
+        let _ = select.ready();
     }
 
     fn report(&self, error: SourceError) {
@@ -402,11 +383,16 @@ impl BlockReader<'_> {
 
     /// Read block `number` (before its relay is there: the workers' reads overlap).
     fn read_block(&mut self, number: u64) -> Prepared {
-        let span = self.shared.plan.span(number);
         let plan = self.shared.plan;
+        let span = plan.span(number);
         let mut data = self.shared.pool.take_filled(plan.block_bytes + BLOCK_SLACK);
         let read = self.read_at(span.file, &mut data, span.start, span.end);
-        Prepared { number, data, read }
+        Prepared {
+            number,
+            span,
+            data,
+            read,
+        }
     }
 
     /// Walk a read block from where its relay says, relay the walk on, and split its frames
@@ -414,11 +400,11 @@ impl BlockReader<'_> {
     fn split_block(&mut self, prepared: Prepared, relay: Relay, own: &mut VecDeque<Batch>) {
         let Prepared {
             number,
+            span,
             mut data,
             read,
         } = prepared;
         let plan = self.shared.plan;
-        let span = plan.span(number);
         let file = &plan.files[span.file];
         let mut next = relay.clone();
         self.found.clear();
@@ -623,6 +609,23 @@ impl BlockReader<'_> {
             self.stats.bytes += u64::from(found.caplen);
         }
     }
+}
+
+/// Watch `ready` for up to [`SPIN_BEFORE_SLEEP`]; whether it came true. What a worker waits
+/// for usually comes within tens of microseconds, and going to sleep and being woken costs
+/// more than that on a VM (a futex wake-up is an interrupt between vCPUs, through the
+/// hypervisor).
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < SPIN_BEFORE_SLEEP {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    false
 }
 
 /// Read into all of `buf` from `offset`, short only at the end of the file.
