@@ -558,12 +558,17 @@ fn print_stats(outcome: &pipeline::Outcome) {
             p.batches
         );
         eprintln!(
-            "worker waits           {} (for another worker's part or relay)",
-            p.queue_waits
+            "worker waits           {} (for another worker's part or relay), {:.0} ms in all",
+            p.queue_waits,
+            p.queue_wait_time.as_secs_f64() * 1e3
         );
     } else {
         eprintln!("batches                {}", p.batches);
-        eprintln!("reader queue waits     {}", p.queue_waits);
+        eprintln!(
+            "reader queue waits     {}, {:.0} ms in all",
+            p.queue_waits,
+            p.queue_wait_time.as_secs_f64() * 1e3
+        );
     }
     let h = &p.batch_latency_us;
     eprintln!(

@@ -119,6 +119,8 @@ pub struct PipelineStats {
     pub batches: u64,
     /// Times the reader found a worker's queue full and had to wait.
     pub queue_waits: u64,
+    /// Time spent in those waits, all threads together.
+    pub queue_wait_time: Duration,
     /// Frames that were not in the reader's buffer (an internal error; always 0).
     pub frames_unshareable: u64,
     /// Microseconds from a batch leaving the reader to its worker finishing it.
@@ -485,6 +487,7 @@ fn run_frames_in_blocks(
         bytes_read: 0,
         batches: 0,
         queue_waits: 0,
+        queue_wait_time: Duration::ZERO,
         frames_unshareable: 0,
         batch_latency_us: new_histogram(),
         reorder_peak: 0,
@@ -541,6 +544,7 @@ fn run_frames_in_blocks(
             pipeline.bytes_read += read.bytes;
             pipeline.batches += read.batches;
             pipeline.queue_waits += read.queue_waits;
+            pipeline.queue_wait_time += read.waited;
             pipeline.frames_unshareable += read.unshareable;
             pipeline.reader_cpu = pipeline.reader_cpu.or(read.cpu);
         }
@@ -620,6 +624,7 @@ struct ReadStats {
     bytes: u64,
     batches: u64,
     queue_waits: u64,
+    waited: Duration,
     unshareable: u64,
     cpu: Option<Duration>,
 }
@@ -659,7 +664,9 @@ impl Batcher {
                 Ok(()) => {}
                 Err(TrySendError::Full(batch)) => {
                     self.stats.queue_waits += 1;
+                    let waiting = Instant::now();
                     let _ = self.senders[worker].send(batch);
+                    self.stats.waited += waiting.elapsed();
                 }
                 Err(TrySendError::Disconnected(_)) => {}
             }

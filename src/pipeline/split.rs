@@ -362,8 +362,10 @@ impl BlockReader<'_> {
             return;
         }
         self.stats.queue_waits += 1;
+        let waiting = Instant::now();
         let ready = || part.is_some_and(|c| !c.is_empty()) || relay.is_some_and(|c| !c.is_empty());
         if self.shared.spin && spin_until(ready) {
+            self.stats.waited += waiting.elapsed();
             return;
         }
         let mut select = Select::new();
@@ -375,6 +377,7 @@ impl BlockReader<'_> {
         }
         // Ready (or disconnected, which the caller's next try notices); nothing taken.
         let _ = select.ready();
+        self.stats.waited += waiting.elapsed();
     }
 
     fn report(&self, error: SourceError) {
