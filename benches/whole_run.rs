@@ -439,22 +439,15 @@ fn main() {
         println!("ndpiReader not installed (Debian: libndpi-bin): skipped");
     }
     let mut best: Vec<Timing> = Vec::new();
-    let mut keep = |timing: Timing| match best.iter_mut().find(|t| t.name == timing.name) {
-        Some(kept) => {
-            kept.peak_rss_kib = kept.peak_rss_kib.max(timing.peak_rss_kib);
-            let least = |a: Option<f64>, b: Option<f64>| a.into_iter().chain(b).reduce(f64::min);
-            kept.reader_cpu = least(kept.reader_cpu, timing.reader_cpu);
-            kept.workers_cpu = least(kept.workers_cpu, timing.workers_cpu);
-            if timing.wall < kept.wall {
-                kept.wall = timing.wall;
-            }
-            kept.note = format!("{} {}", kept.note, run_note(&timing));
+    // Every run's wall time, by contender, in round order: ratios taken within one round
+    // (the contenders ran seconds apart) drift less than ratios of best runs.
+    let mut walls: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut keep = |timing: Timing| {
+        match walls.iter_mut().find(|(name, _)| *name == timing.name) {
+            Some((_, runs)) => runs.push(timing.wall.as_secs_f64()),
+            None => walls.push((timing.name.clone(), vec![timing.wall.as_secs_f64()])),
         }
-        None => {
-            let mut timing = timing;
-            timing.note = run_note(&timing);
-            best.push(timing);
-        }
+        keep_best(&mut best, timing)
     };
     let mut records = None;
     for _ in 0..rounds {
@@ -593,10 +586,73 @@ fn main() {
             t.note
         );
     }
+    println!();
+    paired_ratios(&walls);
     if timings.iter().any(|t| t.steal.is_some()) {
         println!(
             "\nruns: wall seconds, /sN when the hypervisor took N ms of CPU from this VM's \
              vCPUs during the run (/proc/stat steal, all vCPUs together)"
+        );
+    }
+}
+
+/// Keep, per contender, the best (shortest) wall time, the highest peak memory and the
+/// least CPU, and note every run.
+fn keep_best(best: &mut Vec<Timing>, timing: Timing) {
+    match best.iter_mut().find(|t| t.name == timing.name) {
+        Some(kept) => {
+            kept.peak_rss_kib = kept.peak_rss_kib.max(timing.peak_rss_kib);
+            let least = |a: Option<f64>, b: Option<f64>| a.into_iter().chain(b).reduce(f64::min);
+            kept.reader_cpu = least(kept.reader_cpu, timing.reader_cpu);
+            kept.workers_cpu = least(kept.workers_cpu, timing.workers_cpu);
+            if timing.wall < kept.wall {
+                kept.wall = timing.wall;
+            }
+            kept.note = format!("{} {}", kept.note, run_note(&timing));
+        }
+        None => {
+            let mut timing = timing;
+            timing.note = run_note(&timing);
+            best.push(timing);
+        }
+    }
+}
+
+/// The targets' ratios round by round: tlscensus with 2 threads against the floor, and
+/// ndpiReader against tlscensus, each the median of the ratios taken within one round.
+fn paired_ratios(walls: &[(String, Vec<f64>)]) {
+    let runs = |name: &str| walls.iter().find(|(n, _)| n == name).map(|(_, r)| r);
+    let Some(ours) = runs("tlscensus --threads 2") else {
+        return;
+    };
+    let pairs = [
+        (
+            "tlscensus --threads 2 / floor",
+            runs("floor (read + walk)"),
+            false,
+        ),
+        (
+            "ndpiReader / tlscensus --threads 2",
+            runs("ndpiReader"),
+            true,
+        ),
+    ];
+    for (label, theirs, over_ours) in pairs {
+        let Some(theirs) = theirs else { continue };
+        let mut ratios: Vec<f64> = ours
+            .iter()
+            .zip(theirs)
+            .map(|(o, t)| if over_ours { t / o } else { o / t })
+            .collect();
+        if ratios.is_empty() {
+            continue;
+        }
+        let listed: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        println!(
+            "{label}: {median:.2}, median of the rounds' ratios ({})",
+            listed.join(" ")
         );
     }
 }
