@@ -68,6 +68,10 @@ struct Timing {
     /// CPU time the hypervisor took from this machine's vCPUs during the run (all of them
     /// together; Linux `/proc/stat`), when known.
     steal: Option<Duration>,
+    /// Every round's wall time, in round order: the targets' ratios are also taken within
+    /// each round (the contenders ran seconds apart), where they drift less than ratios of
+    /// best runs.
+    rounds: Vec<Duration>,
     note: String,
 }
 
@@ -82,6 +86,7 @@ impl Timing {
             reader_cpu: None,
             workers_cpu: None,
             steal: None,
+            rounds: Vec::new(),
             note: String::new(),
         }
     }
@@ -354,6 +359,7 @@ fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
             reader_cpu: reader_cpu(&stderr),
             workers_cpu: workers_cpu(&stderr),
             steal,
+            rounds: Vec::new(),
             note: String::new(),
         },
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -439,16 +445,7 @@ fn main() {
         println!("ndpiReader not installed (Debian: libndpi-bin): skipped");
     }
     let mut best: Vec<Timing> = Vec::new();
-    // Every run's wall time, by contender, in round order: ratios taken within one round
-    // (the contenders ran seconds apart) drift less than ratios of best runs.
-    let mut walls: Vec<(String, Vec<f64>)> = Vec::new();
-    let mut keep = |timing: Timing| {
-        match walls.iter_mut().find(|(name, _)| *name == timing.name) {
-            Some((_, runs)) => runs.push(timing.wall.as_secs_f64()),
-            None => walls.push((timing.name.clone(), vec![timing.wall.as_secs_f64()])),
-        }
-        keep_best(&mut best, timing)
-    };
+    let mut keep = |timing: Timing| keep_best(&mut best, timing);
     let mut records = None;
     for _ in 0..rounds {
         let started = Instant::now();
@@ -587,7 +584,7 @@ fn main() {
         );
     }
     println!();
-    paired_ratios(&walls);
+    paired_ratios(&timings);
     if timings.iter().any(|t| t.steal.is_some()) {
         println!(
             "\nruns: wall seconds, /sN when the hypervisor took N ms of CPU from this VM's \
@@ -597,10 +594,11 @@ fn main() {
 }
 
 /// Keep, per contender, the best (shortest) wall time, the highest peak memory and the
-/// least CPU, and note every run.
+/// least CPU, and every round's wall time.
 fn keep_best(best: &mut Vec<Timing>, timing: Timing) {
     match best.iter_mut().find(|t| t.name == timing.name) {
         Some(kept) => {
+            kept.rounds.push(timing.wall);
             kept.peak_rss_kib = kept.peak_rss_kib.max(timing.peak_rss_kib);
             let least = |a: Option<f64>, b: Option<f64>| a.into_iter().chain(b).reduce(f64::min);
             kept.reader_cpu = least(kept.reader_cpu, timing.reader_cpu);
@@ -613,36 +611,27 @@ fn keep_best(best: &mut Vec<Timing>, timing: Timing) {
         None => {
             let mut timing = timing;
             timing.note = run_note(&timing);
+            timing.rounds = vec![timing.wall];
             best.push(timing);
         }
     }
 }
 
-/// The targets' ratios round by round: tlscensus with 2 threads against the floor, and
-/// ndpiReader against tlscensus, each the median of the ratios taken within one round.
-fn paired_ratios(walls: &[(String, Vec<f64>)]) {
-    let runs = |name: &str| walls.iter().find(|(n, _)| n == name).map(|(_, r)| r);
-    let Some(ours) = runs("tlscensus --threads 2") else {
-        return;
-    };
-    let pairs = [
-        (
-            "tlscensus --threads 2 / floor",
-            runs("floor (read + walk)"),
-            false,
-        ),
-        (
-            "ndpiReader / tlscensus --threads 2",
-            runs("ndpiReader"),
-            true,
-        ),
-    ];
-    for (label, theirs, over_ours) in pairs {
-        let Some(theirs) = theirs else { continue };
-        let mut ratios: Vec<f64> = ours
+/// The targets' ratios round by round: tlscensus with 2 threads over the floor, and
+/// ndpiReader over tlscensus, each the median of the ratios taken within one round.
+fn paired_ratios(timings: &[Timing]) {
+    let rounds = |name: &str| timings.iter().find(|t| t.name == name).map(|t| &t.rounds);
+    for (slower, faster) in [
+        ("tlscensus --threads 2", "floor (read + walk)"),
+        ("ndpiReader", "tlscensus --threads 2"),
+    ] {
+        let (Some(slower_rounds), Some(faster_rounds)) = (rounds(slower), rounds(faster)) else {
+            continue;
+        };
+        let mut ratios: Vec<f64> = slower_rounds
             .iter()
-            .zip(theirs)
-            .map(|(o, t)| if over_ours { t / o } else { o / t })
+            .zip(faster_rounds)
+            .map(|(s, f)| s.as_secs_f64() / f.as_secs_f64())
             .collect();
         if ratios.is_empty() {
             continue;
@@ -651,7 +640,7 @@ fn paired_ratios(walls: &[(String, Vec<f64>)]) {
         ratios.sort_by(f64::total_cmp);
         let median = ratios[ratios.len() / 2];
         println!(
-            "{label}: {median:.2}, median of the rounds' ratios ({})",
+            "{slower} / {faster}: {median:.2}, median of the rounds' ratios ({})",
             listed.join(" ")
         );
     }

@@ -364,19 +364,17 @@ impl BlockReader<'_> {
         self.stats.queue_waits += 1;
         let waiting = Instant::now();
         let ready = || part.is_some_and(|c| !c.is_empty()) || relay.is_some_and(|c| !c.is_empty());
-        if self.shared.spin && spin_until(ready) {
-            self.stats.waited += waiting.elapsed();
-            return;
+        if !(self.shared.spin && spin_until(ready)) {
+            let mut select = Select::new();
+            if let Some(part) = part {
+                select.recv(part);
+            }
+            if let Some(relay) = relay {
+                select.recv(relay);
+            }
+            // Ready (or disconnected, which the caller's next try notices); nothing taken.
+            let _ = select.ready();
         }
-        let mut select = Select::new();
-        if let Some(part) = part {
-            select.recv(part);
-        }
-        if let Some(relay) = relay {
-            select.recv(relay);
-        }
-        // Ready (or disconnected, which the caller's next try notices); nothing taken.
-        let _ = select.ready();
         self.stats.waited += waiting.elapsed();
     }
 
