@@ -6,6 +6,13 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Bytes gathered before each write to the file. An events file grows by about 1 KiB per
+/// connection, and each write into the page cache has a cost of its own beyond its bytes:
+/// 256 KiB rather than the default 8 took 13 % off the aggregator's CPU time on the 2 GB
+/// capture and 10 % on the handshake-only one (12 and 10 alternating runs; 1 MiB did no
+/// better).
+const WRITE_BUFFER: usize = 256 << 10;
+
 /// A file being written that appears at its destination only on [`AtomicFile::commit`].
 /// Dropped uncommitted, it leaves the destination as it was and removes its temporary file.
 #[derive(Debug)]
@@ -30,7 +37,7 @@ impl AtomicFile {
         Ok(AtomicFile {
             dest: dest.to_path_buf(),
             tmp,
-            out: Some(BufWriter::new(file)),
+            out: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
         })
     }
 
