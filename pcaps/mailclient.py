@@ -2,6 +2,7 @@
 """Mail clients for make_pcaps.sh, built on Python's smtplib / imaplib / poplib.
 
   mailclient.py smtp HOST PORT BINDPORT SNI [--verb STARTTLS|X-ANONYMOUSTLS|none] [--max-tls12]
+                     [--body-kib N]
   mailclient.py imap HOST PORT BINDPORT SNI [--max-tls12]
   mailclient.py pop3 HOST PORT BINDPORT SNI [--max-tls12]
 
@@ -33,7 +34,7 @@ def report_tls(sock):
     print(f"Ciphersuite: {sock.cipher()[0]}")
 
 
-def smtp(host, port, bport, sni, verb, ctx):
+def smtp(host, port, bport, sni, verb, ctx, body_kib=0):
     s = smtplib.SMTP(host, port, local_hostname="client.example.test",
                      source_address=(host, bport), timeout=10)
     s.ehlo()
@@ -51,10 +52,15 @@ def smtp(host, port, bport, sni, verb, ctx):
             report_tls(s.sock)
             s.ehlo()
     # a short message: encrypted after STARTTLS; otherwise in clear, as an
-    # opportunistic MTA does when the server lacks or refuses STARTTLS
+    # opportunistic MTA does when the server lacks or refuses STARTTLS.
+    # --body-kib N: a message body of N KiB of 64-character text lines instead.
+    body = "hello\r\n"
+    if body_kib:
+        line = "tlscensus plaintext body line, the same 64 bytes every time...\r\n"
+        body = line * (body_kib * 1024 // len(line))
     s.sendmail("alice@client.example.test", ["bob@mail.example.test"],
                    "From: alice@client.example.test\r\nTo: bob@mail.example.test\r\n"
-                   "Subject: tlscensus test\r\n\r\nhello\r\n")
+                   "Subject: tlscensus test\r\n\r\n" + body)
     s.quit()
 
 
@@ -108,7 +114,10 @@ def main():
         if "--verb" in opts:
             verb = opts[opts.index("--verb") + 1]
             verb = None if verb == "none" else verb
-        smtp(host, port, bport, sni, verb, ctx)
+        body_kib = 0
+        if "--body-kib" in opts:
+            body_kib = int(opts[opts.index("--body-kib") + 1])
+        smtp(host, port, bport, sni, verb, ctx, body_kib)
     elif proto == "imap":
         imap(host, port, bport, sni, ctx)
     elif proto == "pop3":

@@ -427,6 +427,16 @@ mail_part() {
   mfact smtp_plaintext.pcap smtp_plaintext 50105 25 smtpp.cli.log smtp - \
     sni=- max_offered=- extra.plaintext=true extra.starttls_offered=false
 
+  # The same with a 48 KiB message: more plaintext from the client than the mail dialogue
+  # reads (32 KiB), so the session is reported before it ends.
+  log "smtp_plaintext_large.pcap"
+  cap_start smtp_plaintext_large.pcap "tcp port 25"; cap=$CAP_PID
+  mail_server smtpl.srv.log 25 smtp 1 --verb none; srv=$MAIL_PID
+  py_client smtpl.cli.log smtp 25 50140 plain.example.test --body-kib 48
+  wait "$srv" || true; cap_stop "$cap"
+  mfact smtp_plaintext_large.pcap smtp_plaintext_large 50140 25 smtpl.cli.log smtp - \
+    sni=- max_offered=- extra.plaintext=true extra.starttls_offered=false
+
   # IMAP STARTTLS on 143: s_client (tag ".") and imaplib (capped at TLS 1.2).
   log "imap_starttls.pcap"
   cap_start imap_starttls.pcap "tcp port 143"; cap=$CAP_PID

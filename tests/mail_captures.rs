@@ -1,6 +1,7 @@
 //! Mail sessions and load-balanced connections captured from real stacks (`pcaps/`, made by
 //! `pcaps/make_pcaps.sh`): SMTP STARTTLS on 25 and 587, Exchange's X-ANONYMOUSTLS, IMAP
-//! STARTTLS, POP3 STLS, a refused STARTTLS, a plaintext session, PROXY v1/v2 before TLS.
+//! STARTTLS, POP3 STLS, a refused STARTTLS, plaintext sessions (one with a 48 KiB message),
+//! PROXY v1/v2 before TLS.
 //! Expected values: `pcaps/expected_mail.json`, written from what the clients, servers and
 //! relays were told to do and printed.
 
@@ -94,6 +95,60 @@ fn mail_and_proxy_records_match_the_script() {
             );
         }
     }
-    assert_eq!(expected.len(), 12, "the script describes 12 sessions");
+    assert_eq!(expected.len(), 13, "the script describes 13 sessions");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A plaintext SMTP session with a 48 KiB message (`smtp_plaintext_large.pcap`: a server
+/// that offers no STARTTLS, Python's smtplib sending in clear) is reported as soon as the
+/// client has sent more plaintext than the mail dialogue reads, not at its close: the rest
+/// of the message costs a table lookup per packet instead of reassembly. Frame by frame
+/// through one engine, as a worker runs it.
+#[test]
+fn a_long_plaintext_session_is_reported_before_it_ends() {
+    use tlscensus::decode;
+    use tlscensus::engine::{Config, Engine};
+    use tlscensus::proto::starttls::BUDGET;
+    use tlscensus::source::CaptureReader;
+
+    let path = common::pcaps_dir().join("smtp_plaintext_large.pcap");
+    let mut reader = CaptureReader::open(&path).unwrap();
+    let mut engine = Engine::new(Config::default());
+    engine.begin_file(path.display().to_string());
+    let (mut client_bytes, mut first_fin, mut reported) = (0usize, None, None);
+    let mut records = Vec::new();
+    let mut n = 0u64;
+    while let Some(packet) = reader.next_packet().unwrap() {
+        n += 1;
+        let segment = decode::decode(packet.link_type, packet.data).unwrap();
+        // The client is on the port the script pinned it to (expected_mail.json).
+        if segment.sport == 50140 {
+            client_bytes += segment.payload.len();
+        }
+        if segment.flags.fin && first_fin.is_none() {
+            first_fin = Some(n);
+        }
+        let before = records.len();
+        engine.packet(2 * n + 1, &packet, &mut |e| records.push(e.record));
+        if records.len() > before && reported.is_none() {
+            reported = Some((n, client_bytes));
+        }
+    }
+    engine.finish(&mut |e| records.push(e.record));
+    assert_eq!(records.len(), 1, "one session, one record");
+    assert_eq!(
+        serde_json::to_value(records[0].outcome).unwrap(),
+        "plaintext"
+    );
+    let (at, sent) = reported.expect("reported");
+    let first_fin = first_fin.expect("the session closes with FINs");
+    assert!(
+        client_bytes > BUDGET + 8 * 1024,
+        "the message is larger than the budget"
+    );
+    assert!(at < first_fin, "reported at frame {at}, FIN at {first_fin}");
+    assert!(
+        sent >= BUDGET,
+        "reported after {sent} client bytes, budget {BUDGET}"
+    );
 }

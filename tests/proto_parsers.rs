@@ -216,7 +216,7 @@ fn expected_mail() -> Vec<serde_json::Value> {
 #[test]
 fn own_captures_match_expected_mail_json() {
     let entries = expected_mail();
-    assert_eq!(entries.len(), 12, "entries in expected_mail.json");
+    assert_eq!(entries.len(), 13, "entries in expected_mail.json");
     let mut cache: HashMap<String, Vec<Conn>> = HashMap::new();
     let mut checked = 0;
     for e in &entries {

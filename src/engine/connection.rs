@@ -195,15 +195,38 @@ impl Connection {
             || (self.isn[side.index()].is_some_and(|isn| isn != seq) && delivered)
     }
 
-    /// A connection's handshake is decided when both directions have stopped parsing, or a
-    /// fatal alert was sent.
+    /// A connection's record can no longer change once both directions have stopped
+    /// parsing (then no hello, alert or mail dialogue line can come: the dialogue is read
+    /// only while its direction is plaintext), once a fatal alert was sent, or once it is a
+    /// mail session settled as plaintext.
     pub fn decided(&self) -> bool {
         let Some(body) = &self.body else {
             return false;
         };
         let hs = &body.shared.handshake;
-        (hs.hello_seen() || !hs.alerts.is_empty())
-            && (hs.fatal_alert() || body.halves.iter().all(|h| h.upper.tls.end().is_some()))
+        body.halves.iter().all(|h| h.upper.tls.end().is_some())
+            || hs.fatal_alert()
+            || (!hs.hello_seen() && hs.alerts.is_empty() && self.settled_plaintext(body))
+    }
+
+    /// A confirmed mail session whose client has sent its dialogue's worth of plaintext
+    /// ([`BUDGET`](crate::proto::starttls::BUDGET)) without asking for TLS, past the point
+    /// where a TLS start is looked for, with no TLS from either side: its record (outcome
+    /// `plaintext`) is what it would be at the session's end. Reporting it now spares
+    /// reassembling the rest of a message sent in clear, which on a mail server is most of
+    /// the traffic such sessions carry. Only a server starting TLS on its own later (which
+    /// it cannot without a ClientHello) would have changed the record.
+    fn settled_plaintext(&self, body: &Body) -> bool {
+        let Some(mail) = &body.shared.mail else {
+            return false;
+        };
+        let dialogue = &mail.dialogue;
+        let client = self.client.unwrap_or(mail.server.other());
+        dialogue.protocol_confirmed()
+            && dialogue.requested().is_none()
+            && dialogue.client_finished()
+            && body.halves[client.index()].upper.tls.end().is_some()
+            && !body.halves.iter().any(|h| h.upper.tls.started_tls())
     }
 
     /// Whether dropping this connection loses nothing: it carried no data yet (a SYN, a

@@ -757,6 +757,11 @@ impl Dialogue {
         self.session.requested.is_some() && self.session.reply == Some(Reply::Accepted)
     }
 
+    /// The client's direction has ended: at its upgrade request, or after [`BUDGET`] bytes.
+    pub fn client_finished(&self) -> bool {
+        self.client.stopped
+    }
+
     /// Nothing more to learn: the request was answered, or both directions used their
     /// [`BUDGET`] (or ended). Feeding more bytes then does nothing.
     pub fn done(&self) -> bool {
