@@ -15,7 +15,8 @@
 //! DATA's 354 and the lone ".", BDAT chunks (RFC 3030), IMAP literals (`{n}`, RFC 3501 4.3)
 //! and POP3 multi-line responses.
 //!
-//! Complete lines are read straight from the piece they arrive in; only a line split across
+//! Complete lines are read straight from the piece they arrive in (their ends found with
+//! `memchr`, which a message body sent in clear keeps busy); only a line split across
 //! pieces is copied, into one buffer per direction capped at [`LINE_CAP`] (a longer line is
 //! ignored as data: every line that matters is short). Nothing is allocated after a
 //! direction's first split line. Work ends when the upgrade is answered, or after [`BUDGET`]
@@ -259,7 +260,7 @@ impl Lines {
                 pos += n;
                 continue;
             }
-            let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(lf) = memchr::memchr(b'\n', rest) else {
                 // A line continues in the next piece.
                 if !self.overlong {
                     if self.partial.len() + rest.len() > LINE_CAP {
