@@ -570,6 +570,17 @@ fn print_stats(outcome: &pipeline::Outcome) {
             p.queue_wait_time.as_secs_f64() * 1e3
         );
     }
+    if p.queue_waits > 0 {
+        let w = &p.queue_wait_us;
+        eprintln!(
+            "wait length (µs)       p10 {} p50 {} p90 {} p99 {} max {}",
+            w.value_at_quantile(0.1),
+            w.value_at_quantile(0.5),
+            w.value_at_quantile(0.9),
+            w.value_at_quantile(0.99),
+            w.max()
+        );
+    }
     let h = &p.batch_latency_us;
     eprintln!(
         "batch latency (µs)     p50 {} p90 {} p99 {} max {}",

@@ -121,6 +121,9 @@ pub struct PipelineStats {
     pub queue_waits: u64,
     /// Time spent in those waits, all threads together.
     pub queue_wait_time: Duration,
+    /// How long each of those waits took, in µs: waits that a spin ended take tens of
+    /// microseconds, those that slept until another thread got a core take hundreds.
+    pub queue_wait_us: Histogram<u64>,
     /// Frames that were not in the reader's buffer (an internal error; always 0).
     pub frames_unshareable: u64,
     /// Microseconds from a batch leaving the reader to its worker finishing it.
@@ -488,6 +491,7 @@ fn run_frames_in_blocks(
         batches: 0,
         queue_waits: 0,
         queue_wait_time: Duration::ZERO,
+        queue_wait_us: new_wait_histogram(),
         frames_unshareable: 0,
         batch_latency_us: new_histogram(),
         reorder_peak: 0,
@@ -545,6 +549,7 @@ fn run_frames_in_blocks(
             pipeline.batches += read.batches;
             pipeline.queue_waits += read.queue_waits;
             pipeline.queue_wait_time += read.waited;
+            let _ = pipeline.queue_wait_us.add(&read.wait_lengths_us);
             pipeline.frames_unshareable += read.unshareable;
             pipeline.reader_cpu = pipeline.reader_cpu.or(read.cpu);
         }
@@ -618,15 +623,55 @@ fn spawn_with_reader<'scope, 'frames: 'scope>(
 
 /// A reading thread's counters: the reader thread's, or a split-reading worker's (whose
 /// CPU time is not the reading's alone, so it leaves `cpu` unset).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ReadStats {
     frames: u64,
     bytes: u64,
     batches: u64,
     queue_waits: u64,
     waited: Duration,
+    /// How long each of those waits took, in µs.
+    wait_lengths_us: Histogram<u64>,
     unshareable: u64,
     cpu: Option<Duration>,
+}
+
+impl Default for ReadStats {
+    fn default() -> Self {
+        ReadStats {
+            frames: 0,
+            bytes: 0,
+            batches: 0,
+            queue_waits: 0,
+            waited: Duration::ZERO,
+            wait_lengths_us: new_wait_histogram(),
+            unshareable: 0,
+            cpu: None,
+        }
+    }
+}
+
+impl ReadStats {
+    /// Count a wait that began at `began` and is over.
+    fn waited_since(&mut self, began: Instant) {
+        let waited = began.elapsed();
+        self.queue_waits += 1;
+        self.waited += waited;
+        let _ = self.wait_lengths_us.record(
+            waited
+                .as_micros()
+                .clamp(1, u128::from(WAIT_HISTOGRAM_MAX_US)) as u64,
+        );
+    }
+}
+
+/// Longest wait the wait histogram tells apart (10 s); longer ones count as this.
+const WAIT_HISTOGRAM_MAX_US: u64 = 10_000_000;
+
+/// Wait lengths in µs to two significant digits: enough to tell a spin from a sleep, and a
+/// small table per thread.
+fn new_wait_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, WAIT_HISTOGRAM_MAX_US, 2).expect("valid histogram bounds")
 }
 
 /// The reader thread's batching state, shared by file and live reading.
@@ -663,10 +708,9 @@ impl Batcher {
             match self.senders[worker].try_send(batch) {
                 Ok(()) => {}
                 Err(TrySendError::Full(batch)) => {
-                    self.stats.queue_waits += 1;
                     let waiting = Instant::now();
                     let _ = self.senders[worker].send(batch);
-                    self.stats.waited += waiting.elapsed();
+                    self.stats.waited_since(waiting);
                 }
                 Err(TrySendError::Disconnected(_)) => {}
             }
@@ -1161,6 +1205,32 @@ mod tests {
         );
         assert_eq!(outcome.pipeline.split_reading, reading == Reading::Split);
         (records, errors, outcome.stats.frames)
+    }
+
+    /// `--stats` gives the lengths of the waits as percentiles: every wait counted is in the
+    /// histogram, and the histogram adds up to the time waited.
+    #[test]
+    fn every_wait_is_in_the_wait_histogram() {
+        // Small blocks and three workers on two cores or fewer: the workers wait for each
+        // other's parts many times.
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/tls12.pcap");
+        let options = Options {
+            engine: Config::default(),
+            threads: 3,
+            reading: Reading::Split,
+        };
+        let outcome = run_in_blocks(&[file], &options, 64, &mut |_| {}, &mut |_| {});
+        let p = &outcome.pipeline;
+        assert!(p.queue_waits > 0, "no waits to count");
+        assert_eq!(p.queue_wait_us.len(), p.queue_waits);
+        // Each wait is at least 1 µs in the histogram, and their sum is the total waited
+        // (to the histogram's two significant digits).
+        let total_us = p.queue_wait_time.as_micros() as f64;
+        let mean = p.queue_wait_us.mean() * p.queue_waits as f64;
+        assert!(
+            (mean - total_us).abs() <= total_us * 0.02 + p.queue_waits as f64,
+            "histogram sums to {mean:.0} µs, waits to {total_us:.0} µs"
+        );
     }
 
     /// Workers reading their share of each file give exactly what one reader thread gives

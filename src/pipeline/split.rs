@@ -361,7 +361,6 @@ impl BlockReader<'_> {
         if part.is_none() && relay.is_none() {
             return;
         }
-        self.stats.queue_waits += 1;
         let waiting = Instant::now();
         let ready = || part.is_some_and(|c| !c.is_empty()) || relay.is_some_and(|c| !c.is_empty());
         if !(self.shared.spin && spin_until(ready)) {
@@ -375,7 +374,7 @@ impl BlockReader<'_> {
             // Ready (or disconnected, which the caller's next try notices); nothing taken.
             let _ = select.ready();
         }
-        self.stats.waited += waiting.elapsed();
+        self.stats.waited_since(waiting);
     }
 
     fn report(&self, error: SourceError) {
