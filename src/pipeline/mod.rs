@@ -121,8 +121,10 @@ pub struct PipelineStats {
     pub queue_waits: u64,
     /// Time spent in those waits, all threads together.
     pub queue_wait_time: Duration,
-    /// How long each of those waits took, in µs: waits that a spin ended take tens of
-    /// microseconds, those that slept until another thread got a core take hundreds.
+    /// How long each of those waits took, in µs. A split-reading worker's waits are of two
+    /// kinds: those its spin ended (tens of µs) and those it slept through until the other
+    /// worker had a core again (hundreds of µs on a 2-core VM, where the aggregator takes
+    /// one from time to time).
     pub queue_wait_us: Histogram<u64>,
     /// Frames that were not in the reader's buffer (an internal error; always 0).
     pub frames_unshareable: u64,
