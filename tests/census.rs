@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-fn pcaps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps")
-}
+mod common;
+
+use common::{expected_script as expected, pcaps_dir as pcaps};
 
 /// A fresh scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -60,11 +60,6 @@ fn census_text(files: &[PathBuf], extra: &[&str], dir: &Path, name: &str) -> Str
 fn census(files: &[PathBuf], extra: &[&str]) -> Value {
     let dir = scratch("census");
     serde_json::from_str(&census_text(files, extra, &dir, "report")).unwrap()
-}
-
-fn expected(name: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(pcaps().join(name)).unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 fn version_rank(name: &str) -> u8 {

@@ -11,8 +11,7 @@ use serde_json::Value;
 
 #[test]
 fn mail_and_proxy_records_match_the_script() {
-    let text = std::fs::read_to_string(common::pcaps_dir().join("expected_mail.json")).unwrap();
-    let expected: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let expected = common::expected_script("expected_mail.json");
     let mut problems = Vec::new();
     for want in &expected {
         let file = want["file"].as_str().unwrap();
@@ -112,9 +111,7 @@ fn a_long_plaintext_session_is_reported_before_it_ends() {
     use tlscensus::source::CaptureReader;
 
     // The client port the script pinned, from its description of the capture.
-    let text = std::fs::read_to_string(common::pcaps_dir().join("expected_mail.json")).unwrap();
-    let expected: Vec<Value> = serde_json::from_str(&text).unwrap();
-    let client_port = expected
+    let client_port = common::expected_script("expected_mail.json")
         .iter()
         .find(|e| e["scenario"] == "smtp_plaintext_large")
         .and_then(|e| e["client_port"].as_u64())

@@ -16,19 +16,9 @@ use tlscensus::proto::proxy::{self, Command, Family, Parse, Transport};
 use tlscensus::proto::starttls::{Dialogue, MailProtocol, Reply, Verb, BUDGET};
 use tlscensus::source::CaptureReader;
 
-fn pcaps_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps")
-}
+mod common;
 
-fn corpus_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    assert!(
-        dir.join("MANIFEST.tsv").is_file(),
-        "the shared corpus is missing: expected {}",
-        dir.display()
-    );
-    dir
-}
+use common::{corpus_dir, pcaps_dir};
 
 type Endpoint = (IpAddr, u16);
 
@@ -206,16 +196,11 @@ fn refused_code(reply: Option<Reply>) -> Option<String> {
     }
 }
 
-fn expected_mail() -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(pcaps_dir().join("expected_mail.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
 /// Every entry of `pcaps/expected_mail.json`: the mail keys against the dialogue, the PROXY
 /// keys against the header parser.
 #[test]
 fn own_captures_match_expected_mail_json() {
-    let entries = expected_mail();
+    let entries = common::expected_script("expected_mail.json");
     assert_eq!(entries.len(), 13, "entries in expected_mail.json");
     let mut cache: HashMap<String, Vec<Conn>> = HashMap::new();
     let mut checked = 0;

@@ -24,6 +24,13 @@ pub fn pcaps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps")
 }
 
+/// A description of `pcaps/` written by the script that made the captures
+/// (`expected.json`, `expected_mail.json`): what each client and server was told to do.
+pub fn expected_script(name: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(pcaps_dir().join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 /// The pcap and pcapng files of `pcaps/`, in name order.
 pub fn own_captures() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(pcaps_dir())
