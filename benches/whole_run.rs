@@ -8,9 +8,10 @@
 //!   (noted on the tlscensus lines, from `--stats`) shows what the hand-off adds;
 //! * the engine alone, as one worker thread runs it, on the first 512 MiB of the file held
 //!   in memory (no pipeline, no I/O: best of 3 runs);
-//! * tlscensus with 1 and 2 worker threads (the workers reading the file, each its share:
-//!   the default for pcap files), and with 2 workers fed by one reader thread
-//!   (`--reading one`, what pcapng files and live capture get);
+//! * tlscensus with 1 and 2 worker threads (the workers mapping the file, each walking its
+//!   share: the default for pcap files), with 2 workers reading their shares with read
+//!   calls (`--reading split`), and with 2 workers fed by one reader thread (`--reading
+//!   one`, what pcapng files and live capture get);
 //! * the peers, when installed: ndpiReader (Debian `libndpi-bin`) and tshark.
 //!
 //! Each is reported as wall time, packets per second, peak memory, and ratios against the
@@ -462,11 +463,11 @@ fn main() {
             steal,
             ..Timing::in_process("reader alone (1 thread)", started.elapsed(), packets)
         });
-        for (threads, reading) in [("1", "split"), ("2", "split"), ("2", "one")] {
+        for (threads, reading) in [("1", "map"), ("2", "map"), ("2", "split"), ("2", "one")] {
             let events = std::env::temp_dir().join("tlscensus-bench-events.jsonl");
             let events = events.to_str().expect("utf-8 path");
             let name = match reading {
-                "split" => format!("tlscensus --threads {threads}"),
+                "map" => format!("tlscensus --threads {threads}"),
                 _ => format!("tlscensus --threads {threads} --reading {reading}"),
             };
             let run = timed(

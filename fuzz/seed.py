@@ -206,7 +206,7 @@ PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 def main():
     out_dir, captures = sys.argv[1], sys.argv[2:]
     targets = ["capture_reader", "decode", "hello", "tls_stream", "starttls", "proxy",
-               "openvpn", "engine", "reassembly", "split_reading"]
+               "openvpn", "engine", "reassembly", "split_reading", "pcap_walk"]
     for t in targets:
         os.makedirs(os.path.join(out_dir, t), exist_ok=True)
     written = {t: 0 for t in targets}
@@ -232,6 +232,9 @@ def main():
                     # A shape byte (block size, workers), then the file.
                     for shape in (0x01, 0x16, 0x7b):
                         put("split_reading", bytes([shape]) + whole)
+                    # The file header, a sub-range byte and a start byte, then the records.
+                    for sub, first in ((0x1f, 0), (0x7f, 0), (0x05, 3)):
+                        put("pcap_walk", whole[:24] + bytes([sub, first]) + whole[24:])
             for n, (link, frame) in enumerate(frames(path)):
                 if n < 8 and link in DECODE_LINKS:
                     put("decode", bytes([DECODE_LINKS.index(link)]) + frame)

@@ -222,10 +222,13 @@ struct ReadArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
     threads: Option<usize>,
 
-    /// Who reads the files: `split` (the default) lets each worker read its share of a
-    /// classic pcap file on disk, which is faster on several cores; other inputs, and
-    /// `one`, go through one reader thread. Output is identical either way.
-    #[arg(long, value_name = "HOW", default_value = "split", value_parser = parse_reading)]
+    /// How the files are read. `map` (the default): each worker maps its share of a classic
+    /// pcap file on disk and touches only the bytes it needs, the fastest way. `split`: the
+    /// same with read calls, for a file that another program may truncate or rewrite while
+    /// it is read (a mapped file cut short under the reader ends the process with SIGBUS;
+    /// one still being appended to is fine). `one`: one reader thread, as pcapng, Network
+    /// Monitor files and standard input always get. Output is identical every way.
+    #[arg(long, value_name = "HOW", default_value = "map", value_parser = parse_reading)]
     reading: pipeline::Reading,
 
     /// Write the census to PATH (repeatable); the format follows the extension: .json (for
@@ -493,9 +496,14 @@ impl ProgressBar {
 
 fn parse_reading(text: &str) -> Result<pipeline::Reading, String> {
     match text {
+        "map" => Ok(pipeline::Reading::Map),
         "split" => Ok(pipeline::Reading::Split),
         "one" => Ok(pipeline::Reading::OneReader),
-        _ => Err("expected `split` (workers read their share) or `one` (one reader thread)".into()),
+        _ => Err(
+            "expected `map` (workers map their share), `split` (workers read their share) \
+             or `one` (one reader thread)"
+                .into(),
+        ),
     }
 }
 
@@ -552,11 +560,23 @@ fn print_stats(outcome: &pipeline::Outcome) {
         p.bytes_read as f64 / secs / 1e6
     );
     if p.split_reading {
-        eprintln!("reading                split: each worker reads, walks and decodes its share");
+        if p.mapped_reading {
+            eprintln!("reading                map: each worker maps, walks and decodes its share");
+        } else {
+            eprintln!(
+                "reading                split: each worker reads, walks and decodes its share"
+            );
+        }
         eprintln!(
             "parts sent             {} (frames of a block for another worker)",
             p.batches
         );
+        if p.mapped_reading {
+            eprintln!(
+                "walk guesses           {} kept, {} walked again (chains from a guessed record start)",
+                p.walk_guesses_kept, p.walk_guesses_rewalked
+            );
+        }
         eprintln!(
             "worker waits           {} (for another worker's part or relay), {:.0} ms in all",
             p.queue_waits,

@@ -7,10 +7,10 @@
 //! `tlscensus read` drives it, and through the `tlscensus` command itself (`read --threads N
 //! --events ... --report ...` in every report format). The two must also agree.
 //!
-//! Classic pcap files are read by the workers themselves, each its share (`Reading::Split`,
-//! the default); everything is also run through one reader thread (`Reading::OneReader`,
-//! what other formats get), and the reference every run is compared with is one reader
-//! thread feeding one worker.
+//! Classic pcap files are read by the workers themselves, each its share, through memory
+//! maps (`Reading::Map`, the default) and with read calls (`Reading::Split`); everything is
+//! also run through one reader thread (`Reading::OneReader`, what other formats get), and
+//! the reference every run is compared with is one reader thread feeding one worker.
 
 mod common;
 
@@ -209,7 +209,7 @@ fn same_whatever_the_threads(files: &[PathBuf], name: &str) -> InProcess {
 
     let runs = THREADS
         .iter()
-        .map(|t| (*t, Reading::Split))
+        .flat_map(|t| [(*t, Reading::Map), (*t, Reading::Split)])
         .chain(THREADS[1..].iter().map(|t| (*t, Reading::OneReader)));
     for (threads, reading) in runs {
         let what = |output: &str| {

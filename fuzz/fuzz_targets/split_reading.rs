@@ -1,9 +1,10 @@
 #![no_main]
-//! Workers reading their share of a pcap file against one reader thread: the same records
-//! (in the same order), the same errors and the same frame count, however the file is cut
-//! into blocks and however many workers share it. The first byte picks the block size
-//! (1 to 833 bytes, so that records straddle blocks) and the number of workers (1 to 3);
-//! the rest is the file, as written to a temporary file (the workers read by position).
+//! Workers reading or mapping their share of a pcap file against one reader thread: the same
+//! records (in the same order), the same errors and the same frame count, however the file
+//! is cut into blocks and however many workers share it. The first byte picks the block
+//! size (1 to 833 bytes, so that records straddle blocks; a mapped block is walked as up to
+//! 16 chains from guessed record starts) and the number of workers (1 to 3); the rest is
+//! the file, as written to a temporary file (the workers read or map it by position).
 
 use std::path::PathBuf;
 
@@ -44,9 +45,12 @@ fuzz_target!(|data: &[u8]| {
         std::env::temp_dir().join(format!("tlscensus-fuzz-split-{}.pcap", std::process::id()));
     std::fs::write(&path, file).expect("write the capture to a temporary file");
     let one = run(&path, Reading::OneReader, 1, block);
-    let split = run(&path, Reading::Split, threads, block);
-    assert!(
-        one == split,
-        "{threads} workers, {block}-byte blocks: {split:?}\nagainst one reader: {one:?}"
-    );
+    for reading in [Reading::Split, Reading::Map] {
+        let split = run(&path, reading, threads, block);
+        assert!(
+            one == split,
+            "{reading:?}, {threads} workers, {block}-byte blocks: {split:?}\n\
+             against one reader: {one:?}"
+        );
+    }
 });

@@ -98,12 +98,16 @@ pub struct Options {
     pub reading: Reading,
 }
 
-/// Who reads capture files. Either way gives the same records in the same order.
+/// Who reads capture files, and how. Every way gives the same records in the same order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Reading {
     /// The workers, each its share of the file, when every input is a classic pcap file on
-    /// disk (see `split.rs`); one reader thread for anything else.
+    /// disk (see `split.rs`), through memory maps (`source::mapped`: no copy, and only the
+    /// bytes the walk needs are touched); one reader thread for anything else.
     #[default]
+    Map,
+    /// As [`Reading::Map`], with `read` calls into buffers instead of maps: for files that
+    /// may be truncated while they are read, which a map would turn into SIGBUS.
     Split,
     /// One reader thread for every input (what pcapng, Network Monitor files, streams and
     /// live capture always get).
@@ -140,10 +144,17 @@ pub struct PipelineStats {
     pub aggregator_cpu: Option<Duration>,
     /// Frames each worker processed.
     pub worker_frames: Vec<u64>,
-    /// The workers read the files themselves ([`Reading::Split`]); there was no reader
-    /// thread, so `reader_cpu` is `None`, `batches` counts the parts of blocks the workers
-    /// sent each other and `queue_waits` the times one waited for another.
+    /// The workers read the files themselves ([`Reading::Map`] or [`Reading::Split`]);
+    /// there was no reader thread, so `reader_cpu` is `None`, `batches` counts the parts of
+    /// blocks the workers sent each other and `queue_waits` the times one waited for
+    /// another.
     pub split_reading: bool,
+    /// They mapped the files ([`Reading::Map`]) rather than read them.
+    pub mapped_reading: bool,
+    /// Chains of the mapped walks that began at a guessed record start (`source::walk`):
+    /// kept, and walked again because the guess was wrong.
+    pub walk_guesses_kept: u64,
+    pub walk_guesses_rewalked: u64,
 }
 
 /// CPU time the calling thread has used so far (Linux: `/proc/thread-self/schedstat`, whose
@@ -408,7 +419,7 @@ pub fn run_in_blocks(
     run_frames_in_blocks(
         Frames::Files(files, &progress),
         options,
-        block_bytes,
+        Some(block_bytes),
         sink,
         on_error,
         &mut || {},
@@ -464,14 +475,15 @@ fn run_frames(
     on_error: &mut impl FnMut(SourceError),
     on_tick: &mut impl FnMut(),
 ) -> Outcome {
-    run_frames_in_blocks(frames, options, split::BLOCK_BYTES, sink, on_error, on_tick)
+    run_frames_in_blocks(frames, options, None, sink, on_error, on_tick)
 }
 
-/// [`run_frames`], cutting files into blocks of `block_bytes` when the workers read them.
+/// [`run_frames`], cutting files into blocks of `block_bytes` (`None`: the usual size) when
+/// the workers read them.
 fn run_frames_in_blocks(
     frames: Frames<'_>,
     options: &Options,
-    block_bytes: usize,
+    block_bytes: Option<usize>,
     sink: &mut impl FnMut(Record),
     on_error: &mut impl FnMut(SourceError),
     on_tick: &mut impl FnMut(),
@@ -503,12 +515,18 @@ fn run_frames_in_blocks(
         aggregator_cpu: None,
         worker_frames: vec![0; threads],
         split_reading: false,
+        mapped_reading: false,
+        walk_guesses_kept: 0,
+        walk_guesses_rewalked: 0,
     };
     let aggregator_cpu_before = thread_cpu_time();
     let mut stats = Stats::default();
 
     let mut plan = match (&frames, options.reading) {
-        (Frames::Files(files, _), Reading::Split) => split::Plan::new(files, block_bytes),
+        (Frames::Files(files, _), Reading::Map | Reading::Split) => {
+            let map = options.reading == Reading::Map;
+            split::Plan::new(files, block_bytes.unwrap_or(split::block_bytes(map)), map)
+        }
         _ => None,
     };
     if let Some((_, errors)) = &mut plan {
@@ -521,6 +539,7 @@ fn run_frames_in_blocks(
         _ => None,
     };
     pipeline.split_reading = shared.is_some();
+    pipeline.mapped_reading = shared.is_some() && options.reading == Reading::Map;
     let ticker_limits = options.engine.limits;
     std::thread::scope(|scope| {
         // Whoever reads: the workers themselves, or one reader thread feeding them.
@@ -554,6 +573,8 @@ fn run_frames_in_blocks(
             let _ = pipeline.queue_wait_us.add(&read.wait_lengths_us);
             pipeline.frames_unshareable += read.unshareable;
             pipeline.reader_cpu = pipeline.reader_cpu.or(read.cpu);
+            pipeline.walk_guesses_kept += read.guesses_kept;
+            pipeline.walk_guesses_rewalked += read.guesses_rewalked;
         }
     });
     pipeline.aggregator_cpu = thread_cpu_time()
@@ -636,6 +657,9 @@ struct ReadStats {
     wait_lengths_us: Histogram<u64>,
     unshareable: u64,
     cpu: Option<Duration>,
+    /// Chains of the mapped walk begun at a guess: kept, and walked again.
+    guesses_kept: u64,
+    guesses_rewalked: u64,
 }
 
 impl Default for ReadStats {
@@ -649,6 +673,8 @@ impl Default for ReadStats {
             wait_lengths_us: new_wait_histogram(),
             unshareable: 0,
             cpu: None,
+            guesses_kept: 0,
+            guesses_rewalked: 0,
         }
     }
 }
@@ -1205,7 +1231,19 @@ mod tests {
             &mut |r| records.push(serde_json::to_string(&r).expect("record serialises")),
             &mut |e| errors.push(e.to_string()),
         );
-        assert_eq!(outcome.pipeline.split_reading, reading == Reading::Split);
+        let p = &outcome.pipeline;
+        assert_eq!(p.split_reading, reading != Reading::OneReader);
+        assert_eq!(p.mapped_reading, reading == Reading::Map);
+        if reading == Reading::Map && (100..=4096).contains(&block_bytes) {
+            // The walk follows several chains, from guessed starts, and most guesses hold
+            // (the sample captures are too small for larger blocks to be cut into chains).
+            assert!(
+                p.walk_guesses_kept > p.walk_guesses_rewalked,
+                "{block_bytes}-byte blocks: guesses kept {}, walked again {}",
+                p.walk_guesses_kept,
+                p.walk_guesses_rewalked
+            );
+        }
         (records, errors, outcome.stats.frames)
     }
 
@@ -1235,10 +1273,12 @@ mod tests {
         );
     }
 
-    /// Workers reading their share of each file give exactly what one reader thread gives
-    /// (the records, their order, the errors of damaged files, the frames counted) however
-    /// finely the files are cut — blocks far smaller than a frame, so that records straddle
-    /// blocks and many blocks hold no record start — and however many workers share them.
+    /// Workers reading or mapping their share of each file give exactly what one reader
+    /// thread gives (the records, their order, the errors of damaged files, the frames
+    /// counted) however finely the files are cut — blocks far smaller than a frame, so that
+    /// records straddle blocks and many blocks hold no record start, and mapped blocks
+    /// walked as many short chains from guessed starts — and however many workers share
+    /// them.
     /// The captures are the real ones of `pcaps/`, read as one stream (file boundaries
     /// inside it), with three damaged copies of one among them: cut inside a record header,
     /// cut inside a frame, and a record whose length field claims 4 GiB.
@@ -1273,12 +1313,24 @@ mod tests {
         let reference = outcome_of(&files, Reading::OneReader, 1, split::BLOCK_BYTES);
         assert!(reference.0.len() > 20, "{} records", reference.0.len());
         assert_eq!(reference.1.len(), 3, "{:?}", reference.1);
-        for block_bytes in [7, 100, 1500, 4096, split::BLOCK_BYTES] {
+        let sizes = [
+            7,
+            100,
+            1500,
+            4096,
+            split::BLOCK_BYTES,
+            split::MAPPED_BLOCK_BYTES,
+        ];
+        for (reading, block_bytes) in [Reading::Split, Reading::Map]
+            .into_iter()
+            .flat_map(|r| sizes.map(|b| (r, b)))
+        {
             for threads in [1, 2, 3] {
-                let split = outcome_of(&files, Reading::Split, threads, block_bytes);
+                let split = outcome_of(&files, reading, threads, block_bytes);
                 assert!(
                     split == reference,
-                    "{threads} workers, {block_bytes}-byte blocks: {} records, errors {:?}",
+                    "{reading:?}, {threads} workers, {block_bytes}-byte blocks: {} records, \
+                     errors {:?}",
                     split.0.len(),
                     split.1
                 );

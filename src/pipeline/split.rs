@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
@@ -39,17 +39,33 @@ use super::{worker_for, Batch, FrameRef, Lane, Mark, Progress, ReadStats, ToAggr
 use crate::decode;
 use crate::engine::{Config, Ticker};
 use crate::flow::Limits;
-use crate::source::pcap::{RecordLayout, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::source::mapped::Mapping;
+use crate::source::pcap::{RecordLayout, FILE_HEADER_LEN};
+use crate::source::walk::{walk_serial, Spot, WalkEnd, Walker, CHAINS};
 use crate::source::{Block, BlockPool, CaptureReader, SourceError, SourceErrorKind};
 
 /// File bytes per block. Large enough that the per-block hand-offs are few (some 8,000 for
 /// 2 GB), small enough that a block is still in the CPU's cache when it is walked and
 /// decoded right after its read.
 pub(super) const BLOCK_BYTES: usize = 256 << 10;
+/// File bytes per block when the files are mapped: nothing is copied, so the cache does not
+/// bound the block, and a larger one gives the walk more chains to follow at once (see
+/// `source::walk`). Measured on the 2 GB capture, 8 alternating runs each: 1 MiB blocks
+/// 0.82 of 256 KiB ones; 512 KiB 0.90, 2 MiB 1.10, 4 MiB 1.08 of 1 MiB.
+pub(super) const MAPPED_BLOCK_BYTES: usize = 1 << 20;
+/// Consecutive blocks mapped together (see `BlockReader::window`). Mapped pages count in
+/// the resident size until unmapped, so windows and read-ahead are kept small: with 2-block
+/// windows and [`MAPPED_AHEAD`] 2, at most some 6 MiB of the file is mapped at a time, and
+/// the run is as fast as with 8-block windows 4 ahead (10 alternating runs: 1.001), which
+/// held up to 16 MiB. One block per window cost 13 % (each unmapping interrupts every core
+/// of the process).
+const BLOCKS_PER_WINDOW: u64 = 2;
 /// Room past a block's end in each read buffer, for the record that straddles it.
 const BLOCK_SLACK: usize = 64 << 10;
 /// How many of its own blocks a worker may have read beyond the block it is processing.
 const AHEAD: u64 = 4;
+/// The same for mapped blocks (four times as large).
+const MAPPED_AHEAD: u64 = 2;
 /// How long a worker watches for a part or relay before it sleeps. Measured on the 2 GB
 /// capture, 2 workers, 14 alternating runs: context switches 2,000 → 720, wall time 0.574 /
 /// 0.691 → 0.533 / 0.634 s best / median (200 µs: no better).
@@ -67,12 +83,24 @@ struct PlannedFile {
     bytes_before: u64,
 }
 
+/// File bytes per block, for mapped or read files.
+pub(super) fn block_bytes(map: bool) -> usize {
+    if map {
+        MAPPED_BLOCK_BYTES
+    } else {
+        BLOCK_BYTES
+    }
+}
+
 /// The inputs cut into blocks.
 pub(super) struct Plan {
     files: Vec<PlannedFile>,
     blocks: u64,
-    /// File bytes per block: [`BLOCK_BYTES`] (tests cut files finer).
+    /// File bytes per block: [`BLOCK_BYTES`] or [`MAPPED_BLOCK_BYTES`] (tests cut files
+    /// finer).
     block_bytes: usize,
+    /// Whether the workers map the files rather than read them.
+    map: bool,
 }
 
 /// Where a block lies.
@@ -89,7 +117,11 @@ impl Plan {
     /// Plan split reading of `files`, with the errors of those that cannot be opened (left
     /// out, as the reader thread would leave them). `None` when a file that opens is not a
     /// classic pcap file on disk: the reader thread then reads them all.
-    pub(super) fn new(files: &[PathBuf], block_bytes: usize) -> Option<(Plan, Vec<SourceError>)> {
+    pub(super) fn new(
+        files: &[PathBuf],
+        block_bytes: usize,
+        map: bool,
+    ) -> Option<(Plan, Vec<SourceError>)> {
         let block_bytes = block_bytes.max(1);
         let mut planned = Vec::new();
         let mut errors = Vec::new();
@@ -122,6 +154,7 @@ impl Plan {
                 files: planned,
                 blocks,
                 block_bytes,
+                map,
             },
             errors,
         ))
@@ -154,15 +187,6 @@ struct Relay {
     ticker: Ticker,
     /// Its file could not be read further (the error has been reported).
     stopped: bool,
-}
-
-/// A record found by the walk: where its frame lies in the block, and its header.
-#[derive(Debug, Clone, Copy)]
-struct Found {
-    at: u32,
-    caplen: u32,
-    ts_nanos: i64,
-    tick: bool,
 }
 
 /// What one worker needs to reach the others.
@@ -215,6 +239,9 @@ pub(super) struct Shared<'a> {
     /// Whether a worker may spin before it sleeps: only when each has a core of its own
     /// (otherwise the spinning one would hold up the worker it waits for).
     spin: bool,
+    /// The mapped windows the blocks in flight lie in: (file, window, mapping). Every block
+    /// of a window holds its mapping; the last one dropped unmaps it.
+    windows: Mutex<Vec<(usize, u64, Weak<Mapping>)>>,
 }
 
 impl Shared<'_> {
@@ -225,6 +252,7 @@ impl Shared<'_> {
             pool: BlockPool::new(plan.block_bytes + BLOCK_SLACK),
             recycle: bounded(workers * workers * (2 * AHEAD as usize + 4)),
             spin: std::thread::available_parallelism().is_ok_and(|cores| workers <= cores.get()),
+            windows: Mutex::new(Vec::new()),
         }
     }
 }
@@ -251,6 +279,9 @@ pub(super) fn work(
         relay: None,
         handles: Vec::new(),
         found: Vec::new(),
+        ticks: Vec::new(),
+        // Each block walked as up to CHAINS chains (tests' tiny blocks as many tiny ones).
+        walker: Walker::new(shared.plan.block_bytes / CHAINS),
         parts: Vec::new(),
         to_agg: to_agg.clone(),
         stats: ReadStats::default(),
@@ -258,7 +289,8 @@ pub(super) fn work(
     let mut lane = Lane::new(worker, config, to_agg);
     let mut own: VecDeque<Batch> = VecDeque::new();
     let total = shared.plan.blocks;
-    let window = AHEAD * workers as u64;
+    let ahead = if shared.plan.map { MAPPED_AHEAD } else { AHEAD };
+    let window = ahead * workers as u64;
     let mut block = 0;
     while block < total {
         if !reader.advance(block + window, &mut own) {
@@ -288,15 +320,33 @@ pub(super) fn work(
         block += 1;
     }
     lane.finish();
+    reader.stats.guesses_kept = reader.walker.guesses_kept;
+    reader.stats.guesses_rewalked = reader.walker.guesses_rewalked;
     reader.stats
 }
 
-/// A block read, waiting for its relay.
+/// A block read or mapped, waiting for its relay.
 struct Prepared {
     number: u64,
     span: BlockSpan,
-    data: Vec<u8>,
-    read: io::Result<usize>,
+    bytes: io::Result<BlockBytes>,
+}
+
+/// A block's bytes: read into a pooled buffer, or mapped.
+enum BlockBytes {
+    /// `data[..filled]` holds the file's bytes from the block's start.
+    Read { data: Vec<u8>, filled: usize },
+    /// `mapping.bytes()[from..]` holds them.
+    Mapped { mapping: Arc<Mapping>, from: usize },
+}
+
+impl BlockBytes {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            BlockBytes::Read { data, filled } => &data[..*filled],
+            BlockBytes::Mapped { mapping, from } => &mapping.bytes()[*from..],
+        }
+    }
 }
 
 /// The reading half of a split-reading worker.
@@ -314,7 +364,11 @@ struct BlockReader<'a> {
     /// This worker's own handle of each file, opened on first use.
     handles: Vec<Option<File>>,
     /// The records of the block being read (reused).
-    found: Vec<Found>,
+    found: Vec<Spot>,
+    /// Which of them an idle tick comes before (indices into `found`; reused).
+    ticks: Vec<u32>,
+    /// Walks mapped blocks several records at a time.
+    walker: Walker,
     /// The parts of the block being split, one per worker (reused).
     parts: Vec<Batch>,
     to_agg: Sender<ToAggregator>,
@@ -381,17 +435,25 @@ impl BlockReader<'_> {
         let _ = self.to_agg.send(ToAggregator::SourceError(error));
     }
 
-    /// Read block `number` (before its relay is there: the workers' reads overlap).
+    /// Map or read block `number` (before its relay is there: the workers' reads overlap).
     fn read_block(&mut self, number: u64) -> Prepared {
         let plan = self.shared.plan;
         let span = plan.span(number);
-        let mut data = self.shared.pool.take_filled(plan.block_bytes + BLOCK_SLACK);
-        let read = self.read_at(span.file, &mut data, span.start, span.end);
+        // A failed mapping (a file system that cannot map, say) falls back to reading,
+        // which reports a real error if there is one.
+        let mapped = plan.map.then(|| self.window(number, span)).flatten();
+        let bytes = match mapped {
+            Some((mapping, from)) => Ok(BlockBytes::Mapped { mapping, from }),
+            None => {
+                let mut data = self.shared.pool.take_filled(plan.block_bytes + BLOCK_SLACK);
+                self.read_at(span.file, &mut data, span.start, span.end)
+                    .map(|filled| BlockBytes::Read { data, filled })
+            }
+        };
         Prepared {
             number,
             span,
-            data,
-            read,
+            bytes,
         }
     }
 
@@ -401,25 +463,39 @@ impl BlockReader<'_> {
         let Prepared {
             number,
             span,
-            mut data,
-            read,
+            bytes,
         } = prepared;
         let plan = self.shared.plan;
         let file = &plan.files[span.file];
         let mut next = relay.clone();
         self.found.clear();
-        if !relay.stopped {
-            let walked = match read {
-                Ok(filled) => self.walk(span, &mut data, filled, &mut next),
-                Err(err) => Err(SourceError {
+        self.ticks.clear();
+        let (bytes, walked) = match (relay.stopped, bytes) {
+            (true, bytes) => (bytes.ok(), Ok(())),
+            (false, Ok(mut bytes)) => {
+                let walked = self.walk(span, &mut bytes, &mut next.next_record);
+                (Some(bytes), walked)
+            }
+            (false, Err(err)) => (
+                None,
+                Err(SourceError {
                     path: file.path.clone(),
                     offset: span.start,
                     kind: SourceErrorKind::Io(err),
                 }),
-            };
-            if let Err(error) = walked {
-                self.report(error);
-                next.stopped = true;
+            ),
+        };
+        if let Err(error) = walked {
+            self.report(error);
+            next.stopped = true;
+        }
+        // The frames found (those before an error too) move the serial state on: their
+        // count, and the idle ticker over their times.
+        next.frames += self.found.len() as u64;
+        next.file_frames += self.found.len() as u64;
+        for (i, spot) in self.found.iter().enumerate() {
+            if next.ticker.due(spot.ts_nanos) {
+                self.ticks.push(i as u32);
             }
         }
         let progress = self.shared.progress;
@@ -436,7 +512,11 @@ impl BlockReader<'_> {
             let _ = self.links.relay_out.send(next.clone());
         }
 
-        let block = self.shared.pool.seal(data);
+        let block = match bytes {
+            Some(BlockBytes::Mapped { mapping, from }) => Block::mapped(mapping, from),
+            Some(BlockBytes::Read { data, .. }) => self.shared.pool.seal(data),
+            None => self.shared.pool.seal(Vec::new()),
+        };
         let mut parts = std::mem::take(&mut self.parts);
         let recycled = &self.shared.recycle.1;
         parts.extend((0..self.workers).map(|_| recycled.try_recv().unwrap_or_default()));
@@ -464,6 +544,52 @@ impl BlockReader<'_> {
     /// Positioned read of the block's bytes into `data`; returns how many arrived (fewer
     /// only at the file's end).
     fn read_at(&mut self, file: usize, data: &mut [u8], start: u64, end: u64) -> io::Result<usize> {
+        let handle = self.handle(file)?;
+        let want = (end - start) as usize;
+        read_fully_at(handle, &mut data[..want], start)
+    }
+
+    /// Map `len` bytes of input file `file` from `start` on.
+    fn map(&mut self, file: usize, start: u64, len: usize) -> io::Result<Mapping> {
+        Mapping::new(self.handle(file)?, start, len)
+    }
+
+    /// The mapped window holding block `number`, and where the block starts in it; `None`
+    /// if it cannot be mapped. Blocks are mapped [`BLOCKS_PER_WINDOW`] at a time, whichever
+    /// worker's they are, because unmapping interrupts every core the process runs on (to
+    /// drop their cached page translations): once per block, that cost 5 % of a run.
+    fn window(&mut self, number: u64, span: BlockSpan) -> Option<(Arc<Mapping>, usize)> {
+        let plan = self.shared.plan;
+        let file = &plan.files[span.file];
+        if span.start >= file.len {
+            // The one block of a file without records: nothing to map.
+            return None;
+        }
+        let window = (number - file.first_block) / BLOCKS_PER_WINDOW;
+        let start = FILE_HEADER_LEN as u64 + window * BLOCKS_PER_WINDOW * plan.block_bytes as u64;
+        let from = (span.start - start) as usize;
+        let mut windows = self
+            .shared
+            .windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let live = windows
+            .iter()
+            .find(|(f, w, _)| (*f, *w) == (span.file, window))
+            .and_then(|(_, _, mapping)| mapping.upgrade());
+        if let Some(mapping) = live {
+            return Some((mapping, from));
+        }
+        let end = start + BLOCKS_PER_WINDOW * plan.block_bytes as u64 + BLOCK_SLACK as u64;
+        let len = (end.min(file.len) - start) as usize;
+        let mapping = Arc::new(self.map(span.file, start, len).ok()?);
+        windows.retain(|(_, _, mapping)| mapping.strong_count() > 0);
+        windows.push((span.file, window, Arc::downgrade(&mapping)));
+        Some((mapping, from))
+    }
+
+    /// This worker's handle of input file `file`, opened on first use.
+    fn handle(&mut self, file: usize) -> io::Result<&File> {
         if self.handles.len() <= file {
             self.handles.resize_with(file + 1, || None);
         }
@@ -476,95 +602,115 @@ impl BlockReader<'_> {
                 .for_each(|earlier| *earlier = None);
             self.handles[file] = Some(opened);
         }
-        let Some(handle) = &self.handles[file] else {
-            unreachable!("opened above")
-        };
-        let want = (end - start) as usize;
-        read_fully_at(handle, &mut data[..want], start)
+        match &self.handles[file] {
+            Some(handle) => Ok(handle),
+            None => unreachable!("opened above"),
+        }
     }
 
-    /// Walk the record headers of the block from `next.next_record` to the block's end,
-    /// noting each record in `found` and moving `next` on past them; a record that runs
-    /// past the block is read in whole. Stops at the first damaged record, with the error
-    /// the reader thread gives for it.
+    /// Find the records of the block from `*next_record` (a file offset) to the block's end,
+    /// into `found`, moving `*next_record` on past them; a record that runs past the block
+    /// is read (or mapped) in whole. Stops at the first damaged record, with the error the
+    /// reader thread gives for it, `*next_record` left at that record.
     fn walk(
         &mut self,
         span: BlockSpan,
-        data: &mut Vec<u8>,
-        mut filled: usize,
-        next: &mut Relay,
+        bytes: &mut BlockBytes,
+        next_record: &mut u64,
     ) -> Result<(), SourceError> {
-        let plan = self.shared.plan;
-        let file = &plan.files[span.file];
-        let layout = file.layout;
-        let error = |offset: u64, kind: SourceErrorKind| SourceError {
-            path: file.path.clone(),
-            offset,
-            kind,
-        };
-        while next.next_record < span.end {
-            let at = next.next_record;
-            let rel = (at - span.start) as usize;
-            if !self.fill(span, data, &mut filled, rel + RECORD_HEADER_LEN)? {
-                return Err(error(at, SourceErrorKind::Truncated("packet record")));
-            }
-            let header = layout.header(&data[rel..]);
-            if let Some(what) = RecordLayout::check_caplen(header.caplen) {
-                return Err(error(at, SourceErrorKind::Corrupt(what)));
-            }
-            let frame_end = rel + RECORD_HEADER_LEN + header.caplen as usize;
-            if !self.fill(span, data, &mut filled, frame_end)? {
-                return Err(error(at, SourceErrorKind::Truncated("packet record")));
-            }
-            self.found.push(Found {
-                at: (rel + RECORD_HEADER_LEN) as u32,
-                caplen: header.caplen,
-                ts_nanos: header.ts_nanos,
-                tick: next.ticker.due(header.ts_nanos),
+        let layout = self.shared.plan.files[span.file].layout;
+        let end = (span.end - span.start) as usize;
+        loop {
+            let first = (*next_record - span.start) as usize;
+            let walked = match bytes {
+                BlockBytes::Mapped { mapping, from } => self.walker.walk(
+                    layout,
+                    &mapping.bytes()[*from..],
+                    first,
+                    end,
+                    &mut self.found,
+                ),
+                BlockBytes::Read { data, filled } => {
+                    walk_serial(layout, &data[..*filled], first, end, &mut self.found)
+                }
+            };
+            let (at, kind) = match walked {
+                WalkEnd::Done { next } => {
+                    *next_record = span.start + next as u64;
+                    return Ok(());
+                }
+                WalkEnd::Short { at, need } => {
+                    *next_record = span.start + at as u64;
+                    if self.extend(span, bytes, need)? {
+                        continue;
+                    }
+                    (at, SourceErrorKind::Truncated("packet record"))
+                }
+                WalkEnd::Corrupt { at, caplen } => {
+                    *next_record = span.start + at as u64;
+                    let what = RecordLayout::check_caplen(caplen).unwrap_or_default();
+                    (at, SourceErrorKind::Corrupt(what))
+                }
+            };
+            return Err(SourceError {
+                path: self.shared.plan.files[span.file].path.clone(),
+                offset: span.start + at as u64,
+                kind,
             });
-            next.frames += 1;
-            next.file_frames += 1;
-            next.next_record = at + (RECORD_HEADER_LEN as u64) + u64::from(header.caplen);
         }
-        Ok(())
     }
 
-    /// Make the block's first `need` bytes present, reading past the block's end for a
-    /// record that straddles it. `Ok(false)` when the file (as long as it was when the run
-    /// began) ends first.
-    fn fill(
+    /// Make the block's first `need` bytes present, reading (or mapping) past the block's
+    /// end for a record that straddles it. `Ok(false)` when the file (as long as it was
+    /// when the run began) ends first.
+    fn extend(
         &mut self,
         span: BlockSpan,
-        data: &mut Vec<u8>,
-        filled: &mut usize,
+        bytes: &mut BlockBytes,
         need: usize,
     ) -> Result<bool, SourceError> {
-        if need <= *filled {
-            return Ok(true);
-        }
+        let file_len = self.shared.plan.files[span.file].len;
         // The file ends first (as planned: bytes appended since are not read). Checked
         // before the buffer grows, so that a corrupt length field costs no memory.
-        if span.start + need as u64 > self.shared.plan.files[span.file].len {
+        if span.start + need as u64 > file_len {
             return Ok(false);
         }
-        if need > data.len() {
-            data.resize(need.next_power_of_two(), 0);
+        let io_error = |offset: u64, err: io::Error| SourceError {
+            path: self.shared.plan.files[span.file].path.clone(),
+            offset,
+            kind: SourceErrorKind::Io(err),
+        };
+        match bytes {
+            BlockBytes::Mapped { .. } => {
+                // The record runs past the window: this block gets a mapping of its own.
+                let len = (bytes.bytes().len() + BLOCK_SLACK)
+                    .max(need)
+                    .min((file_len - span.start) as usize);
+                let mapping = self
+                    .map(span.file, span.start, len)
+                    .map_err(|err| io_error(span.start, err))?;
+                *bytes = BlockBytes::Mapped {
+                    mapping: Arc::new(mapping),
+                    from: 0,
+                };
+            }
+            BlockBytes::Read { data, filled } => {
+                if need > data.len() {
+                    data.resize(need.next_power_of_two(), 0);
+                }
+                let offset = span.start + *filled as u64;
+                let got = self
+                    .read_at(
+                        span.file,
+                        &mut data[*filled..need],
+                        offset,
+                        offset + (need - *filled) as u64,
+                    )
+                    .map_err(|err| io_error(offset, err))?;
+                *filled += got;
+            }
         }
-        let offset = span.start + *filled as u64;
-        let got = self
-            .read_at(
-                span.file,
-                &mut data[*filled..need],
-                offset,
-                offset + (need - *filled) as u64,
-            )
-            .map_err(|err| SourceError {
-                path: self.shared.plan.files[span.file].path.clone(),
-                offset,
-                kind: SourceErrorKind::Io(err),
-            })?;
-        *filled += got;
-        Ok(need <= *filled)
+        Ok(need <= bytes.bytes().len())
     }
 
     /// Decode the block's frames (`found` by the walk that began at `relay`), pick each
@@ -579,16 +725,17 @@ impl BlockReader<'_> {
     ) {
         let workers = self.workers as u64;
         let base = block.as_ptr() as usize;
+        let mut ticks = self.ticks.iter().peekable();
         for (i, found) in self.found.iter().enumerate() {
             // As the reader thread numbers them: the n-th frame of the input is at 2n + 1,
             // a tick before it at 2n.
             let n = relay.frames + i as u64 + 1;
-            if found.tick {
+            if ticks.next_if(|&&tick| tick as usize == i).is_some() {
                 for part in parts.iter_mut() {
                     part.mark(Mark::Tick(2 * n, found.ts_nanos));
                 }
             }
-            let start = found.at as usize;
+            let start = found.frame as usize;
             let frame = &block[start..start + found.caplen as usize];
             let decoded = decode::decode(layout.link_type, frame);
             let to = worker_for(&decoded, n, workers);

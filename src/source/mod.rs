@@ -4,9 +4,11 @@
 //! frames borrowed from one reusable buffer ([`CaptureReader::next_packet`] is a lending
 //! iterator), so reading costs no allocation or copy per packet.
 
+pub mod mapped;
 pub mod netmon;
 pub mod pcap;
 pub mod pcapng;
+pub mod walk;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -251,16 +253,36 @@ impl Read for Src {
 /// While any other thread holds it, the reader never writes to it again: it moves on to a
 /// fresh buffer, copying over only the unread tail. When the last holder drops it, its memory
 /// goes back to the reader's pool, so steady-state reading allocates nothing.
+///
+/// Split reading over mapped files makes blocks of mapped bytes instead ([`Block::mapped`]):
+/// the same frames, unmapped when the last holder drops the block.
 #[derive(Debug)]
 pub struct Block {
     data: Vec<u8>,
     pool: Option<Sender<Vec<u8>>>,
+    /// Mapped bytes instead: the mapping's bytes from the offset on.
+    mapping: Option<(Arc<mapped::Mapping>, usize)>,
+}
+
+impl Block {
+    /// A block whose bytes are those of `mapping` from `from` on (several blocks may share
+    /// one mapping; the last one dropped unmaps it).
+    pub fn mapped(mapping: Arc<mapped::Mapping>, from: usize) -> Arc<Block> {
+        Arc::new(Block {
+            data: Vec::new(),
+            pool: None,
+            mapping: Some((mapping, from)),
+        })
+    }
 }
 
 impl std::ops::Deref for Block {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.data
+        match &self.mapping {
+            Some((mapping, from)) => &mapping.bytes()[*from..],
+            None => &self.data,
+        }
     }
 }
 
@@ -318,6 +340,7 @@ impl BlockPool {
         Arc::new(Block {
             data,
             pool: Some(self.returned.clone()),
+            mapping: None,
         })
     }
 }
@@ -354,6 +377,7 @@ impl Input {
             buf: Arc::new(Block {
                 data: vec![0; BUF_CAPACITY],
                 pool: Some(pool),
+                mapping: None,
             }),
             spare,
             start: 0,
@@ -434,7 +458,11 @@ impl Input {
                 }
                 data[..self.end - self.start].copy_from_slice(&self.buf[self.start..self.end]);
                 let pool = self.buf.pool.clone();
-                self.buf = Arc::new(Block { data, pool });
+                self.buf = Arc::new(Block {
+                    data,
+                    pool,
+                    mapping: None,
+                });
             }
         }
         self.base += self.start as u64;

@@ -46,6 +46,32 @@ pub struct RecordHeader {
 }
 
 impl RecordLayout {
+    /// The layout a file header (at least [`FILE_HEADER_LEN`] bytes) announces; `None` when
+    /// it does not begin with one of pcap's magic numbers. The version is not checked here.
+    pub fn from_file_header(h: &[u8]) -> Option<RecordLayout> {
+        if h.len() < FILE_HEADER_LEN {
+            return None;
+        }
+        let magic = bytes::<4>(h, 0);
+        let endian = match magic {
+            MAGIC_LE_US | MAGIC_LE_NS => Endian::Little,
+            MAGIC_BE_US | MAGIC_BE_NS => Endian::Big,
+            _ => return None,
+        };
+        let frac_scale = if magic == MAGIC_LE_NS || magic == MAGIC_BE_NS {
+            1
+        } else {
+            1000
+        };
+        // §4: the link type is the low 16 bits; the upper bits may carry the FCS length.
+        let link_type = endian.u32(h, 20) & 0xFFFF;
+        Some(RecordLayout {
+            endian,
+            frac_scale,
+            link_type,
+        })
+    }
+
     /// Read the record header at the front of `h` (at least [`RECORD_HEADER_LEN`] bytes;
     /// a shorter slice reads as zeros).
     #[inline]
@@ -58,6 +84,18 @@ impl RecordLayout {
             caplen: e.u32(h, 8),
             orig_len: e.u32(h, 12),
         }
+    }
+
+    /// The 32-bit field at `offset` of a record header, in the file's byte order.
+    #[inline]
+    pub fn field(&self, header: &[u8], offset: usize) -> u32 {
+        self.endian.u32(header, offset)
+    }
+
+    /// One more than the largest sub-second field a record can hold: 10⁶ for µs files, 10⁹
+    /// for ns files.
+    pub fn fraction_limit(&self) -> u32 {
+        (1_000_000_000 / self.frac_scale) as u32
     }
 
     /// The error for a captured length no real frame has (see [`MAX_CAPLEN`]), `None` when
@@ -80,32 +118,15 @@ impl PcapReader {
             return Err(input.error(0, SourceErrorKind::Truncated("file header")));
         }
         let h = input.avail();
-        let magic = bytes::<4>(h, 0);
-        let endian = if magic == MAGIC_LE_US || magic == MAGIC_LE_NS {
-            Endian::Little
-        } else {
-            Endian::Big
+        let Some(layout) = RecordLayout::from_file_header(h) else {
+            return Err(input.corrupt(0, "file header: not a pcap magic number".into()));
         };
-        let frac_scale = if magic == MAGIC_LE_NS || magic == MAGIC_BE_NS {
-            1
-        } else {
-            1000
-        };
-        let (major, minor) = (endian.u16(h, 4), endian.u16(h, 6));
+        let (major, minor) = (layout.endian.u16(h, 4), layout.endian.u16(h, 6));
         if major != 2 {
             return Err(input.corrupt(0, format!("file header: pcap version {major}.{minor}")));
         }
-        // §4: the link type is the low 16 bits; the upper bits may carry the FCS length.
-        let link_type = endian.u32(h, 20) & 0xFFFF;
         input.consume(FILE_HEADER_LEN);
-        Ok(PcapReader {
-            layout: RecordLayout {
-                endian,
-                frac_scale,
-                link_type,
-            },
-            frames: 0,
-        })
+        Ok(PcapReader { layout, frames: 0 })
     }
 
     pub(crate) fn next<'a>(
