@@ -50,8 +50,9 @@ use crate::source::{Block, BlockPool, CaptureReader, SourceError, SourceErrorKin
 pub(super) const BLOCK_BYTES: usize = 256 << 10;
 /// File bytes per block when the files are mapped: nothing is copied, so the cache does not
 /// bound the block, and a larger one gives the walk more chains to follow at once (see
-/// `source::walk`). Measured on the 2 GB capture, 8 alternating runs each: 1 MiB blocks
-/// 0.82 of 256 KiB ones; 512 KiB 0.90, 2 MiB 1.10, 4 MiB 1.08 of 1 MiB.
+/// `source::walk`). Measured on the 2 GB capture, 8 alternating runs each: 1 MiB blocks (16
+/// chains of 64 KiB) 0.82 of 256 KiB ones (8 of 32 KiB), 512 KiB 0.90; 2 MiB 1.04–1.10 and
+/// 4 MiB 1.08 of 1 MiB.
 pub(super) const MAPPED_BLOCK_BYTES: usize = 1 << 20;
 /// Consecutive blocks mapped together (see `BlockReader::window`). Mapped pages count in
 /// the resident size until unmapped, so windows and read-ahead are kept small: with 2-block
