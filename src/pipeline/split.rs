@@ -57,9 +57,9 @@ pub(super) const MAPPED_BLOCK_BYTES: usize = 1 << 20;
 /// Consecutive blocks mapped together (see `BlockReader::window`). Mapped pages count in
 /// the resident size until unmapped, so windows and read-ahead are kept small: with 2-block
 /// windows and [`MAPPED_AHEAD`] 2, at most some 6 MiB of the file is mapped at a time, and
-/// the run is as fast as with 8-block windows 4 ahead (10 alternating runs: 1.001), which
-/// held up to 16 MiB. One block per window cost 13 % (each unmapping interrupts every core
-/// of the process).
+/// the run takes 1.001–1.036 of the time with 8-block windows 4 ahead (10 and 16
+/// alternating runs), which held up to 16 MiB. One block per window cost 13 % (each
+/// unmapping interrupts every core of the process).
 const BLOCKS_PER_WINDOW: u64 = 2;
 /// Room past a block's end in each read buffer, for the record that straddles it.
 const BLOCK_SLACK: usize = 64 << 10;
