@@ -113,7 +113,9 @@ impl Rng {
 /// Part of the file name: bump it whenever the bytes generated for a spec change, so a capture
 /// left by an older generator is never mistaken for the current one.
 /// v2: connections close with FINs from both sides and a last ACK, as TCP does.
-pub const GENERATOR_VERSION: u32 = 2;
+/// v3: application data is random bytes throughout, as ciphertext is (it was zeros but for
+/// every 61st byte); the connections, their packets and times are v2's.
+pub const GENERATOR_VERSION: u32 = 3;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -187,6 +189,9 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
     out.write_all(&1u32.to_le_bytes())?;
 
     let mut rng = Rng::new(spec.seed);
+    // The bytes of application data come from a stream of their own, so that the traffic's
+    // shape (drawn from `rng`) is the same as before they were random.
+    let mut ciphertext = Rng::new(spec.seed ^ 0x5eed_c1f3_e7e4_7001);
     let mut stats = Generated {
         bytes: 24,
         ..Generated::default()
@@ -224,6 +229,9 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
                 // and web downloads.
                 let len = 200 + rng.below(1150) as usize;
                 bulk[..5].copy_from_slice(&[23, 3, 3, ((len - 5) >> 8) as u8, (len - 5) as u8]);
+                for chunk in bulk[5..len].chunks_mut(8) {
+                    chunk.copy_from_slice(&ciphertext.next().to_le_bytes()[..chunk.len()]);
+                }
                 for b in bulk[5..len].iter_mut().step_by(61) {
                     *b = rng.next() as u8;
                 }
