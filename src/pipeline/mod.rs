@@ -149,7 +149,8 @@ pub struct PipelineStats {
     /// blocks the workers sent each other and `queue_waits` the times one waited for
     /// another.
     pub split_reading: bool,
-    /// They mapped the files ([`Reading::Map`]) rather than read them.
+    /// They were to map the files ([`Reading::Map`]) rather than read them (a block that
+    /// cannot be mapped is read all the same).
     pub mapped_reading: bool,
     /// Chains of the mapped walks that began at a guessed record start (`source::walk`):
     /// kept, and walked again because the guess was wrong.

@@ -23,8 +23,8 @@ use super::MAX_CAPLEN;
 /// A record found: where its frame lies in the stretch, and its header's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spot {
-    /// Offset of the frame's first byte (just past the record header). A stretch is a
-    /// block plus at most one record of at most [`MAX_CAPLEN`] bytes, far below 4 GiB.
+    /// Offset of the frame's first byte (just past the record header). A stretch is at
+    /// most a few blocks plus one record of at most [`MAX_CAPLEN`] bytes, far below 4 GiB.
     pub frame: u32,
     pub caplen: u32,
     pub ts_nanos: i64,
