@@ -9,7 +9,7 @@
 # Builds target/release/tlscensus with --features live first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-file=${1:-../shared/corpus/mercury/test/data/top_100_fingerprints.pcap}
+file=${1:-tests/corpus/mercury/test/data/top_100_fingerprints.pcap}
 shift || true
 rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(10 50 100 250 500 1000 topspeed)

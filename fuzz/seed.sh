@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the fuzz targets' seed corpora (fuzz/corpus/<target>/, not committed) from the
-# captures in pcaps/ and ../shared/corpus, plus the regression inputs in fuzz/regressions/.
+# captures in pcaps/ and tests/corpus, plus the regression inputs in fuzz/regressions/.
 # Usage: fuzz/seed.sh [OUT_DIR]   (default fuzz/corpus)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -8,7 +8,7 @@ root="$(dirname "$here")"
 out="${1:-$here/corpus}"
 captures=()
 while IFS= read -r -d '' f; do captures+=("$f"); done < <(
-  find "$root/pcaps" "$root/../shared/corpus" -type f \
+  find "$root/pcaps" "$root/tests/corpus" -type f \
     \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) -print0 2>/dev/null | sort -z)
 python3 "$here/seed.py" "$out" "${captures[@]}"
 # Crash inputs kept as regressions seed their target too: fuzz/regressions/<target>/*.

@@ -1,7 +1,7 @@
-//! Every TCP hello that tshark decoded in the shared corpus must appear in our records, on the
+//! Every TCP hello that tshark decoded in the test corpus must appear in our records, on the
 //! right connection, with the same versions, SNI and cipher suites.
 //!
-//! The expected values are tshark 4.0's dissection (`../shared/corpus/truth/*.jsonl`), an
+//! The expected values are tshark 4.0's dissection (`tests/corpus/truth/*.jsonl`), an
 //! independent implementation. Our records are read back as JSON, so the test also holds the
 //! public record format.
 

@@ -16,21 +16,16 @@ use std::fs;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use serde_json::Value;
 use tlscensus::tls::fingerprint::{ja3, ja3s, ja4, Transport};
 use tlscensus::tls::hello::{ClientHello, ServerHello};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus");
 const NDPI: &str = "nDPI/tests/cfgs/default";
 
 fn corpus() -> PathBuf {
-    let root = PathBuf::from(CORPUS);
-    assert!(
-        root.join(NDPI).join("result").is_dir() && root.join("truth").join(NDPI).is_dir(),
-        "TLS capture corpus not found at {CORPUS} (expected {NDPI}/result and truth/{NDPI}); \
-         see /work/shared/corpus/README.md"
-    );
-    root
+    common::corpus_dir()
 }
 
 fn hex16(v: &Value) -> u16 {

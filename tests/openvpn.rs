@@ -1,6 +1,6 @@
 //! OpenVPN over TCP: real captures → our reader and decoder → per-direction reassembly →
 //! [`OpenVpnStream`] → [`TlsStream`], checked against tshark's dissection of the same hellos
-//! (`../shared/corpus/truth/*.jsonl`, an independent implementation).
+//! (`tests/corpus/truth/*.jsonl`, an independent implementation).
 //!
 //! Also: every truncation and random garbage must never panic.
 

@@ -1,29 +1,21 @@
 //! Capture-file readers against real captures and hand-built files.
 //!
 //! Expected values come from elsewhere than our code: frame counts and time stamps from tshark
-//! (`MANIFEST.tsv` and `truth/*.jsonl` of the shared corpus), record offsets from small
+//! (`MANIFEST.tsv` and `truth/*.jsonl` of the test corpus), record offsets from small
 //! independent walkers below, and hand-built files written field by field from the specs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::corpus_dir;
 use tlscensus::source::{first_timestamp, linktype, CaptureReader, SourceError, SourceErrorKind};
 
 const NETMON_FILE: &str = "prot-od-netcaps/[MS-CCROD]-captureALL/MS-CCROD_Example2Peer1Version1_Win2016_X64_Win10_X64_Domain_CePark.cap";
 const PCAP_FILE: &str = "arkime/tests/pcap/mysql-tls.pcap";
 const PCAPNG_FILE: &str = "nDPI/tests/cfgs/default/pcap/tls_1.3_unidirectional_client.pcapng";
 
-fn corpus_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    assert!(
-        dir.join("MANIFEST.tsv").is_file(),
-        "capture corpus not found: expected {}/MANIFEST.tsv (the shared test corpus must sit \
-         next to the repository as ../shared/corpus)",
-        dir.display()
-    );
-    dir
-}
 
 fn corpus_bytes(rel: &str) -> Vec<u8> {
     let path = corpus_dir().join(rel);

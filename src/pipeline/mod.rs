@@ -1342,12 +1342,18 @@ mod tests {
 
     /// Packing a decoded frame for its worker and unpacking it gives back exactly what the
     /// decoder produced (every header field, the payload bytes, the skip reason), for every
-    /// frame of the sample captures and the shared corpus when it is there.
+    /// frame of the sample captures and of the test corpus.
     #[test]
     fn frames_survive_packing() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files: Vec<PathBuf> = Vec::new();
-        let mut walk = vec![root.join("pcaps"), root.join("../shared/corpus")];
+        let corpus = root.join("tests/corpus");
+        assert!(
+            corpus.join("MANIFEST.tsv").is_file(),
+            "the test corpus is missing: expected {}/MANIFEST.tsv (run the tests from a clone)",
+            corpus.display()
+        );
+        let mut walk = vec![root.join("pcaps"), corpus];
         while let Some(dir) = walk.pop() {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;

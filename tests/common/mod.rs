@@ -8,12 +8,15 @@ use tlscensus::pipeline::{self, Options, Reading};
 use tlscensus::record::Record;
 use tlscensus::source::SourceError;
 
-/// `../shared/corpus` beside the checkout (CI always has it).
+/// `tests/corpus/` of this repository: public captures with tshark's dissection of each.
+/// A checkout without it (the published crate leaves it out) fails here, saying so: no test
+/// skips silently.
 pub fn corpus_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     assert!(
         dir.join("MANIFEST.tsv").is_file(),
-        "the shared corpus is missing: expected {} (see shared/README.md)",
+        "the test corpus is missing: expected {}/MANIFEST.tsv. It is kept in the git \
+         repository, not in the crate package: run the tests from a clone",
         dir.display()
     );
     dir
