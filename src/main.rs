@@ -4,14 +4,10 @@ mod cli;
 
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc. A handshake allocates its reassembly buffers, parsed
-/// hello and record in a worker, and the record is freed on the aggregator thread; glibc
-/// spent a fifth of the workers' time there (cross-thread frees, `malloc_consolidate`,
-/// `realloc` copies). On a capture of handshakes only, 10 alternating runs: wall time
-/// 0.789 and CPU 0.803 of glibc's (median of the per-round ratios), peak memory 59–63
-/// against 54–59 MiB; on the 2 GB bulk capture, no difference beyond the noise. Version 2
-/// (purges freed memory after 10 ms, not v3's 1 s) and no transparent huge pages: both
-/// keep the peak memory where it was.
+/// mimalloc instead of glibc's malloc: a handshake's buffers and record are allocated in a
+/// worker and freed on the aggregator thread, and glibc's cross-thread frees took a fifth
+/// of the workers' time (`benches/NOTES.md`). Version 2 and no transparent huge pages keep
+/// the peak memory where glibc's was.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -16,7 +16,6 @@ const NETMON_FILE: &str = "prot-od-netcaps/[MS-CCROD]-captureALL/MS-CCROD_Exampl
 const PCAP_FILE: &str = "arkime/tests/pcap/mysql-tls.pcap";
 const PCAPNG_FILE: &str = "nDPI/tests/cfgs/default/pcap/tls_1.3_unidirectional_client.pcapng";
 
-
 fn corpus_bytes(rel: &str) -> Vec<u8> {
     let path = corpus_dir().join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -391,29 +391,12 @@ pub struct ServiceSummary {
     pub would_fail_connections: u64,
 }
 
-/// Errors from [`Census::merge`] and loading reports.
+/// Why two censuses cannot be merged.
 #[derive(Debug, thiserror::Error)]
 pub enum CensusError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: {source}", path.display())]
-    File {
-        path: std::path::PathBuf,
-        source: Box<CensusError>,
-    },
-    #[error("not a tlscensus report: {0}")]
-    Format(#[from] serde_json::Error),
     #[error("reports differ in {0}: merge only reports made with the same --server and --policy")]
     Config(&'static str),
-    #[error("unsupported report format version {0} (this tlscensus writes {FORMAT_VERSION})")]
-    Version(u32),
 }
-
-/// The JSON report's `format_version`.
-pub const FORMAT_VERSION: u32 = 1;
 
 /// The census of a run (or of merged runs).
 #[derive(Debug, Clone, PartialEq)]
@@ -643,28 +626,6 @@ impl Census {
             self.timeline.entry(hour).or_default().merge(&labels);
         }
         Ok(())
-    }
-
-    /// Read JSON reports and merge them into one census.
-    pub fn merge_files<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Census, CensusError> {
-        let mut merged: Option<Census> = None;
-        for path in paths {
-            let path = path.as_ref();
-            let text = std::fs::read_to_string(path).map_err(|source| CensusError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let wrap = |e: CensusError| CensusError::File {
-                path: path.to_path_buf(),
-                source: Box::new(e),
-            };
-            let census = crate::report::json::read(&text).map_err(wrap)?;
-            match &mut merged {
-                None => merged = Some(census),
-                Some(m) => m.merge(census).map_err(wrap)?,
-            }
-        }
-        Ok(merged.unwrap_or_default())
     }
 
     /// Total connections counted.

@@ -19,8 +19,32 @@ use serde::{Deserialize, Serialize};
 use crate::census::latency::Latency;
 use crate::census::{
     Category, Census, CensusConfig, CensusError, Client, ClientKey, ClientSummary, CountMap,
-    Direction, ServiceCounts, ServiceSummary, FORMAT_VERSION,
+    Direction, ServiceCounts, ServiceSummary,
 };
+
+/// The JSON report's `format_version`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a JSON report could not be read back (or merged with the others).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        source: Box<ReadError>,
+    },
+    #[error("not a tlscensus report: {0}")]
+    Format(#[from] serde_json::Error),
+    #[error("unsupported report format version {0} (this tlscensus writes {FORMAT_VERSION})")]
+    Version(u32),
+    #[error(transparent)]
+    Merge(#[from] CensusError),
+}
 
 const FORMAT: &str = "tlscensus-census";
 
@@ -350,17 +374,40 @@ struct In {
     clients: Vec<ClientIn>,
 }
 
+/// Read JSON reports and merge them into one census, exactly the census one run over all
+/// their traffic would have built.
+pub fn merge_files<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Census, ReadError> {
+    let mut merged: Option<Census> = None;
+    for path in paths {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let wrap = |e: ReadError| ReadError::File {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        };
+        let census = read(&text).map_err(wrap)?;
+        match &mut merged {
+            None => merged = Some(census),
+            Some(m) => m.merge(census).map_err(|e| wrap(e.into()))?,
+        }
+    }
+    Ok(merged.unwrap_or_default())
+}
+
 /// Read a JSON report back into a census (for merging or re-rendering).
-pub fn read(text: &str) -> Result<Census, CensusError> {
+pub fn read(text: &str) -> Result<Census, ReadError> {
     let input: In = serde_json::from_str(text)?;
     if input.format != FORMAT {
-        return Err(CensusError::Format(serde::de::Error::custom(format!(
+        return Err(ReadError::Format(serde::de::Error::custom(format!(
             "format is {:?}, expected {FORMAT:?}",
             input.format
         ))));
     }
     if input.format_version != FORMAT_VERSION {
-        return Err(CensusError::Version(input.format_version));
+        return Err(ReadError::Version(input.format_version));
     }
     let mut census = Census::new(CensusConfig::new(input.config.servers, input.config.policy));
     for c in input.clients {

@@ -1,0 +1,99 @@
+//! Command-line interface: one file per command, each wiring its options to the library
+//! top-down. `options` holds the option groups several commands share, `output` where
+//! records and reports go.
+
+mod capture;
+mod interfaces;
+mod merge;
+mod options;
+mod output;
+mod progress;
+mod read;
+mod stats;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+pub use output::reader_left;
+
+/// Passive TLS handshake census: find every client (and server) still using TLS 1.0/1.1,
+/// weak ciphers or no TLS at all, by watching handshakes on the wire.
+#[derive(Debug, Parser)]
+#[command(name = "tlscensus", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read capture files (pcap, pcapng, Network Monitor .cap) and report every TLS handshake.
+    ///
+    /// Files are recognised by content, not by name, and are read as one stream in time
+    /// order, so rotated captures (tcpdump -C/-G, dumpcap ring buffers) can be given together
+    /// in any order. A damaged file is reported with its byte offset, what came before the
+    /// damage is kept, and the run goes on (exit status 1).
+    ///
+    /// TLS is recognised by content on every TCP port; SMTP, IMAP and POP3 are followed to
+    /// STARTTLS. The census table goes to standard output unless `--events -` does.
+    ///
+    /// Examples:
+    ///   # the census of a day's capture, on the terminal
+    ///   tlscensus read exch.pcapng
+    ///   # rotated files, the Exchange servers named, the reports for the change board
+    ///   tlscensus read /var/capture/exch-*.pcap --server 10.1.2.0/28 \
+    ///       --report census.csv --report census.html --report census.json
+    ///   # one JSON record per connection, for jq or a SIEM
+    ///   tlscensus read capture.pcap --events - | jq 'select(.outcome != "negotiated")'
+    ///   # what a cipher clean-up would break, too
+    ///   tlscensus read exch.pcapng --policy min-version=TLSv1.2 --policy forbid=weak
+    #[command(verbatim_doc_comment)]
+    Read(Box<read::ReadArgs>),
+
+    /// Merge JSON census reports (from several sensors or days) into one, exactly as if one
+    /// run had seen all their traffic. The reports must have the same --server and --policy.
+    ///
+    /// Examples:
+    ///   # a week from the daily reports
+    ///   tlscensus merge mon.json tue.json wed.json thu.json fri.json \
+    ///       --report week.json --report week.html
+    ///   # every sensor's latest report, as one table
+    ///   tlscensus merge /srv/census/*/census.json
+    #[command(verbatim_doc_comment)]
+    Merge(merge::MergeArgs),
+
+    /// Capture live from network devices (a SPAN/mirror port, or on the mail server itself)
+    /// and keep the census up to date until Ctrl-C, SIGTERM or --duration. Needs the `live`
+    /// build (libpcap / Npcap) and the capture capability.
+    ///
+    /// Only handshake metadata is kept or written, never application data. The --report
+    /// files are rewritten every --report-every and at exit, atomically.
+    ///
+    /// Examples:
+    ///   # a mirror port, reports for a web server to publish
+    ///   tlscensus capture -i eth1 --report /var/lib/tlscensus/census.html
+    ///   # two ports, records for a log shipper, root given up once the devices are open
+    ///   tlscensus capture -i eth1 -i eth2 --events /var/log/tlscensus.jsonl --user nobody
+    ///   # ten minutes of one service
+    ///   tlscensus capture -i lo --bpf 'tcp port 8443' --duration 10m --report now.json
+    #[command(verbatim_doc_comment)]
+    Capture(Box<capture::CaptureArgs>),
+
+    /// List the capture devices (name, description, addresses) for `capture -i`.
+    ///
+    /// Example:
+    ///   tlscensus interfaces
+    #[command(verbatim_doc_comment)]
+    Interfaces,
+}
+
+pub fn run() -> Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Read(args) => read::read(*args),
+        Command::Merge(args) => merge::merge(args),
+        Command::Capture(args) => capture::capture(*args),
+        Command::Interfaces => interfaces::interfaces(),
+    }
+}

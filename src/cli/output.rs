@@ -1,0 +1,112 @@
+//! Where records and reports go: the events sink, the report files and the table.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use tlscensus::census::Census;
+use tlscensus::report::atomic::AtomicFile;
+use tlscensus::report::{self, Target};
+
+/// Where records go.
+pub enum Sink {
+    None,
+    /// Standard output, a pipe, a device: written as records come.
+    Writer(Box<dyn Write + Send>),
+    /// A regular file: written beside it and renamed into place at the end, so an earlier
+    /// events file is never left half-overwritten by a run that fails.
+    Atomic(AtomicFile),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::None => Ok(buf.len()),
+            Sink::Writer(w) => w.write(buf),
+            Sink::Atomic(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::None => Ok(()),
+            Sink::Writer(w) => w.flush(),
+            Sink::Atomic(f) => f.flush(),
+        }
+    }
+}
+
+impl Sink {
+    /// The sink for `--events PATH`: nothing, standard output (`-`), a device or pipe as
+    /// is, or a regular file written atomically.
+    pub fn open(path: Option<&Path>) -> Result<Sink> {
+        let Some(p) = path else {
+            return Ok(Sink::None);
+        };
+        if p == Path::new("-") {
+            return Ok(Sink::Writer(Box::new(BufWriter::new(io::stdout()))));
+        }
+        let special = std::fs::metadata(p).is_ok_and(|m| !m.is_file());
+        Ok(if special {
+            Sink::Writer(Box::new(BufWriter::new(
+                File::options()
+                    .write(true)
+                    .open(p)
+                    .with_context(|| format!("cannot open {}", p.display()))?,
+            )))
+        } else {
+            Sink::Atomic(
+                AtomicFile::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+            )
+        })
+    }
+
+    /// Finish the events output: flush, and move an atomically written file into place.
+    pub fn close(self, path: &Path) -> Result<()> {
+        match self {
+            Sink::None => Ok(()),
+            Sink::Writer(mut w) => match w.flush() {
+                Err(e) if reader_left(&e) => Ok(()),
+                other => other,
+            },
+            Sink::Atomic(f) => f.commit(),
+        }
+        .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// Whether a write failed because the program reading our standard output (or a pipe)
+/// exited: `tlscensus read big.pcap | head` is not an error, as with other filters.
+pub fn reader_left(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::BrokenPipe
+}
+
+/// Write the census reports, and the table to standard output when `table` is set.
+pub fn deliver(census: &Census, targets: &[Target], table: bool) -> Result<()> {
+    // Each report file is built and synced to disk on its own thread: the syncs overlap
+    // each other (and, in `read`, the events file's).
+    let written: Vec<io::Result<()>> = std::thread::scope(|scope| {
+        let writers: Vec<_> = targets
+            .iter()
+            .map(|target| scope.spawn(move || report::write_file(census, target)))
+            .collect();
+        writers
+            .into_iter()
+            .map(|w| w.join().expect("report writer panicked"))
+            .collect()
+    });
+    for (target, result) in targets.iter().zip(written) {
+        result.with_context(|| format!("cannot write {}", target.path.display()))?;
+    }
+    if table {
+        // Standard output is line-buffered: one write per line of a table thousands long.
+        let mut out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
+        match report::write(census, report::Format::Table, &mut out).and_then(|()| out.flush()) {
+            Err(e) if reader_left(&e) => {}
+            written => written.context("cannot write the table")?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `tlscensus read`: capture files in, records and the census out.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use tlscensus::pipeline;
+use tlscensus::record::Record;
+use tlscensus::source::SourceError;
+
+use super::options::{CensusArgs, EngineArgs};
+use super::output::{deliver, reader_left, Sink};
+use super::progress::ProgressBar;
+use super::stats::print_stats;
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Capture files to read (pcap, pcapng, Network Monitor .cap; any name).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+
+    /// Write one JSON record per TLS connection to PATH (`-` for standard output, which
+    /// then replaces the table).
+    #[arg(long, value_name = "PATH")]
+    events: Option<PathBuf>,
+
+    /// How the files are read. `map` (the default): each worker maps its share of a classic
+    /// pcap file on disk and touches only the bytes it needs, the fastest way. `split`: the
+    /// same with read calls, for a file that another program may truncate or rewrite while
+    /// it is read (a mapped file cut short under the reader ends the process with SIGBUS;
+    /// one still being appended to is fine). `one`: one reader thread, as pcapng, Network
+    /// Monitor files and standard input always get. Output is identical every way.
+    #[arg(long, value_name = "HOW", default_value = "map", value_parser = parse_reading)]
+    reading: pipeline::Reading,
+
+    /// Print per-stage counters to standard error at the end (frames, batches, queue
+    /// waits, batch latency percentiles, evictions).
+    #[arg(long)]
+    stats: bool,
+
+    #[command(flatten)]
+    census: CensusArgs,
+
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub fn read(args: ReadArgs) -> Result<ExitCode> {
+    let mut sink = Sink::open(args.events.as_deref())?;
+    let mut census = args.census.census()?;
+    let mut write_error: Option<io::Error> = None;
+    let mut line = Vec::with_capacity(4096);
+    let mut on_record = |record: Record| {
+        census.add(&record);
+        if !matches!(sink, Sink::None) && write_error.is_none() {
+            // One reused line buffer, one write per record: serde_json's many small writes
+            // would each go through the sink's layers.
+            line.clear();
+            serde_json::to_writer(&mut line, &record).expect("records always serialise");
+            line.push(b'\n');
+            if let Err(e) = sink.write_all(&line) {
+                write_error = Some(e);
+            }
+        }
+    };
+    let mut failed_files = 0;
+    let mut on_error = |err: SourceError| {
+        // Everything read before the damage has been processed; the run goes on.
+        eprintln!("tlscensus: {err}");
+        failed_files += 1;
+    };
+    let options = pipeline::Options {
+        engine: args.engine.config(),
+        threads: args.engine.threads(),
+        reading: args.reading,
+    };
+    let files = pipeline::order_by_time(&args.files);
+    let progress = pipeline::Progress::default();
+    let mut bar = ProgressBar::new(&files);
+    let outcome = pipeline::run_with_progress(
+        &files,
+        &options,
+        &progress,
+        &mut on_record,
+        &mut on_error,
+        &mut || bar.draw(&progress),
+    );
+    bar.finish();
+    let events_path = args.events.as_deref().unwrap_or(Path::new("-"));
+    if let Some(err) = write_error {
+        // `--events - | head` (or a named pipe whose reader left): the reader of the events
+        // has what it wanted; the report files are still written.
+        if !reader_left(&err) {
+            return Err(err).with_context(|| format!("cannot write {}", events_path.display()));
+        }
+    }
+    let table = args.events.as_deref() != Some(Path::new("-"));
+    // Syncing the events file to disk waits on the device while the reports are built: the
+    // two overlap.
+    let (closed, delivered) = std::thread::scope(|scope| {
+        let closing = scope.spawn(|| sink.close(events_path));
+        let delivered = deliver(&census, &args.census.reports, table);
+        (
+            closing.join().expect("closing the events panicked"),
+            delivered,
+        )
+    });
+    closed?;
+    delivered?;
+    if args.stats {
+        print_stats(&outcome);
+    }
+    // The process ends next: handing the census's thousands of small allocations back one by
+    // one would only delay the exit.
+    std::mem::forget(census);
+    Ok(if failed_files > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn parse_reading(text: &str) -> Result<pipeline::Reading, String> {
+    match text {
+        "map" => Ok(pipeline::Reading::Map),
+        "split" => Ok(pipeline::Reading::Split),
+        "one" => Ok(pipeline::Reading::OneReader),
+        _ => Err(
+            "expected `map` (workers map their share), `split` (workers read their share) \
+             or `one` (one reader thread)"
+                .into(),
+        ),
+    }
+}
