@@ -2,8 +2,8 @@
 //! files themselves, each its share, instead of one reader thread reading for all.
 //!
 //! Why: with one reader thread, that thread sets the pace of the whole run. It reads, walks,
-//! decodes, shards and hands off every frame on one core, and measured at 1.8–2× the bare
-//! read of the file inside the pipeline, while the workers waited for it. A pcap file can
+//! decodes, shards and hands off every frame on one core while the workers wait for it
+//! (figures in `benches/NOTES.md`, "Constants and the runs behind them"). A pcap file can
 //! be read from anywhere once a record boundary is known, so the files are cut into
 //! fixed-size blocks dealt round-robin: block `k` belongs to worker `k mod N`, which
 //!
@@ -35,7 +35,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
 
-use super::{worker_for, Batch, FrameRef, Lane, Mark, Progress, ReadStats, ToAggregator};
+use super::aggregator::ToAggregator;
+use super::batch::{worker_for, Batch, FrameRef, Mark};
+use super::reader::ReadStats;
+use super::worker::Lane;
+use super::Progress;
 use crate::decode;
 use crate::engine::{Config, Ticker};
 use crate::flow::Limits;
@@ -50,16 +54,12 @@ use crate::source::{Block, BlockPool, CaptureReader, SourceError, SourceErrorKin
 pub(super) const BLOCK_BYTES: usize = 256 << 10;
 /// File bytes per block when the files are mapped: nothing is copied, so the cache does not
 /// bound the block, and a larger one gives the walk more chains to follow at once (see
-/// `source::walk`). Measured on the 2 GB capture, 8 alternating runs each: 1 MiB blocks (16
-/// chains of 64 KiB) 0.82 of 256 KiB ones (8 of 32 KiB), 512 KiB 0.90; 2 MiB 1.04–1.10 and
-/// 4 MiB 1.08 of 1 MiB.
+/// `source::walk`); 1 MiB was the fastest size measured (`benches/NOTES.md`).
 pub(super) const MAPPED_BLOCK_BYTES: usize = 1 << 20;
 /// Consecutive blocks mapped together (see `BlockReader::window`). Mapped pages count in
-/// the resident size until unmapped, so windows and read-ahead are kept small: with 2-block
-/// windows and [`MAPPED_AHEAD`] 2, at most some 6 MiB of the file is mapped at a time, and
-/// the run takes 1.001–1.036 of the time with 8-block windows 4 ahead (10 and 16
-/// alternating runs), which held up to 16 MiB. One block per window cost 13 % (each
-/// unmapping interrupts every core of the process).
+/// the resident size until unmapped, so windows and read-ahead are kept small (with
+/// [`MAPPED_AHEAD`] 2, some 6 MiB of the file at a time); one block per window is slower,
+/// because each unmapping interrupts every core of the process (`benches/NOTES.md`).
 const BLOCKS_PER_WINDOW: u64 = 2;
 /// Room past a block's end in each read buffer, for the record that straddles it.
 const BLOCK_SLACK: usize = 64 << 10;
@@ -67,9 +67,9 @@ const BLOCK_SLACK: usize = 64 << 10;
 const AHEAD: u64 = 4;
 /// The same for mapped blocks (four times as large).
 const MAPPED_AHEAD: u64 = 2;
-/// How long a worker watches for a part or relay before it sleeps. Measured on the 2 GB
-/// capture, 2 workers, 14 alternating runs: context switches 2,000 → 720, wall time 0.574 /
-/// 0.691 → 0.533 / 0.634 s best / median (200 µs: no better).
+/// How long a worker watches for a part or relay before it sleeps: long enough to catch
+/// most hand-offs without a context switch, short enough not to burn the core the other
+/// worker needs (`benches/NOTES.md`).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
 
 /// One input file as the workers share it.
@@ -558,7 +558,7 @@ impl BlockReader<'_> {
     /// The mapped window holding block `number`, and where the block starts in it; `None`
     /// if it cannot be mapped. Blocks are mapped [`BLOCKS_PER_WINDOW`] at a time, whichever
     /// worker's they are, because unmapping interrupts every core the process runs on (to
-    /// drop their cached page translations): one block per window ran 13 % slower.
+    /// drop their cached page translations).
     fn window(&mut self, number: u64, span: BlockSpan) -> Option<(Arc<Mapping>, usize)> {
         let plan = self.shared.plan;
         let file = &plan.files[span.file];

@@ -1,0 +1,242 @@
+//! The reader thread: capture files or a live source → frames → per-worker batches, and
+//! the counters of whoever reads.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use hdrhistogram::Histogram;
+
+use super::aggregator::ToAggregator;
+use super::batch::{Batch, Batcher, FLUSH_EVERY};
+use super::{thread_cpu_time, Progress};
+use crate::source::{BlockPool, CaptureReader, Packet, SourceError};
+
+/// Live capture: batches also leave at least this often, so records stream out promptly
+/// even when traffic is light.
+pub(super) const LIVE_FLUSH: Duration = Duration::from_millis(100);
+/// Live capture: size of the pooled blocks frames are copied into.
+pub(super) const LIVE_BLOCK: usize = 512 << 10;
+
+/// A live frame source (one or more capture devices), polled by the pipeline's reader
+/// thread.
+pub trait LiveSource: Send {
+    /// Name for the records' `capture.file` (e.g. `live:eth0`).
+    fn name(&self) -> String;
+    /// Hand the frames that arrive to `on_frame` (each borrowed from the capture library
+    /// for the call only) and return within about [`LIVE_POLL`], so that batches leave on
+    /// time and a stop request is noticed. `Ok(false)` when the capture is over (stop
+    /// requested, duration reached); the reader then flushes everything in flight.
+    fn poll(&mut self, on_frame: &mut dyn FnMut(&Packet<'_>)) -> Result<bool, SourceError>;
+}
+
+/// How long [`LiveSource::poll`] may wait for frames.
+pub const LIVE_POLL: Duration = Duration::from_millis(100);
+
+/// Where the reader thread gets its frames.
+pub(super) enum Frames<'a> {
+    Files(&'a [PathBuf], &'a Progress),
+    Live(&'a mut dyn LiveSource),
+}
+
+/// A reading thread's counters: the reader thread's, or a split-reading worker's (whose
+/// CPU time is not the reading's alone, so it leaves `cpu` unset).
+#[derive(Debug)]
+pub(super) struct ReadStats {
+    pub(super) frames: u64,
+    pub(super) bytes: u64,
+    pub(super) batches: u64,
+    pub(super) queue_waits: u64,
+    pub(super) waited: Duration,
+    /// How long each of those waits took, in µs.
+    pub(super) wait_lengths_us: Histogram<u64>,
+    pub(super) unshareable: u64,
+    pub(super) cpu: Option<Duration>,
+    /// Chains of the mapped walk begun at a guess: kept, and walked again.
+    pub(super) guesses_kept: u64,
+    pub(super) guesses_rewalked: u64,
+}
+
+impl Default for ReadStats {
+    fn default() -> Self {
+        ReadStats {
+            frames: 0,
+            bytes: 0,
+            batches: 0,
+            queue_waits: 0,
+            waited: Duration::ZERO,
+            wait_lengths_us: new_wait_histogram(),
+            unshareable: 0,
+            cpu: None,
+            guesses_kept: 0,
+            guesses_rewalked: 0,
+        }
+    }
+}
+
+impl ReadStats {
+    /// Count a wait that began at `began` and is over.
+    pub(super) fn waited_since(&mut self, began: Instant) {
+        let waited = began.elapsed();
+        self.queue_waits += 1;
+        self.waited += waited;
+        let _ = self.wait_lengths_us.record(
+            waited
+                .as_micros()
+                .clamp(1, u128::from(WAIT_HISTOGRAM_MAX_US)) as u64,
+        );
+    }
+}
+
+/// Longest wait the wait histogram tells apart (10 s); longer ones count as this.
+pub(super) const WAIT_HISTOGRAM_MAX_US: u64 = 10_000_000;
+
+/// Wait lengths in µs to two significant digits: enough to tell a spin from a sleep, and a
+/// small table per thread.
+pub(super) fn new_wait_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, WAIT_HISTOGRAM_MAX_US, 2).expect("valid histogram bounds")
+}
+
+/// The reader thread: files → frames → per-worker batches.
+pub(super) fn read(
+    files: &[PathBuf],
+    progress: &Progress,
+    mut b: Batcher,
+    to_agg: Sender<ToAggregator>,
+) -> ReadStats {
+    let mut bytes_before = 0;
+    for path in files {
+        let mut reader = match CaptureReader::open(path) {
+            Ok(reader) => reader,
+            Err(err) => {
+                let _ = to_agg.send(ToAggregator::SourceError(err));
+                continue;
+            }
+        };
+        let name: Arc<str> = Arc::from(path.display().to_string());
+        b.begin_file(&name);
+        loop {
+            let packet = match reader.next_packet() {
+                Ok(Some(packet)) => packet,
+                Ok(None) => break,
+                Err(err) => {
+                    let _ = to_agg.send(ToAggregator::SourceError(err));
+                    break;
+                }
+            };
+            let (worker, mut frame, payload_at) = b.route(&packet);
+            // The packet's borrow of the reader ends here.
+            if let Some(addr) = payload_at {
+                let Some((block, start)) = reader.block_of(addr, frame.payload_len as usize) else {
+                    // Every format hands out frames from its read buffer; this would be a
+                    // bug.
+                    debug_assert!(false, "frame outside the reader's buffer");
+                    b.stats.unshareable += 1;
+                    continue;
+                };
+                frame.block = b.batches[worker].block_index(block);
+                frame.payload_start = start as u32;
+            }
+            b.push(worker, frame);
+            if b.stats.frames % 4096 == 0 {
+                let bytes = bytes_before + reader.bytes_consumed();
+                progress.bytes.store(bytes, Ordering::Relaxed);
+                progress.frames.store(b.stats.frames, Ordering::Relaxed);
+            }
+        }
+        bytes_before += reader.bytes_consumed();
+        progress.bytes.store(bytes_before, Ordering::Relaxed);
+    }
+    b.flush(u64::MAX - 1);
+    b.stats.cpu = thread_cpu_time();
+    b.stats
+}
+
+/// The block live frames are being copied into, and which workers' batches refer to it
+/// (by the index it will take in their block list once sealed).
+pub(super) struct LiveBlock {
+    pub(super) pool: BlockPool,
+    pub(super) data: Vec<u8>,
+    pub(super) users: Vec<Option<u32>>,
+}
+
+impl LiveBlock {
+    /// Freeze the block and hand it to every batch that refers to it.
+    pub(super) fn seal(&mut self, batches: &mut [Batch]) {
+        if self.users.iter().all(Option::is_none) {
+            return;
+        }
+        let block = self
+            .pool
+            .seal(std::mem::replace(&mut self.data, self.pool.take()));
+        for (user, batch) in self.users.iter_mut().zip(batches) {
+            if user.take().is_some() {
+                batch.blocks.push(Arc::clone(&block));
+            }
+        }
+    }
+}
+
+/// The reader thread for a live source: each frame the capture library lends is copied once
+/// into a pooled block; batches leave when full and at least every [`LIVE_FLUSH`] (the
+/// `LiveSource::poll` contract keeps the reader from sleeping past it).
+pub(super) fn read_live(
+    source: &mut dyn LiveSource,
+    mut b: Batcher,
+    to_agg: Sender<ToAggregator>,
+) -> ReadStats {
+    let name: Arc<str> = Arc::from(source.name());
+    b.begin_file(&name);
+    let pool = BlockPool::new(LIVE_BLOCK);
+    let mut current = LiveBlock {
+        data: pool.take(),
+        pool,
+        users: vec![None; b.batches.len()],
+    };
+    let mut last_index = 0;
+    let mut last_flush = Instant::now();
+    loop {
+        let more = source.poll(&mut |packet| {
+            let (worker, mut frame, payload_at) = b.route(packet);
+            if current.data.len() + packet.data.len() > LIVE_BLOCK {
+                current.seal(&mut b.batches);
+            }
+            let start = current.data.len();
+            current.data.extend_from_slice(packet.data);
+            if let Some(addr) = payload_at {
+                let next_slot = b.batches[worker].blocks.len() as u32;
+                frame.block = *current.users[worker].get_or_insert(next_slot);
+                // The payload's offset in the frame is its offset in the copy.
+                let offset = addr.saturating_sub(packet.data.as_ptr() as usize);
+                frame.payload_start = (start + offset) as u32;
+            }
+            last_index = frame.index;
+            if b.pending + 1 >= FLUSH_EVERY {
+                current.seal(&mut b.batches);
+            }
+            if b.push(worker, frame) {
+                last_flush = Instant::now();
+            }
+        });
+        match more {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(err) => {
+                let _ = to_agg.send(ToAggregator::SourceError(err));
+                break;
+            }
+        }
+        if last_flush.elapsed() >= LIVE_FLUSH {
+            current.seal(&mut b.batches);
+            b.flush(last_index);
+            b.pending = 0;
+            last_flush = Instant::now();
+        }
+    }
+    current.seal(&mut b.batches);
+    b.flush(u64::MAX - 1);
+    b.stats.cpu = thread_cpu_time();
+    b.stats
+}

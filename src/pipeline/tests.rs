@@ -1,0 +1,206 @@
+//! The pipeline's own tests: every way of reading gives the same frames and records.
+
+use super::batch::FrameRef;
+use super::*;
+use crate::decode;
+use crate::source::{BlockPool, CaptureReader};
+
+/// Records (as JSON lines), errors (as shown) and frames counted by one run.
+fn outcome_of(
+    files: &[PathBuf],
+    reading: Reading,
+    threads: usize,
+    block_bytes: usize,
+) -> (Vec<String>, Vec<String>, u64) {
+    let options = Options {
+        engine: Config::default(),
+        threads,
+        reading,
+    };
+    let (mut records, mut errors) = (Vec::new(), Vec::new());
+    let outcome = run_in_blocks(
+        files,
+        &options,
+        block_bytes,
+        &mut |r| records.push(serde_json::to_string(&r).expect("record serialises")),
+        &mut |e| errors.push(e.to_string()),
+    );
+    let p = &outcome.pipeline;
+    assert_eq!(p.split_reading, reading != Reading::OneReader);
+    assert_eq!(p.mapped_reading, reading == Reading::Map);
+    if reading == Reading::Map && (100..=4096).contains(&block_bytes) {
+        // The walk follows several chains, from guessed starts, and most guesses hold
+        // (the sample captures are too small for larger blocks to be cut into chains).
+        assert!(
+            p.walk_guesses_kept > p.walk_guesses_rewalked,
+            "{block_bytes}-byte blocks: guesses kept {}, walked again {}",
+            p.walk_guesses_kept,
+            p.walk_guesses_rewalked
+        );
+    }
+    (records, errors, outcome.stats.frames)
+}
+
+/// `--stats` gives the lengths of the waits as percentiles: every wait counted is in the
+/// histogram, and the histogram adds up to the time waited.
+#[test]
+fn every_wait_is_in_the_wait_histogram() {
+    // Small blocks and three workers on two cores or fewer: the workers wait for each
+    // other's parts many times.
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/tls12.pcap");
+    let options = Options {
+        engine: Config::default(),
+        threads: 3,
+        reading: Reading::Split,
+    };
+    let outcome = run_in_blocks(&[file], &options, 64, &mut |_| {}, &mut |_| {});
+    let p = &outcome.pipeline;
+    assert!(p.queue_waits > 0, "no waits to count");
+    assert_eq!(p.queue_wait_us.len(), p.queue_waits);
+    // Each wait is at least 1 µs in the histogram, and their sum is the total waited
+    // (to the histogram's two significant digits).
+    let total_us = p.queue_wait_time.as_micros() as f64;
+    let mean = p.queue_wait_us.mean() * p.queue_waits as f64;
+    assert!(
+        (mean - total_us).abs() <= total_us * 0.02 + p.queue_waits as f64,
+        "histogram sums to {mean:.0} µs, waits to {total_us:.0} µs"
+    );
+}
+
+/// Workers reading or mapping their share of each file give exactly what one reader
+/// thread gives (the records, their order, the errors of damaged files, the frames
+/// counted) however finely the files are cut — blocks far smaller than a frame, so that
+/// records straddle blocks and many blocks hold no record start, and mapped blocks
+/// walked as many short chains from guessed starts — and however many workers share
+/// them.
+/// The captures are the real ones of `pcaps/`, read as one stream (file boundaries
+/// inside it), with three damaged copies of one among them: cut inside a record header,
+/// cut inside a frame, and a record whose length field claims 4 GiB.
+#[test]
+fn split_reading_gives_what_one_reader_gives() {
+    let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&pcaps)
+        .expect("pcaps/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    files.sort();
+    let dir = std::env::temp_dir().join(format!("tlscensus-split-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let whole = std::fs::read(pcaps.join("tls12.pcap")).expect("tls12.pcap");
+    let caplen = |at: usize| u32::from_le_bytes(whole[at + 8..at + 12].try_into().unwrap());
+    let second = 24 + 16 + caplen(24) as usize;
+    let mut huge = whole.clone();
+    huge[second + 8..second + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let damaged = [
+        ("cut_in_header.pcap", whole[..second + 5].to_vec()),
+        ("cut_in_frame.pcap", whole[..second + 16 + 10].to_vec()),
+        ("huge_length.pcap", huge),
+    ];
+    for (at, (name, bytes)) in damaged.into_iter().enumerate() {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write a damaged copy");
+        files.insert(3 + 5 * at, path);
+    }
+
+    let reference = outcome_of(&files, Reading::OneReader, 1, split::BLOCK_BYTES);
+    assert!(reference.0.len() > 20, "{} records", reference.0.len());
+    assert_eq!(reference.1.len(), 3, "{:?}", reference.1);
+    let sizes = [
+        7,
+        100,
+        1500,
+        4096,
+        split::BLOCK_BYTES,
+        split::MAPPED_BLOCK_BYTES,
+    ];
+    for (reading, block_bytes) in [Reading::Split, Reading::Map]
+        .into_iter()
+        .flat_map(|r| sizes.map(|b| (r, b)))
+    {
+        for threads in [1, 2, 3] {
+            let split = outcome_of(&files, reading, threads, block_bytes);
+            assert!(
+                split == reference,
+                "{reading:?}, {threads} workers, {block_bytes}-byte blocks: {} records, \
+                 errors {:?}",
+                split.0.len(),
+                split.1
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Packing a decoded frame for its worker and unpacking it gives back exactly what the
+/// decoder produced (every header field, the payload bytes, the skip reason), for every
+/// frame of the sample captures and of the test corpus.
+#[test]
+fn frames_survive_packing() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = Vec::new();
+    let corpus = root.join("tests/corpus");
+    assert!(
+        corpus.join("MANIFEST.tsv").is_file(),
+        "the test corpus is missing: expected {}/MANIFEST.tsv (run the tests from a clone)",
+        corpus.display()
+    );
+    let mut walk = vec![root.join("pcaps"), corpus];
+    while let Some(dir) = walk.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "cap")
+            {
+                files.push(path);
+            }
+        }
+    }
+    let (mut segments, mut wide_seen, mut skipped) = (0, 0, 0);
+    for path in &files {
+        let Ok(mut reader) = CaptureReader::open(path) else {
+            continue;
+        };
+        while let Ok(Some(packet)) = reader.next_packet() {
+            let decoded = decode::decode(packet.link_type, packet.data);
+            let mut wide = Vec::new();
+            let mut frame = FrameRef::pack(7, packet.ts_nanos, 3, &decoded, &mut wide);
+            // One block holding the frame: the payload's offset is its offset in it.
+            let block = BlockPool::new(0).seal(packet.data.to_vec());
+            if let Ok(segment) = &decoded {
+                frame.payload_start =
+                    (segment.payload.as_ptr() as usize - packet.data.as_ptr() as usize) as u32;
+            }
+            let blocks = [block];
+            let unpacked = frame.unpack(&blocks, &wide);
+            assert_eq!(
+                unpacked,
+                decoded,
+                "{} frame {}",
+                path.display(),
+                packet.frame_number
+            );
+            assert_eq!(
+                (frame.index, frame.ts_nanos, frame.frame_number),
+                (7, packet.ts_nanos, 3)
+            );
+            match decoded {
+                Ok(_) => segments += 1,
+                Err(_) => skipped += 1,
+            }
+            wide_seen += wide.len();
+        }
+    }
+    // The sample captures alone hold IPv4 and IPv6 segments and non-TCP frames.
+    assert!(
+        segments > 100 && wide_seen > 0 && skipped > 0,
+        "{segments} {wide_seen} {skipped}"
+    );
+}
