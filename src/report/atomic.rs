@@ -7,10 +7,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Bytes gathered before each write to the file. An events file grows by about 1 KiB per
-/// connection, and each write into the page cache has a cost of its own beyond its bytes:
-/// 256 KiB rather than the default 8 took 13 % off the aggregator's CPU time on the 2 GB
-/// capture and 10 % on the handshake-only one (12 and 10 alternating runs; 1 MiB did no
-/// better).
+/// connection, and each write into the page cache has a cost of its own beyond its bytes,
+/// so few large writes beat many of the default 8 KiB (`benches/NOTES.md`).
 const WRITE_BUFFER: usize = 256 << 10;
 
 /// A file being written that appears at its destination only on [`AtomicFile::commit`].

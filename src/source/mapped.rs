@@ -1,9 +1,8 @@
 //! Capture files read through memory maps: the crate's only `unsafe` code, kept here.
 //!
-//! Why map at all: on the 2 GB bench capture, copying the file into read buffers is the
-//! largest single cost of a run (the kernel's copy was 0.30–0.37 of 0.65–0.75 CPU-s), yet a
-//! packet of a connection whose handshake is decided needs only its record header and the
-//! first 50-odd bytes of its frame. A mapped file lets the walk touch just those bytes, and
+//! Why map at all: copying the file into read buffers is the largest single cost of a run
+//! (`benches/NOTES.md`), yet a packet of a connection whose handshake is decided needs only
+//! its record header and the first 50-odd bytes of its frame. A mapped file lets the walk touch just those bytes, and
 //! the workers' walks then cost a fraction of the copy (see [`super::walk`] and the README's
 //! performance section).
 //!

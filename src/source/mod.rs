@@ -84,8 +84,8 @@ pub const MAX_CAPLEN: u32 = 256 << 20;
 
 /// Size of a read buffer (a [`Block`]); one grows only for a record larger than this. Small
 /// enough that what one read() copies is still in the CPU's cache when the frames in it are
-/// walked, and that the blocks in flight stay a few MiB (measured: 256 KiB blocks cost 12 MiB
-/// more peak memory for no gain in speed).
+/// walked, and that the blocks in flight stay a few MiB (larger blocks only cost memory:
+/// `benches/NOTES.md`).
 const BUF_CAPACITY: usize = 64 << 10;
 /// Most bytes one read() asks for. Reads much larger than this come back from the kernel
 /// out of the CPU caches, so walking the frames right after costs a memory stall apiece.

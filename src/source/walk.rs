@@ -100,9 +100,8 @@ fn record_at(layout: RecordLayout, data: &[u8], at: usize, max_caplen: u32) -> S
     Step::Record(spot, frame_end)
 }
 
-/// Most chains walked at once. On the bench VM 16 chains over 64 KiB sub-ranges of 1 MiB
-/// blocks walked fastest; 8 of 128 KiB measured the same (1.013), 32 of 32 KiB 12 % slower
-/// (more guessing, and more misses asked for than a core has in flight).
+/// Most chains walked at once: enough cache misses in flight to hide their latency, not so
+/// many that guessing costs more than it hides (`benches/NOTES.md`).
 pub const CHAINS: usize = 16;
 
 /// A walk of several chains at once, with its reusable scratch space.
