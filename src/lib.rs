@@ -14,6 +14,7 @@ pub mod census;
 pub mod decode;
 pub mod engine;
 pub mod flow;
+pub mod follow;
 pub mod pipeline;
 pub mod proto;
 pub mod record;

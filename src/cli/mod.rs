@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod read;
 mod stats;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -64,6 +65,29 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Merge(merge::MergeArgs),
 
+    /// Follow a directory of rotating capture files and keep the census up to date:
+    /// each file is read once it is complete, as one stream with the files before it (a
+    /// connection may span two), until Ctrl-C or SIGTERM.
+    ///
+    /// The operating system's own capture tool does the capturing (tcpdump -G/-C, dumpcap
+    /// ring buffers, pktmon --log-mode multi-file, netsh trace), so tlscensus needs no
+    /// privileges. A file is complete when a newer one appears beside it, or when nothing
+    /// has written to it for --idle. What has been read and counted is kept in a state file
+    /// (--state), so a restart neither loses nor counts anything twice. Reports are
+    /// rewritten after each file, every --report-every and at exit, atomically.
+    ///
+    /// Examples:
+    ///   # tcpdump rotates hourly into /var/capture; the census follows it
+    ///   tcpdump -i eth1 -G 3600 -w '/var/capture/exch-%Y%m%d-%H.pcap' 'tcp port 25 or tcp port 443' &
+    ///   tlscensus watch /var/capture --server 10.1.2.0/28 --report /srv/census/census.html \
+    ///       --report /srv/census/census.json --events /srv/census/handshakes.jsonl
+    ///   # pktmon on an Exchange server, read where it writes (Windows)
+    ///   tlscensus watch C:\capture --report C:\tlscensus\census.html
+    ///   # from a scheduled job: read what is complete, keep the state, exit
+    ///   tlscensus watch /var/capture --once --report census.json
+    #[command(verbatim_doc_comment)]
+    Watch(Box<watch::WatchArgs>),
+
     /// Capture live from network devices (a SPAN/mirror port, or on the mail server itself)
     /// and keep the census up to date until Ctrl-C, SIGTERM or --duration. Needs the `live`
     /// build (libpcap / Npcap) and the capture capability.
@@ -93,6 +117,7 @@ pub fn run() -> Result<ExitCode> {
     match Cli::parse().command {
         Command::Read(args) => read::read(*args),
         Command::Merge(args) => merge::merge(args),
+        Command::Watch(args) => watch::watch(*args),
         Command::Capture(args) => capture::capture(*args),
         Command::Interfaces => interfaces::interfaces(),
     }

@@ -237,6 +237,12 @@ impl Batcher {
         }
     }
 
+    /// The index of the last frame routed: flushing up to it releases every record its
+    /// frames made.
+    pub(super) fn last_index(&self) -> u64 {
+        2 * self.index + 1
+    }
+
     /// Send every worker its batch, covering the input up to `upto`.
     pub(super) fn flush(&mut self, upto: u64) {
         for (worker, slot) in self.batches.iter_mut().enumerate() {

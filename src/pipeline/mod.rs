@@ -50,8 +50,8 @@ mod worker;
 
 use aggregator::{aggregate, ToAggregator};
 use batch::{Batch, Batcher};
-use reader::{new_wait_histogram, read, read_live, Frames, ReadStats};
-pub use reader::{LiveSource, LIVE_POLL};
+use reader::{new_wait_histogram, read, read_feed, read_live, Frames, ReadStats};
+pub use reader::{FeedStep, FileFeed, LiveSource, LIVE_POLL};
 use worker::work;
 
 /// How to run.
@@ -226,6 +226,26 @@ pub fn run_live(
     run_frames(Frames::Live(source), options, sink, on_error, on_tick)
 }
 
+/// Read the files a [`FileFeed`] hands over, as one stream, until it ends. Records reach
+/// `sink` in order as soon as every worker has passed them; `on_tick` runs on the caller's
+/// thread at least every 100 ms.
+pub fn run_feed(
+    feed: &mut dyn FileFeed,
+    options: &Options,
+    progress: &Progress,
+    sink: &mut impl FnMut(Record),
+    on_error: &mut impl FnMut(SourceError),
+    on_tick: &mut impl FnMut(),
+) -> Outcome {
+    run_frames(
+        Frames::Feed(feed, progress),
+        options,
+        sink,
+        on_error,
+        on_tick,
+    )
+}
+
 fn run_frames(
     frames: Frames<'_>,
     options: &Options,
@@ -396,6 +416,7 @@ fn spawn_with_reader<'scope, 'frames: 'scope>(
             match frames {
                 Frames::Files(files, progress) => read(files, progress, batcher, to_agg),
                 Frames::Live(source) => read_live(source, batcher, to_agg),
+                Frames::Feed(feed, progress) => read_feed(feed, progress, batcher, to_agg),
             }
         })
         .expect("spawn reader thread");

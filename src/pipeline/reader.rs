@@ -1,7 +1,7 @@
 //! The reader thread: capture files or a live source → frames → per-worker batches, and
 //! the counters of whoever reads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,10 +35,30 @@ pub trait LiveSource: Send {
 /// How long [`LiveSource::poll`] may wait for frames.
 pub const LIVE_POLL: Duration = Duration::from_millis(100);
 
+/// Capture files handed to the reader one at a time as they become ready (`tlscensus
+/// watch`), read as one stream: a connection may span two files.
+pub trait FileFeed: Send {
+    /// The next file to read, or [`FeedStep::Wait`] after waiting up to about
+    /// [`LIVE_POLL`] for one, or [`FeedStep::End`] when following is over.
+    fn next_file(&mut self) -> FeedStep;
+    /// Checked between frames: `true` abandons the file being read at once (a stop was
+    /// requested); the feed then says [`FeedStep::End`].
+    fn stop_requested(&self) -> bool;
+}
+
+/// What a [`FileFeed`] has next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedStep {
+    File(PathBuf),
+    Wait,
+    End,
+}
+
 /// Where the reader thread gets its frames.
 pub(super) enum Frames<'a> {
     Files(&'a [PathBuf], &'a Progress),
     Live(&'a mut dyn LiveSource),
+    Feed(&'a mut dyn FileFeed, &'a Progress),
 }
 
 /// A reading thread's counters: the reader thread's, or a split-reading worker's (whose
@@ -108,50 +128,96 @@ pub(super) fn read(
 ) -> ReadStats {
     let mut bytes_before = 0;
     for path in files {
-        let mut reader = match CaptureReader::open(path) {
-            Ok(reader) => reader,
-            Err(err) => {
-                let _ = to_agg.send(ToAggregator::SourceError(err));
-                continue;
-            }
-        };
-        let name: Arc<str> = Arc::from(path.display().to_string());
-        b.begin_file(&name);
-        loop {
-            let packet = match reader.next_packet() {
-                Ok(Some(packet)) => packet,
-                Ok(None) => break,
-                Err(err) => {
-                    let _ = to_agg.send(ToAggregator::SourceError(err));
-                    break;
-                }
-            };
-            let (worker, mut frame, payload_at) = b.route(&packet);
-            // The packet's borrow of the reader ends here.
-            if let Some(addr) = payload_at {
-                let Some((block, start)) = reader.block_of(addr, frame.payload_len as usize) else {
-                    // Every format hands out frames from its read buffer; this would be a
-                    // bug.
-                    debug_assert!(false, "frame outside the reader's buffer");
-                    b.stats.unshareable += 1;
-                    continue;
-                };
-                frame.block = b.batches[worker].block_index(block);
-                frame.payload_start = start as u32;
-            }
-            b.push(worker, frame);
-            if b.stats.frames % 4096 == 0 {
-                let bytes = bytes_before + reader.bytes_consumed();
-                progress.bytes.store(bytes, Ordering::Relaxed);
-                progress.frames.store(b.stats.frames, Ordering::Relaxed);
-            }
-        }
-        bytes_before += reader.bytes_consumed();
-        progress.bytes.store(bytes_before, Ordering::Relaxed);
+        read_file(path, &mut b, &to_agg, progress, &mut bytes_before, &|| {
+            false
+        });
     }
     b.flush(u64::MAX - 1);
     b.stats.cpu = thread_cpu_time();
     b.stats
+}
+
+/// The reader thread for a [`FileFeed`]: each file as the feed hands it over, the batches
+/// sent after each one (so its records come out while the next is awaited), and while
+/// waiting at least every [`LIVE_FLUSH`].
+pub(super) fn read_feed(
+    feed: &mut dyn FileFeed,
+    progress: &Progress,
+    mut b: Batcher,
+    to_agg: Sender<ToAggregator>,
+) -> ReadStats {
+    let mut bytes_before = 0;
+    loop {
+        match feed.next_file() {
+            FeedStep::File(path) => {
+                let stop = || feed.stop_requested();
+                read_file(&path, &mut b, &to_agg, progress, &mut bytes_before, &stop);
+                b.flush(b.last_index());
+                b.pending = 0;
+            }
+            FeedStep::Wait => {}
+            FeedStep::End => break,
+        }
+    }
+    b.flush(u64::MAX - 1);
+    b.stats.cpu = thread_cpu_time();
+    b.stats
+}
+
+/// Read one capture file into the batches; a damaged file goes to the aggregator as an
+/// error after its readable part. `stop` is asked every 4096 frames.
+fn read_file(
+    path: &Path,
+    b: &mut Batcher,
+    to_agg: &Sender<ToAggregator>,
+    progress: &Progress,
+    bytes_before: &mut u64,
+    stop: &dyn Fn() -> bool,
+) {
+    let mut reader = match CaptureReader::open(path) {
+        Ok(reader) => reader,
+        Err(err) => {
+            let _ = to_agg.send(ToAggregator::SourceError(err));
+            return;
+        }
+    };
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    b.begin_file(&name);
+    loop {
+        let packet = match reader.next_packet() {
+            Ok(Some(packet)) => packet,
+            Ok(None) => break,
+            Err(err) => {
+                let _ = to_agg.send(ToAggregator::SourceError(err));
+                break;
+            }
+        };
+        let (worker, mut frame, payload_at) = b.route(&packet);
+        // The packet's borrow of the reader ends here.
+        if let Some(addr) = payload_at {
+            let Some((block, start)) = reader.block_of(addr, frame.payload_len as usize) else {
+                // Every format hands out frames from its read buffer; this would be a
+                // bug.
+                debug_assert!(false, "frame outside the reader's buffer");
+                b.stats.unshareable += 1;
+                continue;
+            };
+            frame.block = b.batches[worker].block_index(block);
+            frame.payload_start = start as u32;
+        }
+        b.push(worker, frame);
+        if b.stats.frames % 4096 == 0 {
+            let bytes = *bytes_before + reader.bytes_consumed();
+            progress.bytes.store(bytes, Ordering::Relaxed);
+            progress.frames.store(b.stats.frames, Ordering::Relaxed);
+            if stop() {
+                break;
+            }
+        }
+    }
+    *bytes_before += reader.bytes_consumed();
+    progress.bytes.store(*bytes_before, Ordering::Relaxed);
+    progress.frames.store(b.stats.frames, Ordering::Relaxed);
 }
 
 /// The block live frames are being copied into, and which workers' batches refer to it
