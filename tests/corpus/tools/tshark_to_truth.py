@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Turn tshark's JSON dissection of one capture into the corpus truth files.
+
+Usage: tshark_to_truth.py LOCAL_PATH JSONL_OUT UNDECODED_OUT < tshark-json
+
+The input is `tshark -T json` output for the frames of interest (see regenerate.sh for the
+tshark command line). LOCAL_PATH is the capture's path relative to tests/corpus/ and goes
+into the `file` key of every object. JSONL_OUT receives one JSON object per ClientHello,
+ServerHello, HelloRetryRequest, SSLv2 hello and alert record, in frame order; UNDECODED_OUT
+receives the TCP segments that begin like a hello that tshark did not decode (it is removed
+when there are none).
+
+Python 3 standard library only.
+"""
+
+import json
+import os
+import sys
+
+# The random of a HelloRetryRequest (RFC 8446 4.1.3).
+HRR_RANDOM = "cf:21:ad:74:e5:9a:61:11:be:1d:8c:02:1e:65:b8:91:c2:a2:11:16:7a:bb:8c:5e:07:9e:09:e2:c8:a8:33:9c"
+
+# The tcp.analysis expert flags reported in `tcp_analysis`, in this order.
+TCP_ANALYSIS_FLAGS = (
+    "retransmission",
+    "fast_retransmission",
+    "spurious_retransmission",
+    "out_of_order",
+    "lost_segment",
+    "ack_lost_segment",
+)
+
+
+def pairs(obj):
+    """The (key, value) pairs of a JSON object kept as a pair list (duplicates preserved)."""
+    return obj if isinstance(obj, list) else []
+
+
+def is_object(value):
+    return isinstance(value, list) and (not value or isinstance(value[0], tuple))
+
+
+def first(obj, key, default=None):
+    for k, v in pairs(obj):
+        if k == key:
+            return v
+    return default
+
+
+def find_all(obj, key):
+    """Every value of `key` in the subtree, depth first, in document order."""
+    out = []
+    for k, v in pairs(obj):
+        if k == key:
+            out.append(v)
+        if is_object(v):
+            out.extend(find_all(v, key))
+    return out
+
+
+def find_first(obj, key, default=None):
+    found = find_all(obj, key)
+    return found[0] if found else default
+
+
+def extension(handshake, ext_type):
+    """The subtree of the extension of the given type directly in `handshake`, or None."""
+    for _, v in pairs(handshake):
+        if is_object(v) and first(v, "tls.handshake.extension.type") == str(ext_type):
+            return v
+    return None
+
+
+def ints(values):
+    return [int(v, 0) for v in values]
+
+
+class Packet:
+    """The per-frame fields shared by every message of one frame."""
+
+    def __init__(self, layers):
+        self.layers = layers
+        frame = first(layers, "frame")
+        self.frame = int(first(frame, "frame.number"))
+        self.time = first(frame, "frame.time_epoch")
+        self.ip = []
+        self.vlan = []
+        self.transport = None
+        self.quic = False
+        for key, value in pairs(layers):
+            if key in ("ip", "ipv6"):
+                self.ip.append((key, value))
+            elif key == "vlan":
+                self.vlan.append(int(first(value, "vlan.id")))
+            elif key in ("tcp", "udp"):
+                self.transport = (key, value)
+
+    def common(self):
+        out = {"file": None, "frame": self.frame, "time": self.time}
+        key, ip = self.ip[-1]
+        if key == "ip":
+            out["ip_version"] = 4
+            out["src"] = first(ip, "ip.src")
+            out["dst"] = first(ip, "ip.dst")
+        else:
+            out["ip_version"] = 6
+            out["src"] = first(ip, "ipv6.src")
+            out["dst"] = first(ip, "ipv6.dst")
+        out["ip_layers"] = len(self.ip)
+        if self.vlan:
+            out["vlan"] = self.vlan
+        proto, tp = self.transport
+        out["transport"] = proto
+        out["sport"] = int(first(tp, proto + ".srcport"))
+        out["dport"] = int(first(tp, proto + ".dstport"))
+        out[proto + "_stream"] = int(first(tp, proto + ".stream"))
+        return out
+
+
+def tcp_extras(packet, segments):
+    out = {}
+    proto, tp = packet.transport
+    if proto != "tcp":
+        return out
+    flags = first(first(tp, "tcp.analysis"), "tcp.analysis.flags")
+    found = set()
+    for k, v in pairs(flags):
+        if k == "_ws.expert":
+            for name, _ in pairs(v):
+                if name.startswith("tcp.analysis."):
+                    found.add(name[len("tcp.analysis."):])
+    analysis = [f for f in TCP_ANALYSIS_FLAGS if f in found]
+    if analysis:
+        out["tcp_analysis"] = analysis
+    if segments is not None:
+        out["tcp_segments"] = ints(find_all(segments, "tcp.segment"))
+    return out
+
+
+def client_hello(hs):
+    sni = find_first(hs, "tls.handshake.extensions_server_name")
+    return {
+        "client_version": first(hs, "tls.handshake.version"),
+        "supported_versions": find_all(hs, "tls.handshake.extensions.supported_version"),
+        "sni": sni,
+        "cipher_suites": find_all(first(hs, "tls.handshake.ciphersuites"), "tls.handshake.ciphersuite"),
+        "extensions": ints(find_all(hs, "tls.handshake.extension.type")),
+        "supported_groups": find_all(hs, "tls.handshake.extensions_supported_group"),
+        "key_share_groups": ints(find_all(hs, "tls.handshake.extensions_key_share_group")),
+        "ec_point_formats": ints(find_all(hs, "tls.handshake.extensions_ec_point_format")),
+        "alpn": find_all(hs, "tls.handshake.extensions_alpn_str"),
+    }
+
+
+def server_hello(hs, hrr):
+    sv = find_all(hs, "tls.handshake.extensions.supported_version")
+    version = first(hs, "tls.handshake.version")
+    group = find_first(hs, "tls.handshake.extensions_key_share_selected_group")
+    if group is None:
+        group = find_first(hs, "tls.handshake.extensions_key_share_group")
+    return {
+        "hrr": hrr,
+        "server_version": version,
+        "supported_versions": sv,
+        "selected_version": sv[0] if sv else version,
+        "cipher_suite": first(hs, "tls.handshake.ciphersuite"),
+        "extensions": ints(find_all(hs, "tls.handshake.extension.type")),
+        "key_share_group": int(group) if group is not None else None,
+        "alpn": find_all(hs, "tls.handshake.extensions_alpn_str"),
+    }
+
+
+def handshake_message(hs, record_version):
+    """A hello from one tls.handshake subtree, or None for other handshake types."""
+    hs_type = first(hs, "tls.handshake.type")
+    if hs_type not in ("1", "2"):
+        return None
+    out = {
+        "hs_type": int(hs_type),
+        "hs_length": int(first(hs, "tls.handshake.length")),
+        "record_version": record_version,
+    }
+    if hs_type == "1":
+        out["msg"] = "client_hello"
+        out.update(client_hello(hs))
+    else:
+        hrr = first(hs, "tls.handshake.random") == HRR_RANDOM
+        out["msg"] = "hello_retry_request" if hrr else "server_hello"
+        out.update(server_hello(hs, hrr))
+    return out
+
+
+def record_messages(record):
+    """The messages of one tls.record subtree."""
+    version = first(record, "tls.record.version")
+    content_type = first(record, "tls.record.content_type")
+    if content_type is None:
+        # SSLv2 record: the message sits directly in the record.
+        hs_type = first(record, "tls.handshake.type")
+        if hs_type not in ("1", "4"):
+            return []
+        out = {
+            "msg": "ssl2_client_hello" if hs_type == "1" else "ssl2_server_hello",
+            "hs_type": int(hs_type),
+            "sslv2_record": True,
+            "record_version": version,
+        }
+        key = "client_version" if hs_type == "1" else "server_version"
+        out[key] = first(record, "tls.handshake.version")
+        out["cipher_specs"] = find_all(record, "tls.handshake.cipherspec")
+        return [out]
+    if content_type == "21":
+        alert = first(record, "tls.alert_message")
+        out = {"msg": "alert", "record_version": version}
+        if is_object(alert):
+            out["encrypted"] = False
+            out["level"] = int(first(alert, "tls.alert_message.level"))
+            out["desc"] = int(first(alert, "tls.alert_message.desc"))
+        else:
+            out["encrypted"] = True
+        return [out]
+    if content_type == "22":
+        out = []
+        for hs in find_all(record, "tls.handshake"):
+            if is_object(hs):
+                msg = handshake_message(hs, version)
+                if msg:
+                    out.append(msg)
+        return out
+    return []
+
+
+def tls_messages(tree, in_quic):
+    """Messages anywhere below `tree`: (message, in_quic)."""
+    out = []
+    for key, value in pairs(tree):
+        if not is_object(value):
+            continue
+        if key == "tls.record":
+            out.extend((m, in_quic) for m in record_messages(value))
+        elif key == "tls.handshake":
+            # TLS inside QUIC CRYPTO frames: no record layer.
+            msg = handshake_message(value, None)
+            if msg:
+                out.append((msg, in_quic))
+        else:
+            out.extend(tls_messages(value, in_quic or key == "quic"))
+    return out
+
+
+def packet_messages(layers, local_path):
+    packet = Packet(layers)
+    out = []
+    segments = None
+    for key, value in pairs(layers):
+        if key == "tcp.segments":
+            segments = value
+        if key in ("tls", "quic") or (is_object(value) and key not in ("frame", "tcp", "udp", "ip", "ipv6")):
+            for msg, in_quic in tls_messages([(key, value)], False):
+                obj = packet.common()
+                obj["file"] = local_path
+                if in_quic:
+                    obj["quic"] = True
+                obj.update(tcp_extras(packet, segments))
+                obj["index_in_frame"] = len(out)
+                obj.update(msg)
+                out.append(obj)
+    return out
+
+
+def main():
+    local_path, jsonl_out, undecoded_out = sys.argv[1:4]
+    packets = json.load(sys.stdin, object_pairs_hook=lambda p: p)
+    lines = []
+    for pkt in packets:
+        layers = first(first(pkt, "_source"), "layers")
+        for obj in packet_messages(layers, local_path):
+            lines.append(json.dumps(obj, separators=(",", ":")))
+    os.makedirs(os.path.dirname(jsonl_out) or ".", exist_ok=True)
+    with open(jsonl_out, "w") as f:
+        for line in lines:
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
