@@ -268,18 +268,75 @@ def packet_messages(layers, local_path):
     return out
 
 
+def hello_like(payload):
+    """Whether TCP payload bytes begin like a TLS or SSLv2 hello.
+
+    TLS: a handshake record (0x16, major version 3) whose first message is a ClientHello or
+    ServerHello with a major version of 3. SSLv2: a 2-byte record header (high bit set)
+    followed by a CLIENT-HELLO (1) whose major version is 0 or 3.
+    """
+    if len(payload) >= 10 and payload[0] == 0x16 and payload[1] == 3:
+        return payload[5] in (1, 2) and payload[9] == 3
+    if len(payload) >= 4 and payload[0] & 0x80:
+        return payload[2] == 1 and payload[3] in (0, 3)
+    return False
+
+
+def joined(layers, key):
+    """All values of a field in the frame, as `tshark -T fields` prints them."""
+    return ",".join(find_all(layers, key))
+
+
+def undecoded_row(layers, decoded_frames):
+    """The .undecoded.tsv row of a frame whose TCP payload begins like a hello that tshark
+    did not decode, or None."""
+    packet = Packet(layers)
+    if packet.transport is None or packet.transport[0] != "tcp":
+        return None
+    tcp = packet.transport[1]
+    payload = first(tcp, "tcp.payload")
+    if not payload or not hello_like(bytes.fromhex(payload.replace(":", ""))):
+        return None
+    if packet.frame in decoded_frames:
+        return None
+    flags = first(first(tcp, "tcp.analysis"), "tcp.analysis.flags")
+    if any(first(e, "tcp.analysis.retransmission") is not None for e in find_all(flags, "_ws.expert")):
+        return None
+    fields = ("frame.number", "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst",
+              "ipv6.dst", "tcp.dstport", "tcp.len", "frame.protocols")
+    return "\t".join(joined(layers, f) for f in fields)
+
+
 def main():
     local_path, jsonl_out, undecoded_out = sys.argv[1:4]
     packets = json.load(sys.stdin, object_pairs_hook=lambda p: p)
     lines = []
+    # Frames where tshark decoded a hello, or that it reassembled into one.
+    decoded = set()
+    all_layers = []
     for pkt in packets:
         layers = first(first(pkt, "_source"), "layers")
+        all_layers.append(layers)
         for obj in packet_messages(layers, local_path):
             lines.append(json.dumps(obj, separators=(",", ":")))
+            if obj["msg"] != "alert":
+                decoded.add(obj["frame"])
+            decoded.update(obj.get("tcp_segments", ()))
+    undecoded = []
+    for layers in all_layers:
+        row = undecoded_row(layers, decoded)
+        if row is not None:
+            undecoded.append(row)
     os.makedirs(os.path.dirname(jsonl_out) or ".", exist_ok=True)
     with open(jsonl_out, "w") as f:
         for line in lines:
             f.write(line + "\n")
+    if undecoded:
+        with open(undecoded_out, "w") as f:
+            for row in undecoded:
+                f.write(row + "\n")
+    elif os.path.exists(undecoded_out):
+        os.remove(undecoded_out)
 
 
 if __name__ == "__main__":
