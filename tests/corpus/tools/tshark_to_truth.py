@@ -10,6 +10,42 @@ ServerHello, HelloRetryRequest, SSLv2 hello and alert record, in frame order; UN
 receives the TCP segments that begin like a hello that tshark did not decode (it is removed
 when there are none).
 
+Where the keys come from (tshark field names; lists keep tshark's order):
+
+  frame, time          frame.number, frame.time_epoch
+  ip_version, src, dst the last (innermost) ip or ipv6 layer; ip_layers counts them
+  vlan                 vlan.id of every vlan layer (key present only with VLAN tags)
+  transport, sport,    the last tcp or udp layer: *.srcport, *.dstport, *.stream
+  dport, *_stream
+  quic                 true when the message came in a QUIC CRYPTO frame (no record layer,
+                       so record_version is null)
+  tcp_analysis         the sequence-anomaly flags of tcp.analysis.flags (TCP_ANALYSIS_FLAGS)
+  tcp_segments         tcp.segment of the reassembly the message was found in
+  index_in_frame       position among the messages of this frame
+  hs_type, hs_length   tls.handshake.type, tls.handshake.length
+  record_version       tls.record.version
+  client_version,      tls.handshake.version
+  server_version
+  supported_versions   tls.handshake.extensions.supported_version
+  selected_version     the ServerHello's supported_versions[0], else server_version
+  sni                  tls.handshake.extensions_server_name (first), null without one
+  cipher_suites        tls.handshake.ciphersuite (ClientHello), cipher_suite (ServerHello)
+  extensions           tls.handshake.extension.type
+  supported_groups     tls.handshake.extensions_supported_group
+  key_share_groups     tls.handshake.extensions_key_share_group
+  key_share_group      ..._key_share_selected_group (HelloRetryRequest), else the first
+                       ..._key_share_group, else null
+  ec_point_formats     tls.handshake.extensions_ec_point_format
+  alpn                 tls.handshake.extensions_alpn_str
+  hrr                  the ServerHello's random is the HelloRetryRequest value
+  level, desc          tls.alert_message.level, .desc; encrypted when tshark could not
+                       read them ("Encrypted Alert")
+  cipher_specs         tls.handshake.cipherspec (SSLv2)
+
+Message fields are collected from the whole tls.handshake subtree, not just from the
+extension that normally holds them: a draft-18 key_share (type 40) or an ESNI extension's
+key share counts too, as in the committed files.
+
 Python 3 standard library only.
 """
 
@@ -20,7 +56,8 @@ import sys
 # The random of a HelloRetryRequest (RFC 8446 4.1.3).
 HRR_RANDOM = "cf:21:ad:74:e5:9a:61:11:be:1d:8c:02:1e:65:b8:91:c2:a2:11:16:7a:bb:8c:5e:07:9e:09:e2:c8:a8:33:9c"
 
-# The tcp.analysis expert flags reported in `tcp_analysis`, in this order.
+# The tcp.analysis expert flags reported in `tcp_analysis` (sequence anomalies; window and
+# keep-alive flags are left out), in this order.
 TCP_ANALYSIS_FLAGS = (
     "retransmission",
     "fast_retransmission",
@@ -63,30 +100,25 @@ def find_first(obj, key, default=None):
     return found[0] if found else default
 
 
-def extension(handshake, ext_type):
-    """The subtree of the extension of the given type directly in `handshake`, or None."""
-    for _, v in pairs(handshake):
-        if is_object(v) and first(v, "tls.handshake.extension.type") == str(ext_type):
-            return v
-    return None
+def to_int(value):
+    """A tshark integer field: decimal, or hexadecimal with 0x."""
+    return int(value, 16) if value.startswith("0x") else int(value)
 
 
 def ints(values):
-    return [int(v, 0) for v in values]
+    return [to_int(v) for v in values]
 
 
 class Packet:
     """The per-frame fields shared by every message of one frame."""
 
     def __init__(self, layers):
-        self.layers = layers
         frame = first(layers, "frame")
         self.frame = int(first(frame, "frame.number"))
         self.time = first(frame, "frame.time_epoch")
         self.ip = []
         self.vlan = []
         self.transport = None
-        self.quic = False
         for key, value in pairs(layers):
             if key in ("ip", "ipv6"):
                 self.ip.append((key, value))
@@ -249,13 +281,15 @@ def tls_messages(tree, in_quic):
 
 
 def packet_messages(layers, local_path):
+    """The truth objects of one frame, in the order tshark dissected them."""
     packet = Packet(layers)
     out = []
+    # The "tcp.segments" tree comes just before the protocol layer it was reassembled for.
     segments = None
     for key, value in pairs(layers):
         if key == "tcp.segments":
             segments = value
-        if key in ("tls", "quic") or (is_object(value) and key not in ("frame", "tcp", "udp", "ip", "ipv6")):
+        elif is_object(value) and key not in ("frame", "ip", "ipv6", "tcp", "udp"):
             for msg, in_quic in tls_messages([(key, value)], False):
                 obj = packet.common()
                 obj["file"] = local_path
