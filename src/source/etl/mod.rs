@@ -3,11 +3,14 @@
 //! `pktmon start --capture` (Microsoft-Windows-PktMon, [`pktmon`]).
 //!
 //! The file is a sequence of per-processor buffers, possibly compressed ([`file`],
-//! [`xpress`]). Buffers are read one after another, never the whole file at once: a window
-//! of at most one buffer per processor plus one (and at most [`WINDOW_BYTES`] of events)
-//! is kept, and its events are merged into time order by their timestamps (each buffer's
-//! events are already in order). A file whose buffers are further out of order than the
-//! window still reads, with those events out of order.
+//! [`xpress`]). Buffers are read one after another, never the whole file at once. Each
+//! processor's buffers hold its events in time order, and they are queued per processor
+//! (in the order of their first events, which also puts a circular log's wrapped buffers
+//! right); the next event handed out is the earliest at the head of the processors' queues.
+//! Buffers are read ahead until every processor the log header counts has one queued, up
+//! to [`WINDOW_BYTES`] of events: the memory used is bounded whatever the file says, and
+//! a file whose buffers are further out of order than that still reads, with those events
+//! out of order.
 //!
 //! Events of other providers (the kernel's, the file header's) and the two providers'
 //! other events are skipped and counted, as are pktmon's drop events and the copies pktmon
@@ -21,7 +24,7 @@ pub(crate) mod ndis;
 pub(crate) mod pktmon;
 pub mod xpress;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use self::file::{BufferHeader, HeaderKind, LogfileHeader, BUFFER_HEADER_LEN};
@@ -35,8 +38,8 @@ pub(crate) const PROBE_LEN: usize = BUFFER_HEADER_LEN + 8;
 pub const MAX_BUFFER: usize = 64 << 20;
 /// Most bytes of events the merge window holds.
 pub const WINDOW_BYTES: usize = 128 << 20;
-/// Most buffers the merge window holds.
-const WINDOW_BUFFERS: usize = 65;
+/// Most processors waited for: a log header claiming more is damaged or hostile.
+const MAX_PROCESSORS: usize = 4096;
 /// Longest packet joined from NDIS fragments.
 const MAX_JOINED: usize = 256 << 10;
 /// Most NDIS packets being joined at once (one per processor and interface).
@@ -98,6 +101,8 @@ struct Loaded {
     processor: u16,
     /// The buffer's offset in the file, for errors.
     file_offset: u64,
+    /// Timestamp of its first event, to queue it among its processor's buffers.
+    first_ts: u64,
 }
 
 /// A packet being joined from NDIS fragments.
@@ -108,9 +113,13 @@ struct Joining {
 
 pub(crate) struct EtlReader {
     header: LogfileHeader,
-    window: Vec<Loaded>,
+    /// Per processor, its buffers read ahead, earliest first.
+    queues: Vec<VecDeque<Loaded>>,
+    /// Processor number → index in `queues`.
+    slot_of: HashMap<u16, usize>,
     window_bytes: usize,
-    window_buffers: usize,
+    /// Processors the log header counts (at most [`MAX_PROCESSORS`]).
+    processors: usize,
     /// No more buffers are read (end of file, or damage).
     no_more: bool,
     /// The damage that ended the reading, reported once the window is drained.
@@ -160,9 +169,10 @@ impl EtlReader {
         };
         let header = file::logfile_header(event.payload, raw_start).map_err(corrupt)?;
         Ok(EtlReader {
-            window_buffers: (header.processors as usize + 1).clamp(2, WINDOW_BUFFERS),
+            processors: (header.processors as usize).clamp(1, MAX_PROCESSORS),
             header,
-            window: Vec::new(),
+            queues: Vec::new(),
+            slot_of: HashMap::new(),
             window_bytes: 0,
             no_more: false,
             deferred: None,
@@ -219,7 +229,9 @@ impl EtlReader {
             let Some(i) = self.earliest() else {
                 return self.deferred.take().map_or(Ok(None), Err);
             };
-            let loaded = &mut self.window[i];
+            let Some(loaded) = self.queues[i].front_mut() else {
+                continue;
+            };
             let block = Arc::clone(&loaded.events);
             let (at, processor) = (loaded.pos, loaded.processor);
             let events = &block[..loaded.end];
@@ -230,7 +242,7 @@ impl EtlReader {
             };
             let ts = event.timestamp.or(loaded.next_ts).unwrap_or(0);
             loaded.pos = next;
-            self.peek(i);
+            self.peek_head(i);
             let Some(frame) = self.event(&event, ts, processor, &block) else {
                 continue;
             };
@@ -255,29 +267,50 @@ impl EtlReader {
         }
     }
 
-    /// Reads buffers until the window is full or the file ends (or is damaged).
+    /// Drops finished buffers, then reads buffers until every processor has one queued,
+    /// the window holds [`WINDOW_BYTES`], or the file ends (or is damaged).
     fn fill_window(&mut self, input: &mut Input) {
-        self.window.retain(|l| l.next_ts.is_some());
-        self.window_bytes = self.window.iter().map(|l| l.end).sum();
-        while !self.no_more
-            && self.window.len() < self.window_buffers
-            && self.window_bytes < WINDOW_BYTES
-        {
+        for queue in &mut self.queues {
+            while queue.front().is_some_and(|l| l.next_ts.is_none()) {
+                if let Some(done) = queue.pop_front() {
+                    self.window_bytes -= done.end;
+                }
+            }
+        }
+        while !self.no_more && self.window_bytes < WINDOW_BYTES && self.waiting_for_processor() {
             let file_offset = input.offset();
             let mut data = self.pool.take();
             match read_buffer(input, &mut data, true) {
                 Ok(Some(header)) => {
                     let end = data.len();
-                    self.window.push(Loaded {
+                    let mut loaded = Loaded {
                         events: self.pool.seal(data),
                         end,
                         pos: 0,
                         next_ts: None,
                         processor: header.processor,
                         file_offset,
-                    });
+                        first_ts: 0,
+                    };
+                    self.peek(&mut loaded);
+                    let Some(first_ts) = loaded.next_ts else {
+                        continue; // no events
+                    };
+                    loaded.first_ts = first_ts;
                     self.window_bytes += end;
-                    self.peek(self.window.len() - 1);
+                    let slot = *self.slot_of.entry(header.processor).or_insert_with(|| {
+                        self.queues.push(VecDeque::new());
+                        self.queues.len() - 1
+                    });
+                    let queue = &mut self.queues[slot];
+                    // After the buffers with earlier first events, but never before the head,
+                    // which is being read.
+                    let at = queue
+                        .iter()
+                        .skip(1)
+                        .position(|l| l.first_ts > first_ts)
+                        .map_or(queue.len(), |i| i + 1);
+                    queue.insert(at, loaded);
                 }
                 Ok(None) => self.no_more = true,
                 Err(err) => {
@@ -288,32 +321,44 @@ impl EtlReader {
         }
     }
 
-    /// Reads the timestamp of buffer `i`'s next event (the previous one's for an event
-    /// without one); a damaged event ends the buffer and, once the window is drained, the
-    /// file.
-    fn peek(&mut self, i: usize) {
-        let loaded = &mut self.window[i];
-        let previous = loaded.next_ts.unwrap_or(0);
-        loaded.next_ts = match file::next_event(&loaded.events[..loaded.end], loaded.pos) {
-            Ok(Some((event, _))) => Some(event.timestamp.unwrap_or(previous)),
-            Ok(None) => None,
-            Err(what) => {
-                let what = format!(
-                    "event at byte {} of the events of the buffer (processor {}): {what}",
-                    loaded.pos, loaded.processor
-                );
-                self.damage.get_or_insert((loaded.file_offset, what));
-                self.no_more = true;
-                None
-            }
-        };
+    /// Is a processor the header counts without a buffer queued (so that one read later
+    /// could hold events earlier than every event queued)?
+    fn waiting_for_processor(&self) -> bool {
+        let ready = self
+            .slot_of
+            .iter()
+            .filter(|&(&cpu, &slot)| {
+                usize::from(cpu) < self.processors && !self.queues[slot].is_empty()
+            })
+            .count();
+        ready < self.processors
     }
 
-    /// The window buffer whose next event is earliest (the first in file order on a tie).
+    /// Reads the timestamp of a buffer's next event (the previous one's for an event without
+    /// one); a damaged event ends the buffer and, once the window is drained, the file.
+    fn peek_head(&mut self, slot: usize) {
+        let mut damage = None;
+        if let Some(loaded) = self.queues[slot].front_mut() {
+            damage = peek_event(loaded);
+        }
+        if let Some(damage) = damage {
+            self.damage.get_or_insert(damage);
+            self.no_more = true;
+        }
+    }
+
+    fn peek(&mut self, loaded: &mut Loaded) {
+        if let Some(damage) = peek_event(loaded) {
+            self.damage.get_or_insert(damage);
+            self.no_more = true;
+        }
+    }
+
+    /// The processor whose next event is earliest (the first processor seen on a tie).
     fn earliest(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
-        for (i, l) in self.window.iter().enumerate() {
-            if let Some(ts) = l.next_ts {
+        for (i, queue) in self.queues.iter().enumerate() {
+            if let Some(ts) = queue.front().and_then(|l| l.next_ts) {
                 if best.is_none_or(|(b, _)| ts < b) {
                     best = Some((ts, i));
                 }
@@ -462,6 +507,33 @@ impl EtlReader {
             interface: f.lower_if,
             direction: f.direction,
         })
+    }
+}
+
+/// Reads the timestamp of `loaded`'s next event into `next_ts` (the previous one's for an
+/// event without one; `None` at the end); a damaged event ends the buffer and is returned
+/// as (the buffer's file offset, what is wrong).
+fn peek_event(loaded: &mut Loaded) -> Option<(u64, String)> {
+    let previous = loaded.next_ts.unwrap_or(0);
+    match file::next_event(&loaded.events[..loaded.end], loaded.pos) {
+        Ok(Some((event, _))) => {
+            loaded.next_ts = Some(event.timestamp.unwrap_or(previous));
+            None
+        }
+        Ok(None) => {
+            loaded.next_ts = None;
+            None
+        }
+        Err(what) => {
+            loaded.next_ts = None;
+            Some((
+                loaded.file_offset,
+                format!(
+                    "event at byte {} of the events of the buffer (processor {}): {what}",
+                    loaded.pos, loaded.processor
+                ),
+            ))
+        }
     }
 }
 
