@@ -57,6 +57,10 @@ pub(super) struct ReadStats {
     /// Chains of the mapped walk begun at a guess: kept, and walked again.
     pub(super) guesses_kept: u64,
     pub(super) guesses_rewalked: u64,
+    /// The capture formats' own counters ([`CaptureReader::counters`]), summed over files.
+    pub(super) source_counters: Vec<(&'static str, u64)>,
+    /// What the readers said of each file ([`CaptureReader::notes`]), named by file.
+    pub(super) notes: Vec<String>,
 }
 
 impl Default for ReadStats {
@@ -72,6 +76,8 @@ impl Default for ReadStats {
             cpu: None,
             guesses_kept: 0,
             guesses_rewalked: 0,
+            source_counters: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -87,6 +93,16 @@ impl ReadStats {
                 .as_micros()
                 .clamp(1, u128::from(WAIT_HISTOGRAM_MAX_US)) as u64,
         );
+    }
+}
+
+/// Adds named counters into a running total, keeping the order first seen.
+pub(super) fn add_counters(total: &mut Vec<(&'static str, u64)>, part: &[(&'static str, u64)]) {
+    for &(name, n) in part {
+        match total.iter_mut().find(|(t, _)| *t == name) {
+            Some((_, sum)) => *sum += n,
+            None => total.push((name, n)),
+        }
     }
 }
 
@@ -148,6 +164,13 @@ pub(super) fn read(
         }
         bytes_before += reader.bytes_consumed();
         progress.bytes.store(bytes_before, Ordering::Relaxed);
+        add_counters(&mut b.stats.source_counters, &reader.counters());
+        let notes = reader.notes();
+        b.stats.notes.extend(
+            notes
+                .into_iter()
+                .map(|note| format!("{}: {note}", path.display())),
+        );
     }
     b.flush(u64::MAX - 1);
     b.stats.cpu = thread_cpu_time();

@@ -78,12 +78,12 @@ impl EtlCounters {
     pub fn named(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("etl packet events", self.packet_events),
-            ("etl pktmon copies removed", self.duplicates),
+            ("etl copies removed", self.duplicates),
             ("etl pktmon drops", self.drops),
             ("etl fragments joined", self.fragments_joined),
             ("etl fragments lost", self.fragments_lost),
             ("etl other events", self.other_events),
-            ("etl unreadable packets", self.unreadable),
+            ("etl unreadable", self.unreadable),
             ("etl cut packets", self.cut_pktmon + self.cut_ndis),
         ]
     }
@@ -427,13 +427,13 @@ impl EtlReader {
             self.counters.other_events += 1;
             return None;
         }
-        if !matches!(
-            event.id,
-            ndis::EVENT_FRAGMENT | ndis::EVENT_VMSWITCH_FRAGMENT
-        ) {
-            // Metadata (1002) and the driver's state events.
-            self.counters.other_events += 1;
-            return None;
+        match event.id {
+            ndis::EVENT_FRAGMENT | ndis::EVENT_VMSWITCH_FRAGMENT => {}
+            // Wi-Fi receive metadata for the next fragment, and the driver's state events.
+            ndis::EVENT_METADATA | _ => {
+                self.counters.other_events += 1;
+                return None;
+            }
         }
         self.counters.packet_events += 1;
         let Some(f) = ndis::fragment(event.id, event.keywords, event.payload) else {

@@ -51,7 +51,8 @@ pub(crate) enum Media {
 /// One fragment of a packet.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fragment<'a> {
-    pub miniport_if: u32,
+    /// LowerIfIndex: the interface the filter sits on (what etl2pcapng names interfaces
+    /// by; MiniportIfIndex, the adapter below, is the same but for stacked filters).
     pub lower_if: u32,
     pub data: &'a [u8],
     pub first: bool,
@@ -67,7 +68,7 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 /// Reads a fragment event (1001 or 1003); `None` if its payload does not hold one.
 pub(crate) fn fragment(id: u16, keywords: u64, payload: &[u8]) -> Option<Fragment<'_>> {
-    let miniport_if = u32_at(payload, 0)?;
+    u32_at(payload, 0)?; // MiniportIfIndex
     let lower_if = u32_at(payload, 4)?;
     let data = match id {
         EVENT_FRAGMENT => {
@@ -92,7 +93,6 @@ pub(crate) fn fragment(id: u16, keywords: u64, payload: &[u8]) -> Option<Fragmen
         None
     };
     Some(Fragment {
-        miniport_if,
         lower_if,
         data,
         first: keywords & KW_PACKET_START != 0,
@@ -146,7 +146,7 @@ mod tests {
         payload.extend_from_slice(b"abc");
         let kw = 0x1 | KW_PACKET_START | KW_PACKET_END | KW_RECEIVE;
         let f = fragment(EVENT_FRAGMENT, kw, &payload).unwrap();
-        assert_eq!((f.miniport_if, f.lower_if, f.data), (7, 9, &b"abc"[..]));
+        assert_eq!((f.lower_if, f.data), (9, &b"abc"[..]));
         assert!(f.first && f.last);
         assert_eq!(f.media, Media::Ethernet);
         assert_eq!(f.direction, Some(Direction::Inbound));
