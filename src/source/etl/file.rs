@@ -263,6 +263,9 @@ pub(crate) struct LogfileHeader {
     pub build: u32,
     pub processors: u32,
     pub buffers_written: u32,
+    /// `EVENT_TRACE_FILE_MODE_*` flags (0x2: circular, where the count of buffers written
+    /// includes overwritten ones).
+    pub log_file_mode: u32,
     pub pointer_size: u32,
     pub clock: Clock,
 }
@@ -305,6 +308,7 @@ pub(crate) fn logfile_header(payload: &[u8], raw_start: u64) -> Result<LogfileHe
         build: u32_at(payload, 0x08),
         processors: u32_at(payload, 0x0C),
         buffers_written: u32_at(payload, 0x24),
+        log_file_mode: u32_at(payload, 0x20),
         pointer_size,
         clock: Clock {
             start_filetime: i128::from(start_time),

@@ -130,6 +130,8 @@ pub(crate) struct EtlReader {
     joining: HashMap<(u16, u32), Joining>,
     copies: pktmon::Copies,
     numbered: u64,
+    /// Buffers read so far.
+    buffers_read: u64,
     /// The block holding the frame last handed out.
     current: Option<Arc<Block>>,
     pub(crate) counters: EtlCounters,
@@ -181,6 +183,7 @@ impl EtlReader {
             joining: HashMap::new(),
             copies: pktmon::Copies::new(),
             numbered: 0,
+            buffers_read: 0,
             current: None,
             counters: EtlCounters::default(),
         })
@@ -282,6 +285,7 @@ impl EtlReader {
             let mut data = self.pool.take();
             match read_buffer(input, &mut data, true) {
                 Ok(Some(header)) => {
+                    self.buffers_read += 1;
                     let end = data.len();
                     let mut loaded = Loaded {
                         events: self.pool.seal(data),
@@ -312,7 +316,20 @@ impl EtlReader {
                         .map_or(queue.len(), |i| i + 1);
                     queue.insert(at, loaded);
                 }
-                Ok(None) => self.no_more = true,
+                Ok(None) => {
+                    self.no_more = true;
+                    // A file cut at a buffer boundary: the header (rewritten when the trace
+                    // stops) counts the buffers. A circular log counts overwritten ones too.
+                    const CIRCULAR: u32 = 0x2;
+                    if self.header.log_file_mode & CIRCULAR == 0
+                        && self.buffers_read < u64::from(self.header.buffers_written)
+                    {
+                        let kind = SourceErrorKind::Truncated(
+                            "ETW log: it ends before the last buffer its header counts",
+                        );
+                        self.deferred = Some(input.error(input.offset(), kind));
+                    }
+                }
                 Err(err) => {
                     self.deferred = Some(err);
                     self.no_more = true;
