@@ -363,6 +363,41 @@ mod tests {
         assert_eq!(clock.unix_nanos(118_549_395_739), 1_622_728_195_980_677_800);
     }
 
+    /// The real pktmon capture in tests/etl/real/demikernel, as dissect.etl reads its
+    /// buffer headers and log file header.
+    #[test]
+    fn headers_as_dissect_reads_them() {
+        let file = include_bytes!("../../../tests/etl/real/demikernel/PktMon.etl");
+        assert!(looks_like_etl(file));
+        let first = BufferHeader::parse(file);
+        assert_eq!((first.size, first.filled, first.flags), (1024, 584, 0x1));
+        let second = BufferHeader::parse(&file[1024..]);
+        assert_eq!(
+            (second.size, second.filled, second.processor),
+            (11926, 50160, 0)
+        );
+        assert!(second.compressed());
+        let third = BufferHeader::parse(&file[12950..]);
+        assert_eq!(
+            (third.size, third.filled, third.processor),
+            (12621, 82520, 2)
+        );
+        let (event, _) = next_event(&file[BUFFER_HEADER_LEN..first.filled as usize], 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.kind, HeaderKind::System { hook_id: 0 });
+        assert_eq!(event.timestamp, Some(2_499_815_729_351));
+        let h = logfile_header(event.payload, 2_499_815_729_351).unwrap();
+        assert_eq!((h.build, h.processors, h.buffers_written), (20348, 8, 3));
+        assert_eq!((h.pointer_size, h.log_file_mode), (8, 67_174_401));
+        // StartTime 133625243079225833 (FILETIME) is the header event's time.
+        assert_eq!(
+            h.clock.unix_nanos(2_499_815_729_351),
+            1_718_050_707_922_583_300
+        );
+        assert!(!looks_like_etl(&file[1024..]));
+    }
+
     #[test]
     fn provider_guid_bytes() {
         // {2ED6006E-4729-4609-B423-3EE7BCD678EF} as stored: 6e 00 d6 2e 29 47 09 46 b4 23...

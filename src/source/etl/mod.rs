@@ -622,3 +622,52 @@ fn read_buffer(
     }
     Ok(Some(header))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::source::CaptureReader;
+
+    fn read_all(path: &Path) -> (Vec<(i64, Vec<u8>)>, Vec<(&'static str, u64)>) {
+        let mut reader = CaptureReader::open(path).unwrap();
+        let mut frames = Vec::new();
+        while let Some(p) = reader.next_packet().unwrap() {
+            frames.push((p.ts_nanos, p.data.to_vec()));
+        }
+        (frames, reader.counters())
+    }
+
+    /// The real pktmon capture against Windows' own conversion of it (`PktMon.cap`, a
+    /// pcapng file written by pktmon, which keeps every copy): 114 packet events, each
+    /// packet logged at 2 to 4 components; one copy of each is handed out, byte for byte and
+    /// at the time pktmon's conversion gives its first copy.
+    #[test]
+    fn pktmon_capture_as_windows_converts_it() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/etl/real/demikernel");
+        let (mut frames, counters) = read_all(&dir.join("PktMon.etl"));
+        // The conversion keeps microseconds (100 ns units divided by 10, truncated).
+        for frame in &mut frames {
+            frame.0 = frame.0 / 1000 * 1000;
+        }
+        let converted = read_all(&dir.join("PktMon.cap")).0;
+        assert_eq!(converted.len(), 114);
+        let count = |name| counters.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert_eq!(count("etl packet events"), 114);
+        assert_eq!(count("etl copies removed"), 76);
+        assert_eq!(count("etl pktmon drops"), 0);
+        assert_eq!(frames.len(), 38);
+        // Each frame is a converted packet; each converted packet is a copy of a frame.
+        for frame in &frames {
+            assert!(
+                converted.contains(frame),
+                "frame at {} not in the conversion",
+                frame.0
+            );
+        }
+        for (ts, bytes) in &converted {
+            assert!(frames.iter().any(|(t, b)| b == bytes && t <= ts));
+        }
+        assert_eq!(frames[0], converted[0]);
+    }
+}

@@ -184,3 +184,22 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod real_buffer {
+    use sha2::{Digest, Sha256};
+
+    /// The first compressed buffer of a pktmon capture (tests/etl/real/demikernel): its
+    /// length and SHA-256 once decompressed, as dissect.util's LZXpress decoder gives them.
+    #[test]
+    fn pktmon_buffer_as_dissect_decompresses_it() {
+        let file = include_bytes!("../../../tests/etl/real/demikernel/PktMon.etl");
+        let mut out = Vec::new();
+        super::decompress(&file[1024 + 0x48..12950], &mut out, 1 << 20).unwrap();
+        assert_eq!(out.len(), 50_088);
+        assert_eq!(
+            format!("{:x}", Sha256::digest(&out)),
+            "b4aa102436019ca3385aee1b5aef987e25af1c9bd4981783374e34adf16b91d7"
+        );
+    }
+}
