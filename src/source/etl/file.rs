@@ -195,7 +195,7 @@ pub(crate) fn next_event(b: &[u8], at: usize) -> Result<Option<(Event<'_>, usize
         return Err(format!("event of {size} bytes runs past its buffer"));
     }
     let record = &b[at..end];
-    let next = at + (size + 7) / 8 * 8;
+    let next = at + size.div_ceil(8) * 8;
     let mut event = Event {
         kind,
         timestamp,
@@ -220,7 +220,7 @@ pub(crate) fn next_event(b: &[u8], at: usize) -> Result<Option<(Event<'_>, usize
                     .get(payload_at..payload_at + 8)
                     .ok_or_else(|| "extended data item runs past its event".to_string())?;
                 let more = u16_at(item, 4) & 1 != 0;
-                let len = (8 + usize::from(u16_at(item, 6)) + 7) / 8 * 8;
+                let len = (8 + usize::from(u16_at(item, 6))).div_ceil(8) * 8;
                 payload_at += len;
                 if payload_at > size {
                     return Err("extended data item runs past its event".into());
@@ -281,7 +281,7 @@ pub(crate) fn logfile_header(payload: &[u8], raw_start: u64) -> Result<LogfileHe
         8 => 0x48,
         other => return Err(format!("log file header: pointer size {other}")),
     };
-    let times_at = (tz_at + 172 + 7) / 8 * 8;
+    let times_at = (tz_at + 172usize).div_ceil(8) * 8;
     let min_len = times_at + 32;
     if payload.len() < min_len {
         return Err(format!(

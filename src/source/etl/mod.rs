@@ -446,8 +446,9 @@ impl EtlReader {
         }
         match event.id {
             ndis::EVENT_FRAGMENT | ndis::EVENT_VMSWITCH_FRAGMENT => {}
-            // Wi-Fi receive metadata for the next fragment, and the driver's state events.
-            ndis::EVENT_METADATA | _ => {
+            // Wi-Fi receive metadata for the next fragment (1002), and the driver's state
+            // events.
+            _ => {
                 self.counters.other_events += 1;
                 return None;
             }
@@ -629,7 +630,9 @@ mod tests {
 
     use crate::source::CaptureReader;
 
-    fn read_all(path: &Path) -> (Vec<(i64, Vec<u8>)>, Vec<(&'static str, u64)>) {
+    type Frames = Vec<(i64, Vec<u8>)>;
+
+    fn read_all(path: &Path) -> (Frames, Vec<(&'static str, u64)>) {
         let mut reader = CaptureReader::open(path).unwrap();
         let mut frames = Vec::new();
         while let Some(p) = reader.next_packet().unwrap() {

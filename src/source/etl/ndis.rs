@@ -30,7 +30,6 @@ pub(crate) const PROVIDER: [u8; 16] = guid(
 );
 
 pub(crate) const EVENT_FRAGMENT: u16 = 1001;
-pub(crate) const EVENT_METADATA: u16 = 1002;
 pub(crate) const EVENT_VMSWITCH_FRAGMENT: u16 = 1003;
 
 const KW_WIRELESS_WAN: u64 = 0x200;

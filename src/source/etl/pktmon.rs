@@ -117,7 +117,7 @@ fn known_ethertype(t: u16) -> bool {
             | 0x893A
             | 0x88E1
             | 0x890D
-    ) || t < 0x0600 && t >= 46 // an 802.3 length field (LLC frames)
+    ) || (46..0x0600).contains(&t) // an 802.3 length field (LLC frames)
 }
 
 fn looks_ethernet(d: &[u8]) -> bool {
