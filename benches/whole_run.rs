@@ -161,6 +161,8 @@ fn engine_once(name: &str, frames: &Frames) -> (Duration, u64) {
             data: &frames.bytes[m.start..m.start + m.len as usize],
             orig_len: m.orig_len,
             frame_number: m.frame_number,
+            interface: None,
+            direction: None,
         };
         if ticker.due(m.ts_nanos) {
             engine.tick(2 * i, m.ts_nanos, &mut out);

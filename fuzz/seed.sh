@@ -11,6 +11,30 @@ while IFS= read -r -d '' f; do captures+=("$f"); done < <(
   find "$root/pcaps" "$root/tests/corpus" -type f \
     \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) -print0 2>/dev/null | sort -z)
 python3 "$here/seed.py" "$out" "${captures[@]}"
+# ETW logs seed the etl target whole, and their compressed buffers' bodies seed xpress.
+mkdir -p "$out/etl" "$out/xpress"
+while IFS= read -r -d '' f; do
+  cp "$f" "$out/etl/$(basename "$(dirname "$f")")-$(basename "$f")"
+done < <(find "$root/tests/etl" -type f -name '*.etl' -print0 2>/dev/null | sort -z)
+python3 - "$out/xpress" "$root"/tests/etl/*/*.etl "$root"/tests/etl/*/*/*.etl <<'PY' || true
+import struct, sys, os
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    if not os.path.isfile(path):
+        continue
+    data = open(path, "rb").read()
+    at, n = 0, 0
+    while at + 0x48 <= len(data):
+        size = struct.unpack_from("<I", data, at)[0]
+        flags = struct.unpack_from("<H", data, at + 0x34)[0]
+        if size < 0x48:
+            break
+        if flags & 0x40:
+            body = data[at + 0x48:at + size][:65536]
+            open(os.path.join(out, f"{os.path.basename(path)}-{n}"), "wb").write(body)
+            n += 1
+        at += size
+PY
 # Crash inputs kept as regressions seed their target too: fuzz/regressions/<target>/*.
 if [ -d "$here/regressions" ]; then
   for dir in "$here"/regressions/*/; do

@@ -153,6 +153,8 @@ fn run_frames(config: Config, frames: impl IntoIterator<Item = Vec<u8>>) -> (Vec
             data: &data,
             orig_len: data.len() as u32,
             frame_number: i as u64 + 1,
+            interface: None,
+            direction: None,
         };
         engine.packet(i as u64, &packet, &mut |e| records.push(e.record));
     }

@@ -80,6 +80,8 @@ fn decided_connections_cost_no_allocation() {
                 data,
                 orig_len: data.len() as u32,
                 frame_number: index,
+                interface: None,
+                direction: None,
             };
             engine.packet(index, &packet, &mut |_| *records += 1);
         }
@@ -127,6 +129,8 @@ fn a_million_connections_fit_in_256_mib() {
             data: &syn,
             orig_len: 54,
             frame_number: u64::from(i),
+            interface: None,
+            direction: None,
         };
         engine.packet(u64::from(i), &packet, &mut |_| {});
     }
@@ -193,6 +197,8 @@ fn syn_flood_is_evicted_and_real_handshakes_survive() {
                 data: &syn,
                 orig_len: 54,
                 frame_number: index,
+                interface: None,
+                direction: None,
             };
             engine.packet(index, &packet, &mut |e| records.push(e.record));
         }
@@ -203,6 +209,8 @@ fn syn_flood_is_evicted_and_real_handshakes_survive() {
             data: frame,
             orig_len: frame.len() as u32,
             frame_number: index,
+            interface: None,
+            direction: None,
         };
         engine.packet(index, &packet, &mut |e| records.push(e.record));
         let change = region.change();

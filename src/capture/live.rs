@@ -234,6 +234,8 @@ impl LiveCapture {
             data: packet.data,
             orig_len: packet.header.len,
             frame_number: *frame_number,
+            interface: None,
+            direction: None,
         });
     }
 

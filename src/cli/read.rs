@@ -18,7 +18,8 @@ use super::stats::print_stats;
 
 #[derive(Debug, Args)]
 pub struct ReadArgs {
-    /// Capture files to read (pcap, pcapng, Network Monitor .cap; any name).
+    /// Capture files to read (pcap, pcapng, Network Monitor .cap, Windows ETW .etl from
+    /// `netsh trace` or `pktmon`; any name).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 
@@ -89,6 +90,11 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
         &mut || bar.draw(&progress),
     );
     bar.finish();
+    // Once per file, after the progress bar: e.g. a pktmon capture cut at 128 bytes, and
+    // the command that captures whole packets.
+    for note in &outcome.pipeline.notes {
+        eprintln!("tlscensus: note: {note}");
+    }
     let events_path = args.events.as_deref().unwrap_or(Path::new("-"));
     if let Some(err) = write_error {
         // `--events - | head` (or a named pipe whose reader left): the reader of the events

@@ -92,6 +92,9 @@ pub fn print_stats(outcome: &pipeline::Outcome) {
             stats.records
         );
     }
+    for (name, n) in &p.source_counters {
+        eprintln!("{name:<22} {n}");
+    }
     eprintln!("tcp segments           {}", stats.tcp_segments);
     for (skip, n) in tlscensus::decode::Skip::ALL.iter().zip(stats.skipped) {
         eprintln!("skipped {:<14} {n}", skip.name());

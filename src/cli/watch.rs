@@ -183,6 +183,10 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
         &mut || {
             let mut s = session.borrow_mut();
             s.follow(&progress);
+            let notes = std::mem::take(&mut progress.files.lock().expect("feed state").notes);
+            for note in notes {
+                eprintln!("\ntlscensus: note: {note}");
+            }
             if stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -211,8 +215,8 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     }
     let mut session = session.into_inner();
     session.follow(&progress);
-    for message in feed.take_errors() {
-        eprintln!("tlscensus: {message}");
+    for note in std::mem::take(&mut progress.files.lock().expect("feed state").notes) {
+        eprintln!("tlscensus: note: {note}");
     }
     // The state first, without the handshakes the stop cut short (the restart sees them
     // whole); the final reports with them.

@@ -142,8 +142,41 @@ pub fn decode_general(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip>
             by_ethertype(u16::from_be_bytes([header[0], header[1]]), &frame[20..], 0)
         }
         linktype::PPP => ppp(frame, 0),
+        linktype::IEEE802_11 => {
+            // Data frames with an LLC/SNAP header (what a Windows Wi-Fi capture logs,
+            // decrypted); management, control and encrypted frames have no IP to find.
+            let at = ieee802_11_snap_at(frame).ok_or(Skip::NotIp)?;
+            let header = frame.get(at..at + 2).ok_or(Skip::Malformed)?;
+            by_ethertype(
+                u16::from_be_bytes([header[0], header[1]]),
+                &frame[at + 2..],
+                0,
+            )
+        }
         _ => Err(Skip::UnsupportedLink),
     }
+}
+
+/// For an IEEE 802.11 data frame whose body starts with an LLC/SNAP header (AA AA 03 00 00
+/// 00), the offset of the SNAP EtherType; `None` for any other frame. The MAC header is 24
+/// bytes, 30 with four addresses (ToDS and FromDS), plus 2 of QoS control for QoS data
+/// subtypes and 4 of HT control when a QoS frame has the Order bit (IEEE 802.11-2020
+/// 9.2.3). The Protected bit is not checked: Windows logs Wi-Fi frames decrypted with it
+/// still set, and an encrypted body would not start with the SNAP bytes.
+pub fn ieee802_11_snap_at(frame: &[u8]) -> Option<usize> {
+    let (fc0, fc1) = (*frame.first()?, *frame.get(1)?);
+    // Protocol version 0, type 2 (data).
+    if fc0 & 0x03 != 0 || (fc0 >> 2) & 0x03 != 2 {
+        return None;
+    }
+    let mut len = if fc1 & 0x03 == 0x03 { 30 } else { 24 };
+    if fc0 & 0x80 != 0 {
+        len += 2;
+        if fc1 & 0x80 != 0 {
+            len += 4;
+        }
+    }
+    (frame.get(len..len + 6)? == [0xAA, 0xAA, 0x03, 0, 0, 0]).then_some(len + 6)
 }
 
 /// A hash of a connection's addresses and ports that is the same for both directions, for

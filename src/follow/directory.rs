@@ -70,6 +70,8 @@ pub struct FeedFiles {
     pub finished: Vec<(FileId, String)>,
     /// Files waiting to be complete (for the status line).
     pub waiting: usize,
+    /// Notes from reading the files, not yet shown.
+    pub notes: Vec<String>,
 }
 
 /// Follows a directory, handing over each capture file once it is complete, oldest first.
@@ -92,7 +94,8 @@ pub struct DirectoryFeed {
     progress: Arc<FeedProgress>,
     /// Files to read first whatever the rules say: the one a stopped run was reading.
     first: Vec<(FileId, PathBuf)>,
-    errors: Vec<String>,
+    /// The last error listing the directory, said once.
+    listing_error: Option<String>,
 }
 
 impl DirectoryFeed {
@@ -116,7 +119,7 @@ impl DirectoryFeed {
             stop,
             progress,
             first: Vec::new(),
-            errors: Vec::new(),
+            listing_error: None,
         }
     }
 
@@ -139,22 +142,22 @@ impl DirectoryFeed {
         }
     }
 
-    /// Problems met while scanning (the directory unreadable), for the caller to print.
-    pub fn take_errors(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.errors)
-    }
-
     /// List the directory and queue the files that became complete, oldest first.
     fn scan(&mut self) {
         self.last_scan = Some(Instant::now());
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) => {
-                self.errors
-                    .push(format!("cannot list {}: {e}", self.dir.display()));
+                // Said once, not at every scan, until the directory can be listed again.
+                let error = format!("cannot list {}: {e}", self.dir.display());
+                if self.listing_error.as_ref() != Some(&error) {
+                    self.note(error.clone());
+                    self.listing_error = Some(error);
+                }
                 return;
             }
         };
+        self.listing_error = None;
         let now = Instant::now();
         let wall = SystemTime::now();
         let mut files: Vec<(FileId, PathBuf)> = Vec::new();
@@ -265,6 +268,15 @@ impl FileFeed for DirectoryFeed {
 
     fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    fn note(&mut self, text: String) {
+        self.progress
+            .files
+            .lock()
+            .expect("feed state")
+            .notes
+            .push(text);
     }
 }
 

@@ -122,6 +122,13 @@ pub struct PipelineStats {
     /// kept, and walked again because the guess was wrong.
     pub walk_guesses_kept: u64,
     pub walk_guesses_rewalked: u64,
+    /// The capture formats' own counters, by name, summed over the files read (pcapng and
+    /// Network Monitor records skipped; ETW packet events, pktmon copies removed and drops,
+    /// NDIS fragments joined, other events): only those of formats that were read.
+    pub source_counters: Vec<(&'static str, u64)>,
+    /// What the readers said of the files, once per file and each naming its file: for an
+    /// ETW log whose packets were cut short, how to capture them whole.
+    pub notes: Vec<String>,
 }
 
 /// CPU time the calling thread has used so far (Linux: `/proc/thread-self/schedstat`, whose
@@ -296,6 +303,8 @@ fn run_frames_in_blocks(
         mapped_reading: false,
         walk_guesses_kept: 0,
         walk_guesses_rewalked: 0,
+        source_counters: Vec::new(),
+        notes: Vec::new(),
     };
     let aggregator_cpu_before = thread_cpu_time();
     let mut stats = Stats::default();
@@ -353,6 +362,8 @@ fn run_frames_in_blocks(
             pipeline.reader_cpu = pipeline.reader_cpu.or(read.cpu);
             pipeline.walk_guesses_kept += read.guesses_kept;
             pipeline.walk_guesses_rewalked += read.guesses_rewalked;
+            reader::add_counters(&mut pipeline.source_counters, &read.source_counters);
+            pipeline.notes.extend(read.notes);
         }
     });
     pipeline.aggregator_cpu = thread_cpu_time()

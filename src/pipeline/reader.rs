@@ -44,6 +44,9 @@ pub trait FileFeed: Send {
     /// Checked between frames: `true` abandons the file being read at once (a stop was
     /// requested); the feed then says [`FeedStep::End`].
     fn stop_requested(&self) -> bool;
+    /// What reading a file had to say (a capture cut at a snap length, and how to capture
+    /// whole packets), as soon as the file is read: a watch runs for weeks.
+    fn note(&mut self, text: String);
 }
 
 /// What a [`FileFeed`] has next.
@@ -77,6 +80,10 @@ pub(super) struct ReadStats {
     /// Chains of the mapped walk begun at a guess: kept, and walked again.
     pub(super) guesses_kept: u64,
     pub(super) guesses_rewalked: u64,
+    /// The capture formats' own counters ([`CaptureReader::counters`]), summed over files.
+    pub(super) source_counters: Vec<(&'static str, u64)>,
+    /// What the readers said of each file ([`CaptureReader::notes`]), named by file.
+    pub(super) notes: Vec<String>,
 }
 
 impl Default for ReadStats {
@@ -92,6 +99,8 @@ impl Default for ReadStats {
             cpu: None,
             guesses_kept: 0,
             guesses_rewalked: 0,
+            source_counters: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -107,6 +116,16 @@ impl ReadStats {
                 .as_micros()
                 .clamp(1, u128::from(WAIT_HISTOGRAM_MAX_US)) as u64,
         );
+    }
+}
+
+/// Adds named counters into a running total, keeping the order first seen.
+pub(super) fn add_counters(total: &mut Vec<(&'static str, u64)>, part: &[(&'static str, u64)]) {
+    for &(name, n) in part {
+        match total.iter_mut().find(|(t, _)| *t == name) {
+            Some((_, sum)) => *sum += n,
+            None => total.push((name, n)),
+        }
     }
 }
 
@@ -151,7 +170,11 @@ pub(super) fn read_feed(
         match feed.next_file() {
             FeedStep::File(path) => {
                 let stop = || feed.stop_requested();
+                let noted = b.stats.notes.len();
                 read_file(&path, &mut b, &to_agg, progress, &mut bytes_before, &stop);
+                for text in b.stats.notes[noted..].iter().cloned() {
+                    feed.note(text);
+                }
                 b.flush(b.last_index());
                 b.pending = 0;
             }
@@ -218,6 +241,13 @@ fn read_file(
     *bytes_before += reader.bytes_consumed();
     progress.bytes.store(*bytes_before, Ordering::Relaxed);
     progress.frames.store(b.stats.frames, Ordering::Relaxed);
+    add_counters(&mut b.stats.source_counters, &reader.counters());
+    let notes = reader.notes();
+    b.stats.notes.extend(
+        notes
+            .into_iter()
+            .map(|note| format!("{}: {note}", path.display())),
+    );
 }
 
 /// The block live frames are being copied into, and which workers' batches refer to it

@@ -4,6 +4,7 @@
 //! frames borrowed from one reusable buffer ([`CaptureReader::next_packet`] is a lending
 //! iterator), so reading costs no allocation or copy per packet.
 
+pub mod etl;
 pub mod mapped;
 pub mod netmon;
 pub mod pcap;
@@ -29,6 +30,7 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     pub const IPV6: u32 = 229;
     pub const LINUX_SLL2: u32 = 276;
+    pub const IEEE802_11: u32 = 105;
 }
 
 /// One captured frame, borrowed from the reader's buffer.
@@ -42,8 +44,21 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// The frame's length on the wire.
     pub orig_len: u32,
-    /// 1-based frame number within its file, as Wireshark counts them.
+    /// 1-based frame number within its file, as Wireshark counts them (for an ETW log,
+    /// which Wireshark does not open, the count of frames handed out).
     pub frame_number: u64,
+    /// The interface the frame was captured on, where the format records it (ETW logs:
+    /// NDIS's LowerIfIndex, pktmon's component id); `None` for the other formats.
+    pub interface: Option<u32>,
+    /// Whether the frame was sent or received, where the format records it (ETW logs).
+    pub direction: Option<Direction>,
+}
+
+/// Which way a frame went through the capturing host's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Inbound,
+    Outbound,
 }
 
 /// Why a capture file could not be read (further). Always names the file and the byte offset.
@@ -59,7 +74,7 @@ pub struct SourceError {
 pub enum SourceErrorKind {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("not a capture file this tool reads (magic {0:#010x}); expected pcap, pcapng or Network Monitor")]
+    #[error("not a capture file this tool reads (magic {0:#010x}); expected pcap, pcapng, Network Monitor or an ETW .etl log")]
     UnknownFormat(u32),
     #[error("file ends in the middle of a {0}")]
     Truncated(&'static str),
@@ -111,6 +126,7 @@ enum Format {
     Pcap(pcap::PcapReader),
     PcapNg(pcapng::PcapNgReader),
     NetMon(netmon::NetMonReader),
+    Etl(Box<etl::EtlReader>),
 }
 
 impl CaptureReader {
@@ -140,8 +156,14 @@ impl CaptureReader {
             pcapng::SHB_MAGIC => Format::PcapNg(pcapng::PcapNgReader::open(&mut input)?),
             netmon::MAGIC => Format::NetMon(netmon::NetMonReader::open(&mut input)?),
             _ => {
-                let kind = SourceErrorKind::UnknownFormat(u32::from_be_bytes(magic));
-                return Err(input.error(0, kind));
+                // ETW logs have no magic number: their first buffer's header and first
+                // event are recognised instead.
+                input.fill(etl::PROBE_LEN)?;
+                if !etl::looks_like(input.avail()) {
+                    let kind = SourceErrorKind::UnknownFormat(u32::from_be_bytes(magic));
+                    return Err(input.error(0, kind));
+                }
+                Format::Etl(Box::new(etl::EtlReader::open(&mut input)?))
             }
         };
         Ok(CaptureReader {
@@ -164,6 +186,7 @@ impl CaptureReader {
             Format::Pcap(r) => r.next(input),
             Format::PcapNg(r) => r.next(input),
             Format::NetMon(r) => r.next(input),
+            Format::Etl(r) => r.next(input),
         };
         if !matches!(result, Ok(Some(_))) {
             self.done = true;
@@ -176,8 +199,13 @@ impl CaptureReader {
     /// length, since the frame's own borrow must end before this call. `None` when the frame
     /// is not in the buffer (never for the formats read today; callers then copy it).
     pub fn block_of(&self, frame_addr: usize, len: usize) -> Option<(&Arc<Block>, usize)> {
-        let at = frame_addr.checked_sub(self.input.buf.as_ptr() as usize)?;
-        (at + len <= self.input.buf.len()).then_some((&self.input.buf, at))
+        let buf = match &self.format {
+            // ETW frames live in the reader's decompressed buffers, not in the file's bytes.
+            Format::Etl(r) => r.block()?,
+            _ => &self.input.buf,
+        };
+        let at = frame_addr.checked_sub(buf.as_ptr() as usize)?;
+        (at + len <= buf.len()).then_some((buf, at))
     }
 
     /// For a classic pcap file on disk, how its records read and the file's length: enough
@@ -204,12 +232,34 @@ impl CaptureReader {
         self.input.offset() + self.input.pending as u64
     }
 
-    /// Short name of the file format: `"pcap"`, `"pcapng"` or `"netmon2"`.
+    /// Short name of the file format: `"pcap"`, `"pcapng"`, `"netmon2"` or `"etl"`.
     pub fn format(&self) -> &'static str {
         match self.format {
             Format::Pcap(_) => "pcap",
             Format::PcapNg(_) => "pcapng",
             Format::NetMon(_) => "netmon2",
+            Format::Etl(_) => "etl",
+        }
+    }
+
+    /// The format's own counters so far, by name, for `--stats`: records skipped (pcapng,
+    /// Network Monitor); for ETW logs, packet events, copies removed, drops, fragments
+    /// joined, other events.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        match &self.format {
+            Format::Pcap(_) => Vec::new(),
+            Format::PcapNg(r) => vec![("pcapng records skipped", r.skipped)],
+            Format::NetMon(r) => vec![("netmon records skipped", r.skipped)],
+            Format::Etl(r) => r.counters.named(),
+        }
+    }
+
+    /// What the user should know about the file once it is read, each said once: for ETW
+    /// logs whose packets were cut by a snap length, how to capture them whole.
+    pub fn notes(&self) -> Vec<String> {
+        match &self.format {
+            Format::Etl(r) => r.notes(),
+            _ => Vec::new(),
         }
     }
 
@@ -222,6 +272,7 @@ impl CaptureReader {
             Format::Pcap(_) => 0,
             Format::PcapNg(r) => r.skipped,
             Format::NetMon(r) => r.skipped,
+            Format::Etl(_) => 0,
         }
     }
 }

@@ -232,6 +232,8 @@ impl NetMonReader {
                 data: record.get(RECORD_HEADER_LEN..data_end).unwrap_or_default(),
                 orig_len,
                 frame_number: self.numbered,
+                interface: None,
+                direction: None,
             }));
         }
     }

@@ -156,6 +156,8 @@ impl PcapReader {
             data: record.get(RECORD_HEADER_LEN..).unwrap_or_default(),
             orig_len: header.orig_len,
             frame_number: self.frames,
+            interface: None,
+            direction: None,
         }))
     }
 }

@@ -138,6 +138,8 @@ impl PcapNgReader {
                         data: block.get(data_at..data_at + caplen).unwrap_or_default(),
                         orig_len,
                         frame_number: self.frames,
+                        interface: None,
+                        direction: None,
                     }));
                 }
             }
