@@ -148,7 +148,9 @@ def build(args) -> dict:
     if args.cpus > 1 and any(b < a for a, b in zip(fts, fts[1:])):
         raise SystemExit("input timestamps go backwards: several CPUs would reorder it; use --cpus 1")
 
-    start_ft = fts[0] - 10_000_000  # the session started a second before the first packet
+    # The session started on the whole second before the first packet (a whole second
+    # keeps each packet in its microsecond however the clock rounds).
+    start_ft = fts[0] // 10_000_000 * 10_000_000 - 10_000_000
     kind = {"qpc": etl.CLOCK_QPC, "systemtime": etl.CLOCK_SYSTEMTIME, "cpu": etl.CLOCK_CPUCYCLE}[args.clock]
     raw0 = start_ft if kind == etl.CLOCK_SYSTEMTIME else 0x24608A0E8C7 * (1 if kind == etl.CLOCK_QPC else 3)
     clock = etl.Clock(kind, start_ft, raw0, args.perf_freq, args.cpu_mhz)
@@ -197,7 +199,7 @@ def build(args) -> dict:
         frames.append(
             {
                 "source_index": idx,
-                "ft": ft,
+                "ft": clock.ft(clock.raw(ft)),
                 "link_type": link,
                 "len": len(logged),
                 "orig_len": orig_len,
@@ -376,7 +378,7 @@ def lay_out(args, clock: etl.Clock, w: Writer, frames: list) -> dict:
     intended = []
     for buf, at, ft, cpu, rec, meta in sorted(placed, key=lambda x: (order_in_file[id(x[0])], x[1])):
         e = dict(meta)
-        e.update({"ft": ft, "cpu": cpu, "buffer": order_in_file[id(buf)] + 1, "record_sha256": sha(rec)})
+        e.update({"ft": clock.ft(clock.raw(ft)), "cpu": cpu, "buffer": order_in_file[id(buf)] + 1, "record_sha256": sha(rec)})
         if rec[2:4] == b"\x13\xc0":
             e["keywords"] = struct.unpack_from("<Q", rec, 0x30)[0]
             e["payload_sha256"] = sha(rec[0x50:])

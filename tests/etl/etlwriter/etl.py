@@ -62,10 +62,11 @@ class Clock:
     cpu_mhz: int = 2400
 
     def raw(self, ft: int) -> int:
-        """Raw clock value for a FILETIME (rounded to the nearest tick)."""
+        """Raw clock value for a FILETIME, rounded down to a tick: with a frequency that is
+        a multiple of 1 MHz the time read back stays in the same microsecond."""
         d = ft - self.start_ft
         if self.kind == CLOCK_QPC:
-            return self.raw0 + (d * self.perf_freq + 5_000_000) // 10_000_000
+            return self.raw0 + d * self.perf_freq // 10_000_000
         if self.kind == CLOCK_SYSTEMTIME:
             return self.raw0 + d
         return self.raw0 + d * self.cpu_mhz // 10
