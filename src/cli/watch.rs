@@ -147,10 +147,15 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
         source_errors: 0,
     });
     let save = |s: &Session| -> Result<()> {
-        s.state(&args.dir)
-            .save(&state_path)
-            .with_context(|| format!("cannot write the state file {}", state_path.display()))
+        s.state(&args.dir).save(&state_path).with_context(|| {
+            format!(
+                "cannot write the state file {} (give --state a path this user may write)",
+                state_path.display()
+            )
+        })
     };
+    // Before any file is read: a state that cannot be written would lose the run's work.
+    save(&session.borrow())?;
     let status = !args.quiet && io::IsTerminal::is_terminal(&io::stderr());
     let mut next_report = Instant::now() + args.report_every;
     let mut next_status = Instant::now();
