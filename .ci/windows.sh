@@ -46,7 +46,8 @@ if ! command -v x86_64-w64-mingw32-gcc >/dev/null || ! find_wine; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y mingw-w64 wine64
   find_wine || die "no wine64 after installing it"
 fi
-rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+installed=$(rustup target list --installed)
+grep -qx "$TARGET" <<<"$installed" || rustup target add "$TARGET"
 wineserver=$(dirname "$wine")/wineserver
 [ -x "$wineserver" ] || wineserver=$(command -v wineserver)
 echo "wine: $wine ($("$wine" --version)), $(x86_64-w64-mingw32-gcc --version | head -n 1)"
@@ -60,10 +61,12 @@ cleanup() {
 trap cleanup EXIT
 export WINEPREFIX="$work/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 unset DISPLAY WAYLAND_DISPLAY
-# The first start makes the prefix (its complaint about the missing 32-bit part is harmless).
-"$wine" wineboot --init >"$work/wineboot.log" 2>&1 || true
-# Keep one wineserver for the whole script: each program then starts in a fraction of a second.
+# One wineserver for the whole script, started first: each program then starts in a fraction
+# of a second. The first start fills the prefix (a complaint about the missing 32-bit part of
+# Wine is harmless).
+mkdir -p "$WINEPREFIX"
 "$wineserver" -p
+"$wine" wineboot --init >"$work/wineboot.log" 2>&1 || true
 
 step "build: tlscensus.exe and the Windows test programs (release), tlscensus for Linux"
 # The tests run under Wine below, each a Windows program. `cargo test --no-run` builds the
@@ -89,8 +92,9 @@ cp "$OUT/bcryptprimitives.dll" "$WIN_DIR/deps/"
 # $OUT/linux/CASE and $OUT/windows/CASE (standard output, standard error, exit status and
 # any file an argument names as @OUT@/...; @SIDE@ is $OUT/linux or $OUT/windows). Input
 # paths are given relative, with '/', so `capture.file` in every record and the file names
-# in messages are spelt the same by both builds: nothing is normalised, except the program's
-# own name in --help (`tlscensus.exe` on Windows).
+# in messages are spelt the same by both builds. Nothing is normalised but the @SIDE@
+# directory in messages and, in help and usage text (`exe_name`), the program's own name,
+# which is `tlscensus.exe` on Windows.
 compared=0
 differ=0
 both() {
@@ -110,6 +114,8 @@ both() {
     local status=0
     "${run[@]}" "${args[@]}" >"$dir/stdout" 2>"$dir/stderr" </dev/null || status=$?
     echo "$status" >"$dir/status"
+    # A message naming an @SIDE@ file names it as the other side does.
+    sed -i "s#$OUT/$side/#@SIDE@/#g" "$dir/stdout" "$dir/stderr"
   done
 }
 # same CASE: the two sides of CASE must be equal, file by file, byte for byte.
@@ -121,6 +127,7 @@ same() {
     head -n 20 "$work/diff" >&2
   fi
 }
+exe_name() { sed -i 's/tlscensus\.exe/tlscensus/g' "$OUT/windows/$1/stdout" "$OUT/windows/$1/stderr"; }
 status_of() { cat "$OUT/$1/$2/status"; }
 
 step "events and tables: every capture in pcaps/ and tests/corpus/, one run each"
@@ -172,7 +179,7 @@ same rewrite2
 if grep -q 'old events' "$OUT/windows/rewrite/events.jsonl"; then
   die "rewrite: events.jsonl was not replaced"
 fi
-if ls -A "$OUT/windows/rewrite" | grep -q '\.tmp'; then
+if [ -n "$(find "$OUT/windows/rewrite" -name '*.tmp*')" ]; then
   die "rewrite: a temporary file was left behind"
 fi
 
@@ -191,8 +198,9 @@ for f in cut.pcap cut.pcapng not-a-capture.pcap; do
     die "damaged: no message naming $f and an offset"
 done
 sed 's/^/  windows: /' "$OUT/windows/damaged/stderr"
-# A missing file: the operating system's words differ ("No such file or directory" /
-# "The system cannot find the file specified"), so only the status and the name are compared.
+# A missing file: the operating system's words differ ("No such file or directory"; Wine's
+# "File not found.", Windows' "The system cannot find the file specified."), so only the
+# status, the name and the other file's events are compared.
 both missing read pcaps/no-such-file.pcap pcaps/tls12.pcap --events @OUT@/events.jsonl
 for side in linux windows; do
   [ "$(status_of $side missing)" = 1 ] || die "missing file ($side): status $(status_of $side missing)"
@@ -205,7 +213,7 @@ step "--help of every command, --version, and commands that fail at once"
 for cmd in "" read merge capture interfaces; do
   # shellcheck disable=SC2086 # no command: the top-level help
   both "help-${cmd:-main}" $cmd --help
-  sed -i 's/tlscensus\.exe/tlscensus/g' "$OUT/windows/help-${cmd:-main}/stdout"
+  exe_name "help-${cmd:-main}"
   same "help-${cmd:-main}"
   [ "$(status_of windows "help-${cmd:-main}")" = 0 ] || die "$cmd --help failed"
 done
@@ -220,6 +228,7 @@ same capture
 both merge-policy merge @SIDE@/merge-a/a.json @SIDE@/corpus-all/r.json
 same merge-policy
 both no-args read
+exe_name no-args
 same no-args
 
 if [ "$differ" -gt 0 ]; then
@@ -252,7 +261,8 @@ x86_64-w64-mingw32-dlltool -d .ci/windows/wpcap.def -l "$OUT/wpcap/libwpcap.a"
 # Npcap 1.7x is libpcap 1.10.
 LIBPCAP_LIBDIR="$PWD/$OUT/wpcap" LIBPCAP_VER=1.10.4 \
   nice cargo build --release --target "$TARGET" --features live
-x86_64-w64-mingw32-objdump -p "$WIN_EXE" | grep -q 'DLL Name: wpcap.dll' || die "wpcap.dll not imported"
+x86_64-w64-mingw32-objdump -p "$WIN_EXE" >"$work/imports"
+grep -q 'DLL Name: wpcap.dll' "$work/imports" || die "wpcap.dll not imported"
 "$wine" "$WIN_EXE" capture --help >"$work/capture-help" || die "live: capture --help failed"
 grep -q -- '--interface' "$work/capture-help" || die "live: capture --help says nothing of -i"
 # Wine 8 has a wpcap.dll of its own, over the Linux libpcap: `interfaces` lists this
