@@ -48,7 +48,12 @@ impl Sink {
         if p == Path::new("-") {
             return Ok(Sink::Writer(Box::new(BufWriter::new(io::stdout()))));
         }
-        let special = std::fs::metadata(p).is_ok_and(|m| !m.is_file());
+        // A regular file, or one still to be made, is written atomically; anything else as
+        // is. Windows cannot even read the metadata of its null device `NUL`.
+        let special = match std::fs::metadata(p) {
+            Ok(m) => !m.is_file(),
+            Err(e) => e.kind() != io::ErrorKind::NotFound,
+        };
         Ok(if special {
             Sink::Writer(Box::new(BufWriter::new(
                 File::options()

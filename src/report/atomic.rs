@@ -47,7 +47,12 @@ impl AtomicFile {
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&self.tmp, &self.dest)?;
+        if let Err(e) = fs::rename(&self.tmp, &self.dest) {
+            // E.g. on Windows a destination another program holds open without sharing it
+            // for deletion (a CSV report open in Excel).
+            let _ = fs::remove_file(&self.tmp);
+            return Err(e);
+        }
         // Make the rename itself durable where directories can be synced (best effort).
         if let Some(dir) = self.dest.parent() {
             let dir = if dir.as_os_str().is_empty() {
@@ -118,6 +123,12 @@ mod tests {
         write_with(&dest, |w| w.write_all(b"new")).unwrap();
         assert_eq!(fs::read_to_string(&dest).unwrap(), "new");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        // A rename that fails (here: onto a directory that is not empty) leaves no temporary
+        // file either.
+        let taken = dir.join("taken");
+        fs::create_dir_all(taken.join("inside")).unwrap();
+        assert!(write_with(&taken, |w| w.write_all(b"new")).is_err());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
