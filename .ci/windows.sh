@@ -79,7 +79,7 @@ step "build: tlscensus.exe and the Windows test programs (release), tlscensus fo
 # Not for Windows: html_report (no Chromium for a Windows program: it skips itself) and
 # live_capture (root, openssl and a Linux device).
 WINE_TESTS=(own_captures mail_captures source_readers corpus_truth bad_input census threads
-  nothing_lost cut_captures regressions)
+  nothing_lost cut_captures regressions etl_files watch)
 test_args=()
 for t in "${WINE_TESTS[@]}"; do test_args+=(--test "$t"); done
 nice cargo test --release --target "$TARGET" --no-run "${test_args[@]}"
@@ -137,9 +137,10 @@ same() {
 exe_name() { sed -i 's/tlscensus\.exe/tlscensus/g' "$OUT/windows/$1/stdout" "$OUT/windows/$1/stderr"; }
 status_of() { cat "$OUT/$1/$2/status"; }
 
-step "events and tables: every capture in pcaps/ and tests/corpus/, one run each"
+step "events and tables: every capture in pcaps/, tests/corpus/ and tests/etl/, one run each"
 mapfile -t captures < <(
-  find pcaps tests/corpus -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) |
+  find pcaps tests/corpus tests/etl -type f \
+    \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' -o -name '*.etl' \) |
     LC_ALL=C sort
 )
 n=0
@@ -152,6 +153,18 @@ for f in "${captures[@]}"; do
 done
 formats=$(printf '%s\n' "${captures[@]}" | sed 's/.*\.//' | sort | uniq -c | xargs)
 echo "$n captures ($formats) compared"
+
+step "watch: a directory of .etl files, read once, its state kept outside the directory"
+rm -f "$OUT"/linux/watch-state.json "$OUT"/windows/watch-state.json
+both watch-etl watch tests/etl/constructed --once --idle 0s --settle 0s \
+  --state @SIDE@/watch-state.json --events @OUT@/events.jsonl --report @OUT@/r.csv
+# The one spelling that differs: the watched files' paths are the directory joined with each
+# name, by `\` on Windows (`tests/etl/constructed\x.etl`); that separator alone is changed.
+sed -i 's#constructed\\\\#constructed/#g' "$OUT/windows/watch-etl/events.jsonl"
+sed -i 's#constructed\\#constructed/#g' "$OUT/windows/watch-etl/stderr"
+same watch-etl
+[ "$(status_of windows watch-etl)" = 0 ] || die "watch: status $(status_of windows watch-etl)"
+[ -s "$OUT/windows/watch-etl/events.jsonl" ] || die "watch: no events"
 
 step "several files in one run, every report format"
 mapfile -t own < <(find pcaps -type f \( -name '*.pcap' -o -name '*.pcapng' \) | LC_ALL=C sort)
@@ -246,7 +259,7 @@ done
 cmp "$OUT/linux/missing/events.jsonl" "$OUT/windows/missing/events.jsonl"
 
 step "--help of every command, --version, and commands that fail at once"
-for cmd in "" read merge capture interfaces; do
+for cmd in "" read watch merge capture interfaces; do
   # shellcheck disable=SC2086 # no command: the top-level help
   both "help-${cmd:-main}" $cmd --help
   exe_name "help-${cmd:-main}"

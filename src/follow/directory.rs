@@ -217,6 +217,9 @@ impl DirectoryFeed {
         self.seen = seen;
         self.settling = settling;
         let ids: HashMap<PathBuf, FileId> = files.into_iter().map(|(id, p)| (p, id)).collect();
+        // By name first, so files that begin at the same instant are read in the same order
+        // on every platform, whatever order the directory lists them in.
+        complete.sort();
         for path in order_by_time(&complete) {
             if let Some(id) = ids.get(&path) {
                 self.ready.push_back((id.clone(), path));
