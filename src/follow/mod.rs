@@ -39,20 +39,18 @@ pub struct WatchState {
 /// Why a state file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    // Causes are part of the messages, not `source`s: error chains would say them twice.
+    #[error("cannot read {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("{path} is not a tlscensus watch state: {reason}")]
     Format { path: String, reason: String },
     #[error(
-        "{path} was written with other --server or --policy settings ({source}); \
+        "{path} was written with other --server or --policy settings ({cause}); \
          give another --state, or delete it to start over"
     )]
     Settings {
         path: String,
-        source: crate::census::CensusError,
+        cause: crate::census::CensusError,
     },
 }
 
@@ -63,12 +61,7 @@ impl WatchState {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StateError::Io {
-                    path: shown,
-                    source,
-                })
-            }
+            Err(cause) => return Err(StateError::Io { path: shown, cause }),
         };
         let state: WatchState = serde_json::from_str(&text).map_err(|e| StateError::Format {
             path: shown.clone(),
@@ -93,10 +86,9 @@ impl WatchState {
             path: shown.clone(),
             reason: e.to_string(),
         })?;
-        census.merge(saved).map_err(|source| StateError::Settings {
-            path: shown,
-            source,
-        })
+        census
+            .merge(saved)
+            .map_err(|cause| StateError::Settings { path: shown, cause })
     }
 
     /// Write the state atomically: a reader (or a crash) never sees half of it.

@@ -28,15 +28,16 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Why a JSON report could not be read back (or merged with the others).
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("{}: {source}", path.display())]
+    // The cause is part of the message, not a `source`: error chains would say it twice.
+    #[error("{}: {cause}", path.display())]
     Io {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     File {
         path: std::path::PathBuf,
-        source: Box<ReadError>,
+        cause: Box<ReadError>,
     },
     #[error("not a tlscensus report: {0}")]
     Format(#[from] serde_json::Error),
@@ -380,13 +381,13 @@ pub fn merge_files<P: AsRef<std::path::Path>>(paths: &[P]) -> Result<Census, Rea
     let mut merged: Option<Census> = None;
     for path in paths {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| ReadError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let wrap = |e: ReadError| ReadError::File {
             path: path.to_path_buf(),
-            source: Box::new(e),
+            cause: Box::new(e),
         };
         let census = read(&text).map_err(wrap)?;
         match &mut merged {
