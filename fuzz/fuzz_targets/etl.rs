@@ -16,13 +16,22 @@ fuzz_target!(|data: &[u8]| {
     let mut last_number = 0;
     while let Ok(Some(packet)) = reader.next_packet() {
         // A frame is at most one decompressed buffer, or a packet joined from fragments.
-        assert!(packet.data.len() <= 64 << 20, "a frame longer than a buffer");
+        assert!(
+            packet.data.len() <= 64 << 20,
+            "a frame longer than a buffer"
+        );
         assert!(packet.orig_len as usize >= packet.data.len());
-        assert!(packet.frame_number > last_number, "frame numbers go backwards");
+        assert!(
+            packet.frame_number > last_number,
+            "frame numbers go backwards"
+        );
         last_number = packet.frame_number;
         let addr = packet.data.as_ptr() as usize;
         let len = packet.data.len();
-        assert!(reader.block_of(addr, len).is_some(), "a frame outside its block");
+        assert!(
+            reader.block_of(addr, len).is_some(),
+            "a frame outside its block"
+        );
         frames += 1;
     }
     assert!(reader.bytes_consumed() <= data.len() as u64);
