@@ -14,10 +14,14 @@
 #      pktmon       --flavour pktmon                         plain buffers, 1 component
 #      pktmon-z     --flavour pktmon --compress              MS-XCA buffers, 1 component
 #      pktmon-z-c3  --flavour pktmon --compress --components 3   and 2 copies per packet
+#      pktmon-z-cpu4  --flavour pktmon --compress --cpus 4   4 CPUs' compressed buffers
+#    (The writer's header counts at least 2 processors: the 1-CPU files are read as a
+#    real file whose header counts more processors than wrote buffers is, e.g.
+#    tests/etl/real/demikernel/PktMon.etl, 8 counted and 2 with buffers.)
 #    The writer's compressor is plain Python, byte by byte: under CPython the compressed
 #    flavours take about 5 s per MB; PyPy (Debian `pypy3`) runs the same code about 6x
 #    faster and writes the same bytes, and is used when installed (set PYTHON to choose).
-#    Two conversions run at a time; with PyPy on the 2-core VM, all ten took 45 minutes
+#    Two conversions run at a time; with PyPy on the 2-core VM, the first ten took 45 minutes
 #    (the longest, bulk pktmon-z-c3, 19 minutes).
 # 3. Checks that `tlscensus read X.etl --events` writes the records the pcap gives (the
 #    `capture` key, the file name, aside), so every timing below is of the same work.
@@ -48,7 +52,7 @@ done
 if [ -z "${PYTHON:-}" ]; then
   if command -v pypy3 >/dev/null; then PYTHON=pypy3; else PYTHON=python3; fi
 fi
-flavours="netsh netsh-cpu4 pktmon pktmon-z pktmon-z-c3"
+flavours="netsh netsh-cpu4 pktmon pktmon-z pktmon-z-cpu4 pktmon-z-c3"
 flavour_args() {
   case $1 in
     netsh) echo "--flavour netsh" ;;
@@ -56,6 +60,7 @@ flavour_args() {
     pktmon) echo "--flavour pktmon" ;;
     pktmon-z) echo "--flavour pktmon --compress" ;;
     pktmon-z-c3) echo "--flavour pktmon --compress --components 3" ;;
+    pktmon-z-cpu4) echo "--flavour pktmon --compress --cpus 4" ;;
   esac
 }
 mix_args() {
