@@ -27,6 +27,7 @@
 //! cargo bench --bench whole_run -- --mib 1900 --no-tshark   # without tshark's minutes
 //! cargo bench --bench whole_run -- --mib 1900 --engine-mib 256   # engine line on 256 MiB
 //! cargo bench --bench whole_run -- --mib 190 --bulk 0   # handshakes only (a mail relay's mix)
+//! cargo bench --bench whole_run -- --mib 256 --generate-only   # make the capture, print its path
 //! ```
 //!
 //! Memory sweep (issue #5: the same peak memory on a file 10x smaller or larger): for each
@@ -434,6 +435,10 @@ fn main() {
         .map(|v| v.parse::<u32>().expect("--bulk takes a packet count"))
         .unwrap_or(gen::Spec::default().bulk_packets);
     let path = capture(mib, bulk);
+    if args.iter().any(|a| a == "--generate-only") {
+        println!("{}", path.display());
+        return;
+    }
     let file = path.to_str().expect("utf-8 path");
     // Warm the page cache.
     let packets = floor(&path);
