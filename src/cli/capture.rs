@@ -101,11 +101,10 @@ mod live_capture {
     use tlscensus::census::Census;
     use tlscensus::pipeline;
     use tlscensus::record::{rfc3339, Record};
-    use tlscensus::report;
     use tlscensus::source::SourceError;
 
     use super::CaptureArgs;
-    use crate::cli::output::deliver;
+    use crate::cli::output::{deliver, nanos_of, write_reports_about};
 
     pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
         let filter = args.bpf.clone().unwrap_or_else(|| {
@@ -176,7 +175,12 @@ mod live_capture {
                 if now >= next_report && !args.census.reports.is_empty() {
                     next_report = now + args.report_every;
                     let mut s = session.borrow_mut();
-                    if let Err(e) = write_reports(&s.census, &args, &about.json(false)) {
+                    if let Err(e) = write_reports_about(
+                        &s.census,
+                        &args.census.reports,
+                        "capture",
+                        &about.json(false),
+                    ) {
                         eprintln!("\ntlscensus: {e:#}");
                         s.report_error.get_or_insert(e);
                     }
@@ -192,7 +196,12 @@ mod live_capture {
             eprintln!();
         }
         let session = session.into_inner();
-        write_reports(&session.census, &args, &about.json(true))?;
+        write_reports_about(
+            &session.census,
+            &args.census.reports,
+            "capture",
+            &about.json(true),
+        )?;
         session.finish(&args, &about.counters)
     }
 
@@ -333,31 +342,5 @@ mod live_capture {
                 ExitCode::SUCCESS
             })
         }
-    }
-
-    /// Rewrite every `--report` file. The JSON report carries the capture's counters (drops
-    /// included) as `capture`; `merge` ignores the extra key.
-    fn write_reports(census: &Census, args: &CaptureArgs, about: &serde_json::Value) -> Result<()> {
-        for target in &args.census.reports {
-            let result = if target.format == report::Format::Json {
-                let mut value = report::json::to_value(census);
-                if let Some(map) = value.as_object_mut() {
-                    map.insert("capture".into(), about.clone());
-                }
-                report::atomic::write_with(&target.path, |out| {
-                    serde_json::to_writer_pretty(&mut *out, &value)?;
-                    writeln!(out)
-                })
-            } else {
-                report::write_file(census, target)
-            };
-            result.with_context(|| format!("cannot write {}", target.path.display()))?;
-        }
-        Ok(())
-    }
-
-    fn nanos_of(t: SystemTime) -> i64 {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
     }
 }

@@ -115,3 +115,36 @@ pub fn deliver(census: &Census, targets: &[Target], table: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Rewrite every report in `targets`, atomically. The JSON report carries `about` under
+/// `key` (`capture`, `watch`: what a long run has done so far); `merge` ignores the extra
+/// key.
+pub fn write_reports_about(
+    census: &Census,
+    targets: &[Target],
+    key: &str,
+    about: &serde_json::Value,
+) -> Result<()> {
+    for target in targets {
+        let result = if target.format == report::Format::Json {
+            let mut value = report::json::to_value(census);
+            if let Some(map) = value.as_object_mut() {
+                map.insert(key.into(), about.clone());
+            }
+            report::atomic::write_with(&target.path, |out| {
+                serde_json::to_writer_pretty(&mut *out, &value)?;
+                writeln!(out)
+            })
+        } else {
+            report::write_file(census, target)
+        };
+        result.with_context(|| format!("cannot write {}", target.path.display()))?;
+    }
+    Ok(())
+}
+
+/// Nanoseconds since the Unix epoch, for the records' time format.
+pub fn nanos_of(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}

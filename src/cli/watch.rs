@@ -29,7 +29,7 @@ use tlscensus::report;
 use tlscensus::source::SourceError;
 
 use super::options::{CensusArgs, EngineArgs};
-use super::output::deliver;
+use super::output::{deliver, nanos_of, write_reports_about};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -200,10 +200,14 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
             if now >= next_report || s.generation != saved_generation {
                 next_report = now + args.report_every;
                 saved_generation = s.generation;
-                let written = s
-                    .flush_events()
-                    .and_then(|()| save(&s))
-                    .and_then(|()| write_reports(&s.census, &args, &s.about(&progress, false)));
+                let written = s.flush_events().and_then(|()| save(&s)).and_then(|()| {
+                    write_reports_about(
+                        &s.census,
+                        &args.census.reports,
+                        "watch",
+                        &s.about(&progress, false),
+                    )
+                });
                 if let Err(e) = written {
                     eprintln!("\ntlscensus: {e:#}");
                     tick_error.get_or_insert(e);
@@ -231,7 +235,7 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     for record in std::mem::take(&mut session.withheld) {
         session.census.add(&record);
     }
-    write_reports(&session.census, &args, &about)?;
+    write_reports_about(&session.census, &args.census.reports, "watch", &about)?;
     if args.census.reports.is_empty() && args.events.is_none() {
         deliver(&session.census, &[], true)?;
     }
@@ -438,30 +442,4 @@ impl Session {
             self.census.clients.len(),
         );
     }
-}
-
-/// Rewrite every `--report` file; the JSON report carries the watch's progress as `watch`
-/// (`merge` ignores the extra key).
-fn write_reports(census: &Census, args: &WatchArgs, about: &serde_json::Value) -> Result<()> {
-    for target in &args.census.reports {
-        let result = if target.format == report::Format::Json {
-            let mut value = report::json::to_value(census);
-            if let Some(map) = value.as_object_mut() {
-                map.insert("watch".into(), about.clone());
-            }
-            report::atomic::write_with(&target.path, |out| {
-                serde_json::to_writer_pretty(&mut *out, &value)?;
-                writeln!(out)
-            })
-        } else {
-            report::write_file(census, target)
-        };
-        result.with_context(|| format!("cannot write {}", target.path.display()))?;
-    }
-    Ok(())
-}
-
-fn nanos_of(t: SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
