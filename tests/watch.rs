@@ -195,16 +195,23 @@ fn names(files: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Runs with `--once`, as a scheduled job would: files appear between runs, the newest is
-/// left while it is being written (one is even cut short, mid-record), and every run
-/// resumes where the last one stopped.
-#[test]
-fn rotated_files_across_restarts_give_the_whole_capture() {
+/// A scratch directory holding the watched `capture/` directory, and where the events and
+/// the JSON report go.
+fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("capture");
     fs::create_dir(&dir).unwrap();
     let events = scratch.path().join("events.jsonl");
     let report = scratch.path().join("census.json");
+    (scratch, dir, events, report)
+}
+
+/// Runs with `--once`, as a scheduled job would: files appear between runs, the newest is
+/// left while it is being written (one is even cut short, mid-record), and every run
+/// resumes where the last one stopped.
+#[test]
+fn rotated_files_across_restarts_give_the_whole_capture() {
+    let (scratch, dir, events, report) = scratch();
     let pieces = pieces();
     let hour = Duration::from_secs(3600);
     let once = |extra: &[&str]| {
@@ -269,11 +276,7 @@ fn files_appearing_while_following_and_a_stop_by_signal() {
     use std::process::Stdio;
     use std::time::Instant;
 
-    let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path().join("capture");
-    fs::create_dir(&dir).unwrap();
-    let events = scratch.path().join("events.jsonl");
-    let report = scratch.path().join("census.json");
+    let (scratch, dir, events, report) = scratch();
     let pieces = pieces();
     let follow = || {
         tlscensus()
