@@ -19,7 +19,9 @@ use super::stats::print_stats;
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     /// Capture files to read (pcap, pcapng, Network Monitor .cap, Windows ETW .etl from
-    /// `netsh trace` or `pktmon`; any name).
+    /// `netsh trace` or `pktmon`; any name), each plain or gzip-, zstd- or lz4-compressed:
+    /// the format is recognised by content. `-` reads a capture from standard input, e.g.
+    /// `tcpdump -w - | tlscensus read -` or `zcat old.pcap.gz | tlscensus read -`.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 
@@ -33,7 +35,8 @@ pub struct ReadArgs {
     /// same with read calls, for a file that another program may truncate or rewrite while
     /// it is read (a mapped file cut short under the reader ends the process with SIGBUS;
     /// one still being appended to is fine). `one`: one reader thread, as pcapng, Network
-    /// Monitor files and standard input always get. Output is identical every way.
+    /// Monitor files, compressed files and standard input always get. Output is identical
+    /// every way.
     #[arg(long, value_name = "HOW", default_value = "map", value_parser = parse_reading)]
     reading: pipeline::Reading,
 

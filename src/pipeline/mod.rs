@@ -436,11 +436,17 @@ fn spawn_with_reader<'scope, 'frames: 'scope>(
 
 /// Order files by their first frame's time, so rotated captures given in any order (or as a
 /// shell glob that sorts `file10` before `file2`) are read as one stream. A file whose first
-/// record is unreadable goes last; reading it then reports the damage.
+/// record is unreadable goes last; reading it then reports the damage. With standard input or
+/// a pipe among them, the given order is kept.
 pub fn order_by_time(files: &[PathBuf]) -> Vec<PathBuf> {
     // One file has no order to find; finding a first frame can cost a read-ahead (an .etl
     // merges its processors' buffers before its first packet is known).
     if files.len() < 2 {
+        return files.to_vec();
+    }
+    // A pipe or standard input cannot be peeked at and then read again: the files keep the
+    // order they were given in.
+    if files.iter().any(|path| source::is_stream(path)) {
         return files.to_vec();
     }
     let mut timed: Vec<(i64, usize, PathBuf)> = files

@@ -127,6 +127,11 @@ impl Plan {
         let mut planned = Vec::new();
         let mut errors = Vec::new();
         let (mut blocks, mut bytes) = (0u64, 0u64);
+        // A pipe or standard input can be read only once: opening it here would lose its
+        // first bytes to the reader thread.
+        if files.iter().any(|path| crate::source::is_stream(path)) {
+            return None;
+        }
         for path in files {
             let reader = match CaptureReader::open(path) {
                 Ok(reader) => reader,
