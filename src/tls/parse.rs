@@ -97,6 +97,7 @@ pub fn client_hello(body: &[u8], record_version: u16) -> Result<ClientHello, Hel
                     .iter()
                     .map(|n| String::from_utf8_lossy(n).into_owned())
                     .collect();
+                hello.alpn_first_raw = names.first().and_then(|n| unless_utf8(n));
             }
             TlsExtension::SupportedVersions(versions) => {
                 hello.supported_versions = versions.iter().map(|v| v.0).collect();
@@ -172,9 +173,16 @@ pub fn server_hello(body: &[u8], record_version: u16) -> Result<ServerHello, Hel
             hello.alpn = names
                 .first()
                 .map(|n| String::from_utf8_lossy(n).into_owned());
+            hello.alpn_raw = names.first().and_then(|n| unless_utf8(n));
         }
     }
     Ok(hello)
+}
+
+/// An ALPN name's bytes when the lossy string cannot give them back (they are not UTF-8): JA4
+/// renders such names from their bytes. Valid names cost no copy.
+fn unless_utf8(name: &[u8]) -> Option<Vec<u8>> {
+    std::str::from_utf8(name).is_err().then(|| name.to_vec())
 }
 
 fn sid_len(body: &[u8]) -> usize {
