@@ -416,7 +416,9 @@ fn spawn_with_reader<'scope, 'frames: 'scope>(
         let (to_agg, recycle, config) = (to_agg.clone(), recycle_tx.clone(), config.clone());
         std::thread::Builder::new()
             .name(format!("tlscensus-w{worker}"))
-            .spawn_scoped(scope, move || work(worker, config, rx, to_agg, recycle))
+            .spawn_scoped(scope, move || {
+                work(worker, threads, config, rx, to_agg, recycle)
+            })
             .expect("spawn worker thread");
     }
     // Named, like the workers, so `top -H` and profilers tell the stages apart.
