@@ -190,6 +190,11 @@ impl Engine {
         self.flows.len()
     }
 
+    /// Most connections tracked at once (`Limits::max_flows`, or what `flow_memory` holds).
+    pub fn max_flows(&self) -> usize {
+        self.flows.max_flows()
+    }
+
     /// Start a new input file; frames after this belong to it.
     pub fn begin_file(&mut self, name: impl Into<String>) {
         self.files.push(name.into());
