@@ -99,6 +99,11 @@ pub struct Limits {
     pub max_flows: usize,
     /// A connection with no packet for this long (capture time) is expired.
     pub idle_timeout_ns: i64,
+    /// Bytes the flow table may take (its slots and its arrival queue), when set: the table
+    /// is then sized once, up front, to the most connections that fit (and `max_flows`), so
+    /// it never grows (a hash table's growth holds the old and the new table at once). The
+    /// command line sets it for the whole process and the pipeline splits it among workers.
+    pub flow_memory: Option<usize>,
 }
 
 impl Default for Limits {
@@ -106,7 +111,45 @@ impl Default for Limits {
         Limits {
             max_flows: 1 << 20,
             idle_timeout_ns: 300 * 1_000_000_000,
+            flow_memory: None,
         }
+    }
+}
+
+/// What a flow table costs per connection it can hold, for table values of type `V`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowCost {
+    /// One hash table slot: the key, the entry, and the slot's control byte.
+    pub slot: usize,
+    /// One place in the arrival queue (a key).
+    pub arrival: usize,
+}
+
+impl FlowCost {
+    pub fn of<V>() -> FlowCost {
+        FlowCost {
+            slot: std::mem::size_of::<(FlowKey, Entry<V>)>() + 1,
+            arrival: std::mem::size_of::<FlowKey>(),
+        }
+    }
+
+    /// The most connections a table within `bytes` can hold. The hash table has a power of
+    /// two of slots, and may fill only half of the 7 in 8 it could hold: a full table under
+    /// churn (a flood evicting as fast as it arrives) leaves deleted slots behind, and
+    /// hashbrown then rehashes in place only while at most half full; fuller, it doubles,
+    /// holding both tables while it moves (the 401 MiB of issue 22). So the figure moves in
+    /// steps: the largest table that fits, with an arrival place per connection.
+    pub fn flows_within(self, bytes: usize) -> usize {
+        let flows = |buckets: usize| (buckets / 8 * 7) / 2 - 1;
+        let fits = |b: usize| b * self.slot + flows(b) * self.arrival <= bytes;
+        let mut buckets: usize = 16;
+        if !fits(buckets) {
+            return flows(buckets);
+        }
+        while buckets < (1 << 40) && fits(buckets * 2) {
+            buckets *= 2;
+        }
+        flows(buckets)
     }
 }
 
@@ -136,11 +179,25 @@ pub struct FlowTable<V> {
 }
 
 impl<V> FlowTable<V> {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(mut limits: Limits) -> Self {
+        let (map, arrivals) = match limits.flow_memory {
+            Some(bytes) => {
+                let fits = FlowCost::of::<V>().flows_within(bytes);
+                let flows = fits.min(limits.max_flows);
+                limits.max_flows = flows;
+                // The slots for twice as many (see `flows_within`), so that churn never
+                // makes the table grow.
+                (
+                    HashMap::with_capacity_and_hasher(2 * (fits + 1), Default::default()),
+                    VecDeque::with_capacity(flows),
+                )
+            }
+            None => (HashMap::default(), VecDeque::new()),
+        };
         FlowTable {
-            map: HashMap::default(),
+            map,
             limits,
-            arrivals: VecDeque::new(),
+            arrivals,
             evicted: 0,
             expired: 0,
             refused: 0,
@@ -149,6 +206,11 @@ impl<V> FlowTable<V> {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Most connections tracked at once (as `Limits::flow_memory` allows).
+    pub fn max_flows(&self) -> usize {
+        self.limits.max_flows
     }
 
     pub fn is_empty(&self) -> bool {

@@ -276,9 +276,14 @@ fn run_frames_in_blocks(
     let started = Instant::now();
     let threads = options.threads.max(1);
     let mut worker_config = options.engine.clone();
-    // Each worker holds its share of the flows: split the cap.
+    // Each worker holds its share of the flows: split the cap and the memory budget.
     worker_config.limits = Limits {
         max_flows: (options.engine.limits.max_flows / threads).max(1),
+        flow_memory: options
+            .engine
+            .limits
+            .flow_memory
+            .map(|bytes| bytes / threads),
         ..options.engine.limits
     };
 
@@ -416,7 +421,9 @@ fn spawn_with_reader<'scope, 'frames: 'scope>(
         let (to_agg, recycle, config) = (to_agg.clone(), recycle_tx.clone(), config.clone());
         std::thread::Builder::new()
             .name(format!("tlscensus-w{worker}"))
-            .spawn_scoped(scope, move || work(worker, config, rx, to_agg, recycle))
+            .spawn_scoped(scope, move || {
+                work(worker, threads, config, rx, to_agg, recycle)
+            })
             .expect("spawn worker thread");
     }
     // Named, like the workers, so `top -H` and profilers tell the stages apart.
