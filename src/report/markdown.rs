@@ -6,9 +6,23 @@ use std::io::{self, Write};
 use super::{client_label, counted, ms, short_time, version_columns, version_range, Overview};
 use crate::census::{Category, Census};
 
-/// Make text safe inside a Markdown table cell.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Make text safe inside a Markdown table cell: `|` would end the cell and a line break
+/// the row, and Markdown renderers pass HTML through, so `<`, `>` and `&` become entities
+/// (values from the wire, SNIs and EHLO names, are chosen by whoever sends them).
+pub(crate) fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '|' => out.push_str("\\|"),
+            '\\' => out.push_str("\\\\"),
+            '\n' | '\r' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {

@@ -8,6 +8,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod table;
+pub mod terminal;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
