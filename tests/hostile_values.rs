@@ -108,6 +108,16 @@ fn csv_cells_never_start_a_formula_and_keep_the_value() {
         };
         assert_eq!(cell, want, "{ip}");
     }
+    let (ip, ehlo) = ehlo();
+    let row = rows.iter().find(|r| r["ip"] == ip.as_str()).unwrap();
+    assert_eq!(row["names"].as_str().unwrap(), format!("'{ehlo} (ehlo)"));
+}
+
+/// The EHLO client's address and its EHLO argument, as smtplib was given it.
+fn ehlo() -> (String, String) {
+    let e = expected();
+    let (ip, ehlo) = e["ehlo"].as_object().unwrap().iter().next().unwrap();
+    (ip.clone(), ehlo.as_str().unwrap().to_string())
 }
 
 #[test]
@@ -162,6 +172,15 @@ print(json.dumps(tables))
         // A line break in the value would end the row; none was sent, so it is whole.
         assert_eq!(row[sni_at], sni.as_str(), "{ip}");
     }
+    let names_at = header.iter().position(|h| *h == "names").unwrap();
+    let (ip, ehlo) = ehlo();
+    let row = clients["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == ip.as_str())
+        .unwrap();
+    assert_eq!(row[names_at], format!("{ehlo} (ehlo)").as_str());
     // No raw tag: every `<` from the wire arrives as an entity.
     let text = std::fs::read_to_string(dir.join("r.md")).unwrap();
     assert!(
@@ -211,4 +230,43 @@ print(json.dumps({"tags": sorted(set(p.tags)), "text": p.text}))
             "{ip}: {sni:?} is not in the page's text"
         );
     }
+    let (_, ehlo) = ehlo();
+    assert!(
+        text.iter().any(|t| t.contains(ehlo.as_str())),
+        "{ehlo:?} is not in the page's text"
+    );
+}
+
+/// The terminal table prints no control character but line ends, and the EHLO's text
+/// without its escape sequences (ECMA-48 CSI `ESC [ 1;31 m` and `ESC [ 0 m`).
+#[test]
+fn table_prints_no_escape_sequence() {
+    let dir = scratch("table");
+    let table = reports(&dir, &[]);
+    let controls: Vec<char> = table
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(controls.is_empty(), "{controls:?} in\n{table}");
+    let (_, ehlo) = ehlo();
+    let shown = ehlo.replace("\u{1b}[1;31m", "").replace("\u{1b}[0m", "");
+    assert!(table.contains(&format!("names: {shown} (ehlo)")), "{table}");
+}
+
+/// The JSON report keeps the value exactly (JSON escapes what it must).
+#[test]
+fn json_keeps_the_value() {
+    let dir = scratch("json");
+    reports(&dir, &["json"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let (ip, ehlo) = ehlo();
+    let client = json["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ip"] == ip.as_str())
+        .unwrap();
+    assert_eq!(client["names"][0]["name"], ehlo.as_str());
+    assert_eq!(client["names"][0]["source"], "ehlo");
 }

@@ -79,6 +79,7 @@ pub fn header() -> Vec<String> {
             "servers",
             "first_seen",
             "last_seen",
+            "names",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -134,6 +135,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 joined(&s.servers),
                 s.first_seen.clone().unwrap_or_default(),
                 s.last_seen.clone().unwrap_or_default(),
+                super::names_of(census, &c.key).replace(", ", "; "),
             ]);
             row.iter_mut().for_each(neutralise_formula);
             w.write_record(&row)?;

@@ -98,9 +98,9 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "| client | direction | service | connections | offered | negotiated | categories | \
-         would fail | failures | SNI | first seen | last seen |"
+         would fail | failures | SNI | first seen | last seen | names |"
     )?;
-    writeln!(out, "|---|---|---|--:|---|---|---|---|---|---|---|---|")?;
+    writeln!(out, "|---|---|---|--:|---|---|---|---|---|---|---|---|---|")?;
     for r in crate::census::rows(&clients) {
         let (c, name, s, categories) = (r.client, r.service, r.counts, &r.categories);
         {
@@ -111,7 +111,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             };
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&client_label(&c.key)),
                 c.key.direction.name(),
                 cell(name),
@@ -128,6 +128,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 cell(&s.sni.summary()),
                 short_time(s.first_seen.as_deref()),
                 short_time(s.last_seen.as_deref()),
+                cell(&super::names_of(census, &c.key)),
             )?;
         }
     }
