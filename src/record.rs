@@ -172,6 +172,26 @@ pub struct Record {
     /// ClientHello messages seen (2 after a HelloRetryRequest).
     pub client_hellos: u32,
     pub capture: CaptureRef,
+    /// SMTP sessions whose client gave a name in clear: `{"helo": "mx1.example.org"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpClient>,
+    /// IMAP sessions whose client sent ID (RFC 2971) in clear: `{"id": "Thunderbird 115"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imap: Option<ImapClient>,
+}
+
+/// What an SMTP client said of itself before TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmtpClient {
+    /// The EHLO / HELO / LHLO argument (the first one given), as sent: chosen by the client.
+    pub helo: String,
+}
+
+/// What an IMAP client said of itself before TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImapClient {
+    /// The ID command's `name` and `version` fields.
+    pub id: String,
 }
 
 /// RFC 3339 with microseconds, UTC.

@@ -15,6 +15,7 @@ pub mod ciphers;
 pub mod classify;
 pub mod counts;
 pub mod latency;
+pub mod names;
 pub mod policy;
 pub mod version;
 
@@ -410,6 +411,8 @@ pub struct Census {
     /// Hour (`2024-05-01T10:00Z`) → negotiated version (or `plaintext`, `failed`,
     /// `incomplete`) → connections.
     pub timeline: BTreeMap<String, CountMap>,
+    /// The names of client addresses (EHLO, IMAP ID, DNS ...), see [`names`].
+    pub names: names::Names,
 }
 
 impl Default for Census {
@@ -490,6 +493,7 @@ impl Census {
             latency_by_service: BTreeMap::new(),
             latency_by_server: BTreeMap::new(),
             timeline: BTreeMap::new(),
+            names: names::Names::default(),
         }
     }
 
@@ -505,6 +509,14 @@ impl Census {
             via,
             direction: self.config.direction(wire, record.server.ip),
         };
+        if let Some(smtp) = &record.smtp {
+            self.names
+                .add_from_client(ip, &smtp.helo, names::NameSource::Ehlo);
+        }
+        if let Some(imap) = &record.imap {
+            self.names
+                .add_from_client(ip, &imap.id, names::NameSource::ImapId);
+        }
         let services = &mut self.clients.entry(key).or_default().services;
         // Look up before inserting: `entry` would want the name as a new `String` each time.
         if !services.contains_key(&record.service) {
@@ -625,6 +637,7 @@ impl Census {
         for (hour, labels) in other.timeline {
             self.timeline.entry(hour).or_default().merge(&labels);
         }
+        self.names.merge(&other.names);
         Ok(())
     }
 

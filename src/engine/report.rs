@@ -3,7 +3,7 @@
 use crate::flow::{FlowKey, Side};
 use crate::record::{
     alert_name, rfc3339, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint,
-    Outcome, Record, Sender, ServerHelloRecord,
+    ImapClient, Outcome, Record, Sender, ServerHelloRecord, SmtpClient,
 };
 
 use crate::proto::starttls::Reply;
@@ -140,5 +140,11 @@ pub(super) fn report(
             file: files.get(file).cloned().unwrap_or_default(),
             frame,
         },
+        smtp: mail_dialogue
+            .and_then(|m| m.dialogue.helo())
+            .map(|helo| SmtpClient { helo: helo.into() }),
+        imap: mail_dialogue
+            .and_then(|m| m.dialogue.imap_id())
+            .map(|id| ImapClient { id: id.into() }),
     })
 }

@@ -8,6 +8,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod table;
+pub mod terminal;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -183,6 +184,16 @@ pub(crate) fn short_time(ts: Option<&str>) -> String {
         Some(ts) => ts.to_string(),
         None => "-".into(),
     }
+}
+
+/// The names of a client's address, `name (source), ...`, or empty (see
+/// [`crate::census::names`]). Values from the wire: each format escapes them its own way.
+pub(crate) fn names_of(census: &Census, key: &crate::census::ClientKey) -> String {
+    census
+        .names
+        .get(&key.ip)
+        .map(|n| n.summary())
+        .unwrap_or_default()
 }
 
 /// The client as one short string: `192.0.2.1` or `192.0.2.1 via 10.0.0.9`.
