@@ -431,7 +431,7 @@ fn a_server_stopped_and_started_mid_run_loses_and_duplicates_nothing() {
     fs::create_dir(&dir).unwrap();
     let events = work.path().join("events.jsonl");
     let spool = work.path().join("spool");
-    let mut watch = tlscensus()
+    let watch = tlscensus()
         .arg("watch")
         .arg(&dir)
         .arg("--state")
