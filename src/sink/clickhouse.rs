@@ -352,6 +352,25 @@ fn counts_of(shared: &Shared) -> Counts {
     }
 }
 
+/// Run the DDL (each statement `IF NOT EXISTS`) before the first insert; an error when the
+/// server could not be reached. A statement the server refuses (a user without the right to create, a
+/// Distributed table made by hand) is said once and does not stop the inserts: only an
+/// insert that fails sends rows to the spool.
+fn create_table(client: &Client, options: &Options) -> Result<(), SinkError> {
+    for ddl in schema::for_target(&options.target) {
+        match client.execute(&ddl) {
+            Err(e @ SinkError::Server { .. }) => {
+                let first_line = ddl.lines().next().unwrap_or("");
+                (options.notify)(&format!("{first_line}: {e}"));
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Where the next batch comes from.
 enum Next {
     Memory(Batch),
@@ -435,9 +454,7 @@ fn send_loop(shared: &Shared) {
         };
         let mut result = Ok(());
         if !table_ready {
-            result = schema::for_target(&options.target)
-                .iter()
-                .try_for_each(|ddl| client.execute(ddl).map(drop));
+            result = create_table(&client, options);
             table_ready = result.is_ok();
         }
         if result.is_ok() {
