@@ -87,7 +87,7 @@ impl Spool {
         let written = (|| -> io::Result<()> {
             let mut file = fs::File::create(&tmp)?;
             // Not synced: the spool outlives a crash of tlscensus (the rename is atomic),
-            // not a power cut, and a sync per batch held up the record path (NOTES).
+            // not a power cut; a sync is a disk wait under the lock the record path shares.
             file.write_all(rows)?;
             fs::rename(&tmp, &path)
         })();
