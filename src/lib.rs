@@ -19,5 +19,6 @@ pub mod pipeline;
 pub mod proto;
 pub mod record;
 pub mod report;
+pub mod sink;
 pub mod source;
 pub mod tls;

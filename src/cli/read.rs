@@ -11,6 +11,9 @@ use tlscensus::pipeline;
 use tlscensus::record::Record;
 use tlscensus::source::SourceError;
 
+use super::clickhouse::{
+    print_counts, report_undelivered, status_text, ClickHouseArgs, EventsTargets,
+};
 use super::options::{CensusArgs, EngineArgs};
 use super::output::{deliver, reader_left, Sink};
 use super::progress::ProgressBar;
@@ -26,9 +29,11 @@ pub struct ReadArgs {
     files: Vec<PathBuf>,
 
     /// Write one JSON record per TLS connection to PATH (`-` for standard output, which
-    /// then replaces the table).
+    /// then replaces the table), or insert it into a ClickHouse table
+    /// (`clickhouse://HOST:PORT/DATABASE.TABLE`, created if need be). Give it twice for
+    /// both.
     #[arg(long, value_name = "PATH")]
-    events: Option<PathBuf>,
+    events: Vec<PathBuf>,
 
     /// How the files are read. `map` (the default): each worker maps its share of a classic
     /// pcap file on disk and touches only the bytes it needs, the fastest way. `split`: the
@@ -50,23 +55,38 @@ pub struct ReadArgs {
 
     #[command(flatten)]
     engine: EngineArgs,
+
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
 }
 
 pub fn read(args: ReadArgs) -> Result<ExitCode> {
-    let mut sink = Sink::open(args.events.as_deref())?;
+    let events = EventsTargets::split(&args.events)?;
+    let mut sink = Sink::open(events.file.as_deref())?;
     let mut census = args.census.census()?;
+    let mut clickhouse = match events.clickhouse {
+        Some(target) => Some(args.clickhouse.open(target, census.config.clone())?),
+        None => None,
+    };
+    let clickhouse_counts = clickhouse.as_ref().map(|c| c.counts_view());
     let mut write_error: Option<io::Error> = None;
     let mut line = Vec::with_capacity(4096);
     let mut on_record = |record: Record| {
         census.add(&record);
-        if !matches!(sink, Sink::None) && write_error.is_none() {
+        let to_file = !matches!(sink, Sink::None) && write_error.is_none();
+        if to_file || clickhouse.is_some() {
             // One reused line buffer, one write per record: serde_json's many small writes
             // would each go through the sink's layers.
             line.clear();
             serde_json::to_writer(&mut line, &record).expect("records always serialise");
+            if let Some(ch) = &mut clickhouse {
+                ch.add(&record, std::str::from_utf8(&line).expect("JSON is UTF-8"));
+            }
             line.push(b'\n');
-            if let Err(e) = sink.write_all(&line) {
-                write_error = Some(e);
+            if to_file {
+                if let Err(e) = sink.write_all(&line) {
+                    write_error = Some(e);
+                }
             }
         }
     };
@@ -90,15 +110,20 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
         &progress,
         &mut on_record,
         &mut on_error,
-        &mut || bar.draw(&progress),
+        &mut || match &clickhouse_counts {
+            Some(view) => bar.draw_with(&progress, || status_text(&view.counts())),
+            None => bar.draw(&progress),
+        },
     );
+    // The last batches go to ClickHouse (or the spool) while the reports are written.
+    let clickhouse_closing = clickhouse.map(|c| std::thread::spawn(move || c.close()));
     bar.finish();
     // Once per file, after the progress bar: e.g. a pktmon capture cut at 128 bytes, and
     // the command that captures whole packets.
     for note in &outcome.pipeline.notes {
         eprintln!("tlscensus: note: {note}");
     }
-    let events_path = args.events.as_deref().unwrap_or(Path::new("-"));
+    let events_path = events.file.as_deref().unwrap_or(Path::new("-"));
     if let Some(err) = write_error {
         // `--events - | head` (or a named pipe whose reader left): the reader of the events
         // has what it wanted; the report files are still written.
@@ -106,7 +131,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
             return Err(err).with_context(|| format!("cannot write {}", events_path.display()));
         }
     }
-    let table = args.events.as_deref() != Some(Path::new("-"));
+    let table = events.file.as_deref() != Some(Path::new("-"));
     // Syncing the events file to disk waits on the device while the reports are built: the
     // two overlap.
     let (closed, delivered) = std::thread::scope(|scope| {
@@ -119,8 +144,16 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     });
     closed?;
     delivered?;
+    let clickhouse_counts =
+        clickhouse_closing.map(|c| c.join().expect("closing ClickHouse panicked"));
     if args.stats {
         print_stats(&outcome);
+        if let Some(counts) = &clickhouse_counts {
+            print_counts(counts);
+        }
+    }
+    if let Some(counts) = &clickhouse_counts {
+        report_undelivered(counts);
     }
     // The process ends next: handing the census's thousands of small allocations back one by
     // one would only delay the exit.
