@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
+use crate::tls::certificate::CertificateChain;
 use crate::tls::fingerprint::{self, Transport};
 use crate::tls::hello::{is_grease, ClientHello, ServerHello};
 
@@ -172,6 +173,10 @@ pub struct Record {
     /// ClientHello messages seen (2 after a HelloRetryRequest).
     pub client_hellos: u32,
     pub capture: CaptureRef,
+    /// The server's certificate chain as its Certificate message showed it (TLS ≤ 1.2 sends
+    /// it in clear): `seen_whole`, `message_length`, `chain_length`, a `leaf` summary, or
+    /// `leaf_error`. Null when no Certificate message was seen (TLS 1.3, resumption).
+    pub certificate: Option<CertificateChain>,
 }
 
 /// RFC 3339 with microseconds, UTC.
