@@ -160,3 +160,157 @@ fn keep_server_bytes(pcap: &[u8], server_port: u16, limit: usize) -> Vec<u8> {
     assert!(at < pcap.len(), "the cut must leave frames out");
     out
 }
+
+/// What each certificate must be flagged with, from openssl's view of it and the capture's
+/// last packet (tcpdump): expiry against that time, key size, signature, self-signed.
+fn openssl_flags(want: &Value) -> Vec<String> {
+    let end = want["capture_end_unix"].as_f64().unwrap() as i64;
+    let not_after = unix_of(want["not_after"].as_str().unwrap());
+    let day = 86_400;
+    let mut flags = Vec::new();
+    if not_after < end {
+        flags.push("expired");
+    } else {
+        if not_after <= end + 30 * day {
+            flags.push("expiring_30d");
+        }
+        if not_after <= end + 60 * day {
+            flags.push("expiring_60d");
+        }
+    }
+    if want["key_type"] == "RSA" && want["key_bits"].as_u64().unwrap() < 2048 {
+        flags.push("rsa_below_2048");
+    }
+    if want["signature_algorithm"]
+        .as_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("sha1")
+    {
+        flags.push("sha1_signature");
+    }
+    if want["self_signed"] == true {
+        flags.push("self_signed");
+    }
+    flags.into_iter().map(String::from).collect()
+}
+
+/// Unix seconds of `2026-12-07T14:18:24Z`, by `date -u -d ... +%s` (GNU coreutils).
+fn unix_of(rfc3339: &str) -> i64 {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", rfc3339, "+%s"])
+        .output()
+        .expect("run date");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn tlscensus(args: &[&str]) {
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tlscensus {args:?}");
+}
+
+/// Each capture's census flags its certificate as openssl's dates, key and signature say,
+/// in the JSON report, the certificate CSV (read back with the csv crate), Markdown, HTML
+/// and the terminal table; a merge of the JSON reports keeps every certificate.
+#[test]
+fn the_inventory_flags_what_openssl_describes_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let mut jsons = Vec::new();
+    for want in expected() {
+        let file = want["file"].as_str().unwrap();
+        let stem = file.trim_end_matches(".pcap");
+        let pcap = common::pcaps_dir().join(file);
+        let (json, csv, md, html, txt) = (
+            d(&format!("{stem}.json")),
+            d(&format!("{stem}.csv")),
+            d(&format!("{stem}.md")),
+            d(&format!("{stem}.html")),
+            d(&format!("{stem}.txt")),
+        );
+        tlscensus(&[
+            "read",
+            pcap.to_str().unwrap(),
+            "--report",
+            &json,
+            "--report",
+            &csv,
+            "--report",
+            &md,
+            "--report",
+            &html,
+            "--report",
+            &txt,
+        ]);
+        let flags = openssl_flags(&want);
+        let sha256 = want["sha256"].as_str().unwrap();
+
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let servers = report["certificates"]["servers"].as_array().unwrap();
+        assert_eq!(servers.len(), 1, "{file}");
+        assert_eq!(
+            servers[0]["service"],
+            format!("tcp/{}", want["server_port"])
+        );
+        let ours = &servers[0]["certificates"][sha256];
+        assert_eq!(ours["flags"], serde_json::json!(flags), "{file}");
+        assert_eq!(ours["not_after"], want["not_after"], "{file}");
+        let not_whole = u64::from(file == "cert_too_large.pcap");
+        assert_eq!(servers[0]["not_seen_whole"], not_whole, "{file}");
+
+        let csv_path = d(&format!("{stem}-certificates.csv"));
+        let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+        let header = reader.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 1, "{file}");
+        let col = |name: &str| &rows[0][header.iter().position(|h| h == name).unwrap()];
+        assert_eq!(col("flags"), flags.join("; "), "{file}");
+        assert_eq!(col("sha256"), sha256);
+        assert_eq!(col("key_bits"), want["key_bits"].to_string());
+
+        let shown = if flags.is_empty() {
+            "-".to_string()
+        } else {
+            flags.join(", ")
+        };
+        let name = want["subject"]
+            .as_str()
+            .unwrap()
+            .rsplit("CN=")
+            .next()
+            .unwrap();
+        let expires = &want["not_after"].as_str().unwrap()[..10];
+        for text_report in [&md, &html, &txt] {
+            let text = std::fs::read_to_string(text_report).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.contains(name) && l.contains(expires))
+                .unwrap_or_else(|| panic!("{text_report}: no row for {name}"));
+            assert!(line.contains(&shown), "{text_report}: {line}");
+        }
+        jsons.push(json);
+    }
+
+    // Merged, the reports keep every certificate with its counts.
+    let merged = d("merged.json");
+    let mut args = vec!["merge".to_string()];
+    args.extend(jsons.iter().cloned());
+    args.extend(["--report".to_string(), merged.clone()]);
+    tlscensus(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    let kept: usize = report["certificates"]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["certificates"].as_object().unwrap().len())
+        .sum();
+    assert_eq!(kept, expected().len());
+}

@@ -4,7 +4,7 @@
 //! Only the leaf is decoded (with `x509-parser`): it is the one an admin renews, and the
 //! rest of the chain is the CA's. TLS 1.3 encrypts this message, so it is never seen there.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -31,7 +31,7 @@ pub struct CertificateChain {
 }
 
 /// The fields an admin needs to find and renew a certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeafCertificate {
     /// The distinguished names, written as RFC 4514 does (`CN=mail.example.com, O=Example`).
     pub subject: String,
