@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, Serializer};
 
+use crate::tls::certificate::CertificateChain;
 use crate::tls::fingerprint::{self, Transport};
 use crate::tls::hello::{is_grease, ClientHello, ServerHello};
 
@@ -178,6 +179,10 @@ pub struct Record {
     /// IMAP sessions whose client sent ID (RFC 2971) in clear: `{"id": "Thunderbird 115"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub imap: Option<ImapClient>,
+    /// The server's certificate chain as its Certificate message showed it (TLS ≤ 1.2 sends
+    /// it in clear): `seen_whole`, `message_length`, `chain_length`, a `leaf` summary, or
+    /// `leaf_error`. Null when no Certificate message was seen (TLS 1.3, resumption).
+    pub certificate: Option<CertificateChain>,
 }
 
 /// What an SMTP client said of itself before TLS.

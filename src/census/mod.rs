@@ -11,6 +11,7 @@
 //! exactly the census one run over all their traffic would have given.
 
 pub mod capped;
+pub mod certificates;
 pub mod ciphers;
 pub mod classify;
 pub mod counts;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{Outcome, Record, Sender};
 use capped::CappedSet;
+use certificates::Inventory;
 pub use classify::{Category, Found};
 pub use counts::CountMap;
 use latency::Latency;
@@ -413,6 +415,8 @@ pub struct Census {
     pub timeline: BTreeMap<String, CountMap>,
     /// The names of client addresses (EHLO, IMAP ID, DNS ...), see [`names`].
     pub names: names::Names,
+    /// Server certificates per server and service (TLS ≤ 1.2 handshakes).
+    pub certificates: Inventory,
 }
 
 impl Default for Census {
@@ -494,6 +498,7 @@ impl Census {
             latency_by_server: BTreeMap::new(),
             timeline: BTreeMap::new(),
             names: names::Names::default(),
+            certificates: Inventory::default(),
         }
     }
 
@@ -517,6 +522,7 @@ impl Census {
             self.names
                 .add_from_client(ip, &imap.id, names::NameSource::ImapId);
         }
+        self.certificates.add(record);
         let services = &mut self.clients.entry(key).or_default().services;
         // Look up before inserting: `entry` would want the name as a new `String` each time.
         if !services.contains_key(&record.service) {
@@ -638,7 +644,20 @@ impl Census {
             self.timeline.entry(hour).or_default().merge(&labels);
         }
         self.names.merge(&other.names);
+        self.certificates.merge(&other.certificates);
         Ok(())
+    }
+
+    /// The capture's end as the census knows it (its last handshake), in Unix seconds: what
+    /// certificate expiry is measured against.
+    pub fn capture_end(&self) -> Option<i64> {
+        let last = self
+            .clients
+            .values()
+            .flat_map(|c| c.services.values())
+            .filter_map(|s| s.last_seen.as_deref())
+            .max();
+        certificates::end_of(last)
     }
 
     /// Total connections counted.

@@ -136,6 +136,11 @@ pub(super) fn report(
         encrypted_alerts: hs.encrypted_alerts,
         handshake_us,
         client_hellos: hs.client_hellos,
+        certificate: hs
+            .certificate
+            .as_deref()
+            .cloned()
+            .or_else(|| server_half.upper.tls.unfinished_certificate()),
         capture: CaptureRef {
             file: files.get(file).cloned().unwrap_or_default(),
             frame,

@@ -485,7 +485,9 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         }
         spill(&mut o, out)?;
     }
-    o.push_str("</tbody></table>\n<h2>What the categories mean</h2>\n<dl>\n");
+    o.push_str("</tbody></table>\n");
+    super::certificates::write_html(census, &mut o, esc);
+    o.push_str("<h2>What the categories mean</h2>\n<dl>\n");
     for cat in Category::ALL {
         let _ = writeln!(
             o,

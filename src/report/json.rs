@@ -2,7 +2,8 @@
 //!
 //! Top-level keys: `format` (`tlscensus-census`), `format_version`, `config` (`servers`,
 //! `policy`), `summary`, `services` (per service: totals, clients by primary category,
-//! `would_fail` clients, `latency`), `latency_by_server`, `timeline` (hour → negotiated
+//! `would_fail` clients, `latency`), `latency_by_server`, `certificates` (the server
+//! certificate inventory, see [`super::certificates::json`]), `timeline` (hour → negotiated
 //! version or `plaintext`/`failed`/`incomplete` → connections) and `clients`: one object
 //! per client with `ip`, `via` (when a PROXY header named the client), `direction`,
 //! `categories`, `primary`, `would_fail`, `would_fail_reasons`, `connections`,
@@ -104,6 +105,7 @@ struct Out<'a> {
     latency_by_server: &'a BTreeMap<IpAddr, Latency>,
     timeline: &'a BTreeMap<String, CountMap>,
     clients: Vec<ClientOut<'a>>,
+    certificates: serde_json::Value,
 }
 
 /// The summary of the classified clients.
@@ -173,6 +175,7 @@ pub fn to_value(census: &Census) -> serde_json::Value {
         latency_by_server: &census.latency_by_server,
         timeline: &census.timeline,
         clients: clients.iter().map(|c| client_out(census, c)).collect(),
+        certificates: super::certificates::json(census),
     };
     serde_json::to_value(out).expect("the census always serialises")
 }
@@ -209,6 +212,10 @@ pub fn write_with(
         Extra(&'a serde_json::Value),
     }
     let mut parts: Vec<(&str, Part)> = vec![
+        (
+            "certificates",
+            Part::Value(super::certificates::json(census)),
+        ),
         ("clients", Part::Clients),
         ("config", Part::Value(value(&census.config)?)),
         ("format", Part::Value(FORMAT.into())),
@@ -389,6 +396,8 @@ struct In {
     #[serde(default)]
     timeline: BTreeMap<String, CountMap>,
     clients: Vec<ClientIn>,
+    #[serde(default)]
+    certificates: super::certificates::InventoryIn,
 }
 
 /// Read JSON reports and merge them into one census, exactly the census one run over all
@@ -457,5 +466,6 @@ pub fn read(text: &str) -> Result<Census, ReadError> {
     }
     census.latency_by_server = input.latency_by_server;
     census.timeline = input.timeline;
+    census.certificates = input.certificates.into_inventory();
     Ok(census)
 }

@@ -143,5 +143,5 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             .count();
         writeln!(out, "* **{}** ({n} clients): {}", cat.name(), cat.advice())?;
     }
-    Ok(())
+    super::certificates::write_markdown(census, out)
 }

@@ -3,6 +3,7 @@
 //! HTML page for the change board.
 
 pub mod atomic;
+pub mod certificates;
 pub mod csv;
 pub mod html;
 pub mod json;
@@ -80,7 +81,13 @@ pub fn write(census: &Census, format: Format, out: &mut dyn Write) -> io::Result
 /// Write the census to a report file, atomically (see [`atomic`]): a reader never sees a
 /// half-written report, even while a live capture rewrites it.
 pub fn write_file(census: &Census, target: &Target) -> io::Result<()> {
-    atomic::write_with(&target.path, |out| write(census, target.format, out))
+    atomic::write_with(&target.path, |out| write(census, target.format, out))?;
+    // CSV holds one table a file: the certificate inventory gets its own, beside it.
+    if target.format == Format::Csv && !census.certificates.is_empty() {
+        let path = certificates::csv_path(&target.path);
+        atomic::write_with(&path, |out| certificates::write_csv(census, out))?;
+    }
+    Ok(())
 }
 
 /// `1.0`, `1.0-1.3`, or `-`: the range of versions with a non-zero count.

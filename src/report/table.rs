@@ -296,7 +296,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "  {:<15} {}", cat.name(), plural(n as u64, "client"))?;
         wrap(cat.advice(), 4, out)?;
     }
-    Ok(())
+    super::certificates::write_table(census, out)
 }
 
 #[cfg(test)]
