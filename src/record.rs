@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::tls::certificate::CertificateChain;
 use crate::tls::fingerprint::{self, Transport};
@@ -186,14 +186,14 @@ pub struct Record {
 }
 
 /// What an SMTP client said of itself before TLS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmtpClient {
     /// The EHLO / HELO / LHLO argument (the first one given), as sent: chosen by the client.
     pub helo: String,
 }
 
 /// What an IMAP client said of itself before TLS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImapClient {
     /// The ID command's `name` and `version` fields.
     pub id: String,

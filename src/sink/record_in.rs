@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use crate::record::{
     alert_name, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint, Outcome,
-    Record, Sender, ServerHelloRecord, Version,
+    ImapClient, Record, Sender, ServerHelloRecord, SmtpClient, Version,
 };
+use crate::tls::certificate::CertificateChain;
 
 /// Why a line is not a record.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,13 @@ struct CaptureIn {
 
 #[derive(Deserialize)]
 struct RecordIn {
+    // Keys added after the first record format: absent from older sensors' lines.
+    #[serde(default)]
+    smtp: Option<SmtpClient>,
+    #[serde(default)]
+    imap: Option<ImapClient>,
+    #[serde(default)]
+    certificate: Option<CertificateChain>,
     ts: String,
     client: ClientIn,
     server: EndpointIn,
@@ -224,5 +232,8 @@ pub fn parse(line: &str) -> Result<Record, RecordError> {
             file: r.capture.file,
             frame: r.capture.frame,
         },
+        smtp: r.smtp,
+        imap: r.imap,
+        certificate: r.certificate,
     })
 }

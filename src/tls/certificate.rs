@@ -14,7 +14,7 @@ use x509_parser::time::ASN1Time;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 /// What a Certificate message (whole or the part seen) told about the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateChain {
     /// The whole message was seen. False when it was larger than the budget
     /// ([`crate::tls::stream::CERTIFICATE_CAP`]) or the capture lost or cut its end.
