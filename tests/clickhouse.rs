@@ -513,3 +513,27 @@ fn a_server_stopped_and_started_mid_run_loses_and_duplicates_nothing() {
     assert_eq!(stored_records(&server, "tls.events"), lines(&all));
     assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
 }
+
+/// `report --from` reads back the lines the sensors wrote: every record of the captures
+/// in pcaps/ (every outcome, STARTTLS verb, alert, PROXY header, SSLv2 and IPv6 among
+/// them) must read back to a record that writes the very same line. Needs no server.
+#[test]
+fn every_record_line_reads_back_to_the_same_record() {
+    let mut files: Vec<PathBuf> = fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    let out = run_ok(tlscensus().arg("read").args(&files).args(["--events", "-"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut outcomes = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let record = tlscensus::sink::record_in::parse(line)
+            .unwrap_or_else(|e| panic!("line {}: {e}: {line}", i + 1));
+        assert_eq!(serde_json::to_string(&record).unwrap(), line);
+        outcomes.insert(record.outcome.name());
+    }
+    // The captures cover every outcome the record format has.
+    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+}
