@@ -267,6 +267,22 @@ fn records_reach_clickhouse_and_report_from_equals_read_byte_for_byte() {
     );
     assert_eq!(fs::read(&remote).unwrap(), fs::read(&local).unwrap());
 
+    // The same sensor sending the same records again (every batch a retry) adds nothing:
+    // the table's key is the connection.
+    run_ok(&mut read);
+    assert_eq!(
+        server.query("SELECT count() FROM tls.events FINAL"),
+        format!("{n}\n")
+    );
+    assert_eq!(stored_records(&server, "tls.events"), lines(&written));
+    run_ok(
+        tlscensus()
+            .args(["report", "--from", &server.url("tls.events")])
+            .args(["--server", "127.0.0.1", "--report"])
+            .arg(&remote),
+    );
+    assert_eq!(fs::read(&remote).unwrap(), fs::read(&local).unwrap());
+
     // The DDL `schema` prints is what --events ran, and runs as it is on this server.
     let ddl = run_ok(tlscensus().args(["schema", "clickhouse", "--table", "other.t"])).stdout;
     let mut client = server.client();
