@@ -428,6 +428,18 @@ fn a_server_that_never_answers_leaves_the_records_to_the_next_run() {
     assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
 }
 
+/// A child process killed if the test fails before it stops it.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Wait until `done` holds, or fail saying `what`.
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -447,23 +459,25 @@ fn a_server_stopped_and_started_mid_run_loses_and_duplicates_nothing() {
     fs::create_dir(&dir).unwrap();
     let events = work.path().join("events.jsonl");
     let spool = work.path().join("spool");
-    let watch = tlscensus()
-        .arg("watch")
-        .arg(&dir)
-        .arg("--state")
-        .arg(work.path().join("state.json"))
-        .arg("--events")
-        .arg(server.url("tls.events"))
-        .arg("--events")
-        .arg(&events)
-        .args(["--sensor", "exch01", "--clickhouse-timeout", "2s"])
-        .args(["--settle", "100ms", "--idle", "1s", "--quiet"])
-        .arg("--spool")
-        .arg(&spool)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let watch = KillOnDrop(Some(
+        tlscensus()
+            .arg("watch")
+            .arg(&dir)
+            .arg("--state")
+            .arg(work.path().join("state.json"))
+            .arg("--events")
+            .arg(server.url("tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args(["--sensor", "exch01", "--clickhouse-timeout", "2s"])
+            .args(["--settle", "100ms", "--idle", "1s", "--quiet"])
+            .arg("--spool")
+            .arg(&spool)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     // Files appear one by one, as a rotating capture writes them.
     let drop_in = |i: usize, name: &str| {
         let staged = work.path().join(format!("staged-{i}"));
@@ -515,11 +529,13 @@ fn a_server_stopped_and_started_mid_run_loses_and_duplicates_nothing() {
     wait_for("the spool delivered", || {
         fs::read_dir(&spool).is_ok_and(|d| d.count() == 0)
     });
+    let mut watch = watch;
+    let child = watch.0.take().unwrap();
     Command::new("kill")
-        .args(["-TERM", &watch.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let out = watch.wait_with_output().unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
