@@ -267,6 +267,22 @@ fn records_reach_clickhouse_and_report_from_equals_read_byte_for_byte() {
     );
     assert_eq!(fs::read(&remote).unwrap(), fs::read(&local).unwrap());
 
+    // The same sensor sending the same records again (every batch a retry) adds nothing:
+    // the table's key is the connection.
+    run_ok(&mut read);
+    assert_eq!(
+        server.query("SELECT count() FROM tls.events FINAL"),
+        format!("{n}\n")
+    );
+    assert_eq!(stored_records(&server, "tls.events"), lines(&written));
+    run_ok(
+        tlscensus()
+            .args(["report", "--from", &server.url("tls.events")])
+            .args(["--server", "127.0.0.1", "--report"])
+            .arg(&remote),
+    );
+    assert_eq!(fs::read(&remote).unwrap(), fs::read(&local).unwrap());
+
     // The DDL `schema` prints is what --events ran, and runs as it is on this server.
     let ddl = run_ok(tlscensus().args(["schema", "clickhouse", "--table", "other.t"])).stdout;
     let mut client = server.client();
@@ -412,6 +428,18 @@ fn a_server_that_never_answers_leaves_the_records_to_the_next_run() {
     assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
 }
 
+/// A child process killed if the test fails before it stops it.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Wait until `done` holds, or fail saying `what`.
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -431,23 +459,25 @@ fn a_server_stopped_and_started_mid_run_loses_and_duplicates_nothing() {
     fs::create_dir(&dir).unwrap();
     let events = work.path().join("events.jsonl");
     let spool = work.path().join("spool");
-    let watch = tlscensus()
-        .arg("watch")
-        .arg(&dir)
-        .arg("--state")
-        .arg(work.path().join("state.json"))
-        .arg("--events")
-        .arg(server.url("tls.events"))
-        .arg("--events")
-        .arg(&events)
-        .args(["--sensor", "exch01", "--clickhouse-timeout", "2s"])
-        .args(["--settle", "100ms", "--idle", "1s", "--quiet"])
-        .arg("--spool")
-        .arg(&spool)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let watch = KillOnDrop(Some(
+        tlscensus()
+            .arg("watch")
+            .arg(&dir)
+            .arg("--state")
+            .arg(work.path().join("state.json"))
+            .arg("--events")
+            .arg(server.url("tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args(["--sensor", "exch01", "--clickhouse-timeout", "2s"])
+            .args(["--settle", "100ms", "--idle", "1s", "--quiet"])
+            .arg("--spool")
+            .arg(&spool)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     // Files appear one by one, as a rotating capture writes them.
     let drop_in = |i: usize, name: &str| {
         let staged = work.path().join(format!("staged-{i}"));
@@ -499,11 +529,13 @@ fn a_server_stopped_and_started_mid_run_loses_and_duplicates_nothing() {
     wait_for("the spool delivered", || {
         fs::read_dir(&spool).is_ok_and(|d| d.count() == 0)
     });
+    let mut watch = watch;
+    let child = watch.0.take().unwrap();
     Command::new("kill")
-        .args(["-TERM", &watch.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let out = watch.wait_with_output().unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -512,4 +544,28 @@ fn a_server_stopped_and_started_mid_run_loses_and_duplicates_nothing() {
     let all = fs::read_to_string(&events).unwrap();
     assert_eq!(stored_records(&server, "tls.events"), lines(&all));
     assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
+}
+
+/// `report --from` reads back the lines the sensors wrote: every record of the captures
+/// in pcaps/ (every outcome, STARTTLS verb, alert, PROXY header, SSLv2 and IPv6 among
+/// them) must read back to a record that writes the very same line. Needs no server.
+#[test]
+fn every_record_line_reads_back_to_the_same_record() {
+    let mut files: Vec<PathBuf> = fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    let out = run_ok(tlscensus().arg("read").args(&files).args(["--events", "-"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut outcomes = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let record = tlscensus::sink::record_in::parse(line)
+            .unwrap_or_else(|e| panic!("line {}: {e}: {line}", i + 1));
+        assert_eq!(serde_json::to_string(&record).unwrap(), line);
+        outcomes.insert(record.outcome.name());
+    }
+    // The captures cover every outcome the record format has.
+    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
 }

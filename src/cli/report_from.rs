@@ -97,10 +97,11 @@ fn datetime(ts: &str) -> String {
 
 pub fn report(args: ReportArgs) -> Result<ExitCode> {
     let credentials = Credentials::load(args.clickhouse_credentials.as_deref())?;
+    // The first row of a `FINAL` over months of records may take minutes to come.
     let client = Client::new(
         &args.from,
         credentials.as_ref(),
-        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(600),
     );
     let mut census = args.census.census()?;
     let mut bad_lines = 0u64;

@@ -6,8 +6,8 @@
 //! they go to the [`Spool`]. The sender always sends the oldest batch it knows of, in
 //! memory or in the spool, so rows arrive in the order they were made, across outages and
 //! across runs. A batch whose insert failed or timed out is spooled and sent again later;
-//! if the first attempt did land after all, the table's row key collapses the copies
-//! ([`super::schema`]).
+//! if the first attempt did land after all, the table's key (the connection) collapses
+//! the copies ([`super::schema`]).
 //!
 //! At the end of a run the sender delivers what it can; after the first failure, or once
 //! the closing deadline passes, everything not delivered is left in the spool for the next

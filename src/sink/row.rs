@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::census::{ciphers, CensusConfig};
 use crate::record::Record;
 
-/// Who wrote a row: the sensor and its run, the two parts of the row key before `seq`.
+/// Who wrote a row: the sensor (part of the table's key) and its run.
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub sensor: String,

@@ -5,13 +5,16 @@
 //! "none"), no LowCardinality, no insert deduplication tokens.
 //!
 //! Retried batches must not count twice. A batch that timed out may have been inserted
-//! anyway, and the next run resends what a run spooled. Every row carries a key no other
-//! row has, `(sensor, run, seq)`: the sensor's name, the run's start, and the record's
-//! number in that run. The table is a ReplacingMergeTree ordered by that key, so copies
-//! of a row collapse into one when parts merge, and `FINAL` (which the census view and
-//! `tlscensus report --from` use) collapses them at query time before any merge. Block
-//! deduplication of ReplicatedMergeTree would need identical batches and ZooKeeper;
-//! `insert_deduplication_token` came years after 18.16.
+//! anyway, the next run resends what a run spooled, and `watch` restarted after a crash
+//! reads again what its state had not yet recorded. So the table deduplicates by connection:
+//! it is a ReplacingMergeTree whose key is the sensor, the ClientHello's time to the
+//! microsecond, and the connection's addresses and ports. Copies of a record share that key
+//! and collapse into one row when parts merge; `FINAL` (which the census view and
+//! `tlscensus report --from` use) collapses them at query time before any merge. Two
+//! sensors that see the same connection keep a row each, as `merge` of their reports
+//! counts it twice. The key also orders the table by sensor and time, which time-range
+//! queries want. Block deduplication of ReplicatedMergeTree would need identical batches
+//! and ZooKeeper; `insert_deduplication_token` came years after 18.16.
 
 use super::target::Target;
 
@@ -24,8 +27,8 @@ pub fn statements(database: &str, table: &str) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {database}.{table}
 (
     sensor       String,            -- --sensor of the tlscensus that saw it
-    run          String,            -- that run's start, unique per sensor
-    seq          UInt64,            -- the record's number in its run
+    run          String,            -- the run that sent it (its start and process id)
+    seq          UInt64,            -- the record's number in that run
     time         DateTime('UTC'),   -- the ClientHello's time, to the second
     ts           String,            -- the same to the microsecond, as in the record
     client_ip    String,            -- the client (the PROXY header's when a load balancer gave one)
@@ -46,7 +49,7 @@ pub fn statements(database: &str, table: &str) -> Vec<String> {
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(time)
-ORDER BY (sensor, run, seq)"
+ORDER BY (sensor, ts, client_ip, via, client_port, server_ip, server_port)"
         ),
         format!(
             "CREATE VIEW IF NOT EXISTS {database}.{table}_census AS
