@@ -456,18 +456,22 @@ impl<R: BufRead> Lz4Frames<R> {
         }
         let (max_block, independent, block_checksums) =
             (frame.max_block, frame.independent, frame.block_checksums);
-        self.packed.resize(len, 0);
-        self.src.read_exact(&mut self.packed)?;
+        // A stored block is read straight into place; a compressed one into `packed` first.
+        let target = if stored {
+            &mut self.block
+        } else {
+            &mut self.packed
+        };
+        target.resize(len, 0);
+        self.src.read_exact(target)?;
         if block_checksums {
             let stated = self.u32()?;
-            if stated != twox_hash::XxHash32::oneshot(0, &self.packed) {
+            let raw = if stored { &self.block } else { &self.packed };
+            if stated != twox_hash::XxHash32::oneshot(0, raw) {
                 return Err(invalid("block checksum does not match"));
             }
         }
-        if stored {
-            self.block.clear();
-            self.block.extend_from_slice(&self.packed);
-        } else {
+        if !stored {
             self.block.resize(max_block, 0);
             let n = if independent {
                 lz4_flex::block::decompress_into(&self.packed, &mut self.block)
