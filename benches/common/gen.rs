@@ -212,27 +212,14 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
         let pick = rng.below(live.len() as u64) as usize;
         let conn = &mut live[pick];
         ts_us += 1 + rng.below(20);
-        let (from_client, flags, payload) = step(
+        let done = next_frame(
             conn,
             &templates[conn.template],
-            &mut rng,
-            &mut ciphertext,
+            (&mut rng, &mut ciphertext),
             &mut bulk,
             &mut stats,
+            &mut frame,
         );
-        let (src, dst) = if from_client {
-            (conn.client, conn.server)
-        } else {
-            (conn.server, conn.client)
-        };
-        let dir = usize::from(!from_client);
-        let ack = conn.seq[1 - dir];
-        let seq = conn.seq[dir];
-        build_frame(&mut frame, src, dst, seq, ack, flags, payload);
-        let advance = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
-        conn.seq[dir] = seq.wrapping_add(advance);
-        let done = conn.closing == 3;
-        conn.step += 1;
         if done {
             live.swap_remove(pick);
         }
@@ -267,6 +254,32 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
         stats.bytes as f64 / 1e6 / secs.max(1e-9)
     );
     Ok(stats)
+}
+
+/// Build the next frame of a connection replaying `template` into `frame`, moving its
+/// sequence numbers on; whether it was the connection's last.
+fn next_frame(
+    conn: &mut Live,
+    template: &Template,
+    (rng, ciphertext): (&mut Rng, &mut Rng),
+    bulk: &mut [u8],
+    stats: &mut Generated,
+    frame: &mut Vec<u8>,
+) -> bool {
+    let (from_client, flags, payload) = step(conn, template, rng, ciphertext, bulk, stats);
+    let (src, dst) = if from_client {
+        (conn.client, conn.server)
+    } else {
+        (conn.server, conn.client)
+    };
+    let dir = usize::from(!from_client);
+    let ack = conn.seq[1 - dir];
+    let seq = conn.seq[dir];
+    build_frame(frame, src, dst, seq, ack, flags, payload);
+    let advance = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+    conn.seq[dir] = seq.wrapping_add(advance);
+    conn.step += 1;
+    conn.closing == 3
 }
 
 /// The next packet of a connection replaying `template`: from the client?, TCP flags, payload.
@@ -565,26 +578,14 @@ pub fn generate_flood(
         if !live.is_empty() {
             let pick = rng.below(live.len() as u64) as usize;
             let (conn, template) = &mut live[pick];
-            let (from_client, flags, payload) = step(
+            let done = next_frame(
                 conn,
                 templates[*template],
-                &mut rng,
-                &mut ciphertext,
+                (&mut rng, &mut ciphertext),
                 &mut bulk,
                 &mut stats,
+                &mut frame,
             );
-            let (src, dst) = if from_client {
-                (conn.client, conn.server)
-            } else {
-                (conn.server, conn.client)
-            };
-            let dir = usize::from(!from_client);
-            let (seq, ack) = (conn.seq[dir], conn.seq[1 - dir]);
-            build_frame(&mut frame, src, dst, seq, ack, flags, payload);
-            let advance = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
-            conn.seq[dir] = seq.wrapping_add(advance);
-            conn.step += 1;
-            let done = conn.closing == 3;
             write(&mut out, ts_us, &frame, &mut stats)?;
             if done {
                 live.swap_remove(pick);
@@ -594,26 +595,14 @@ pub fn generate_flood(
     // Whatever real connections are still open finish after the flood.
     let end_us = start_us + span_us;
     while let Some((conn, template)) = live.last_mut() {
-        let (from_client, flags, payload) = step(
+        let done = next_frame(
             conn,
             templates[*template],
-            &mut rng,
-            &mut ciphertext,
+            (&mut rng, &mut ciphertext),
             &mut bulk,
             &mut stats,
+            &mut frame,
         );
-        let (src, dst) = if from_client {
-            (conn.client, conn.server)
-        } else {
-            (conn.server, conn.client)
-        };
-        let dir = usize::from(!from_client);
-        let (seq, ack) = (conn.seq[dir], conn.seq[1 - dir]);
-        build_frame(&mut frame, src, dst, seq, ack, flags, payload);
-        conn.seq[dir] =
-            seq.wrapping_add(payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0));
-        conn.step += 1;
-        let done = conn.closing == 3;
         write(&mut out, end_us, &frame, &mut stats)?;
         if done {
             live.pop();

@@ -47,7 +47,9 @@ fn packet(v6: bool, id: u8, source: u8, offset: usize, more: bool, data: &[u8]) 
         p.extend_from_slice(&[0x60, 0, 0, 0]);
         p.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
         p.extend_from_slice(&[44, 64]);
-        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, source]);
+        p.extend_from_slice(&[
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, source,
+        ]);
         p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
         p.extend_from_slice(&[6, 0]);
         p.extend_from_slice(&((field << 3) | u16::from(more)).to_be_bytes());
@@ -85,7 +87,9 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(input.u8()) * 8 + usize::from(op & 0x20 != 0);
         let more = op & 0x40 != 0;
         let variant = input.u8();
-        let bytes: Vec<u8> = (offset..offset + len).map(|k| content(k, variant)).collect();
+        let bytes: Vec<u8> = (offset..offset + len)
+            .map(|k| content(k, variant))
+            .collect();
         let before = r.stats;
         let out = r.add(&packet(v6, id, source, offset, more, &bytes), 0);
         assert!(r.held_bytes() <= LIMITS.max_bytes);
@@ -97,8 +101,12 @@ fuzz_target!(|data: &[u8]| {
         }
         let model = models.entry(key).or_default();
         let end = offset + len;
-        let differs = (offset..).zip(&bytes).any(|(k, b)| model.bytes.get(&k).is_some_and(|x| x != b))
-            || model.total.is_some_and(|total| if more { end > total } else { end != total });
+        let differs = (offset..)
+            .zip(&bytes)
+            .any(|(k, b)| model.bytes.get(&k).is_some_and(|x| x != b))
+            || model
+                .total
+                .is_some_and(|total| if more { end > total } else { end != total });
         assert_eq!(
             r.stats.inconsistent_overlaps - before.inconsistent_overlaps,
             u64::from(differs),

@@ -123,9 +123,16 @@ impl Pending {
         self.data.len() + PER_DATAGRAM_OVERHEAD
     }
 
+    /// Every byte up to the length the last fragment gave is here (bytes past it, from a
+    /// fragment that disagreed, are left out).
     fn complete(&self) -> bool {
-        self.total
-            .is_some_and(|total| self.have.first() == Some(&(0, total)) || total == 0)
+        self.total.is_some_and(|total| {
+            total == 0
+                || self
+                    .have
+                    .first()
+                    .is_some_and(|&(a, b)| a == 0 && b >= total)
+        })
     }
 
     /// Copy in the bytes of `fragment` not held yet; whether any held byte differed.

@@ -182,13 +182,14 @@ impl<V> FlowTable<V> {
     pub fn new(mut limits: Limits) -> Self {
         let (map, arrivals) = match limits.flow_memory {
             Some(bytes) => {
-                let fits = FlowCost::of::<V>().flows_within(bytes);
-                let flows = fits.min(limits.max_flows);
+                let flows = FlowCost::of::<V>()
+                    .flows_within(bytes)
+                    .min(limits.max_flows);
                 limits.max_flows = flows;
                 // The slots for twice as many (see `flows_within`), so that churn never
                 // makes the table grow.
                 (
-                    HashMap::with_capacity_and_hasher(2 * (fits + 1), Default::default()),
+                    HashMap::with_capacity_and_hasher(2 * (flows + 1), Default::default()),
                     VecDeque::with_capacity(flows),
                 )
             }
@@ -293,6 +294,43 @@ impl<V> FlowTable<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table sized by a memory budget fits in it, fills up, and then, with a connection
+    /// evicted for every one that arrives (a flood), never grows: hashbrown's own capacity
+    /// is what is checked.
+    #[test]
+    fn a_budgeted_table_fits_and_never_grows_under_churn() {
+        const BUDGET: usize = 1 << 20;
+        let mut table: FlowTable<u64> = FlowTable::new(Limits {
+            max_flows: usize::MAX,
+            flow_memory: Some(BUDGET),
+            ..Limits::default()
+        });
+        let capacity = table.map.capacity();
+        let flows = table.max_flows();
+        let cost = FlowCost::of::<u64>();
+        // hashbrown holds 7 in 8 of a power of two of slots.
+        let slots = (capacity * 8 / 7).next_power_of_two();
+        assert!(slots * cost.slot + flows * cost.arrival <= BUDGET);
+        assert!(flows <= capacity / 2, "{flows} of {capacity}");
+        let key = |i: u32| {
+            FlowKey::new(
+                (IpAddr::from(i.to_be_bytes()), 1024),
+                (IpAddr::from([192, 0, 2, 1]), 443),
+            )
+            .0
+        };
+        let mut evicted = 0;
+        for i in 0..20 * flows as u32 {
+            table.insert(key(i), i64::from(i), 0, |_| true, &mut |_, _, _| {
+                evicted += 1
+            });
+            assert!(table.len() <= flows);
+        }
+        assert_eq!(table.len(), flows);
+        assert_eq!(evicted, 20 * flows - flows);
+        assert_eq!(table.map.capacity(), capacity, "the table grew");
+    }
 
     /// The integer comparison in `FlowKey::new` orders endpoints exactly as the standard
     /// library orders `(IpAddr, u16)` tuples, so keys, sides and record order are unchanged.
