@@ -42,6 +42,11 @@ pub struct ReadArgs {
     #[arg(long)]
     stats: bool,
 
+    /// Skip the second reading of the files that learns host names from DNS, mDNS, LLMNR,
+    /// NetBIOS and DHCP packets (EHLO and IMAP ID names are still kept)
+    #[arg(long)]
+    no_udp_names: bool,
+
     #[command(flatten)]
     census: CensusArgs,
 
@@ -81,15 +86,31 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     let files = pipeline::order_by_time(&args.files);
     let progress = pipeline::Progress::default();
     let mut bar = ProgressBar::new(&files);
-    let outcome = pipeline::run_with_progress(
-        &files,
-        &options,
-        &progress,
-        &mut on_record,
-        &mut on_error,
-        &mut || bar.draw(&progress),
-    );
+    // Host names from the UDP name services are read by a thread of their own, over the
+    // same files (the pipeline follows TCP only); the pipeline reports damaged files.
+    let (outcome, udp_names) = std::thread::scope(|scope| {
+        let names = (!args.no_udp_names).then(|| {
+            scope.spawn(|| {
+                let mut names = tlscensus::census::names::Names::default();
+                tlscensus::names::names_in_files(&files, &mut names, &mut |_| {});
+                names
+            })
+        });
+        let outcome = pipeline::run_with_progress(
+            &files,
+            &options,
+            &progress,
+            &mut on_record,
+            &mut on_error,
+            &mut || bar.draw(&progress),
+        );
+        let names = names.map(|n| n.join().expect("the names reader panicked"));
+        (outcome, names)
+    });
     bar.finish();
+    if let Some(names) = udp_names {
+        census.names.merge(&names);
+    }
     // Once per file, after the progress bar: e.g. a pktmon capture cut at 128 bytes, and
     // the command that captures whole packets.
     for note in &outcome.pipeline.notes {
