@@ -9,6 +9,7 @@
 pub mod dhcp;
 pub mod dns;
 pub mod netbios;
+pub mod resolve;
 
 use std::net::IpAddr;
 use std::path::Path;
