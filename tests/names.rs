@@ -17,19 +17,16 @@ fn expected() -> serde_json::Map<String, serde_json::Value> {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Where a capture named in the expectations lives.
+/// A capture named in the expectations (by its path from the repository root).
 fn capture(name: &str) -> PathBuf {
-    for dir in ["pcaps", "pcaps/names"] {
-        let path = root().join(dir).join(name);
-        if path.is_file() {
-            return path;
-        }
-    }
-    panic!("{name} is in neither pcaps/ nor pcaps/names/")
+    root().join(name)
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tlscensus-names-{}-{name}", std::process::id()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("tlscensus-names-{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -95,13 +92,13 @@ fn ehlo_names_are_those_tshark_shows() {
     let mut compared = 0;
     for (file, want) in expected() {
         let want = as_sets(&want["ehlo"]);
-        let dir = scratch(&file);
+        let dir = scratch(&file.replace('/', "_"));
         let got = names_by_source(&clients(&capture(&file), &dir), "ehlo");
         assert_eq!(got, want, "{file}");
         compared += want.len();
         let _ = std::fs::remove_dir_all(dir);
     }
-    assert!(compared >= 7, "only {compared} EHLO clients compared");
+    assert!(compared >= 9, "only {compared} EHLO clients compared");
 }
 
 /// The JSON record of each SMTP session carries the EHLO argument as `smtp.helo`.
@@ -109,9 +106,9 @@ fn ehlo_names_are_those_tshark_shows() {
 fn records_carry_smtp_helo() {
     let expected = expected();
     for file in [
-        "smtp_starttls.pcap",
-        "smtp_plaintext.pcap",
-        "hostile_values.pcap",
+        "pcaps/smtp_starttls.pcap",
+        "pcaps/smtp_plaintext.pcap",
+        "pcaps/names/hostile_values.pcap",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
             .arg("read")
@@ -119,7 +116,11 @@ fn records_carry_smtp_helo() {
             .args(["--events", "-"])
             .output()
             .expect("run tlscensus");
-        assert!(out.status.success());
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let want = as_sets(&expected[file]["ehlo"]);
         let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for line in String::from_utf8(out.stdout).unwrap().lines() {
@@ -131,5 +132,84 @@ fn records_carry_smtp_helo() {
             }
         }
         assert_eq!(got, want, "{file}");
+    }
+}
+
+/// DNS answers in the capture name the clients they map (A/AAAA for the address, PTR for
+/// its reverse name): exactly the names tshark's DNS fields give for each client address
+/// (the first 16 by name when there are more, as the report keeps them). The captures are
+/// `pcaps/names/dns_names.pcap` (dnsmasq and dig on loopback, two clients named) and corpus
+/// captures holding DNS.
+#[test]
+fn dns_names_are_those_tshark_shows() {
+    let (mut named_clients, mut names_checked) = (0, 0);
+    for (file, want) in expected() {
+        let want = as_sets(&want["dns"]);
+        let dir = scratch(&file.replace('/', "_"));
+        let clients = clients(&capture(&file), &dir);
+        let got = names_by_source(&clients, "dns");
+        for c in &clients {
+            let ip = c["ip"].as_str().unwrap();
+            let mine = got.get(ip).cloned().unwrap_or_default();
+            let theirs = want.get(ip).cloned().unwrap_or_default();
+            if c["names_other"].as_u64().unwrap_or(0) > 0 {
+                assert!(
+                    mine.is_subset(&theirs),
+                    "{file} {ip}: {mine:?} vs {theirs:?}"
+                );
+            } else {
+                assert_eq!(mine, theirs, "{file} {ip}");
+            }
+            named_clients += usize::from(!mine.is_empty());
+            names_checked += mine.len();
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    eprintln!("{named_clients} clients named by DNS, {names_checked} names");
+    assert!(named_clients >= 2, "{named_clients} clients named by DNS");
+}
+
+/// `merge` keeps the names of each report.
+#[test]
+fn merge_keeps_names() {
+    let dir = scratch("merge");
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    for (file, report) in [
+        ("pcaps/smtp_starttls.pcap", &a),
+        ("pcaps/names/dns_names.pcap", &b),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+            .arg("read")
+            .arg(capture(file))
+            .arg("--report")
+            .arg(report)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    let merged = dir.join("m.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+        .arg("merge")
+        .arg(&a)
+        .arg(&b)
+        .arg("--report")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    let clients = json["clients"].as_array().unwrap().clone();
+    let expected = expected();
+    let mut want = as_sets(&expected["pcaps/smtp_starttls.pcap"]["ehlo"]);
+    assert_eq!(names_by_source(&clients, "ehlo"), want);
+    want = as_sets(&expected["pcaps/names/dns_names.pcap"]["dns"]);
+    let got = names_by_source(&clients, "dns");
+    for (ip, names) in got {
+        assert_eq!(Some(&names), want.get(&ip), "{ip}");
     }
 }

@@ -7,11 +7,11 @@ For every file, per client address, the names tshark's dissectors show:
 
 * "ehlo": the argument of each SMTP EHLO / HELO / LHLO command (smtp.req.command,
   smtp.req.parameter), the first one of each TCP connection;
-* "dns": from DNS responses (dns.flags.response == 1): each A / AAAA answer's name for its
+* "dns": from DNS responses (dns.flags.response == 1, from UDP port 53): each A / AAAA answer's name for its
   address (dns.resp.name, dns.a / dns.aaaa), and each PTR answer's domain name for the
   address its in-addr.arpa / ip6.arpa owner name spells (dns.ptr.domain_name).
 
-Output: {"file name": {"ehlo": {ip: [names]}, "dns": {ip: [names]}}}, names sorted and
+Output: {"path from the repository root": {"ehlo": {ip: [names]}, "dns": {ip: [names]}}}, names sorted and
 distinct. Needs tshark (Debian: tshark).
 """
 
@@ -53,7 +53,7 @@ def names_of(path):
                 ip = (src4 or src6)[0]
                 ehlo.setdefault(ip, set()).add(param.strip())
     fields = ["dns.resp.type", "dns.resp.name", "dns.a", "dns.aaaa", "dns.ptr.domain_name"]
-    for types, names, a, aaaa, ptrs in tshark(path, "dns.flags.response == 1 && udp.port == 53", fields):
+    for types, names, a, aaaa, ptrs in tshark(path, "dns.flags.response == 1 && udp.srcport == 53", fields):
         a, aaaa, ptrs = iter(a), iter(aaaa), iter(ptrs)
         for rtype, name in zip(types, names):
             if rtype == "1":
@@ -71,7 +71,8 @@ def names_of(path):
 
 def main():
     out, files = sys.argv[1], sys.argv[2:]
-    result = {os.path.basename(f): names_of(f) for f in files}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = {os.path.relpath(os.path.abspath(f), root): names_of(f) for f in files}
     with open(out, "w") as f:
         json.dump(result, f, indent=2, sort_keys=True)
         f.write("\n")

@@ -50,6 +50,22 @@ pub struct ReadArgs {
     #[arg(long)]
     stats: bool,
 
+    /// Skip the second reading of the files that learns host names from DNS, mDNS, LLMNR,
+    /// NetBIOS and DHCP packets (EHLO and IMAP ID names are still kept)
+    #[arg(long)]
+    no_udp_names: bool,
+
+    /// Look up each client address in reverse DNS when writing the reports, and list the
+    /// names as `resolved` (off by default: it sends one PTR query per client address, at
+    /// most 32 at a time, and waits at most 10 s in all)
+    #[arg(long)]
+    resolve: bool,
+
+    /// The DNS server --resolve asks: IP[:PORT] (default: the first nameserver of
+    /// /etc/resolv.conf)
+    #[arg(long, value_name = "IP[:PORT]", value_parser = tlscensus::names::resolve::parse_server, requires = "resolve")]
+    dns_server: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     census: CensusArgs,
 
@@ -104,20 +120,39 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     let files = pipeline::order_by_time(&args.files);
     let progress = pipeline::Progress::default();
     let mut bar = ProgressBar::new(&files);
-    let outcome = pipeline::run_with_progress(
-        &files,
-        &options,
-        &progress,
-        &mut on_record,
-        &mut on_error,
-        &mut || match &clickhouse_counts {
-            Some(view) => bar.draw_with(&progress, || status_text(&view.counts())),
-            None => bar.draw(&progress),
-        },
-    );
+    // Host names from the UDP name services are read by a thread of their own, over the
+    // same files (the pipeline follows TCP only); the pipeline reports damaged files.
+    let (outcome, udp_names) = std::thread::scope(|scope| {
+        let names = (!args.no_udp_names).then(|| {
+            scope.spawn(|| {
+                let mut names = tlscensus::census::names::Names::default();
+                tlscensus::names::names_in_files(&files, &mut names, &mut |_| {});
+                names
+            })
+        });
+        let outcome = pipeline::run_with_progress(
+            &files,
+            &options,
+            &progress,
+            &mut on_record,
+            &mut on_error,
+            &mut || match &clickhouse_counts {
+                Some(view) => bar.draw_with(&progress, || status_text(&view.counts())),
+                None => bar.draw(&progress),
+            },
+        );
+        let names = names.map(|n| n.join().expect("the names reader panicked"));
+        (outcome, names)
+    });
     // The last batches go to ClickHouse (or the spool) while the reports are written.
     let clickhouse_closing = clickhouse.map(|c| std::thread::spawn(move || c.close()));
     bar.finish();
+    if let Some(names) = udp_names {
+        census.names.merge(&names);
+    }
+    if args.resolve {
+        resolve_names(&mut census, args.dns_server)?;
+    }
     // Once per file, after the progress bar: e.g. a pktmon capture cut at 128 bytes, and
     // the command that captures whole packets.
     for note in &outcome.pipeline.notes {
@@ -163,6 +198,37 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--resolve`: the clients' reverse-DNS names, added as `resolved`; a note says how many
+/// were answered.
+fn resolve_names(
+    census: &mut tlscensus::census::Census,
+    server: Option<std::net::SocketAddr>,
+) -> Result<()> {
+    use tlscensus::census::names::NameSource;
+    use tlscensus::names::resolve;
+    let server = match server {
+        Some(server) => server,
+        None => resolve::system_server().map_err(anyhow::Error::msg)?,
+    };
+    let addresses: Vec<std::net::IpAddr> = census.clients.keys().map(|k| k.ip).collect();
+    let resolved = resolve::reverse_lookup(&addresses, &resolve::ResolveOptions::new(server))
+        .with_context(|| format!("--resolve: cannot ask {server}"))?;
+    for (ip, names) in &resolved.names {
+        for name in names {
+            census
+                .names
+                .add_from_client(*ip, name, NameSource::Resolved);
+        }
+    }
+    let named = resolved.names.values().filter(|n| !n.is_empty()).count();
+    eprintln!(
+        "tlscensus: note: --resolve asked {server} about {} addresses: {named} named, {} \
+         unanswered",
+        resolved.asked, resolved.unanswered
+    );
+    Ok(())
 }
 
 fn parse_reading(text: &str) -> Result<pipeline::Reading, String> {
