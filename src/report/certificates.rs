@@ -260,25 +260,34 @@ pub fn write_markdown(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// The terminal report's certificate section (nothing without certificates).
+/// The terminal report's certificate section (nothing without certificates): two lines a
+/// certificate, the flags and name first, wrapped to the table's width.
 pub fn write_table(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     if census.certificates.is_empty() {
         return Ok(());
     }
     writeln!(out)?;
-    writeln!(out, "Server certificates: {}", headline(census))?;
-    writeln!(
+    super::table::wrap(
+        &format!("Server certificates: {}", headline(census)),
+        0,
         out,
-        "{:<24} {:<12} {:<30} {:<10} {:<9} {:<24} {:>6} FLAGS",
-        "SERVER", "SERVICE", "NAME", "EXPIRES", "KEY", "SIGNATURE", "CONNS"
     )?;
     for row in census.certificates.rows(census.capture_end()) {
-        let [server, service, name, _issuer, expires, key, signature, flags, conns] =
+        let [server, service, name, issuer, expires, key, signature, flags, conns] =
             text_cells(&row);
-        writeln!(
+        let flags = if row.flags.is_empty() {
+            "ok".into()
+        } else {
+            flags
+        };
+        super::table::wrap(&format!("{flags}: {name} expires {expires}"), 2, out)?;
+        super::table::wrap(
+            &format!(
+                "{server} {service}, {key}, {signature}, issuer {issuer}, {}",
+                super::table::plural(conns.parse().unwrap_or(0), "connection")
+            ),
+            6,
             out,
-            "{server:<24} {service:<12} {name:<30} {expires:<10} {key:<9} {signature:<24} \
-             {conns:>6} {flags}"
         )?;
     }
     Ok(())

@@ -21,7 +21,8 @@ pub(crate) fn plural(n: u64, word: &str) -> String {
     }
 }
 
-fn wrap(text: &str, indent: usize, out: &mut dyn Write) -> io::Result<()> {
+/// `text` in lines of at most [`WIDTH`] columns (a longer word stands alone), each indented.
+pub(crate) fn wrap(text: &str, indent: usize, out: &mut dyn Write) -> io::Result<()> {
     let mut line = String::new();
     for word in text.split_whitespace() {
         if !line.is_empty() && indent + line.len() + 1 + word.len() > WIDTH {

@@ -138,12 +138,7 @@ pub fn leaf(der: &[u8]) -> Result<LeafCertificate, String> {
     let (san_dns, san_ip) = alternative_names(&cert);
     let (key_type, key_bits) = key_of(&tbs.subject_pki);
     let sig_oid = &cert.signature_algorithm.algorithm;
-    let common_name = tbs
-        .subject
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string);
+    let common_name = tbs.subject.iter_common_name().next().map(attribute_text);
     let summary = LeafCertificate {
         subject: tbs.subject.to_string(),
         issuer: tbs.issuer.to_string(),
@@ -163,6 +158,25 @@ pub fn leaf(der: &[u8]) -> Result<LeafCertificate, String> {
         self_signed: self_signed(&cert),
     };
     Ok(summary)
+}
+
+/// An attribute's string value: UTF-8, printable and IA5 as they are; BMPString (UTF-16)
+/// decoded; teletex and other legacy strings read as UTF-8, lossily (they are ASCII in
+/// practice, and the name must not vanish for being old-fashioned).
+fn attribute_text(attr: &x509_parser::x509::AttributeTypeAndValue<'_>) -> String {
+    if let Ok(text) = attr.as_str() {
+        return text.to_string();
+    }
+    let value = attr.attr_value();
+    if value.header.tag() == x509_parser::der_parser::asn1_rs::Tag::BmpString {
+        let units: Vec<u16> = value
+            .data
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    String::from_utf8_lossy(value.data).into_owned()
 }
 
 fn alternative_names(cert: &X509Certificate<'_>) -> (Vec<String>, Vec<String>) {
