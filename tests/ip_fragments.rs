@@ -1,7 +1,8 @@
 //! TLS handshakes carried in IP fragments (IPv4 and IPv6) are read as tshark reads them.
 //!
-//! The captures are real OpenSSL handshakes cut into 96-byte IP fragments, out of order and
-//! with duplicated first fragments (`pcaps/make_fragments.sh`); the expected values
+//! The captures are real OpenSSL handshakes: two cut into 96-byte IP fragments, out of
+//! order and with duplicated first fragments, and one whose VXLAN tunnel the kernel
+//! fragmented over a 256-byte MTU link (`pcaps/make_fragments.sh`); the expected values
 //! (`pcaps/expected_fragments.json`) are tshark's dissection of the fragmented files:
 //! its hellos after its own reassembly, the frames it shows as fragments, and the
 //! datagrams it reassembled.
@@ -14,7 +15,11 @@ use tlscensus::pipeline::Reading;
 #[test]
 fn fragmented_hellos_match_tshark_whatever_the_threads_and_reading() {
     let expected = common::expected_script("expected_fragments.json");
-    assert_eq!(expected.len(), 2, "an IPv4 and an IPv6 capture");
+    assert_eq!(
+        expected.len(),
+        3,
+        "IPv4, IPv6 and a fragmented VXLAN tunnel"
+    );
     for want in &expected {
         let file = want["file"].as_str().unwrap();
         let path = common::pcaps_dir().join(file);

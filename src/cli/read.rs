@@ -46,7 +46,7 @@ pub struct ReadArgs {
     reading: pipeline::Reading,
 
     /// Print per-stage counters to standard error at the end (frames, batches, queue
-    /// waits, batch latency percentiles, evictions).
+    /// waits, batch latency percentiles, evictions, IP fragments reassembled).
     #[arg(long)]
     stats: bool,
 
