@@ -87,8 +87,11 @@ pub struct DecompressError {
 }
 
 /// The decompressed bytes of `src` (whose first bytes are `kind`'s magic), decompressed on a
-/// thread of its own.
-pub fn decompress(kind: Compression, src: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
+/// thread of its own, and the count of compressed bytes read so far (for progress).
+pub fn decompress(
+    kind: Compression,
+    src: Box<dyn Read + Send>,
+) -> (Box<dyn Read + Send>, Arc<AtomicU64>) {
     let read_so_far = Arc::new(AtomicU64::new(0));
     let counted = BufReader::with_capacity(
         64 << 10,
@@ -102,11 +105,12 @@ pub fn decompress(kind: Compression, src: Box<dyn Read + Send>) -> Box<dyn Read 
         Compression::Zstd => Box::new(ZstdFrames::new(counted)),
         Compression::Lz4 => Box::new(Lz4Frames::new(counted)),
     };
-    Box::new(Pipe::spawn(Described {
+    let pipe = Pipe::spawn(Described {
         inner: decoder,
         format: kind.name(),
-        read_so_far,
-    }))
+        read_so_far: Arc::clone(&read_so_far),
+    });
+    (Box::new(pipe), read_so_far)
 }
 
 /// The compressed source, counting the bytes read from it (for error offsets).
@@ -614,7 +618,9 @@ mod tests {
 
     fn unpack(kind: Compression, bytes: Vec<u8>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        decompress(kind, Box::new(io::Cursor::new(bytes))).read_to_end(&mut out)?;
+        decompress(kind, Box::new(io::Cursor::new(bytes)))
+            .0
+            .read_to_end(&mut out)?;
         Ok(out)
     }
 

@@ -242,8 +242,12 @@ impl CaptureReader {
         &self.input.path
     }
 
-    /// Offset in the file just past the last record read: how far reading has got.
+    /// Offset in the file just past the last record read: how far reading has got. For a
+    /// compressed file, the compressed bytes read so far (decompression reads a little ahead).
     pub fn bytes_consumed(&self) -> u64 {
+        if let Some(read) = &self.input.compressed_read {
+            return read.load(std::sync::atomic::Ordering::Relaxed);
+        }
         self.input.offset() + self.input.pending as u64
     }
 
@@ -443,6 +447,8 @@ pub(crate) struct Input {
     /// Length of the record last handed out by [`Input::take`], released by the next call.
     pending: usize,
     eof: bool,
+    /// For a compressed input, the compressed bytes read from the file so far.
+    compressed_read: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Input {
@@ -462,6 +468,7 @@ impl Input {
             base: 0,
             pending: 0,
             eof: false,
+            compressed_read: None,
         }
     }
 
@@ -483,7 +490,10 @@ impl Input {
             Src::File(f) => Box::new(io::Cursor::new(head).chain(f)),
             Src::Stream(s) => Box::new(io::Cursor::new(head).chain(s)),
         };
-        Input::new(self.path, Src::Stream(compressed::decompress(kind, src)))
+        let (decompressed, read_so_far) = compressed::decompress(kind, src);
+        let mut input = Input::new(self.path, Src::Stream(decompressed));
+        input.compressed_read = Some(read_so_far);
+        input
     }
 
     pub(crate) fn error(&self, offset: u64, kind: SourceErrorKind) -> SourceError {
