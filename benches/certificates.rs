@@ -1,8 +1,10 @@
 //! What reading the server's Certificate message costs (issue 26): the leaf decoded with
 //! `x509-parser` and hashed, and a whole TLS 1.2 server flight (ServerHello, Certificate,
 //! ServerKeyExchange, ServerHelloDone) through the stream parser, on the real bytes of
-//! `pcaps/cert_normal.pcap` (a 2-certificate chain from `openssl s_server`). Each asserts
-//! what it measured. Figures and their reading: benches/NOTES.md.
+//! `pcaps/cert_normal.pcap` (a 2-certificate chain from `openssl s_server`). The leaf
+//! summary is cached per thread by fingerprint, so `parse_chain` and the flight measure the
+//! repeat (cached) path and `decode_leaf_uncached` a first sight. Each asserts what it
+//! measured. Figures and their reading: benches/NOTES.md.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -67,6 +69,21 @@ fn bench_certificates(c: &mut Criterion) {
             let chain = certificate::parse_chain(black_box(&body), body.len(), true);
             assert_eq!(chain.chain_length, Some(2));
             chain
+        })
+    });
+    // The leaf's DER: after the list's and the first entry's 3-byte lengths.
+    let leaf_len = usize::from(body[3]) << 16 | usize::from(body[4]) << 8 | usize::from(body[5]);
+    let der = &body[6..6 + leaf_len];
+    let digest: [u8; 32] = sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        der,
+    ))
+    .into();
+    group.bench_function("decode_leaf_uncached", |b| {
+        b.iter(|| {
+            let leaf = certificate::decode_leaf(black_box(der), &digest).expect("decodes");
+            assert_eq!(leaf.key_bits, 2048);
+            leaf
         })
     });
     group.bench_function("server_flight_through_stream", |b| {

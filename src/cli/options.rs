@@ -138,7 +138,9 @@ impl EngineArgs {
 pub struct CensusArgs {
     /// Write the census to PATH (repeatable); the format follows the extension: .json (for
     /// tools and `tlscensus merge`), .csv (the remediation spreadsheet), .md, .html (one
-    /// self-contained page), .txt (the table).
+    /// self-contained page), .txt (the table). Every format carries the inventory of the
+    /// servers' certificates (TLS ≤ 1.2) and flags the expired, expiring, weak and
+    /// self-signed ones; CSV writes it to NAME-certificates.csv beside NAME.csv.
     #[arg(long = "report", value_name = "PATH", value_parser = parse_target)]
     pub reports: Vec<Target>,
 

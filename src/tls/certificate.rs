@@ -130,8 +130,35 @@ fn be24(data: &[u8], at: usize) -> Option<usize> {
     Some(usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]))
 }
 
+/// Most leaf summaries remembered per thread (a few hundred KB at most).
+const RECENT_LEAVES: usize = 256;
+
+thread_local! {
+    /// Leaves decoded lately, by SHA-256 of their DER: a server presents the same leaf on
+    /// every connection, so all but the first skip the X.509 decoding. Emptied when full.
+    static RECENT: std::cell::RefCell<std::collections::HashMap<[u8; 32], LeafCertificate>> =
+        Default::default();
+}
+
 /// Summarise one DER certificate.
 pub fn leaf(der: &[u8]) -> Result<LeafCertificate, String> {
+    let digest: [u8; 32] = Sha256::digest(der).into();
+    if let Some(hit) = RECENT.with(|recent| recent.borrow().get(&digest).cloned()) {
+        return Ok(hit);
+    }
+    let summary = decode_leaf(der, &digest)?;
+    RECENT.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        if recent.len() >= RECENT_LEAVES {
+            recent.clear();
+        }
+        recent.insert(digest, summary.clone());
+    });
+    Ok(summary)
+}
+
+/// [`leaf`] without the cache: `digest` is the DER's SHA-256.
+pub fn decode_leaf(der: &[u8], digest: &[u8; 32]) -> Result<LeafCertificate, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| format!("leaf certificate does not decode: {e}"))?;
     let tbs = &cert.tbs_certificate;
@@ -154,7 +181,7 @@ pub fn leaf(der: &[u8]) -> Result<LeafCertificate, String> {
             .map(str::to_string)
             .unwrap_or_else(|_| sig_oid.to_id_string()),
         signature_algorithm_oid: sig_oid.to_id_string(),
-        sha256: hex(&Sha256::digest(der)),
+        sha256: hex(digest),
         self_signed: self_signed(&cert),
     };
     Ok(summary)
