@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use crate::record::{
-    alert_name, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint, Outcome,
-    ImapClient, Record, Sender, ServerHelloRecord, SmtpClient, Version,
+    alert_name, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint, ImapClient,
+    Outcome, Record, Sender, ServerHelloRecord, SmtpClient, Version,
 };
 use crate::tls::certificate::CertificateChain;
 
