@@ -32,12 +32,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `tlscensus read FILE --report r.json`: the report's clients.
+/// `tlscensus read FILE --udp-names --report r.json`: the report's clients.
 fn clients(file: &Path, dir: &Path) -> Vec<serde_json::Value> {
     let report = dir.join("r.json");
     let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
         .arg("read")
         .arg(file)
+        .arg("--udp-names")
         .arg("--report")
         .arg(&report)
         .output()
@@ -181,6 +182,7 @@ fn merge_keeps_names() {
         let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
             .arg("read")
             .arg(capture(file))
+            .arg("--udp-names")
             .arg("--report")
             .arg(report)
             .output()
