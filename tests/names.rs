@@ -32,12 +32,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// `tlscensus read FILE --report r.json`: the report's clients.
+/// `tlscensus read FILE --udp-names --report r.json`: the report's clients.
 fn clients(file: &Path, dir: &Path) -> Vec<serde_json::Value> {
     let report = dir.join("r.json");
     let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
         .arg("read")
         .arg(file)
+        .arg("--udp-names")
         .arg("--report")
         .arg(&report)
         .output()
@@ -136,37 +137,40 @@ fn records_carry_smtp_helo() {
 }
 
 /// DNS answers in the capture name the clients they map (A/AAAA for the address, PTR for
-/// its reverse name): exactly the names tshark's DNS fields give for each client address
-/// (the first 16 by name when there are more, as the report keeps them). The captures are
+/// its reverse name), and so do mDNS answers, DHCP requests and acknowledgements and NetBIOS
+/// registrations: exactly the names tshark's fields give for each client address (the first
+/// 16 by name when there are more, as the report keeps them). The captures are
 /// `pcaps/names/dns_names.pcap` (dnsmasq and dig on loopback, two clients named) and corpus
-/// captures holding DNS.
+/// captures holding these protocols.
 #[test]
-fn dns_names_are_those_tshark_shows() {
-    let (mut named_clients, mut names_checked) = (0, 0);
+fn udp_names_are_those_tshark_shows() {
+    let sources = ["dns", "mdns", "dhcp", "netbios"];
+    let mut named = BTreeMap::new();
     for (file, want) in expected() {
-        let want = as_sets(&want["dns"]);
         let dir = scratch(&file.replace('/', "_"));
         let clients = clients(&capture(&file), &dir);
-        let got = names_by_source(&clients, "dns");
-        for c in &clients {
-            let ip = c["ip"].as_str().unwrap();
-            let mine = got.get(ip).cloned().unwrap_or_default();
-            let theirs = want.get(ip).cloned().unwrap_or_default();
-            if c["names_other"].as_u64().unwrap_or(0) > 0 {
-                assert!(
-                    mine.is_subset(&theirs),
-                    "{file} {ip}: {mine:?} vs {theirs:?}"
-                );
-            } else {
-                assert_eq!(mine, theirs, "{file} {ip}");
+        for source in sources {
+            let want = as_sets(&want[source]);
+            let got = names_by_source(&clients, source);
+            for c in &clients {
+                let ip = c["ip"].as_str().unwrap();
+                let mine = got.get(ip).cloned().unwrap_or_default();
+                let theirs = want.get(ip).cloned().unwrap_or_default();
+                if c["names_other"].as_u64().unwrap_or(0) > 0 {
+                    assert!(
+                        mine.is_subset(&theirs),
+                        "{file} {source} {ip}: {mine:?} vs {theirs:?}"
+                    );
+                } else {
+                    assert_eq!(mine, theirs, "{file} {source} {ip}");
+                }
+                *named.entry(source).or_insert(0) += usize::from(!mine.is_empty());
             }
-            named_clients += usize::from(!mine.is_empty());
-            names_checked += mine.len();
         }
         let _ = std::fs::remove_dir_all(dir);
     }
-    eprintln!("{named_clients} clients named by DNS, {names_checked} names");
-    assert!(named_clients >= 2, "{named_clients} clients named by DNS");
+    eprintln!("clients named, by source: {named:?}");
+    assert!(named["dns"] >= 2, "{named:?}");
 }
 
 /// `merge` keeps the names of each report.
@@ -181,6 +185,7 @@ fn merge_keeps_names() {
         let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
             .arg("read")
             .arg(capture(file))
+            .arg("--udp-names")
             .arg("--report")
             .arg(report)
             .output()

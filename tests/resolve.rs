@@ -103,7 +103,7 @@ fn dig(port: u16, ip: &str) -> Vec<String> {
         .collect()
 }
 
-/// `tlscensus read dns_names.pcap --no-udp-names --resolve --dns-server SERVER`: the report's
+/// `tlscensus read dns_names.pcap --resolve --dns-server SERVER`: the report's
 /// clients, standard error, and how long it took.
 fn run(server: &str, dir: &Path) -> (Vec<serde_json::Value>, String, Duration) {
     let report = dir.join("r.json");
@@ -111,13 +111,7 @@ fn run(server: &str, dir: &Path) -> (Vec<serde_json::Value>, String, Duration) {
     let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
         .arg("read")
         .arg(pcap())
-        .args([
-            "--no-udp-names",
-            "--resolve",
-            "--dns-server",
-            server,
-            "--report",
-        ])
+        .args(["--resolve", "--dns-server", server, "--report"])
         .arg(&report)
         .output()
         .expect("run tlscensus");

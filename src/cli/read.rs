@@ -50,10 +50,11 @@ pub struct ReadArgs {
     #[arg(long)]
     stats: bool,
 
-    /// Skip the second reading of the files that learns host names from DNS, mDNS, LLMNR,
-    /// NetBIOS and DHCP packets (EHLO and IMAP ID names are still kept)
+    /// Also learn client names from the capture's DNS, mDNS, LLMNR, NetBIOS and DHCP
+    /// packets (a second reading of the files, on a thread of its own); EHLO and IMAP ID
+    /// names are always kept
     #[arg(long)]
-    no_udp_names: bool,
+    udp_names: bool,
 
     /// Look up each client address in reverse DNS when writing the reports, and list the
     /// names as `resolved` (off by default: it sends one PTR query per client address, at
@@ -123,7 +124,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     // Host names from the UDP name services are read by a thread of their own, over the
     // same files (the pipeline follows TCP only); the pipeline reports damaged files.
     let (outcome, udp_names) = std::thread::scope(|scope| {
-        let names = (!args.no_udp_names).then(|| {
+        let names = args.udp_names.then(|| {
             scope.spawn(|| {
                 let mut names = tlscensus::census::names::Names::default();
                 tlscensus::names::names_in_files(&files, &mut names, &mut |_| {});

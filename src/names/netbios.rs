@@ -57,7 +57,9 @@ pub fn names(message: &[u8], _src: IpAddr, out: &mut Vec<Learned>) -> bool {
         };
         if rtype == TYPE_NB && rdlen % 6 == 0 {
             if let Some(name) = decode(owner.split('.').next().unwrap_or_default()) {
-                for entry in rdata.chunks_exact(6) {
+                // NB_FLAGS' G bit (RFC 1002 4.2.1.3): a group name (a workgroup or domain)
+                // names no one host.
+                for entry in rdata.chunks_exact(6).filter(|e| e[0] & 0x80 == 0) {
                     let address = Ipv4Addr::new(entry[2], entry[3], entry[4], entry[5]);
                     if !address.is_unspecified() {
                         out.push(Learned {
