@@ -326,10 +326,12 @@ mod tests {
                 evicted += 1
             });
             assert!(table.len() <= flows);
+            // `capacity()` is items plus room left: tombstones lower it until the next
+            // rehash in place; only a reallocation could raise it (to about twice).
+            assert!(table.map.capacity() <= capacity, "the table grew");
         }
         assert_eq!(table.len(), flows);
         assert_eq!(evicted, 20 * flows - flows);
-        assert_eq!(table.map.capacity(), capacity, "the table grew");
     }
 
     /// The integer comparison in `FlowKey::new` orders endpoints exactly as the standard
