@@ -17,6 +17,7 @@ pub mod flow;
 pub mod follow;
 pub mod pipeline;
 pub mod proto;
+pub mod quic;
 pub mod record;
 pub mod report;
 pub mod source;
