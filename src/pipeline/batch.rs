@@ -54,6 +54,7 @@ impl FrameRef {
     const RST: u8 = 8;
     const TRUNCATED: u8 = 16;
     const WIDE: u8 = 32;
+    const UDP: u8 = 64;
 
     /// Pack a decoded frame; its payload's block and offset are set by the caller, who
     /// knows which buffer the frame lies in. IPv6 addresses go to `wide`.
@@ -94,7 +95,8 @@ impl FrameRef {
             | bit(f.ack, Self::ACK)
             | bit(f.fin, Self::FIN)
             | bit(f.rst, Self::RST)
-            | bit(segment.payload_truncated, Self::TRUNCATED);
+            | bit(segment.payload_truncated, Self::TRUNCATED)
+            | bit(segment.udp, Self::UDP);
         let addresses = match (segment.src, segment.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits())
@@ -159,6 +161,7 @@ impl FrameRef {
             },
             payload,
             payload_truncated: flag(Self::TRUNCATED),
+            udp: flag(Self::UDP),
         })
     }
 }

@@ -17,13 +17,24 @@ pub enum Frame<'a> {
 
 /// Call `on_frame` for each CRYPTO and CONNECTION_CLOSE frame of `payload`, in order. A frame
 /// that cannot be read ends the walk with an error, after the frames before it were given.
-pub fn walk<'a>(payload: &'a [u8], on_frame: &mut impl FnMut(Frame<'a>)) -> Result<(), QuicError> {
+/// `crypto_frame` is the version's CRYPTO type ([`super::version::Version::crypto_frame`]).
+pub fn walk<'a>(
+    payload: &'a [u8],
+    crypto_frame: u64,
+    on_frame: &mut impl FnMut(Frame<'a>),
+) -> Result<(), QuicError> {
     let bad = QuicError::MalformedFrame;
     let mut cursor = Cursor::new(payload);
     while !cursor.is_empty() {
         let frame_type = cursor.varint().ok_or(bad)?;
         match frame_type {
             0x00 | 0x01 => {}
+            _ if frame_type == crypto_frame => {
+                let offset = cursor.varint().ok_or(bad)?;
+                let len = cursor.varint().ok_or(bad)?;
+                let data = cursor.take_u64(len).ok_or(bad)?;
+                on_frame(Frame::Crypto { offset, data });
+            }
             0x02 | 0x03 => {
                 let _largest = cursor.varint().ok_or(bad)?;
                 let _delay = cursor.varint().ok_or(bad)?;
@@ -40,12 +51,6 @@ pub fn walk<'a>(payload: &'a [u8], on_frame: &mut impl FnMut(Frame<'a>)) -> Resu
                         cursor.varint().ok_or(bad)?;
                     }
                 }
-            }
-            0x06 => {
-                let offset = cursor.varint().ok_or(bad)?;
-                let len = cursor.varint().ok_or(bad)?;
-                let data = cursor.take_u64(len).ok_or(bad)?;
-                on_frame(Frame::Crypto { offset, data });
             }
             0x1c | 0x1d => {
                 let error_code = cursor.varint().ok_or(bad)?;
@@ -74,7 +79,7 @@ mod tests {
         payload.extend_from_slice(&[0x02; 0x5a]);
         payload.extend_from_slice(&[0x00; 3]);
         let mut frames = Vec::new();
-        assert_eq!(walk(&payload, &mut |f| frames.push(f)), Ok(()));
+        assert_eq!(walk(&payload, 0x06, &mut |f| frames.push(f)), Ok(()));
         assert_eq!(
             frames,
             vec![Frame::Crypto {
@@ -85,7 +90,7 @@ mod tests {
         // Cut anywhere inside the CRYPTO frame: an error, and no frame.
         for len in 6..9 + 0x5a {
             let mut frames = Vec::new();
-            assert!(walk(&payload[..len], &mut |f| frames.push(f)).is_err());
+            assert!(walk(&payload[..len], 0x06, &mut |f| frames.push(f)).is_err());
             assert!(frames.is_empty());
         }
     }
@@ -95,10 +100,10 @@ mod tests {
         // CONNECTION_CLOSE, error 0x0128 (alert 40), frame type 6, no reason.
         let close = [0x1c, 0x41, 0x28, 0x06, 0x00];
         let mut frames = Vec::new();
-        assert_eq!(walk(&close, &mut |f| frames.push(f)), Ok(()));
+        assert_eq!(walk(&close, 0x06, &mut |f| frames.push(f)), Ok(()));
         assert_eq!(frames, vec![Frame::Close { error_code: 0x128 }]);
         assert_eq!(
-            walk(&[0x01, 0x08, 0x00], &mut |_| {}),
+            walk(&[0x01, 0x08, 0x00], 0x06, &mut |_| {}),
             Err(QuicError::MalformedFrame)
         );
     }

@@ -37,13 +37,16 @@ pub enum QuicError {
     MalformedFrame,
 }
 
-/// Whether a UDP payload starts like a QUIC long-header packet of a version we can read:
-/// header form and fixed bits set (RFC 9000 17.2) and a version with a known salt. The cheap
-/// test the decoder applies before handing a datagram on.
+/// Whether a UDP payload starts like a QUIC Initial of a version we can read: header form
+/// bit set (RFC 9000 17.2; the fixed bit may be greased, RFC 9287), a version with a known salt, and that version's
+/// Initial type. Coalesced packets come in order of encryption level (RFC 9000 12.2), so a
+/// datagram holding an Initial starts with one. The cheap test the decoder applies before
+/// handing a datagram on.
 pub fn looks_like_initial_datagram(payload: &[u8]) -> bool {
     match payload {
-        [first, v0, v1, v2, v3, ..] if first & 0xc0 == 0xc0 => {
-            version::Version::of(u32::from_be_bytes([*v0, *v1, *v2, *v3])).is_some()
+        [first, v0, v1, v2, v3, ..] if first & 0x80 != 0 => {
+            version::Version::of(u32::from_be_bytes([*v0, *v1, *v2, *v3]))
+                .is_some_and(|v| (first >> 4) & 0x03 == v.initial_type)
         }
         _ => false,
     }

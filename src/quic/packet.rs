@@ -22,6 +22,9 @@ pub struct LongPacket<'a> {
     pub bytes: &'a [u8],
     /// Where the (protected) packet number starts in `bytes`. Only meaningful for Initials.
     pub pn_offset: usize,
+    /// The datagram ended before the packet's declared length (a snap length, or damage):
+    /// `bytes` holds what there was, and the packet cannot be opened.
+    pub cut: bool,
 }
 
 /// Split a datagram into its long-header packets (several may be coalesced). A short-header
@@ -76,6 +79,7 @@ fn long_packet(bytes: &[u8]) -> Result<LongPacket<'_>, QuicError> {
             initial: false,
             bytes,
             pn_offset: bytes.len(),
+            cut: false,
         });
     }
     if initial {
@@ -87,15 +91,16 @@ fn long_packet(bytes: &[u8]) -> Result<LongPacket<'_>, QuicError> {
     let end = usize::try_from(length)
         .ok()
         .and_then(|len| pn_offset.checked_add(len))
-        .filter(|end| *end <= bytes.len())
-        .ok_or(QuicError::Short)?;
+        .unwrap_or(usize::MAX);
+    let cut = end > bytes.len();
     Ok(LongPacket {
         version: code,
         dcid,
         scid,
         initial,
-        bytes: &bytes[..end],
+        bytes: &bytes[..end.min(bytes.len())],
         pn_offset,
+        cut,
     })
 }
 
@@ -125,6 +130,9 @@ pub fn open_initial(
     largest: Option<u64>,
     plaintext: &mut Vec<u8>,
 ) -> Result<u64, QuicError> {
+    if packet.cut {
+        return Err(QuicError::Short);
+    }
     let bytes = packet.bytes;
     let at = packet.pn_offset;
     // RFC 9001 5.4.2: the sample starts 4 bytes after the packet number's start.

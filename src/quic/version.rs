@@ -49,6 +49,9 @@ pub struct Version {
     /// The long-header packet type bits (RFC 9000 17.2: bits 4-5 of the first byte) that mean
     /// Initial: 0 in v1 and the drafts, 1 in v2 (RFC 9369 3.2).
     pub initial_type: u8,
+    /// The CRYPTO frame's type: 0x06, but 0x08 in Google's T050/T051, which kept gQUIC's
+    /// frame numbering.
+    pub crypto_frame: u64,
 }
 
 impl Version {
@@ -63,10 +66,26 @@ impl Version {
                     salt: &SALT_V2,
                     v2_labels: true,
                     initial_type: 1,
+                    crypto_frame: 0x06,
                 })
             }
-            0x5430_3530 => &SALT_T50,
-            0x5430_3531 => &SALT_T51,
+            0x5430_3530 | 0x5430_3531 => {
+                return Some(Version {
+                    code,
+                    salt: if code == 0x5430_3530 {
+                        &SALT_T50
+                    } else {
+                        &SALT_T51
+                    },
+                    v2_labels: false,
+                    initial_type: 0,
+                    crypto_frame: 0x08,
+                })
+            }
+            // RFC 9000 15: versions 0x?a?a?a?a are reserved to exercise version negotiation.
+            // A client that sends one (the interop runner's forced negotiation) still writes a
+            // ClientHello, protected with draft-29's salt, as Wireshark also reads it.
+            _ if code & 0x0f0f_0f0f == 0x0a0a_0a0a => &SALT_DRAFT_29,
             // IETF drafts are 0xff0000NN; Facebook's mvfst named its own after drafts.
             0xfaceb001 => &SALT_DRAFT_22,
             0xfaceb002 | 0xfaceb00e => &SALT_DRAFT_23,
@@ -81,6 +100,7 @@ impl Version {
             salt,
             v2_labels: false,
             initial_type: 0,
+            crypto_frame: 0x06,
         })
     }
 }

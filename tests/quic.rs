@@ -1,0 +1,281 @@
+//! TLS inside QUIC Initial packets: every ClientHello and ServerHello that tshark decrypted
+//! and dissected in the corpus (`truth/*.jsonl` entries with `"quic": true`) must be in our
+//! records, on the right connection, with tshark's versions, SNI, cipher suites, extensions
+//! and ALPN. tshark 4.0 decrypts Initials with its own implementation of RFC 9001/9369, so
+//! this holds our key derivation, header protection, AEAD and CRYPTO reassembly against an
+//! independent one.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+use tlscensus::record::Version;
+
+/// One QUIC connection as tshark saw it (by `udp_stream`).
+#[derive(Debug, Default)]
+struct TruthConnection {
+    client: Option<(String, u64)>,
+    server: Option<(String, u64)>,
+    client_hello: Option<Value>,
+    /// The last ServerHello that is not a HelloRetryRequest.
+    server_hello: Option<Value>,
+    hrr: bool,
+}
+
+fn hex(v: &Value) -> u64 {
+    u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+fn version_name(v: &Value) -> String {
+    Version(hex(v) as u16).name().into_owned()
+}
+
+fn hex_list(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .map(|a| a.iter().map(hex).collect())
+        .unwrap_or_default()
+}
+
+fn is_grease(v: u64) -> bool {
+    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
+fn endpoint(v: &Value, ip: &str, port: &str) -> (String, u64) {
+    (
+        v[ip].as_str().unwrap().to_string(),
+        v[port].as_u64().unwrap(),
+    )
+}
+
+fn load_truth(local_path: &str) -> BTreeMap<u64, TruthConnection> {
+    let path = common::corpus_dir()
+        .join("truth")
+        .join(format!("{local_path}.jsonl"));
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut connections: BTreeMap<u64, TruthConnection> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let msg: Value = serde_json::from_str(line).unwrap();
+        if msg["transport"] != "udp" || msg["quic"] != true {
+            continue;
+        }
+        let kind = msg["msg"].as_str().unwrap_or_default();
+        let conn = connections
+            .entry(msg["udp_stream"].as_u64().unwrap())
+            .or_default();
+        let (src, dst) = (
+            endpoint(&msg, "src", "sport"),
+            endpoint(&msg, "dst", "dport"),
+        );
+        match kind {
+            "client_hello" => {
+                conn.client.get_or_insert(src);
+                conn.server.get_or_insert(dst);
+                conn.client_hello.get_or_insert(msg);
+            }
+            "server_hello" | "hello_retry_request" => {
+                conn.client.get_or_insert(dst);
+                conn.server.get_or_insert(src);
+                if kind == "hello_retry_request" || msg["hrr"] == true {
+                    conn.hrr = true;
+                } else {
+                    conn.server_hello = Some(msg);
+                }
+            }
+            _ => {}
+        }
+    }
+    connections
+}
+
+/// Compare one capture; returns (mismatches, client hellos compared, server hellos compared).
+fn check_file(local_path: &str) -> (Vec<String>, usize, usize) {
+    let truth = load_truth(local_path);
+    if truth.is_empty() {
+        return (Vec::new(), 0, 0);
+    }
+    let run = common::run_file(&common::corpus_dir().join(local_path));
+    let records: Vec<Value> = run
+        .records
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .filter(|r| r["transport"] == "udp")
+        .collect();
+    let mut by_tuple: HashMap<((String, u64), (String, u64)), &Value> = HashMap::new();
+    for r in &records {
+        let key = (
+            endpoint(&r["client"], "ip", "port"),
+            endpoint(&r["server"], "ip", "port"),
+        );
+        by_tuple.entry(key).or_insert(r);
+    }
+    let (mut problems, mut hellos, mut server_hellos) = (Vec::new(), 0, 0);
+    for (id, conn) in &truth {
+        let (Some(client), Some(server)) = (&conn.client, &conn.server) else {
+            continue;
+        };
+        let label = format!(
+            "{local_path} udp.stream {id} {}:{} -> {}:{}",
+            client.0, client.1, server.0, server.1
+        );
+        let Some(record) = by_tuple.get(&(client.clone(), server.clone())) else {
+            problems.push(format!("{label}: no QUIC record for this connection"));
+            continue;
+        };
+        let mut expect = |what: &str, want: Value, got: &Value| {
+            if &want != got {
+                problems.push(format!("{label}: {what}: tshark {want}, ours {got}"));
+            }
+        };
+        if let Some(ch) = &conn.client_hello {
+            hellos += 1;
+            let ours = &record["client_hello"];
+            let offered: Vec<u64> = hex_list(&ch["supported_versions"]);
+            let max = offered.iter().copied().filter(|v| !is_grease(*v)).max();
+            let max = max.map_or_else(
+                || version_name(&ch["client_version"]),
+                |v| Version(v as u16).name().into_owned(),
+            );
+            let versions: Vec<String> = offered
+                .iter()
+                .filter(|v| !is_grease(**v))
+                .map(|v| Version(*v as u16).name().into_owned())
+                .collect();
+            expect("max_version", Value::from(max), &ours["max_version"]);
+            expect(
+                "legacy_version",
+                Value::from(version_name(&ch["client_version"])),
+                &ours["legacy_version"],
+            );
+            expect(
+                "supported_versions",
+                Value::from(versions),
+                &ours["supported_versions"],
+            );
+            expect("sni", ch["sni"].clone(), &ours["sni"]);
+            expect(
+                "cipher_suites",
+                Value::from(hex_list(&ch["cipher_suites"])),
+                &ours["cipher_suites"],
+            );
+            expect("extensions", ch["extensions"].clone(), &ours["extensions"]);
+            expect("alpn", ch["alpn"].clone(), &ours["alpn"]);
+            expect(
+                "supported_groups",
+                Value::from(hex_list(&ch["supported_groups"])),
+                &ours["supported_groups"],
+            );
+            let ja4 = ours["ja4"].as_str().unwrap_or_default();
+            expect(
+                "JA4 transport",
+                Value::from("q"),
+                &Value::from(ja4.get(..1).unwrap_or_default()),
+            );
+        }
+        if let Some(sh) = &conn.server_hello {
+            server_hellos += 1;
+            let ours = &record["server_hello"];
+            expect(
+                "selected version",
+                Value::from(version_name(&sh["selected_version"])),
+                &ours["version"],
+            );
+            expect(
+                "cipher_suite",
+                Value::from(hex(&sh["cipher_suite"])),
+                &ours["cipher_suite"],
+            );
+            expect(
+                "server extensions",
+                sh["extensions"].clone(),
+                &ours["extensions"],
+            );
+            let alpn = sh["alpn"].as_array().and_then(|a| a.first()).cloned();
+            expect("server alpn", alpn.unwrap_or(Value::Null), &ours["alpn"]);
+        }
+        if conn.hrr {
+            expect("hrr", Value::from(true), &record["server_hello"]["hrr"]);
+        }
+        expect("transport", Value::from("udp"), &record["transport"]);
+        let service = if server.1 == 443 {
+            "https/quic".to_string()
+        } else {
+            format!("udp/{}", server.1)
+        };
+        expect("service", Value::from(service), &record["service"]);
+    }
+    (problems, hellos, server_hellos)
+}
+
+#[test]
+fn every_quic_hello_tshark_decoded_is_in_our_records() {
+    let (mut problems, mut hellos, mut server_hellos, mut files) = (Vec::new(), 0, 0, 0);
+    for (local_path, _) in common::manifest() {
+        let (found, n, m) = check_file(&local_path);
+        hellos += n;
+        server_hellos += m;
+        files += usize::from(n + m > 0);
+        problems.extend(found);
+    }
+    eprintln!(
+        "compared {hellos} QUIC ClientHellos and {server_hellos} ServerHellos in {files} files"
+    );
+    assert!(
+        hellos > 500 && server_hellos > 20,
+        "too few hellos compared"
+    );
+    assert!(
+        problems.is_empty(),
+        "{} mismatches against tshark:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Handshakes made by a real QUIC stack (aioquic, `pcaps/make_quic.sh`): QUIC v1 and v2, a
+/// restricted cipher suite, and a ClientHello spread over several Initial packets. Expected
+/// values are what each client was told to offer and what aioquic says was negotiated
+/// (`pcaps/expected_quic.json`).
+#[test]
+fn aioquic_handshakes_on_loopback() {
+    let facts = common::expected_script("expected_quic.json");
+    let run = common::run_file(&common::pcaps_dir().join("quic.pcap"));
+    let records: Vec<Value> = run
+        .records
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap())
+        .collect();
+    assert_eq!(records.len(), facts.len(), "one record per handshake");
+    assert_eq!(run.stats.quic_undecryptable, 0);
+    for fact in &facts {
+        let name = fact["name"].as_str().unwrap();
+        let record = records
+            .iter()
+            .find(|r| r["client"]["port"] == fact["client_port"])
+            .unwrap_or_else(|| panic!("{name}: no record"));
+        let ch = &record["client_hello"];
+        let sh = &record["server_hello"];
+        assert_eq!(record["transport"], "udp", "{name}");
+        assert_eq!(record["server"]["port"], fact["server_port"], "{name}");
+        let service = match fact["server_port"].as_u64().unwrap() {
+            443 => "https/quic".to_string(),
+            port => format!("udp/{port}"),
+        };
+        assert_eq!(record["service"], Value::from(service), "{name}");
+        assert_eq!(record["outcome"], "negotiated", "{name}");
+        assert_eq!(ch["sni"], fact["sni"], "{name}");
+        assert_eq!(ch["alpn"], fact["alpn_offered"], "{name}");
+        assert_eq!(ch["max_version"], "TLSv1.3", "{name}");
+        if !fact["cipher_suites_offered"].is_null() {
+            assert_eq!(ch["cipher_suites"], fact["cipher_suites_offered"], "{name}");
+        }
+        assert_eq!(sh["version"], "TLSv1.3", "{name}");
+        assert_eq!(sh["cipher_suite"], fact["cipher_suite"], "{name}");
+        // JA4.md: `q` for QUIC, then the TLS version, `d` for a domain SNI.
+        assert!(
+            ch["ja4"].as_str().unwrap().starts_with("q13d"),
+            "{name}: {}",
+            ch["ja4"]
+        );
+    }
+}
