@@ -15,8 +15,8 @@ use tlscensus::record::Version;
 /// One QUIC connection as tshark saw it (by `udp_stream`).
 #[derive(Debug, Default)]
 struct TruthConnection {
-    client: Option<(String, u64)>,
-    server: Option<(String, u64)>,
+    client: Option<Endpoint>,
+    server: Option<Endpoint>,
     client_hello: Option<Value>,
     /// The last ServerHello that is not a HelloRetryRequest.
     server_hello: Option<Value>,
@@ -41,7 +41,10 @@ fn is_grease(v: u64) -> bool {
     v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
 }
 
-fn endpoint(v: &Value, ip: &str, port: &str) -> (String, u64) {
+/// An address and port as text and number.
+type Endpoint = (String, u64);
+
+fn endpoint(v: &Value, ip: &str, port: &str) -> Endpoint {
     (
         v[ip].as_str().unwrap().to_string(),
         v[port].as_u64().unwrap(),
@@ -101,7 +104,7 @@ fn check_file(local_path: &str) -> (Vec<String>, usize, usize) {
         .map(|r| serde_json::to_value(r).unwrap())
         .filter(|r| r["transport"] == "udp")
         .collect();
-    let mut by_tuple: HashMap<((String, u64), (String, u64)), &Value> = HashMap::new();
+    let mut by_tuple: HashMap<(Endpoint, Endpoint), &Value> = HashMap::new();
     for r in &records {
         let key = (
             endpoint(&r["client"], "ip", "port"),
@@ -278,4 +281,79 @@ fn aioquic_handshakes_on_loopback() {
             ch["ja4"]
         );
     }
+}
+
+/// One stream of FoxIO's snapshot (`tests/corpus/foxio/expected/*.snap`): the YAML their
+/// Rust `ja4` tool printed for the capture.
+#[derive(Debug, Default)]
+struct FoxioStream {
+    transport: String,
+    client_port: u64,
+    ja4: Option<String>,
+    ja4s: Option<String>,
+}
+
+fn foxio_streams(snapshot: &str) -> Vec<FoxioStream> {
+    let mut streams: Vec<FoxioStream> = Vec::new();
+    for line in snapshot.lines() {
+        if line.starts_with("- stream:") {
+            streams.push(FoxioStream::default());
+        }
+        let Some(stream) = streams.last_mut() else {
+            continue;
+        };
+        let Some((key, value)) = line.trim_start_matches("- ").trim().split_once(": ") else {
+            continue;
+        };
+        match key {
+            "transport" => stream.transport = value.to_string(),
+            "src_port" => stream.client_port = value.parse().unwrap(),
+            "ja4" => stream.ja4 = Some(value.to_string()),
+            "ja4s" => stream.ja4s = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    streams
+}
+
+/// JA4 and JA4S of FoxIO's own QUIC captures equal the values FoxIO's `ja4` tool published
+/// for them (its insta snapshots), TCP streams included where the capture has them.
+#[test]
+fn ja4_equals_foxio_published_values() {
+    let dir = common::corpus_dir().join("foxio");
+    let mut compared = 0;
+    for name in [
+        "quic-tls-handshake.pcapng",
+        "quic-with-several-tls-frames.pcapng",
+        "chrome-cloudflare-quic-with-secrets.pcapng",
+    ] {
+        let snapshot =
+            std::fs::read_to_string(dir.join("expected").join(format!("ja4__insta@{name}.snap")))
+                .unwrap();
+        let run = common::run_file(&dir.join("pcap").join(name));
+        let records: Vec<Value> = run
+            .records
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect();
+        for stream in foxio_streams(&snapshot) {
+            let Some(ja4) = &stream.ja4 else { continue };
+            let record = records
+                .iter()
+                .find(|r| {
+                    r["transport"] == stream.transport.as_str()
+                        && r["client"]["port"] == stream.client_port
+                })
+                .unwrap_or_else(|| panic!("{name}: no record for {stream:?}"));
+            assert_eq!(record["client_hello"]["ja4"], ja4.as_str(), "{name}");
+            if let Some(ja4s) = &stream.ja4s {
+                assert_eq!(record["server_hello"]["ja4s"], ja4s.as_str(), "{name}");
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(
+        compared, 4,
+        "FoxIO's snapshots name four streams with a JA4"
+    );
 }
