@@ -42,6 +42,8 @@ impl CryptoStream {
             return;
         }
         if self.bytes.len() < kept_end {
+            // Exact, so the buffer never grows past the budget by doubling.
+            self.bytes.reserve_exact(kept_end - self.bytes.len());
             self.bytes.resize(kept_end, 0);
         }
         // Fill only the holes, so that the first copy of any byte wins.
@@ -144,6 +146,11 @@ mod tests {
     fn budget_bounds_the_buffer() {
         let mut stream = CryptoStream::default();
         stream.insert(u64::MAX - 3, &[1, 2, 3]);
+        // Growing step by step up to the budget never over-allocates past it.
+        for at in (0..CRYPTO_BUDGET as u64).step_by(1000) {
+            stream.insert(at + 1, &[7; 600]);
+            assert!(stream.held() <= CRYPTO_BUDGET);
+        }
         stream.insert(CRYPTO_BUDGET as u64 - 1, &[1, 2, 3]);
         assert!(stream.over_budget());
         assert!(stream.held() <= CRYPTO_BUDGET);

@@ -106,15 +106,8 @@ impl InitialKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quic::test_hex as hex;
     use crate::quic::version::{V1, V2};
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// RFC 9001 A.1 and RFC 9369 A.1: the secrets of DCID 0x8394c8f03e515708.
     #[test]

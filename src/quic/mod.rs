@@ -51,3 +51,13 @@ pub fn looks_like_initial_datagram(payload: &[u8]) -> bool {
         _ => false,
     }
 }
+
+/// Bytes from hex text (whitespace ignored), for the RFC test vectors in this module's tests.
+#[cfg(test)]
+fn test_hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}

@@ -164,15 +164,8 @@ pub fn open_initial(
 mod tests {
     use super::*;
     use crate::quic::keys::Sender;
+    use crate::quic::test_hex as hex;
     use crate::quic::version::{V1, V2};
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     const DCID: &str = "8394c8f03e515708";
 
