@@ -357,3 +357,83 @@ fn ja4_equals_foxio_published_values() {
         "FoxIO's snapshots name four streams with a JA4"
     );
 }
+
+/// The census counts QUIC beside TCP: Chrome's two connections to cloudflare-quic.com in
+/// FoxIO's capture (one over TCP, one over QUIC, both port 443 as FoxIO's snapshot lists
+/// them) are one client with two services, `https` and `https/quic`, each negotiated.
+#[test]
+fn census_counts_quic_beside_tcp() {
+    let path = common::corpus_dir().join("foxio/pcap/chrome-cloudflare-quic-with-secrets.pcapng");
+    let run = common::run_file(&path);
+    let mut census = tlscensus::census::Census::default();
+    for record in &run.records {
+        census.add(record);
+    }
+    let client: std::net::IpAddr = "2001:db8:1::1".parse().unwrap();
+    let (_, counts) = census
+        .clients
+        .iter()
+        .find(|(key, _)| key.ip == client)
+        .expect("the client is in the census");
+    let services: Vec<&str> = counts.services.keys().map(String::as_str).collect();
+    assert_eq!(services, ["https", "https/quic"]);
+    for service in counts.services.values() {
+        assert_eq!(service.connections, 1);
+        assert_eq!(service.negotiated.get("TLSv1.3"), Some(1));
+    }
+}
+
+/// The frames of a classic pcap file: (record header offset, captured length).
+fn pcap_records(bytes: &[u8]) -> Vec<(usize, usize)> {
+    assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        out.push((at, caplen));
+        at += 16 + caplen;
+    }
+    out
+}
+
+/// Damaged Initials are counted and never panic: the aioquic capture (Ethernet, IPv4, UDP:
+/// the datagram starts at byte 42 of a frame) with one byte flipped 100 bytes into every
+/// datagram, inside its first packet's protected payload (RFC 9001 5.3: the AEAD must then
+/// refuse it), then with every frame cut to 200 bytes (a snap length).
+#[test]
+fn damaged_initials_are_counted() {
+    let original = std::fs::read(common::pcaps_dir().join("quic.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut flipped = original.clone();
+    for (at, caplen) in pcap_records(&original) {
+        if caplen > 42 + 100 {
+            flipped[at + 16 + 42 + 100] ^= 0x01;
+        }
+    }
+    let path = dir.path().join("flipped.pcap");
+    std::fs::write(&path, &flipped).unwrap();
+    let run = common::run_file(&path);
+    assert!(run.stats.quic_initials > 0);
+    assert!(run.stats.quic_undecryptable > 0);
+    assert!(
+        run.records.is_empty(),
+        "no hello decrypts: {:?}",
+        run.records
+    );
+
+    let mut cut = original[..24].to_vec();
+    for (at, caplen) in pcap_records(&original) {
+        let keep = caplen.min(200);
+        let mut header = original[at..at + 16].to_vec();
+        header[8..12].copy_from_slice(&(keep as u32).to_le_bytes());
+        cut.extend_from_slice(&header);
+        cut.extend_from_slice(&original[at + 16..at + 16 + keep]);
+    }
+    let path = dir.path().join("cut.pcap");
+    std::fs::write(&path, &cut).unwrap();
+    let run = common::run_file(&path);
+    assert!(run.stats.quic_short > 0, "{:?}", run.stats);
+    assert!(run.stats.truncated_frames > 0);
+    assert!(run.records.iter().all(|r| r.client_hello.is_none()));
+}
