@@ -137,7 +137,8 @@ pub struct Stats {
     pub quic_undecryptable: u64,
     /// Decrypted Initials holding a frame that could not be read.
     pub quic_malformed_frames: u64,
-    /// Initials whose CRYPTO data went past the per-direction budget.
+    /// Initials opened while their direction's CRYPTO stream was past its budget
+    /// ([`crate::quic::crypto_stream::CRYPTO_BUDGET`]): the bytes beyond it were dropped.
     pub quic_crypto_over_budget: u64,
 }
 
