@@ -9,8 +9,9 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
+use crate::tls::certificate::CertificateChain;
 use crate::tls::fingerprint::{self, Transport};
 use crate::tls::hello::{is_grease, ClientHello, ServerHello};
 
@@ -176,6 +177,30 @@ pub struct Record {
     /// ClientHello messages seen (2 after a HelloRetryRequest).
     pub client_hellos: u32,
     pub capture: CaptureRef,
+    /// SMTP sessions whose client gave a name in clear: `{"helo": "mx1.example.org"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpClient>,
+    /// IMAP sessions whose client sent ID (RFC 2971) in clear: `{"id": "Thunderbird 115"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imap: Option<ImapClient>,
+    /// The server's certificate chain as its Certificate message showed it (TLS ≤ 1.2 sends
+    /// it in clear): `seen_whole`, `message_length`, `chain_length`, a `leaf` summary, or
+    /// `leaf_error`. Null when no Certificate message was seen (TLS 1.3, resumption).
+    pub certificate: Option<CertificateChain>,
+}
+
+/// What an SMTP client said of itself before TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpClient {
+    /// The EHLO / HELO / LHLO argument (the first one given), as sent: chosen by the client.
+    pub helo: String,
+}
+
+/// What an IMAP client said of itself before TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImapClient {
+    /// The ID command's `name` and `version` fields.
+    pub id: String,
 }
 
 /// RFC 3339 with microseconds, UTC.

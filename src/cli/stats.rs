@@ -127,4 +127,11 @@ pub fn print_stats(outcome: &pipeline::Outcome) {
     for (name, n) in quic {
         eprintln!("{name:<22} {n}");
     }
+    let f = &stats.fragments;
+    eprintln!("ip fragments           {}", f.fragments);
+    eprintln!("  datagrams reassembled {}", f.reassembled);
+    eprintln!("  datagrams timed out  {}", f.timed_out);
+    eprintln!("  datagrams refused    {}", f.refused);
+    eprintln!("  datagrams unfinished {}", f.unfinished);
+    eprintln!("  inconsistent overlaps {}", f.inconsistent_overlaps);
 }

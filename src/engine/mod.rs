@@ -12,10 +12,12 @@ mod report;
 
 use std::collections::HashSet;
 
+use crate::decode::fragments::{FragmentLimits, FragmentStats, Reassembler};
 use crate::decode::{self, Segment, Skip};
 use crate::flow::{FlowKey, FlowTable, Limits, Side};
 use crate::proto::starttls::MailProtocol;
 use crate::record::Record;
+use crate::source::linktype;
 use crate::source::Packet;
 
 use connection::{Connection, Origin, Phase};
@@ -140,6 +142,8 @@ pub struct Stats {
     /// Initials opened while their direction's CRYPTO stream was past its budget
     /// ([`crate::quic::crypto_stream::CRYPTO_BUDGET`]): the bytes beyond it were dropped.
     pub quic_crypto_over_budget: u64,
+    /// IP fragment reassembly (reported by one worker: every worker reassembles alike).
+    pub fragments: FragmentStats,
 }
 
 /// Where a record belongs in the output. Records are written in this order whatever the
@@ -168,25 +172,65 @@ pub struct Emitted {
 pub struct Engine {
     config: Config,
     flows: FlowTable<Connection>,
-    /// QUIC connections, bounded by the same limits as the TCP table.
+    /// QUIC connections, in their own table with a small share of the flow budget
+    /// ([`quic_limits`]).
     quic: FlowTable<QuicConnection>,
     /// Decrypted Initial payloads, reused from packet to packet.
     plaintext: Vec<u8>,
     stats: Stats,
     /// Names of the input files, for the records' `capture.file`.
     files: Vec<String>,
+    /// IP fragments joined into datagrams. Every worker sees every fragment and joins them
+    /// alike (a non-first fragment has no ports to shard it by); a datagram goes on only in
+    /// the worker that owns its connection.
+    fragments: Reassembler,
+    /// This engine's worker, and how many there are.
+    shard: (usize, usize),
+}
+
+/// The part of the flow limits (memory budget and connection cap) the QUIC table gets: one
+/// sixteenth. Both tables are sized up front, so giving QUIC the whole budget as well would
+/// double the process's flow memory. QUIC holds a connection fully only from its client
+/// Initial to its decided handshake (a reported one is evicted first when the table is
+/// full), so it needs far fewer places than TCP, whose every half-open connection counts.
+const QUIC_SHARE: usize = 16;
+
+/// The TCP table's limits: what the QUIC table's share leaves.
+fn tcp_limits(limits: Limits) -> Limits {
+    Limits {
+        flow_memory: limits.flow_memory.map(|bytes| bytes - bytes / QUIC_SHARE),
+        ..limits
+    }
+}
+
+/// The QUIC table's limits: its share of the budget, or of the cap without one.
+fn quic_limits(limits: Limits) -> Limits {
+    Limits {
+        flow_memory: limits.flow_memory.map(|bytes| bytes / QUIC_SHARE),
+        max_flows: (limits.max_flows / QUIC_SHARE).max(1),
+        ..limits
+    }
 }
 
 impl Engine {
     pub fn new(config: Config) -> Self {
         Engine {
-            flows: FlowTable::new(config.limits),
-            quic: FlowTable::new(config.limits),
+            flows: FlowTable::new(tcp_limits(config.limits)),
+            quic: FlowTable::new(quic_limits(config.limits)),
             plaintext: Vec::new(),
             config,
             stats: Stats::default(),
             files: Vec::new(),
+            fragments: Reassembler::new(FragmentLimits::default()),
+            shard: (0, 1),
         }
+    }
+
+    /// Make this the engine of worker `worker` of `workers`: of the datagrams joined from IP
+    /// fragments, it goes on with those of its own connections only, and it counts a
+    /// fragment's frame only if that frame is its share (see [`Engine::fragment`]).
+    pub fn set_shard(&mut self, worker: usize, workers: usize) {
+        self.shard = (worker, workers.max(1));
     }
 
     pub fn stats(&self) -> Stats {
@@ -194,6 +238,11 @@ impl Engine {
             flows_expired: self.flows.expired + self.quic.expired,
             flows_refused: self.flows.refused + self.quic.refused,
             flows_evicted: self.flows.evicted + self.quic.evicted,
+            fragments: if self.shard.0 == 0 {
+                self.fragments.stats
+            } else {
+                FragmentStats::default()
+            },
             ..self.stats.clone()
         }
     }
@@ -201,6 +250,11 @@ impl Engine {
     /// Connections tracked right now.
     pub fn flows(&self) -> usize {
         self.flows.len() + self.quic.len()
+    }
+
+    /// Most connections tracked at once (`Limits::max_flows`, or what `flow_memory` holds).
+    pub fn max_flows(&self) -> usize {
+        self.flows.max_flows()
     }
 
     /// Start a new input file; frames after this belong to it.
@@ -211,6 +265,12 @@ impl Engine {
     /// Process the frame at position `index` of the input; finished records go to `out`.
     pub fn packet(&mut self, index: u64, packet: &Packet<'_>, out: &mut impl FnMut(Emitted)) {
         let decoded = decode::decode(packet.link_type, packet.data);
+        if decoded == Err(Skip::IpFragment) {
+            if let Some(ip) = decode::fragment_packet(packet.link_type, packet.data) {
+                self.fragment(index, ip, packet.ts_nanos, packet.frame_number, out);
+                return;
+            }
+        }
         self.decoded(
             index,
             decoded.as_ref().map_err(|skip| *skip),
@@ -218,6 +278,39 @@ impl Engine {
             packet.frame_number,
             out,
         );
+    }
+
+    /// Process an IP fragment (its IP packet) at position `index`. Each worker gets every
+    /// fragment; the frame is counted once, by the worker whose share it is (the `n`-th
+    /// frame, at index `2n + 1`, is worker `n mod workers`'s), or, when it completes a
+    /// datagram that is a TCP segment, as that segment by the worker owning its connection.
+    pub fn fragment(
+        &mut self,
+        index: u64,
+        ip: &[u8],
+        ts_nanos: i64,
+        frame_number: u64,
+        out: &mut impl FnMut(Emitted),
+    ) {
+        let (worker, workers) = self.shard;
+        let counts_frame = (index / 2) % workers as u64 == worker as u64;
+        let Some(datagram) = self.fragments.add(ip, ts_nanos) else {
+            if counts_frame {
+                self.decoded(index, Err(Skip::IpFragment), ts_nanos, frame_number, out);
+            }
+            return;
+        };
+        match decode::decode(linktype::RAW, &datagram) {
+            Ok(segment) => {
+                if decode::shard_of(&segment, workers as u64) == worker {
+                    self.decoded(index, Ok(&segment), ts_nanos, frame_number, out);
+                }
+            }
+            Err(skip) if counts_frame => {
+                self.decoded(index, Err(skip), ts_nanos, frame_number, out)
+            }
+            Err(_) => {}
+        }
     }
 
     /// [`Engine::packet`] for a frame already decoded (the pipeline's reader decodes frames
@@ -250,6 +343,7 @@ impl Engine {
     /// Expire connections idle at capture time `now`; called at the same input positions
     /// whatever the number of threads (see [`Ticker`]).
     pub fn tick(&mut self, index: u64, now: i64, out: &mut impl FnMut(Emitted)) {
+        self.fragments.expire(now);
         let files = &self.files;
         let services = &self.config.services;
         let stats = &mut self.stats;
@@ -423,6 +517,7 @@ impl Engine {
 
     /// End of input: report every connection still open, oldest first.
     pub fn finish(&mut self, out: &mut impl FnMut(Emitted)) {
+        self.fragments.finish();
         let mut rest: Vec<(i64, FlowKey, Connection)> = self
             .flows
             .drain()
@@ -542,4 +637,39 @@ fn new_connection(
         _ => None,
     };
     Connection::new(ts, file, forced, mail)
+}
+
+#[cfg(test)]
+mod quic_share_tests {
+    use super::*;
+    use crate::flow::FlowCost;
+
+    /// Both tables are sized up front from their limits: together they stay within the
+    /// process's budget, and the TCP table keeps the size the whole budget gave it alone
+    /// (the table grows in powers of two, so the sixteenth QUIC takes costs TCP no step).
+    #[test]
+    fn the_quic_table_takes_a_sixteenth_of_the_flow_budget() {
+        for budget in [40usize << 20, 160 << 20, 80 << 20] {
+            let limits = Limits {
+                max_flows: usize::MAX,
+                flow_memory: Some(budget),
+                ..Limits::default()
+            };
+            let (tcp, quic) = (tcp_limits(limits), quic_limits(limits));
+            assert_eq!(tcp.flow_memory.unwrap() + quic.flow_memory.unwrap(), budget);
+            assert_eq!(quic.flow_memory, Some(budget / 16));
+            let cost = FlowCost::of::<Connection>();
+            assert_eq!(
+                cost.flows_within(tcp.flow_memory.unwrap()),
+                cost.flows_within(budget)
+            );
+            let quic_flows = FlowCost::of::<QuicConnection>().flows_within(budget / 16);
+            eprintln!(
+                "{} MiB: {} TCP, {quic_flows} QUIC connections ({:?} per QUIC slot)",
+                budget >> 20,
+                cost.flows_within(budget),
+                FlowCost::of::<QuicConnection>()
+            );
+        }
+    }
 }

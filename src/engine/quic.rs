@@ -371,7 +371,12 @@ pub(super) fn report(
         encrypted_alerts: 0,
         handshake_us: parts.handshake_us,
         client_hellos: hs.client_hellos,
+        // The server's Certificate travels in Handshake packets, whose keys a passive
+        // observer never has.
+        certificate: None,
         capture: parts.capture,
+        smtp: None,
+        imap: None,
     })
 }
 

@@ -3,7 +3,7 @@
 use crate::flow::{FlowKey, Side};
 use crate::record::{
     alert_name, rfc3339, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint,
-    Outcome, Record, Sender, ServerHelloRecord,
+    ImapClient, Outcome, Record, Sender, ServerHelloRecord, SmtpClient,
 };
 
 use crate::proto::starttls::Reply;
@@ -121,8 +121,19 @@ pub(super) fn report(
         encrypted_alerts: hs.encrypted_alerts,
         handshake_us: parts.handshake_us,
         client_hellos: hs.client_hellos,
+        certificate: hs
+            .certificate
+            .as_deref()
+            .cloned()
+            .or_else(|| server_half.upper.tls.unfinished_certificate()),
         capture: parts.capture,
         ts: parts.ts,
+        smtp: mail_dialogue
+            .and_then(|m| m.dialogue.helo())
+            .map(|helo| SmtpClient { helo: helo.into() }),
+        imap: mail_dialogue
+            .and_then(|m| m.dialogue.imap_id())
+            .map(|id| ImapClient { id: id.into() }),
     })
 }
 

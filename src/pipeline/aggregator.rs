@@ -151,4 +151,5 @@ pub(super) fn add_stats(total: &mut Stats, part: &Stats) {
     total.quic_malformed_frames += part.quic_malformed_frames;
     total.quic_crypto_over_budget += part.quic_crypto_over_budget;
     total.flows_evicted += part.flows_evicted;
+    total.fragments.add(&part.fragments);
 }
