@@ -10,6 +10,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
+use tlscensus::pipeline::Reading;
 use tlscensus::record::Version;
 
 /// One QUIC connection as tshark saw it (by `udp_stream`).
@@ -241,17 +242,26 @@ fn every_quic_hello_tshark_decoded_is_in_our_records() {
 /// (`pcaps/expected_quic.json`).
 #[test]
 fn aioquic_handshakes_on_loopback() {
-    let facts = common::expected_script("expected_quic.json");
     let run = common::run_file(&common::pcaps_dir().join("quic.pcap"));
-    let records: Vec<Value> = run
-        .records
+    assert_eq!(run.stats.quic_undecryptable, 0);
+    check_aioquic_records(&run.records, "");
+}
+
+/// The records of the aioquic capture (or of a copy of it) against what each client was
+/// told to offer and what aioquic negotiated (`pcaps/expected_quic.json`).
+fn check_aioquic_records(records: &[tlscensus::record::Record], context: &str) {
+    let facts = common::expected_script("expected_quic.json");
+    let records: Vec<Value> = records
         .iter()
         .map(|r| serde_json::to_value(r).unwrap())
         .collect();
-    assert_eq!(records.len(), facts.len(), "one record per handshake");
-    assert_eq!(run.stats.quic_undecryptable, 0);
+    assert_eq!(
+        records.len(),
+        facts.len(),
+        "{context}: one record per handshake"
+    );
     for fact in &facts {
-        let name = fact["name"].as_str().unwrap();
+        let name = &format!("{context} {}", fact["name"].as_str().unwrap());
         let record = records
             .iter()
             .find(|r| r["client"]["port"] == fact["client_port"])
@@ -436,4 +446,113 @@ fn damaged_initials_are_counted() {
     assert!(run.stats.quic_short > 0, "{:?}", run.stats);
     assert!(run.stats.truncated_frames > 0);
     assert!(run.records.iter().all(|r| r.client_hello.is_none()));
+}
+
+/// RFC 1071: the IPv4 header checksum.
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// QUIC datagrams that rode in IP fragments go through the reassembler to the QUIC engine:
+/// the aioquic capture with every datagram over 512 bytes of IPv4 payload (each client
+/// Initial, padded to 1,200 bytes per RFC 9000 14.1) cut into 512-byte fragments per RFC 791
+/// (offsets in 8-byte units, More Fragments on all but the last, Don't Fragment cleared),
+/// sent last fragment first. The records must still be what aioquic says, whatever the
+/// threads and the way of reading.
+#[test]
+fn quic_in_ip_fragments_is_reassembled() {
+    const PIECE: usize = 512;
+    let original = std::fs::read(common::pcaps_dir().join("quic.pcap")).unwrap();
+    let mut fragmented = original[..24].to_vec();
+    let mut datagrams_cut = 0u64;
+    let mut fragment_frames = 0u64;
+    for (at, caplen) in pcap_records(&original) {
+        let header = &original[at..at + 16];
+        let frame = &original[at + 16..at + 16 + caplen];
+        // Ethernet (14 bytes), then IPv4 without options (the capture's every frame).
+        assert_eq!(&frame[12..14], &[0x08, 0x00]);
+        assert_eq!(frame[14], 0x45);
+        let payload = &frame[34..];
+        if payload.len() <= PIECE {
+            fragmented.extend_from_slice(header);
+            fragmented.extend_from_slice(frame);
+            continue;
+        }
+        datagrams_cut += 1;
+        let pieces: Vec<(usize, &[u8])> = payload
+            .chunks(PIECE)
+            .enumerate()
+            .map(|(i, piece)| (i * PIECE, piece))
+            .collect();
+        for &(offset, piece) in pieces.iter().rev() {
+            let more = offset + piece.len() < payload.len();
+            let mut ip = frame[14..34].to_vec();
+            ip[2..4].copy_from_slice(&((20 + piece.len()) as u16).to_be_bytes());
+            let flags_offset = (u16::from(more) << 13) | (offset / 8) as u16;
+            ip[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+            ip[10..12].copy_from_slice(&[0, 0]);
+            let checksum = ipv4_checksum(&ip);
+            ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+            let len = (14 + 20 + piece.len()) as u32;
+            fragmented.extend_from_slice(&header[..8]);
+            fragmented.extend_from_slice(&len.to_le_bytes());
+            fragmented.extend_from_slice(&len.to_le_bytes());
+            fragmented.extend_from_slice(&frame[..14]);
+            fragmented.extend_from_slice(&ip);
+            fragmented.extend_from_slice(piece);
+            fragment_frames += 1;
+        }
+    }
+    assert!(datagrams_cut >= 4, "every client Initial is cut");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quic_fragmented.pcap");
+    std::fs::write(&path, &fragmented).unwrap();
+    for (threads, reading) in [
+        (1, Reading::OneReader),
+        (2, Reading::OneReader),
+        (2, Reading::Map),
+        (3, Reading::Split),
+    ] {
+        let context = format!("{threads} threads, {reading:?}");
+        let run = common::run_reading(
+            std::slice::from_ref(&path),
+            Default::default(),
+            threads,
+            reading,
+        );
+        assert!(run.errors.is_empty(), "{context}: {:?}", run.errors);
+        assert_eq!(run.stats.fragments.fragments, fragment_frames, "{context}");
+        assert_eq!(run.stats.fragments.reassembled, datagrams_cut, "{context}");
+        assert_eq!(run.stats.quic_undecryptable, 0, "{context}");
+        check_aioquic_records(&run.records, &context);
+    }
+}
+
+/// `report --from` reads records back from their lines (`sink::record_in`): a QUIC record
+/// read back writes the same line, `transport` included, and a line from before QUIC (no
+/// `transport` key) reads as TCP.
+#[test]
+fn quic_records_read_back_to_the_same_line() {
+    use tlscensus::sink::record_in;
+    let run = common::run_file(&common::pcaps_dir().join("quic.pcap"));
+    assert!(!run.records.is_empty());
+    for record in &run.records {
+        let line = serde_json::to_string(record).unwrap();
+        let back = record_in::parse(&line).unwrap();
+        assert_eq!(back.transport, "udp");
+        assert_eq!(serde_json::to_string(&back).unwrap(), line);
+        let mut old: serde_json::Map<String, Value> = serde_json::from_str(&line).unwrap();
+        old.remove("transport");
+        let old_line = serde_json::to_string(&old).unwrap();
+        assert_eq!(record_in::parse(&old_line).unwrap().transport, "tcp");
+        let other = line.replace(r#""transport":"udp""#, r#""transport":"sctp""#);
+        assert!(record_in::parse(&other).is_err(), "an unknown transport");
+    }
 }
