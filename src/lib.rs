@@ -20,6 +20,7 @@ pub mod follow;
 pub mod names;
 pub mod pipeline;
 pub mod proto;
+pub mod quic;
 pub mod record;
 pub mod report;
 pub mod sink;

@@ -1,4 +1,5 @@
-//! The connection record: one JSON object per line per TCP connection that carried a hello.
+//! The connection record: one JSON object per line per TCP connection (or QUIC connection)
+//! that carried a hello.
 //!
 //! This is a public interface: keys may be added, never renamed or dropped. Versions are
 //! written `SSLv2` … `TLSv1.3`, any other value as its hex code (`0x7f1c`); cipher suites,
@@ -152,8 +153,11 @@ pub struct Record {
     pub ts: String,
     pub client: ClientEndpoint,
     pub server: Endpoint,
+    /// `tcp`, or `udp` for TLS carried in QUIC Initial packets.
+    pub transport: &'static str,
     /// `smtp`, `submission`, `smtps`, `imap`, `imaps`, `pop3`, `pop3s`, `https`, or
-    /// `tcp/PORT`, from the server's port and the configured mail ports.
+    /// `tcp/PORT`, from the server's port and the configured mail ports; over QUIC
+    /// `https/quic` (port 443) or `udp/PORT`.
     pub service: String,
     /// The plaintext command that started TLS (`STARTTLS`, `X-ANONYMOUSTLS`, `STLS`), or null.
     pub starttls: Option<&'static str>,
@@ -210,7 +214,13 @@ pub fn rfc3339(ts_nanos: i64) -> String {
 }
 
 impl ClientHelloRecord {
+    /// A ClientHello that came over TCP.
     pub fn new(hello: &ClientHello) -> Self {
+        Self::carried_by(hello, Transport::Tcp)
+    }
+
+    /// A ClientHello that came over `transport` (JA4's first character says which).
+    pub fn carried_by(hello: &ClientHello, transport: Transport) -> Self {
         let ja3_full = fingerprint::ja3_string(hello);
         ClientHelloRecord {
             record_version: Version(hello.record_version),
@@ -230,14 +240,20 @@ impl ClientHelloRecord {
             supported_groups: hello.supported_groups.clone(),
             ja3: fingerprint::ja3_of_string(&ja3_full),
             ja3_full,
-            ja4: fingerprint::ja4(hello, Transport::Tcp),
+            ja4: fingerprint::ja4(hello, transport),
             sslv2_cipher_specs: hello.sslv2_cipher_specs.clone(),
         }
     }
 }
 
 impl ServerHelloRecord {
+    /// A ServerHello that came over TCP.
     pub fn new(hello: &ServerHello, hrr_seen: bool) -> Self {
+        Self::carried_by(hello, hrr_seen, Transport::Tcp)
+    }
+
+    /// A ServerHello that came over `transport`.
+    pub fn carried_by(hello: &ServerHello, hrr_seen: bool, transport: Transport) -> Self {
         ServerHelloRecord {
             version: Version(hello.selected_version()),
             legacy_version: Version(hello.legacy_version),
@@ -249,7 +265,7 @@ impl ServerHelloRecord {
             hrr: hrr_seen || hello.hrr,
             sslv2_format: hello.sslv2_format,
             ja3s: fingerprint::ja3s(hello),
-            ja4s: fingerprint::ja4s(hello, Transport::Tcp),
+            ja4s: fingerprint::ja4s(hello, transport),
         }
     }
 }

@@ -112,6 +112,21 @@ pub fn print_stats(outcome: &pipeline::Outcome) {
     eprintln!("flows expired          {}", stats.flows_expired);
     eprintln!("flows evicted (no data) {}", stats.flows_evicted);
     eprintln!("flows refused (full)   {}", stats.flows_refused);
+    let quic = [
+        ("quic datagrams", stats.quic_datagrams),
+        ("quic initials", stats.quic_initials),
+        ("  decrypted", stats.quic_initials_opened),
+        ("  undecryptable", stats.quic_undecryptable),
+        ("  malformed frames", stats.quic_malformed_frames),
+        ("  crypto over budget", stats.quic_crypto_over_budget),
+        ("quic short packets", stats.quic_short),
+        ("quic unknown versions", stats.quic_unknown_version),
+        ("quic other packets", stats.quic_other_packets),
+        ("quic connections", stats.quic_connections),
+    ];
+    for (name, n) in quic {
+        eprintln!("{name:<22} {n}");
+    }
     let f = &stats.fragments;
     eprintln!("ip fragments           {}", f.fragments);
     eprintln!("  datagrams reassembled {}", f.reassembled);

@@ -6,6 +6,10 @@
 //! etherparse's lax parser, which keeps what a short snap length left. Common tunnels
 //! (IP-in-IP, GRE, VXLAN, Geneve) are followed to the innermost TCP segment, as Wireshark does.
 //!
+//! UDP datagrams that start like a QUIC Initial of a readable version
+//! ([`crate::quic::looks_like_initial_datagram`]) come out as segments too, marked `udp`;
+//! any other UDP is skipped as before.
+//!
 //! Nothing here allocates: a decoded [`Segment`] is a view over the frame.
 
 use std::net::IpAddr;
@@ -18,7 +22,7 @@ use crate::source::linktype;
 
 pub mod fragments;
 
-/// A TCP segment, borrowed from its frame.
+/// A TCP segment (or a QUIC datagram, `udp`), borrowed from its frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment<'a> {
     pub src: IpAddr,
@@ -33,6 +37,9 @@ pub struct Segment<'a> {
     /// True when the frame was cut (snap length) before the end of the TCP payload, so
     /// `payload` holds only a prefix of what was sent.
     pub payload_truncated: bool,
+    /// A UDP datagram that looks like QUIC: `seq`, `ack` and `flags` are zero, `payload` is
+    /// the UDP payload.
+    pub udp: bool,
 }
 
 /// The TCP flags the reassembler cares about.
@@ -329,6 +336,7 @@ fn fast(link_type: u32, frame: &[u8]) -> Option<Segment<'_>> {
         },
         payload: &tcp[data_offset..],
         payload_truncated: false,
+        udp: false,
     })
 }
 
@@ -428,7 +436,7 @@ fn ip(bytes: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
         IpNumber::TCP => tcp(src, dst, payload.payload, payload.incomplete),
         IpNumber::IPV4 | IpNumber::IPV6 => ip(payload.payload, depth + 1),
         IpNumber::GRE => gre(payload.payload, depth + 1),
-        IpNumber::UDP => udp_tunnel(payload.payload, depth + 1),
+        IpNumber::UDP => udp(src, dst, payload.payload, payload.incomplete, depth + 1),
         _ => Err(Skip::NotTcp),
     }
 }
@@ -450,7 +458,40 @@ fn tcp(src: IpAddr, dst: IpAddr, bytes: &[u8], ip_incomplete: bool) -> Result<La
         },
         payload: tcp.payload(),
         payload_truncated: ip_incomplete,
+        udp: false,
     }))
+}
+
+/// A UDP datagram: a tunnel to follow, a QUIC Initial to hand on, or nothing for us.
+fn udp(
+    src: IpAddr,
+    dst: IpAddr,
+    bytes: &[u8],
+    ip_incomplete: bool,
+    depth: u8,
+) -> Result<Layer<'_>, Skip> {
+    let datagram = UdpSlice::from_slice_lax(bytes).map_err(|_| Skip::Malformed)?;
+    let payload = datagram.payload();
+    let tunnel = matches!(
+        datagram.destination_port(),
+        VXLAN_PORT | GENEVE_PORT | GTP_U_PORT
+    );
+    if !tunnel && crate::quic::looks_like_initial_datagram(payload) {
+        let declared = usize::from(datagram.length()).saturating_sub(8);
+        return Ok(Layer::Tcp(Segment {
+            src,
+            dst,
+            sport: datagram.source_port(),
+            dport: datagram.destination_port(),
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags::default(),
+            payload,
+            payload_truncated: ip_incomplete || payload.len() < declared,
+            udp: true,
+        }));
+    }
+    udp_tunnel(bytes, depth)
 }
 
 /// GRE (RFC 2784 / 2890): flags say which optional words follow the 4-byte base header.

@@ -7,6 +7,7 @@
 //! or that go idle, are reported with what was seen.
 
 mod connection;
+mod quic;
 mod report;
 
 use std::collections::HashSet;
@@ -20,6 +21,7 @@ use crate::source::linktype;
 use crate::source::Packet;
 
 use connection::{Connection, Origin, Phase};
+use quic::QuicConnection;
 use report::report;
 
 /// What the engine is told about the traffic.
@@ -71,6 +73,15 @@ impl Services {
         }
     }
 
+    /// The service name of a server's UDP port that carried QUIC: `https/quic` for HTTP/3's
+    /// 443, else `udp/PORT`.
+    pub fn quic_name(&self, port: u16) -> String {
+        match port {
+            443 => "https/quic".into(),
+            _ => format!("udp/{port}"),
+        }
+    }
+
     /// The mail protocol spoken on a server port, if any.
     pub fn mail(&self, port: u16) -> Option<MailProtocol> {
         if self.smtp_ports.contains(&port) {
@@ -111,6 +122,26 @@ pub struct Stats {
     /// Connections without data dropped to make room in a full table (a SYN flood).
     pub flows_evicted: u64,
     pub flows_refused: u64,
+    /// UDP datagrams that began like a QUIC Initial.
+    pub quic_datagrams: u64,
+    /// Initial packets in them, and how many of those decrypted.
+    pub quic_initials: u64,
+    pub quic_initials_opened: u64,
+    /// QUIC connections tracked (a client Initial decrypted).
+    pub quic_connections: u64,
+    /// Other long-header packets (Handshake, 0-RTT, Retry): their keys are secret.
+    pub quic_other_packets: u64,
+    /// Packets cut short inside their header or length.
+    pub quic_short: u64,
+    /// Coalesced packets of a version without known Initial keys.
+    pub quic_unknown_version: u64,
+    /// Initials whose AEAD tag did not verify (damaged, or their client Initial not seen).
+    pub quic_undecryptable: u64,
+    /// Decrypted Initials holding a frame that could not be read.
+    pub quic_malformed_frames: u64,
+    /// Initials opened while their direction's CRYPTO stream was past its budget
+    /// ([`crate::quic::crypto_stream::CRYPTO_BUDGET`]): the bytes beyond it were dropped.
+    pub quic_crypto_over_budget: u64,
     /// IP fragment reassembly (reported by one worker: every worker reassembles alike).
     pub fragments: FragmentStats,
 }
@@ -141,6 +172,11 @@ pub struct Emitted {
 pub struct Engine {
     config: Config,
     flows: FlowTable<Connection>,
+    /// QUIC connections, in their own table with a small share of the flow budget
+    /// ([`quic_limits`]).
+    quic: FlowTable<QuicConnection>,
+    /// Decrypted Initial payloads, reused from packet to packet.
+    plaintext: Vec<u8>,
     stats: Stats,
     /// Names of the input files, for the records' `capture.file`.
     files: Vec<String>,
@@ -152,10 +188,36 @@ pub struct Engine {
     shard: (usize, usize),
 }
 
+/// The part of the flow limits (memory budget and connection cap) the QUIC table gets: one
+/// sixteenth. Both tables are sized up front, so giving QUIC the whole budget as well would
+/// double the process's flow memory. QUIC holds a connection fully only from its client
+/// Initial to its decided handshake (a reported one is evicted first when the table is
+/// full), so it needs far fewer places than TCP, whose every half-open connection counts.
+const QUIC_SHARE: usize = 16;
+
+/// The TCP table's limits: what the QUIC table's share leaves.
+fn tcp_limits(limits: Limits) -> Limits {
+    Limits {
+        flow_memory: limits.flow_memory.map(|bytes| bytes - bytes / QUIC_SHARE),
+        ..limits
+    }
+}
+
+/// The QUIC table's limits: its share of the budget, or of the cap without one.
+fn quic_limits(limits: Limits) -> Limits {
+    Limits {
+        flow_memory: limits.flow_memory.map(|bytes| bytes / QUIC_SHARE),
+        max_flows: (limits.max_flows / QUIC_SHARE).max(1),
+        ..limits
+    }
+}
+
 impl Engine {
     pub fn new(config: Config) -> Self {
         Engine {
-            flows: FlowTable::new(config.limits),
+            flows: FlowTable::new(tcp_limits(config.limits)),
+            quic: FlowTable::new(quic_limits(config.limits)),
+            plaintext: Vec::new(),
             config,
             stats: Stats::default(),
             files: Vec::new(),
@@ -173,9 +235,9 @@ impl Engine {
 
     pub fn stats(&self) -> Stats {
         Stats {
-            flows_expired: self.flows.expired,
-            flows_refused: self.flows.refused,
-            flows_evicted: self.flows.evicted,
+            flows_expired: self.flows.expired + self.quic.expired,
+            flows_refused: self.flows.refused + self.quic.refused,
+            flows_evicted: self.flows.evicted + self.quic.evicted,
             fragments: if self.shard.0 == 0 {
                 self.fragments.stats
             } else {
@@ -187,7 +249,7 @@ impl Engine {
 
     /// Connections tracked right now.
     pub fn flows(&self) -> usize {
-        self.flows.len()
+        self.flows.len() + self.quic.len()
     }
 
     /// Most connections tracked at once (`Limits::max_flows`, or what `flow_memory` holds).
@@ -263,6 +325,10 @@ impl Engine {
     ) {
         self.stats.frames += 1;
         match decoded {
+            Ok(segment) if segment.udp => {
+                self.stats.quic_datagrams += 1;
+                self.quic_datagram(index, segment, ts_nanos, frame_number, out);
+            }
             Ok(segment) => {
                 self.stats.tcp_segments += 1;
                 self.segment(index, segment, ts_nanos, frame_number, out);
@@ -296,6 +362,84 @@ impl Engine {
                 out,
             )
         });
+        self.quic.sweep(now, &mut |key, last_ts, conn| {
+            let order = OrderKey {
+                index,
+                ts: last_ts,
+                key,
+            };
+            emit_quic(order, key, conn, files, services, stats, out)
+        });
+    }
+
+    /// A datagram that starts like a QUIC Initial.
+    fn quic_datagram(
+        &mut self,
+        index: u64,
+        seg: &Segment<'_>,
+        ts: i64,
+        frame: u64,
+        out: &mut impl FnMut(Emitted),
+    ) {
+        let files = &self.files;
+        let services = &self.config.services;
+        let stats = &mut self.stats;
+        let (key, side) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+        if seg.payload_truncated {
+            stats.truncated_frames += 1;
+        }
+        let origin = quic::Origin {
+            ts,
+            frame,
+            file: self.files.len().saturating_sub(1),
+        };
+        let known = self.quic.get_mut(&key);
+        if let Some(entry) = &known {
+            if entry.value.reported {
+                // Decided already: only keep the entry fresh.
+                if let Some(entry) = self.quic.get_mut(&key) {
+                    entry.last_ts = ts;
+                }
+                return;
+            }
+        }
+        let opened = quic::datagram(
+            known.map(|entry| {
+                entry.last_ts = ts;
+                &mut entry.value
+            }),
+            side,
+            seg.payload,
+            seg.payload_truncated,
+            origin,
+            stats,
+            &mut self.plaintext,
+        );
+        if let quic::Opened::New(conn) = opened {
+            let mut evict = |key: FlowKey, last_ts: i64, conn: QuicConnection| {
+                let order = OrderKey {
+                    index,
+                    ts: last_ts,
+                    key,
+                };
+                emit_quic(order, key, conn, files, services, stats, out)
+            };
+            if self
+                .quic
+                .insert(key, ts, *conn, QuicConnection::evictable, &mut evict)
+                .is_none()
+            {
+                return;
+            }
+        }
+        let Some(entry) = self.quic.get_mut(&key) else {
+            return;
+        };
+        if entry.value.decided() {
+            let done = entry.value.take_for_report();
+            let order = OrderKey { index, ts: 0, key };
+            emit_quic(order, key, done, files, services, stats, out);
+        }
     }
 
     fn segment(
@@ -380,6 +524,21 @@ impl Engine {
             .map(|(key, entry)| (entry.value.first_ts, key, entry.value))
             .collect();
         rest.sort_by_key(|(ts, key, _)| (*ts, *key));
+        let mut quic: Vec<(i64, FlowKey, QuicConnection)> = self
+            .quic
+            .drain()
+            .map(|(key, entry)| (entry.value.first_ts, key, entry.value))
+            .collect();
+        quic.sort_by_key(|(ts, key, _)| (*ts, *key));
+        for (ts, key, conn) in quic {
+            let order = OrderKey {
+                index: u64::MAX,
+                ts,
+                key,
+            };
+            let (files, services) = (&self.files, &self.config.services);
+            emit_quic(order, key, conn, files, services, &mut self.stats, out);
+        }
         for (ts, key, conn) in rest {
             let order = OrderKey {
                 index: u64::MAX,
@@ -406,6 +565,23 @@ fn emit(
     // captured yet.
     let end_of_input = order.index == u64::MAX;
     if let Some(record) = report(&key, conn, files, services, end_of_input) {
+        stats.records += 1;
+        out(Emitted { order, record });
+    }
+}
+
+/// Report a QUIC connection if it has something to say.
+fn emit_quic(
+    order: OrderKey,
+    key: FlowKey,
+    conn: QuicConnection,
+    files: &[String],
+    services: &Services,
+    stats: &mut Stats,
+    out: &mut impl FnMut(Emitted),
+) {
+    let end_of_input = order.index == u64::MAX;
+    if let Some(record) = quic::report(&key, conn, files, services, end_of_input) {
         stats.records += 1;
         out(Emitted { order, record });
     }
@@ -461,4 +637,39 @@ fn new_connection(
         _ => None,
     };
     Connection::new(ts, file, forced, mail)
+}
+
+#[cfg(test)]
+mod quic_share_tests {
+    use super::*;
+    use crate::flow::FlowCost;
+
+    /// Both tables are sized up front from their limits: together they stay within the
+    /// process's budget, and the TCP table keeps the size the whole budget gave it alone
+    /// (the table grows in powers of two, so the sixteenth QUIC takes costs TCP no step).
+    #[test]
+    fn the_quic_table_takes_a_sixteenth_of_the_flow_budget() {
+        for budget in [40usize << 20, 160 << 20, 80 << 20] {
+            let limits = Limits {
+                max_flows: usize::MAX,
+                flow_memory: Some(budget),
+                ..Limits::default()
+            };
+            let (tcp, quic) = (tcp_limits(limits), quic_limits(limits));
+            assert_eq!(tcp.flow_memory.unwrap() + quic.flow_memory.unwrap(), budget);
+            assert_eq!(quic.flow_memory, Some(budget / 16));
+            let cost = FlowCost::of::<Connection>();
+            assert_eq!(
+                cost.flows_within(tcp.flow_memory.unwrap()),
+                cost.flows_within(budget)
+            );
+            let quic_flows = FlowCost::of::<QuicConnection>().flows_within(budget / 16);
+            eprintln!(
+                "{} MiB: {} TCP, {quic_flows} QUIC connections ({:?} per QUIC slot)",
+                budget >> 20,
+                cost.flows_within(budget),
+                FlowCost::of::<QuicConnection>()
+            );
+        }
+    }
 }

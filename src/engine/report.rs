@@ -8,7 +8,9 @@ use crate::record::{
 
 use crate::proto::starttls::Reply;
 
-use super::connection::{Body, Connection, Phase};
+use crate::tls::fingerprint::Transport;
+
+use super::connection::{Body, Connection, Handshake, Phase};
 use super::Services;
 
 /// Which side is the client: the SYN's sender; else the ClientHello's sender (or the
@@ -83,9 +85,80 @@ pub(super) fn report(
         Outcome::NoServerHello
     };
 
-    let (file, frame, first_ts) = hs
-        .first_hello
-        .unwrap_or((conn.file as usize, 0, conn.first_ts));
+    let parts = hello_parts(
+        hs,
+        client,
+        files,
+        (conn.file as usize, conn.first_ts),
+        Transport::Tcp,
+    );
+    Some(Record {
+        client: ClientEndpoint {
+            ip: client_ip,
+            port: client_port,
+            proxied: body.shared.proxied.map(|(ip, port)| Endpoint { ip, port }),
+        },
+        server: Endpoint {
+            ip: server_ip,
+            port: server_port,
+        },
+        transport: "tcp",
+        service: services.name(server_port),
+        starttls: mail_dialogue
+            .and_then(|m| m.dialogue.requested())
+            .map(|v| v.as_str()),
+        starttls_offered: mail_dialogue.map(|m| m.dialogue.offered().is_some()),
+        starttls_reply: mail_dialogue
+            .and_then(|m| m.dialogue.reply())
+            .map(|reply| match reply {
+                Reply::Accepted => "accepted".to_string(),
+                Reply::Refused { code } => code.as_str().to_string(),
+            }),
+        client_hello: parts.client_hello,
+        server_hello: parts.server_hello,
+        outcome,
+        alerts: parts.alerts,
+        encrypted_alerts: hs.encrypted_alerts,
+        handshake_us: parts.handshake_us,
+        client_hellos: hs.client_hellos,
+        certificate: hs
+            .certificate
+            .as_deref()
+            .cloned()
+            .or_else(|| server_half.upper.tls.unfinished_certificate()),
+        capture: parts.capture,
+        ts: parts.ts,
+        smtp: mail_dialogue
+            .and_then(|m| m.dialogue.helo())
+            .map(|helo| SmtpClient { helo: helo.into() }),
+        imap: mail_dialogue
+            .and_then(|m| m.dialogue.imap_id())
+            .map(|id| ImapClient { id: id.into() }),
+    })
+}
+
+/// What a handshake gives a record, whatever carried it (TCP or QUIC).
+pub(super) struct HelloParts {
+    pub ts: String,
+    pub client_hello: Option<ClientHelloRecord>,
+    pub server_hello: Option<ServerHelloRecord>,
+    pub alerts: Vec<AlertRecord>,
+    pub handshake_us: Option<u64>,
+    pub capture: CaptureRef,
+}
+
+/// The record fields that come from the hellos and alerts. `fallback` is the file and time
+/// of the connection's first packet, for a connection without a hello.
+pub(super) fn hello_parts(
+    hs: &Handshake,
+    client: Side,
+    files: &[String],
+    fallback: (usize, i64),
+    transport: Transport,
+) -> HelloParts {
+    let client_hello = hs.client_hello.as_ref();
+    let final_server_hello = hs.server_hello.as_ref().filter(|(h, _)| !h.hrr);
+    let (file, frame, first_ts) = hs.first_hello.unwrap_or((fallback.0, 0, fallback.1));
     let ts = client_hello.map_or(first_ts, |(_, ts, _)| *ts);
     let alerts = hs
         .alerts
@@ -107,49 +180,18 @@ pub(super) fn report(
         }
         _ => None,
     };
-    Some(Record {
+    HelloParts {
         ts: rfc3339(ts),
-        client: ClientEndpoint {
-            ip: client_ip,
-            port: client_port,
-            proxied: body.shared.proxied.map(|(ip, port)| Endpoint { ip, port }),
-        },
-        server: Endpoint {
-            ip: server_ip,
-            port: server_port,
-        },
-        service: services.name(server_port),
-        starttls: mail_dialogue
-            .and_then(|m| m.dialogue.requested())
-            .map(|v| v.as_str()),
-        starttls_offered: mail_dialogue.map(|m| m.dialogue.offered().is_some()),
-        starttls_reply: mail_dialogue
-            .and_then(|m| m.dialogue.reply())
-            .map(|reply| match reply {
-                Reply::Accepted => "accepted".to_string(),
-                Reply::Refused { code } => code.as_str().to_string(),
-            }),
-        client_hello: client_hello.map(|(h, _, _)| ClientHelloRecord::new(h)),
-        server_hello: server_hello.map(|(h, _)| ServerHelloRecord::new(h, hs.hrr)),
-        outcome,
+        client_hello: client_hello.map(|(h, _, _)| ClientHelloRecord::carried_by(h, transport)),
+        server_hello: hs
+            .server_hello
+            .as_ref()
+            .map(|(h, _)| ServerHelloRecord::carried_by(h, hs.hrr, transport)),
         alerts,
-        encrypted_alerts: hs.encrypted_alerts,
         handshake_us,
-        client_hellos: hs.client_hellos,
-        certificate: hs
-            .certificate
-            .as_deref()
-            .cloned()
-            .or_else(|| server_half.upper.tls.unfinished_certificate()),
         capture: CaptureRef {
             file: files.get(file).cloned().unwrap_or_default(),
             frame,
         },
-        smtp: mail_dialogue
-            .and_then(|m| m.dialogue.helo())
-            .map(|helo| SmtpClient { helo: helo.into() }),
-        imap: mail_dialogue
-            .and_then(|m| m.dialogue.imap_id())
-            .map(|id| ImapClient { id: id.into() }),
-    })
+    }
 }

@@ -140,6 +140,16 @@ pub(super) fn add_stats(total: &mut Stats, part: &Stats) {
     total.inconsistent_retransmissions += part.inconsistent_retransmissions;
     total.flows_expired += part.flows_expired;
     total.flows_refused += part.flows_refused;
+    total.quic_datagrams += part.quic_datagrams;
+    total.quic_initials += part.quic_initials;
+    total.quic_initials_opened += part.quic_initials_opened;
+    total.quic_connections += part.quic_connections;
+    total.quic_other_packets += part.quic_other_packets;
+    total.quic_short += part.quic_short;
+    total.quic_unknown_version += part.quic_unknown_version;
+    total.quic_undecryptable += part.quic_undecryptable;
+    total.quic_malformed_frames += part.quic_malformed_frames;
+    total.quic_crypto_over_budget += part.quic_crypto_over_budget;
     total.flows_evicted += part.flows_evicted;
     total.fragments.add(&part.fragments);
 }

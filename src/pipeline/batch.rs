@@ -57,6 +57,8 @@ impl FrameRef {
     /// An IP fragment: the payload fields name its IP packet, for the reassembler. Every
     /// worker gets a copy (see `Engine::fragment`).
     const FRAGMENT: u8 = 64;
+    /// A UDP datagram (QUIC); the TCP fields are zero.
+    const UDP: u8 = 128;
 
     pub(super) fn is_fragment(&self) -> bool {
         self.flags & Self::FRAGMENT != 0
@@ -117,7 +119,8 @@ impl FrameRef {
             | bit(f.ack, Self::ACK)
             | bit(f.fin, Self::FIN)
             | bit(f.rst, Self::RST)
-            | bit(segment.payload_truncated, Self::TRUNCATED);
+            | bit(segment.payload_truncated, Self::TRUNCATED)
+            | bit(segment.udp, Self::UDP);
         let addresses = match (segment.src, segment.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 u64::from(src.to_bits()) << 32 | u64::from(dst.to_bits())
@@ -182,6 +185,7 @@ impl FrameRef {
             },
             payload,
             payload_truncated: flag(Self::TRUNCATED),
+            udp: flag(Self::UDP),
         })
     }
 }

@@ -24,6 +24,8 @@ pub enum RecordError {
     Version(String),
     #[error("unknown outcome {0:?}")]
     Outcome(String),
+    #[error("unknown transport {0:?}")]
+    Transport(String),
 }
 
 #[derive(Deserialize)]
@@ -93,6 +95,9 @@ struct RecordIn {
     imap: Option<ImapClient>,
     #[serde(default)]
     certificate: Option<CertificateChain>,
+    /// Absent from lines written before QUIC: those were all TCP.
+    #[serde(default)]
+    transport: Option<String>,
     ts: String,
     client: ClientIn,
     server: EndpointIn,
@@ -138,6 +143,15 @@ fn outcome_of(name: &str) -> Result<Outcome, RecordError> {
     .into_iter()
     .find(|o| o.name() == name)
     .ok_or_else(|| RecordError::Outcome(name.to_string()))
+}
+
+/// `tcp` (also when the key is absent) or `udp` (QUIC): the names [`Record::transport`] takes.
+fn transport_of(name: Option<&str>) -> Result<&'static str, RecordError> {
+    match name {
+        None | Some("tcp") => Ok("tcp"),
+        Some("udp") => Ok("udp"),
+        Some(other) => Err(RecordError::Transport(other.to_string())),
+    }
 }
 
 /// The command names the engine writes; another name is kept as `STARTTLS` (the census
@@ -204,6 +218,7 @@ pub fn parse(line: &str) -> Result<Record, RecordError> {
             ip: r.server.ip,
             port: r.server.port,
         },
+        transport: transport_of(r.transport.as_deref())?,
         service: r.service,
         starttls: r.starttls.as_deref().map(starttls_of),
         starttls_offered: r.starttls_offered,
