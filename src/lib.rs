@@ -15,6 +15,7 @@ pub mod decode;
 pub mod engine;
 pub mod flow;
 pub mod follow;
+pub mod logs;
 pub mod pipeline;
 pub mod proto;
 pub mod record;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use tlscensus::logs::{self, LogError, Sniffed};
 use tlscensus::pipeline;
 use tlscensus::record::Record;
 use tlscensus::source::SourceError;
@@ -19,7 +20,9 @@ use super::stats::print_stats;
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     /// Capture files to read (pcap, pcapng, Network Monitor .cap, Windows ETW .etl from
-    /// `netsh trace` or `pktmon`; any name).
+    /// `netsh trace` or `pktmon`; any name), and server logs beside them: IIS W3C logs
+    /// with the crypt-* fields and Exchange SMTP receive/send protocol logs, plain or
+    /// gzip, recognised by their headers.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 
@@ -78,7 +81,35 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
         threads: args.engine.threads(),
         reading: args.reading,
     };
-    let files = pipeline::order_by_time(&args.files);
+    // Logs are told from captures by their header lines; what is not a log is left to the
+    // capture readers, which name what they cannot read.
+    let mut captures = Vec::new();
+    let mut logs = Vec::new();
+    let mut failed_logs = 0;
+    for path in &args.files {
+        match logs::detect(path) {
+            Ok(Sniffed::Log(kind)) => logs.push((path.clone(), kind)),
+            Ok(Sniffed::Unsupported(what)) => {
+                eprintln!("tlscensus: {}: {what}", path.display());
+                failed_logs += 1;
+            }
+            Ok(Sniffed::NotALog) | Err(_) => captures.push(path.clone()),
+        }
+    }
+    let log_stats = (!logs.is_empty()).then(|| {
+        logs::read_logs(
+            &logs,
+            &args.engine.config().services,
+            &mut on_record,
+            &mut |err: LogError| {
+                eprintln!("tlscensus: {err}");
+                if !matches!(err, LogError::Malformed { .. }) {
+                    failed_logs += 1;
+                }
+            },
+        )
+    });
+    let files = pipeline::order_by_time(&captures);
     let progress = pipeline::Progress::default();
     let mut bar = ProgressBar::new(&files);
     let outcome = pipeline::run_with_progress(
@@ -94,6 +125,13 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     // the command that captures whole packets.
     for note in &outcome.pipeline.notes {
         eprintln!("tlscensus: note: {note}");
+    }
+    if let Some(s) = log_stats {
+        eprintln!(
+            "tlscensus: logs: {} files, {} lines, {} TLS sessions, {} malformed lines, \
+             {} lines without TLS fields or on plain HTTP, {} SMTP sessions without a TLS result",
+            s.files, s.lines, s.records, s.malformed, s.without_tls, s.sessions_without_tls
+        );
     }
     let events_path = args.events.as_deref().unwrap_or(Path::new("-"));
     if let Some(err) = write_error {
@@ -122,7 +160,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     // The process ends next: handing the census's thousands of small allocations back one by
     // one would only delay the exit.
     std::mem::forget(census);
-    Ok(if failed_files > 0 {
+    Ok(if failed_files + failed_logs > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

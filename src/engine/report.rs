@@ -3,7 +3,7 @@
 use crate::flow::{FlowKey, Side};
 use crate::record::{
     alert_name, rfc3339, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint,
-    Outcome, Record, Sender, ServerHelloRecord,
+    Outcome, Record, Sender, ServerHelloRecord, SOURCE_WIRE,
 };
 
 use crate::proto::starttls::Reply;
@@ -140,5 +140,7 @@ pub(super) fn report(
             file: files.get(file).cloned().unwrap_or_default(),
             frame,
         },
+        source: SOURCE_WIRE,
+        log: None,
     })
 }
