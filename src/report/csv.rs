@@ -57,6 +57,8 @@ pub fn header() -> Vec<String> {
             "servers",
             "first_seen",
             "last_seen",
+            "sources",
+            "negotiated_only",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -111,6 +113,8 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 joined(&s.servers),
                 s.first_seen.clone().unwrap_or_default(),
                 s.last_seen.clone().unwrap_or_default(),
+                s.sources.keys().collect::<Vec<_>>().join("; "),
+                s.negotiated_only.to_string(),
             ]);
             w.write_record(&row)?;
         }

@@ -3,7 +3,10 @@
 
 use std::io::{self, Write};
 
-use super::{client_label, counted, ms, short_time, version_columns, version_range, Overview};
+use super::{
+    client_label, counted, ms, offered_label, short_time, sources_label, version_columns,
+    version_range, would_fail_text, Overview,
+};
 use crate::census::{Category, Census};
 
 /// Make text safe inside a Markdown table cell.
@@ -84,25 +87,21 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "| client | direction | service | connections | offered | negotiated | categories | \
-         would fail | failures | SNI | first seen | last seen |"
+         would fail | failures | SNI | first seen | last seen | sources |"
     )?;
-    writeln!(out, "|---|---|---|--:|---|---|---|---|---|---|---|---|")?;
+    writeln!(out, "|---|---|---|--:|---|---|---|---|---|---|---|---|---|")?;
     for r in crate::census::rows(&clients) {
         let (c, name, s, categories) = (r.client, r.service, r.counts, &r.categories);
         {
-            let would = if s.would_fail() > 0 {
-                format!("yes: {}", counted(&s.policy_failures))
-            } else {
-                "no".into()
-            };
+            let would = would_fail_text(s);
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&client_label(&c.key)),
                 c.key.direction.name(),
                 cell(name),
                 s.connections,
-                version_range(&s.max_offered),
+                offered_label(s),
                 version_range(&s.negotiated),
                 categories
                     .iter()
@@ -114,6 +113,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 cell(&s.sni.summary()),
                 short_time(s.first_seen.as_deref()),
                 short_time(s.last_seen.as_deref()),
+                sources_label(s),
             )?;
         }
     }
