@@ -36,7 +36,12 @@ pub fn utc_nanos(date: &[u8], time: &[u8]) -> Option<i64> {
         _ => return None,
     }
     let days = days_from_civil(year, month, day);
-    Some(((days * 24 + hour) * 60 + minute) * 60_000_000_000 + second * 1_000_000_000 + nanos)
+    // Years before 1970 or past 2262 do not fit in the records' time: none is a log's.
+    let seconds = ((days * 24 + hour) * 60 + minute) * 60 + second;
+    if seconds < 0 {
+        return None;
+    }
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 /// `2018-02-22T13:50:37.681Z`, Exchange's `date-time`.
@@ -111,6 +116,8 @@ mod tests {
         assert_eq!(utc_nanos(b"2024-13-01", b"00:00:00"), None);
         assert_eq!(utc_nanos(b"2024-01-01", b"00:00"), None);
         assert_eq!(iso_nanos(b"2024-01-01 00:00:00"), None);
+        assert_eq!(utc_nanos(b"1969-12-31", b"23:59:59"), None);
+        assert_eq!(utc_nanos(b"9999-12-31", b"23:59:59"), None);
     }
 
     #[test]
