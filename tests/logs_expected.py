@@ -13,7 +13,8 @@ receive log, the `>` rows of a send log, where the Exchange server is the client
 carry across files given in order. IIS requests of the same client, true client, server, port
 and crypt-* values at most 120 s apart are one session; its first line makes the record.
 
-Usage: logs_expected.py FILE...  (in time order) -> JSON {"records": [...], "malformed": [...]}
+Usage: logs_expected.py FILE...  (in time order)
+  -> JSON {"records": [...], "malformed": [[file, line]...], "sessions_without_tls": N}
 """
 import csv
 import datetime
@@ -126,7 +127,7 @@ TLS = re.compile(r"TLS protocol SP_PROT_(\w+?)_(SERVER|CLIENT) negotiation succe
                  r"strength (\d+) bits")
 
 
-def smtp(path, send, out, sessions):
+def smtp(path, send, out, sessions, seen, tls):
     names = None
     for number, line in enumerate(lines_of(path), 1):
         if line.startswith("#"):
@@ -142,6 +143,7 @@ def smtp(path, send, out, sessions):
         if event not in "+-<>*" or len(event) != 1:
             out["malformed"].append([path, number])
             continue
+        seen.add((send, sid))
         if event == "-":
             sessions.pop(sid, None)
             continue
@@ -157,6 +159,7 @@ def smtp(path, send, out, sessions):
         if not m:
             continue
         sessions.pop(sid)
+        tls.add((send, sid))
         local, remote = host(f["local-endpoint"]), host(f["remote-endpoint"])
         client, server = (local, remote) if send else (remote, local)
         names_ = [SPELLINGS.get(m.group(i), m.group(i)) for i in (3, 5, 7)]
@@ -177,16 +180,18 @@ def smtp(path, send, out, sessions):
 def main():
     out = {"records": [], "malformed": []}
     iis_sessions, receive, send = {}, {}, {}
+    seen, tls = set(), set()
     for path in sys.argv[1:]:
         head = "\n".join(lines_of(path)[:6])
         if "#Software: Microsoft Internet Information Services" in head:
             iis(path, out, iis_sessions)
         elif "#Log-type: SMTP Receive Protocol Log" in head:
-            smtp(path, False, out, receive)
+            smtp(path, False, out, receive, seen, tls)
         elif "#Log-type: SMTP Send Protocol Log" in head:
-            smtp(path, True, out, send)
+            smtp(path, True, out, send, seen, tls)
         else:
             sys.exit("not a log: " + path)
+    out["sessions_without_tls"] = len(seen - tls)
     json.dump(out, sys.stdout, indent=1)
 
 

@@ -116,6 +116,13 @@ fn records_match_an_independent_reading_of_the_logs() {
         stderr.contains(&format!("{} malformed lines", malformed.len())),
         "{stderr}"
     );
+    // Plaintext, failed and cut-off sessions are counted, not lost.
+    let without = &want["sessions_without_tls"];
+    assert!(without.as_u64().unwrap() >= 3);
+    assert!(
+        stderr.contains(&format!("{without} SMTP sessions without a TLS result")),
+        "{stderr}"
+    );
 }
 
 #[test]

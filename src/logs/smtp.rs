@@ -10,9 +10,9 @@
 //! CALG_… with strength N bits, MAC hash algorithm CALG_… with strength N bits and key
 //! exchange algorithm CALG_… with strength N bits` makes the session's record.
 //!
-//! Sessions are kept from their first row to their TLS result or their disconnect, at most
-//! [`MAX_OPEN_SESSIONS`] of them: beyond it the oldest is let go (its EHLO name is then
-//! missing from its record if its TLS row comes later).
+//! Sessions are kept from their first row to their disconnect (after the TLS result only as
+//! a mark that it was counted), at most [`MAX_OPEN_SESSIONS`] of them: beyond it the oldest
+//! is let go (its EHLO name is then missing from its record if its TLS row comes later).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
@@ -66,6 +66,9 @@ impl Layout {
 struct Open {
     ehlo: Option<String>,
     starttls: Option<&'static str>,
+    /// Its TLS result made a record: the rest of the session (MAIL, RCPT, DATA, the
+    /// disconnect) is passed over.
+    done: bool,
 }
 
 /// The parser of one kind of SMTP log; its sessions last across files.
@@ -211,7 +214,7 @@ impl SmtpParser {
         let event = field(layout.event);
         match event {
             b"-" => {
-                if self.sessions.remove(session).is_some() {
+                if self.sessions.remove(session).is_some_and(|open| !open.done) {
                     self.without_tls += 1;
                 }
                 return Ok(None);
@@ -223,6 +226,9 @@ impl SmtpParser {
                     String::from_utf8_lossy(other)
                 ))
             }
+        }
+        if self.sessions.get(session).is_some_and(|open| open.done) {
+            return Ok(None);
         }
         let data = layout.data.map(text).unwrap_or_default();
         if event == client_commands {
@@ -271,7 +277,8 @@ impl SmtpParser {
             LogKind::SmtpSend => (local, remote),
             _ => (remote, local),
         };
-        let open = self.sessions.remove(session).unwrap_or_default();
+        let open = std::mem::take(self.open(session));
+        self.open(session).done = true;
         Ok(Some(log_record(Session {
             kind: self.kind,
             ts_nanos: ts,
@@ -310,7 +317,7 @@ impl SmtpParser {
                 let Some(oldest) = self.order.pop_front() else {
                     break;
                 };
-                if self.sessions.remove(&oldest).is_some() {
+                if self.sessions.remove(&oldest).is_some_and(|open| !open.done) {
                     self.without_tls += 1;
                 }
             }
@@ -329,7 +336,7 @@ impl SmtpParser {
     /// The end of the input: sessions still open had no TLS result. Returns how many
     /// sessions in all ended without one.
     pub fn finish(&mut self) -> u64 {
-        self.without_tls += self.sessions.len() as u64;
+        self.without_tls += self.sessions.values().filter(|open| !open.done).count() as u64;
         self.sessions.clear();
         self.order.clear();
         std::mem::take(&mut self.without_tls)
