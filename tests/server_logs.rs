@@ -274,3 +274,27 @@ fn census_over_a_capture_and_a_log_joins_the_same_client() {
         .unwrap();
     assert_eq!(&job_row[sources], "smtp-log");
 }
+
+#[test]
+fn an_iis_log_without_crypt_fields_says_what_to_enable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("u_ex240501.log");
+    std::fs::write(
+        &path,
+        "#Software: Microsoft Internet Information Services 10.0\r\n\
+         #Fields: date time s-ip cs-method cs-uri-stem s-port c-ip sc-status\r\n\
+         2024-05-01 08:00:01 10.0.0.10 GET /owa/ 443 203.0.113.5 200\r\n",
+    )
+    .unwrap();
+    let out = tlscensus(&["read", "--events", "-", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "no TLS session is invented");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:2: #Fields: has no crypt-protocol",
+            path.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -103,7 +103,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
             &mut on_record,
             &mut |err: LogError| {
                 eprintln!("tlscensus: {err}");
-                if !matches!(err, LogError::Malformed { .. }) {
+                if err.is_damage() {
                     failed_logs += 1;
                 }
             },

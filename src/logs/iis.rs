@@ -146,12 +146,17 @@ impl IisParser {
             if text[0] == b'#' {
                 if let Some(names) = text.strip_prefix(b"#Fields:") {
                     let parsed = Layout::parse(&String::from_utf8_lossy(names));
-                    if let Err(why) = &parsed {
-                        problem(LogError::Malformed {
+                    match &parsed {
+                        Err(why) => problem(LogError::Malformed {
                             file: file.into(),
                             line: number,
                             why: why.clone(),
-                        });
+                        }),
+                        Ok(layout) if layout.protocol.is_none() => problem(LogError::NoTlsFields {
+                            file: file.into(),
+                            line: number,
+                        }),
+                        Ok(_) => {}
                     }
                     layout = Some(parsed);
                 }

@@ -72,6 +72,21 @@ pub enum LogError {
     },
     #[error("{file}: {why}")]
     Unusable { file: String, why: String },
+    /// An IIS `#Fields:` without `crypt-protocol`: its requests say nothing of TLS. A note,
+    /// not damage.
+    #[error(
+        "{file}:{line}: #Fields: has no crypt-protocol, so its requests say nothing about TLS: \
+         add the crypt-* custom fields to IIS logging (see the README)"
+    )]
+    NoTlsFields { file: String, line: u64 },
+}
+
+impl LogError {
+    /// Whether the run's exit status should say some input could not be read: a file that
+    /// could not be, not a line skipped or a note.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, LogError::Io { .. } | LogError::Unusable { .. })
+    }
 }
 
 /// Bytes of a file looked at (after decompression) to find its header.
