@@ -35,6 +35,19 @@ for path in sys.argv[2:]:
             n += 1
         at += size
 PY
+# Compressed captures seed the decompress target: a byte picking the format, then the file
+# after its magic number (the target puts the magic back).
+mkdir -p "$out/decompress"
+for f in "$root"/pcaps/compressed/*; do
+  [ -f "$f" ] || continue
+  case "$f" in
+    *.gz) pick='\x00' skip=2 ;;
+    *.zst) pick='\x01' skip=4 ;;
+    *.lz4) pick='\x02' skip=4 ;;
+    *) continue ;;
+  esac
+  { printf "$pick"; tail -c +"$((skip + 1))" "$f"; } >"$out/decompress/$(basename "$f")"
+done
 # Crash inputs kept as regressions seed their target too: fuzz/regressions/<target>/*.
 if [ -d "$here/regressions" ]; then
   for dir in "$here"/regressions/*/; do

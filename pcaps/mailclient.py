@@ -2,7 +2,7 @@
 """Mail clients for make_pcaps.sh, built on Python's smtplib / imaplib / poplib.
 
   mailclient.py smtp HOST PORT BINDPORT SNI [--verb STARTTLS|X-ANONYMOUSTLS|none] [--max-tls12]
-                     [--body-kib N]
+                     [--body-kib N] [--ehlo NAME]
   mailclient.py imap HOST PORT BINDPORT SNI [--max-tls12]
   mailclient.py pop3 HOST PORT BINDPORT SNI [--max-tls12]
 
@@ -34,8 +34,8 @@ def report_tls(sock):
     print(f"Ciphersuite: {sock.cipher()[0]}")
 
 
-def smtp(host, port, bport, sni, verb, ctx, body_kib=0):
-    s = smtplib.SMTP(host, port, local_hostname="client.example.test",
+def smtp(host, port, bport, sni, verb, ctx, body_kib=0, ehlo="client.example.test"):
+    s = smtplib.SMTP(host, port, local_hostname=ehlo,
                      source_address=(host, bport), timeout=10)
     s.ehlo()
     offered = verb is not None and s.has_extn(verb.lower())
@@ -117,7 +117,10 @@ def main():
         body_kib = 0
         if "--body-kib" in opts:
             body_kib = int(opts[opts.index("--body-kib") + 1])
-        smtp(host, port, bport, sni, verb, ctx, body_kib)
+        ehlo = "client.example.test"
+        if "--ehlo" in opts:
+            ehlo = opts[opts.index("--ehlo") + 1]
+        smtp(host, port, bport, sni, verb, ctx, body_kib, ehlo)
     elif proto == "imap":
         imap(host, port, bport, sni, ctx)
     elif proto == "pop3":

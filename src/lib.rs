@@ -7,7 +7,9 @@
 //! * [`flow`]: the per-connection table and per-direction TCP reassembly;
 //! * [`tls`]: TLS/SSL hello parsing and fingerprints (JA3, JA4);
 //! * [`engine`]: ties the stages together and turns each connection into a [`record::Record`];
-//! * [`record`]: the public, line-per-connection JSON record format.
+//! * [`record`]: the public, line-per-connection JSON record format;
+//! * [`names`]: host names from the capture's UDP name services (DNS, mDNS, LLMNR, NetBIOS,
+//!   DHCP), for the census's per-client names.
 
 pub mod capture;
 pub mod census;
@@ -16,9 +18,11 @@ pub mod engine;
 pub mod flow;
 pub mod follow;
 pub mod logs;
+pub mod names;
 pub mod pipeline;
 pub mod proto;
 pub mod record;
 pub mod report;
+pub mod sink;
 pub mod source;
 pub mod tls;

@@ -8,8 +8,9 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
+use crate::tls::certificate::CertificateChain;
 use crate::tls::fingerprint::{self, Transport};
 use crate::tls::hello::{is_grease, ClientHello, ServerHello};
 
@@ -174,6 +175,16 @@ pub struct Record {
     /// Where the record came from. For a log, `file` is the log file and `frame` the line
     /// that gave the TLS result.
     pub capture: CaptureRef,
+    /// SMTP sessions whose client gave a name in clear: `{"helo": "mx1.example.org"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpClient>,
+    /// IMAP sessions whose client sent ID (RFC 2971) in clear: `{"id": "Thunderbird 115"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imap: Option<ImapClient>,
+    /// The server's certificate chain as its Certificate message showed it (TLS ≤ 1.2 sends
+    /// it in clear): `seen_whole`, `message_length`, `chain_length`, a `leaf` summary, or
+    /// `leaf_error`. Null when no Certificate message was seen (TLS 1.3, resumption).
+    pub certificate: Option<CertificateChain>,
     /// `wire` (a capture), `iis-log`, `smtp-receive-log` or `smtp-send-log` (a server's
     /// log, see [`LogRecord`]).
     pub source: &'static str,
@@ -214,6 +225,20 @@ pub struct LogRecord {
     /// Exchange's session-id and receive/send connector (SMTP logs).
     pub session: Option<String>,
     pub connector: Option<String>,
+}
+
+/// What an SMTP client said of itself before TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpClient {
+    /// The EHLO / HELO / LHLO argument (the first one given), as sent: chosen by the client.
+    pub helo: String,
+}
+
+/// What an IMAP client said of itself before TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImapClient {
+    /// The ID command's `name` and `version` fields.
+    pub id: String,
 }
 
 /// RFC 3339 with microseconds, UTC.

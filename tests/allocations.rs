@@ -26,6 +26,70 @@ fn main() {
     println!("a million connections fit in 256 MiB: ok");
     syn_flood_is_evicted_and_real_handshakes_survive();
     println!("a SYN flood is evicted and real handshakes survive: ok");
+    a_flood_stays_within_the_flow_memory_budget();
+    println!("a flood stays within the flow memory budget: ok");
+}
+
+/// `Limits::flow_memory` (`--flow-memory`): a million SYNs from distinct sources into an
+/// engine with a 40 MiB budget. The heap the engine holds, table included, stays within the
+/// budget; the table is full, and the rest of the flood was evicted. Prints the measured
+/// cost of a connection without data (heap over connections held, at a full table).
+fn a_flood_stays_within_the_flow_memory_budget() {
+    const BUDGET: usize = 40 << 20;
+    let region = Region::new(GLOBAL);
+    let mut engine = Engine::new(Config {
+        limits: Limits {
+            max_flows: usize::MAX,
+            flow_memory: Some(BUDGET),
+            ..Limits::default()
+        },
+        ..Config::default()
+    });
+    let mut syn = vec![0u8; 54];
+    syn[12..14].copy_from_slice(&[0x08, 0x00]);
+    syn[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
+    syn[30..34].copy_from_slice(&[192, 0, 2, 1]);
+    syn[36..38].copy_from_slice(&443u16.to_be_bytes());
+    syn[46] = 0x50;
+    syn[47] = 0x02;
+    let mut peak = 0i64;
+    for i in 0..1_000_000u32 {
+        syn[26..30].copy_from_slice(&(0x0b00_0000 | (i >> 6)).to_be_bytes());
+        syn[34..36].copy_from_slice(&(1024 + (i & 63) as u16).to_be_bytes());
+        let packet = Packet {
+            ts_nanos: 1_000_000_000 + i64::from(i),
+            link_type: linktype::ETHERNET,
+            data: &syn,
+            orig_len: 54,
+            frame_number: u64::from(i),
+            interface: None,
+            direction: None,
+        };
+        engine.packet(2 * u64::from(i) + 1, &packet, &mut |_| {});
+        if i % 65_536 == 0 {
+            let change = region.change();
+            peak = peak.max(change.bytes_allocated as i64 - change.bytes_deallocated as i64);
+        }
+    }
+    let change = region.change();
+    let live = change.bytes_allocated as i64 - change.bytes_deallocated as i64;
+    peak = peak.max(live);
+    let stats = engine.stats();
+    let held = engine.flows();
+    assert_eq!(held, engine.max_flows(), "the table is full");
+    assert!(held > 100_000, "{held} connections in 40 MiB");
+    assert_eq!(stats.flows_evicted as usize, 1_000_000 - held);
+    assert_eq!(stats.flows_refused, 0);
+    eprintln!(
+        "40 MiB budget: {held} connections, peak heap {:.1} MiB, {:.0} bytes per connection \
+         without data",
+        peak as f64 / 1048576.0,
+        live as f64 / held as f64
+    );
+    assert!(
+        peak <= BUDGET as i64,
+        "peak heap {peak} bytes over the budget"
+    );
 }
 
 /// (link type, frame) of every frame of a capture in `pcaps/`.

@@ -32,12 +32,6 @@ const ALLOWED: &[(&str, &str)] = &[
          as unreadable rather than guess its ciphers",
     ),
     (
-        "nDPI/tests/cfgs/default/pcap/capwap_data.pcapng",
-        "the ClientHello rides in IP fragments of a CAPWAP tunnel: tshark reassembles IP \
-         fragments; tlscensus counts fragments as skipped (by design: hellos travel in whole \
-         packets on the networks this tool is for) and so never sees this connection",
-    ),
-    (
         "mercury/test/afl_data/encrypted_handshake_cert_false_positive.pcap",
         "crafted ServerHello of length 0 (as above)",
     ),

@@ -391,3 +391,72 @@ fn ndpi_fingerprints_match_tshark_truth() {
     assert!(failures.is_empty(), "mismatches:\n{}", failures.join("\n"));
     assert!(t3.compared > 900 && t3s.compared > 500 && t4.compared > 900);
 }
+
+/// Hex codes of a comma-separated list, as FoxIO's JA4_r / JA4_ro strings print them.
+fn hex_codes(list: &str) -> Vec<u16> {
+    list.split(',')
+        .map(|h| u16::from_str_radix(h, 16).unwrap())
+        .collect()
+}
+
+/// FoxIO's own published values for its capture `pcap/tls-non-ascii-alpn.pcapng`, whose first
+/// ALPN value is the two bytes 0xba 0xad (FoxIO-LLC/ja4 at commit
+/// 0e54bc8371de34df94a35f2442c05bda2e8b2034, `python/test/testdata/
+/// tls-non-ascii-alpn.pcapng.json`): JA4_ro gives the hello's lists in wire order, JA4 the
+/// fingerprint. The hello is rebuilt from JA4_ro, so every part of the fingerprint but the
+/// ALPN characters checks against FoxIO's output.
+///
+/// The ALPN characters follow FoxIO's rule in `technical_details/JA4.md` ("ALPN Extension
+/// Value", same commit): a first or last byte that is not ASCII alphanumeric gives the first
+/// and last characters of the value's hex form, `baad` -> `bd`. FoxIO's Python and Rust
+/// implementations, which made the published file, print `99` there instead (an older rule
+/// for a first byte above 0x7f); the specification's own eight worked examples are checked in
+/// `src/tls/fingerprint.rs` (`alpn_rules_from_spec`).
+#[test]
+fn foxio_published_vector_with_a_non_ascii_alpn() {
+    const FOXIO_JA4: &str = "t13d151699_8daaf6152771_e5627efa2ab1";
+    const FOXIO_JA4_RO: &str = "t13d151699_1301,1302,1303,c02b,c02f,c02c,c030,cca9,cca8,c013,\
+        c014,009c,009d,002f,0035_ff01,0033,002d,0005,4469,000d,0010,0023,001b,002b,0000,0012,\
+        000a,0017,000b,0015_0403,0804,0401,0503,0805,0501,0806,0601";
+    let parts: Vec<&str> = FOXIO_JA4_RO.split('_').collect();
+    let ch = ClientHello {
+        legacy_version: 0x0303,
+        // "13" in JA4_a: the supported_versions extension (002b) offers TLS 1.3.
+        supported_versions: vec![0x0304, 0x0303],
+        cipher_suites: hex_codes(parts[1]),
+        extensions: hex_codes(parts[2]),
+        signature_algorithms: hex_codes(parts[3]),
+        sni: Some("clientservices.googleapis.com".into()),
+        alpn: vec![
+            String::from_utf8_lossy(&[0xba, 0xad]).into_owned(),
+            "http/1.1".into(),
+        ],
+        alpn_first_raw: Some(vec![0xba, 0xad]),
+        ..Default::default()
+    };
+    let ours = ja4(&ch, Transport::Tcp);
+    let (foxio_a, foxio_rest) = FOXIO_JA4.split_at(8);
+    assert_eq!(&ours[..8], foxio_a, "{ours}");
+    assert_eq!(&ours[10..], &foxio_rest[2..], "{ours}");
+    assert_eq!(
+        &ours[8..10],
+        "bd",
+        "JA4.md's hex rule for 0xba 0xad: {ours}"
+    );
+}
+
+/// The same rule on real bytes through the parser: OpenSSL's s_client offering ALPN
+/// [0xba 0xad, "http/1.1"] (`pcaps/make_alpn_pcap.sh`). tshark reads the first value's bytes
+/// as `baad` (`tls.handshake.extensions_alpn_str_raw`, command in the script), so JA4.md's
+/// rule gives `bd`; the lossy text of those bytes (U+FFFD twice, `ef bf bd ef bf bd`) would
+/// give `ed`.
+#[test]
+fn non_utf8_alpn_is_fingerprinted_from_its_bytes() {
+    let run = common::run_file(&common::pcaps_dir().join("alpn_non_ascii.pcap"));
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+    assert_eq!(run.records.len(), 1);
+    let record = serde_json::to_value(&run.records[0]).unwrap();
+    let ja4 = record["client_hello"]["ja4"].as_str().unwrap();
+    assert_eq!(&ja4[8..10], "bd", "{ja4}");
+    assert_eq!(record["client_hello"]["alpn"][1], "http/1.1");
+}

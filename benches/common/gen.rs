@@ -212,58 +212,14 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
         let pick = rng.below(live.len() as u64) as usize;
         let conn = &mut live[pick];
         ts_us += 1 + rng.below(20);
-        let template = &templates[conn.template];
-        let hs = template.segments.len();
-        let (from_client, flags, payload): (bool, u8, &[u8]) = match conn.step {
-            0 => (true, SYN, &[]),
-            1 => (false, SYN | ACK, &[]),
-            2 => (true, ACK, &[]),
-            s if s < 3 + hs => {
-                let (c, bytes) = &template.segments[s - 3];
-                stats.handshake_packets += 1;
-                (*c, ACK | PSH, bytes.as_slice())
-            }
-            _ if conn.bulk_left > 0 => {
-                conn.bulk_left -= 1;
-                // TLS 1.2+ application data record; mostly server → client, as with mail
-                // and web downloads.
-                let len = 200 + rng.below(1150) as usize;
-                bulk[..5].copy_from_slice(&[23, 3, 3, ((len - 5) >> 8) as u8, (len - 5) as u8]);
-                for chunk in bulk[5..len].chunks_mut(8) {
-                    chunk.copy_from_slice(&ciphertext.next().to_le_bytes()[..chunk.len()]);
-                }
-                for b in bulk[5..len].iter_mut().step_by(61) {
-                    *b = rng.next() as u8;
-                }
-                (rng.below(5) == 0, ACK | PSH, &bulk[..len])
-            }
-            // The close: the client's FIN, the server's FIN, the client's last ACK.
-            _ if conn.closing == 0 => {
-                conn.closing = 1;
-                (true, FIN | ACK, &[])
-            }
-            _ if conn.closing == 1 => {
-                conn.closing = 2;
-                (false, FIN | ACK, &[])
-            }
-            _ => {
-                conn.closing = 3;
-                (true, ACK, &[])
-            }
-        };
-        let (src, dst) = if from_client {
-            (conn.client, conn.server)
-        } else {
-            (conn.server, conn.client)
-        };
-        let dir = usize::from(!from_client);
-        let ack = conn.seq[1 - dir];
-        let seq = conn.seq[dir];
-        build_frame(&mut frame, src, dst, seq, ack, flags, payload);
-        let advance = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
-        conn.seq[dir] = seq.wrapping_add(advance);
-        let done = conn.closing == 3;
-        conn.step += 1;
+        let done = next_frame(
+            conn,
+            &templates[conn.template],
+            (&mut rng, &mut ciphertext),
+            &mut bulk,
+            &mut stats,
+            &mut frame,
+        );
         if done {
             live.swap_remove(pick);
         }
@@ -298,6 +254,81 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
         stats.bytes as f64 / 1e6 / secs.max(1e-9)
     );
     Ok(stats)
+}
+
+/// Build the next frame of a connection replaying `template` into `frame`, moving its
+/// sequence numbers on; whether it was the connection's last.
+fn next_frame(
+    conn: &mut Live,
+    template: &Template,
+    (rng, ciphertext): (&mut Rng, &mut Rng),
+    bulk: &mut [u8],
+    stats: &mut Generated,
+    frame: &mut Vec<u8>,
+) -> bool {
+    let (from_client, flags, payload) = step(conn, template, rng, ciphertext, bulk, stats);
+    let (src, dst) = if from_client {
+        (conn.client, conn.server)
+    } else {
+        (conn.server, conn.client)
+    };
+    let dir = usize::from(!from_client);
+    let ack = conn.seq[1 - dir];
+    let seq = conn.seq[dir];
+    build_frame(frame, src, dst, seq, ack, flags, payload);
+    let advance = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
+    conn.seq[dir] = seq.wrapping_add(advance);
+    conn.step += 1;
+    conn.closing == 3
+}
+
+/// The next packet of a connection replaying `template`: from the client?, TCP flags, payload.
+fn step<'a>(
+    conn: &mut Live,
+    template: &'a Template,
+    rng: &mut Rng,
+    ciphertext: &mut Rng,
+    bulk: &'a mut [u8],
+    stats: &mut Generated,
+) -> (bool, u8, &'a [u8]) {
+    let hs = template.segments.len();
+    match conn.step {
+        0 => (true, SYN, &[]),
+        1 => (false, SYN | ACK, &[]),
+        2 => (true, ACK, &[]),
+        s if s < 3 + hs => {
+            let (c, bytes) = &template.segments[s - 3];
+            stats.handshake_packets += 1;
+            (*c, ACK | PSH, bytes.as_slice())
+        }
+        _ if conn.bulk_left > 0 => {
+            conn.bulk_left -= 1;
+            // TLS 1.2+ application data record; mostly server → client, as with mail
+            // and web downloads.
+            let len = 200 + rng.below(1150) as usize;
+            bulk[..5].copy_from_slice(&[23, 3, 3, ((len - 5) >> 8) as u8, (len - 5) as u8]);
+            for chunk in bulk[5..len].chunks_mut(8) {
+                chunk.copy_from_slice(&ciphertext.next().to_le_bytes()[..chunk.len()]);
+            }
+            for b in bulk[5..len].iter_mut().step_by(61) {
+                *b = rng.next() as u8;
+            }
+            (rng.below(5) == 0, ACK | PSH, &bulk[..len])
+        }
+        // The close: the client's FIN, the server's FIN, the client's last ACK.
+        _ if conn.closing == 0 => {
+            conn.closing = 1;
+            (true, FIN | ACK, &[])
+        }
+        _ if conn.closing == 1 => {
+            conn.closing = 2;
+            (false, FIN | ACK, &[])
+        }
+        _ => {
+            conn.closing = 3;
+            (true, ACK, &[])
+        }
+    }
 }
 
 const FIN: u8 = 0x01;
@@ -411,4 +442,200 @@ pub fn ensure(spec: &Spec) -> (PathBuf, Option<Generated>) {
     let generated = generate(&tmp, &templates, spec).expect("generate capture");
     std::fs::rename(&tmp, &path).expect("rename generated capture");
     (path, Some(generated))
+}
+
+/// A SYN flood with real handshakes in it (issue 22): `syns` connections from random IPv4
+/// sources and ports to the servers' port 443 within `seconds` of capture time, half of them
+/// answered with a SYN-ACK (half-open), and `handshakes` real TLS connections (the port-443
+/// templates, replayed whole, no bulk data) spread through it.
+#[derive(Debug, Clone)]
+pub struct Flood {
+    pub syns: u64,
+    pub handshakes: u32,
+    pub seconds: u64,
+    pub seed: u64,
+}
+
+impl Default for Flood {
+    fn default() -> Self {
+        Flood {
+            syns: 3_000_000,
+            handshakes: 1_000,
+            seconds: 10,
+            seed: 0xf100_d5ee,
+        }
+    }
+}
+
+/// One real handshake of a flood capture: its client, its server, and the template capture
+/// it replays (whose expected values are in `pcaps/expected.json`, from the tools that made it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruthRow {
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    pub template_file: String,
+}
+
+/// Write the flood capture to `path` and its truth (one line per real handshake: client
+/// address, client port, server address, server port, template file; tab-separated) to
+/// `truth`.
+pub fn generate_flood(
+    path: &Path,
+    truth: &Path,
+    templates: &[Template],
+    flood: &Flood,
+) -> std::io::Result<Generated> {
+    let templates: Vec<&Template> = templates.iter().filter(|t| t.port == 443).collect();
+    let mut out = BufWriter::with_capacity(1 << 22, File::create(path)?);
+    let mut truth_out = BufWriter::new(File::create(truth)?);
+    out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+    out.write_all(&2u16.to_le_bytes())?;
+    out.write_all(&4u16.to_le_bytes())?;
+    out.write_all(&[0; 8])?;
+    out.write_all(&262_144u32.to_le_bytes())?;
+    out.write_all(&1u32.to_le_bytes())?;
+    let mut rng = Rng::new(flood.seed);
+    let mut ciphertext = Rng::new(flood.seed ^ 0x5eed);
+    let mut stats = Generated {
+        bytes: 24,
+        ..Generated::default()
+    };
+    let spec = Spec {
+        clients: 50_000,
+        bulk_packets: 0,
+        ..Spec::default()
+    };
+    let start_us: u64 = 1_700_000_000_000_000;
+    let span_us = flood.seconds * 1_000_000;
+    let mut frame = Vec::with_capacity(2048);
+    let mut bulk = vec![0u8; 1400];
+    let mut live: Vec<(Live, usize)> = Vec::new();
+    let mut started = 0u32;
+    // A real handshake starts every `every` flood SYNs; its packets go out one per SYN.
+    let every = (flood.syns / u64::from(flood.handshakes.max(1))).max(1);
+    let write = |out: &mut BufWriter<File>, ts_us: u64, frame: &[u8], stats: &mut Generated| {
+        stats.packets += 1;
+        stats.bytes += 16 + frame.len() as u64;
+        out.write_all(&((ts_us / 1_000_000) as u32).to_le_bytes())?;
+        out.write_all(&((ts_us % 1_000_000) as u32).to_le_bytes())?;
+        out.write_all(&(frame.len() as u32).to_le_bytes())?;
+        out.write_all(&(frame.len() as u32).to_le_bytes())?;
+        out.write_all(frame)
+    };
+    for n in 0..flood.syns {
+        let ts_us = start_us + n * span_us / flood.syns.max(1);
+        if n % every == 0 && started < flood.handshakes {
+            let template = rng.below(templates.len() as u64) as usize;
+            let mut conn = new_connection(&mut rng, &[templates[template].clone()], &spec);
+            conn.template = template;
+            conn.bulk_left = 0;
+            writeln!(
+                truth_out,
+                "{}\t{}\t{}\t{}\t{}",
+                conn.client.0,
+                conn.client.1,
+                conn.server.0,
+                conn.server.1,
+                templates[template]
+                    .name
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+            )?;
+            live.push((conn, template));
+            started += 1;
+            stats.connections += 1;
+        }
+        // One flood SYN from a random source, and for every second one the server's SYN-ACK.
+        // Outside the real clients' 10/8 and fd00::/8, so no flood SYN lands on a real
+        // connection.
+        let r = rng.next();
+        let address = [
+            100 + (r % 100) as u8,
+            (r >> 8) as u8,
+            (r >> 16) as u8,
+            (r >> 24) as u8,
+        ];
+        let source = (IpAddr::from(address), 1024 + rng.below(64_000) as u16);
+        let server = (IpAddr::from([192, 0, 2, (rng.below(4) + 1) as u8]), 443);
+        let isn = rng.next() as u32;
+        build_frame(&mut frame, source, server, isn, 0, SYN, &[]);
+        write(&mut out, ts_us, &frame, &mut stats)?;
+        if n % 2 == 1 {
+            let server_isn = rng.next() as u32;
+            build_frame(
+                &mut frame,
+                server,
+                source,
+                server_isn,
+                isn.wrapping_add(1),
+                SYN | ACK,
+                &[],
+            );
+            write(&mut out, ts_us, &frame, &mut stats)?;
+        }
+        // The next packet of one real connection.
+        if !live.is_empty() {
+            let pick = rng.below(live.len() as u64) as usize;
+            let (conn, template) = &mut live[pick];
+            let done = next_frame(
+                conn,
+                templates[*template],
+                (&mut rng, &mut ciphertext),
+                &mut bulk,
+                &mut stats,
+                &mut frame,
+            );
+            write(&mut out, ts_us, &frame, &mut stats)?;
+            if done {
+                live.swap_remove(pick);
+            }
+        }
+    }
+    // Whatever real connections are still open finish after the flood.
+    let end_us = start_us + span_us;
+    while let Some((conn, template)) = live.last_mut() {
+        let done = next_frame(
+            conn,
+            templates[*template],
+            (&mut rng, &mut ciphertext),
+            &mut bulk,
+            &mut stats,
+            &mut frame,
+        );
+        write(&mut out, end_us, &frame, &mut stats)?;
+        if done {
+            live.pop();
+        }
+    }
+    out.flush()?;
+    truth_out.flush()?;
+    Ok(stats)
+}
+
+/// The flood capture and its truth file, made once and kept under `target/bench/`.
+pub fn ensure_flood(flood: &Flood) -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    let name = format!(
+        "synflood-v{GENERATOR_VERSION}-{}syn-{}hs-{}s-{:x}",
+        flood.syns, flood.handshakes, flood.seconds, flood.seed
+    );
+    let path = dir.join(format!("{name}.pcap"));
+    let truth = dir.join(format!("{name}.truth.tsv"));
+    if path.is_file() && truth.is_file() {
+        return (path, truth);
+    }
+    let templates = templates(&root.join("pcaps"));
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let generated = generate_flood(&tmp, &truth, &templates, flood).expect("generate flood");
+    std::fs::rename(&tmp, &path).expect("rename generated capture");
+    eprintln!(
+        "generated {}: {} packets, {} real handshakes",
+        path.display(),
+        generated.packets,
+        generated.connections
+    );
+    (path, truth)
 }

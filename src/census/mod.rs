@@ -11,10 +11,12 @@
 //! exactly the census one run over all their traffic would have given.
 
 pub mod capped;
+pub mod certificates;
 pub mod ciphers;
 pub mod classify;
 pub mod counts;
 pub mod latency;
+pub mod names;
 pub mod policy;
 pub mod version;
 
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{Outcome, Record, Sender};
 use capped::CappedSet;
+use certificates::Inventory;
 pub use classify::{Category, Found};
 pub use counts::CountMap;
 use latency::Latency;
@@ -96,6 +99,16 @@ impl CensusConfig {
             Direction::Outbound
         } else {
             Direction::Other
+        }
+    }
+
+    /// The direction of a record's connection: [`Self::direction`], except that an Exchange
+    /// send log knows its server was the client, even when no --server says so.
+    pub fn record_direction(&self, record: &Record) -> Direction {
+        if self.servers.is_empty() && record.source == "smtp-send-log" {
+            Direction::Outbound
+        } else {
+            self.direction(record.client.ip, record.server.ip)
         }
     }
 
@@ -478,6 +491,10 @@ pub struct Census {
     /// Hour (`2024-05-01T10:00Z`) → negotiated version (or `plaintext`, `failed`,
     /// `incomplete`) → connections.
     pub timeline: BTreeMap<String, CountMap>,
+    /// The names of client addresses (EHLO, IMAP ID, DNS ...), see [`names`].
+    pub names: names::Names,
+    /// Server certificates per server and service (TLS ≤ 1.2 handshakes).
+    pub certificates: Inventory,
 }
 
 impl Default for Census {
@@ -558,6 +575,8 @@ impl Census {
             latency_by_service: BTreeMap::new(),
             latency_by_server: BTreeMap::new(),
             timeline: BTreeMap::new(),
+            names: names::Names::default(),
+            certificates: Inventory::default(),
         }
     }
 
@@ -568,13 +587,17 @@ impl Census {
             Some(p) => (p.ip, Some(wire)),
             None => (wire, None),
         };
-        // A send log knows its server was the client, even when no --server says so.
-        let direction = if self.config.servers.is_empty() && record.source == "smtp-send-log" {
-            Direction::Outbound
-        } else {
-            self.config.direction(wire, record.server.ip)
-        };
+        let direction = self.config.record_direction(record);
         let key = ClientKey { ip, via, direction };
+        if let Some(smtp) = &record.smtp {
+            self.names
+                .add_from_client(ip, &smtp.helo, names::NameSource::Ehlo);
+        }
+        if let Some(imap) = &record.imap {
+            self.names
+                .add_from_client(ip, &imap.id, names::NameSource::ImapId);
+        }
+        self.certificates.add(record);
         let services = &mut self.clients.entry(key).or_default().services;
         // Look up before inserting: `entry` would want the name as a new `String` each time.
         if !services.contains_key(&record.service) {
@@ -714,7 +737,21 @@ impl Census {
         for (hour, labels) in other.timeline {
             self.timeline.entry(hour).or_default().merge(&labels);
         }
+        self.names.merge(&other.names);
+        self.certificates.merge(&other.certificates);
         Ok(())
+    }
+
+    /// The capture's end as the census knows it (its last handshake), in Unix seconds: what
+    /// certificate expiry is measured against.
+    pub fn capture_end(&self) -> Option<i64> {
+        let last = self
+            .clients
+            .values()
+            .flat_map(|c| c.services.values())
+            .filter_map(|s| s.last_seen.as_deref())
+            .max();
+        certificates::end_of(last)
     }
 
     /// Total connections counted.

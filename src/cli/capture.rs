@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::clickhouse::ClickHouseArgs;
 use super::options::{CensusArgs, EngineArgs};
 
 #[derive(Debug, Args)]
@@ -45,9 +46,10 @@ pub struct CaptureArgs {
     pub bpf: Option<String>,
 
     /// Append one JSON record per connection to PATH as each completes (`-` for standard
-    /// output); each line is flushed at once, ready for a log shipper.
+    /// output); each line is flushed at once, ready for a log shipper. Or insert it into a
+    /// ClickHouse table (`clickhouse://HOST:PORT/DATABASE.TABLE`); give it twice for both.
     #[arg(long, value_name = "PATH")]
-    pub events: Option<PathBuf>,
+    pub events: Vec<PathBuf>,
 
     /// How often the --report files are rewritten (atomically; and once more at exit).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
@@ -67,6 +69,9 @@ pub struct CaptureArgs {
 
     #[command(flatten)]
     pub engine: EngineArgs,
+
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 /// What the commands that need libpcap say in a build without it.
@@ -104,7 +109,10 @@ mod live_capture {
     use tlscensus::source::SourceError;
 
     use super::CaptureArgs;
+    use crate::cli::clickhouse::{report_undelivered, status_text, EventsTargets};
     use crate::cli::output::{deliver, nanos_of, write_reports_about};
+    use tlscensus::sink::clickhouse::ClickHouseSink;
+    use tlscensus::sink::target::Target;
 
     pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
         let filter = args.bpf.clone().unwrap_or_else(|| {
@@ -130,20 +138,28 @@ mod live_capture {
             live::LiveCapture::open(&devices, &settings, Arc::clone(&stop), args.duration)?;
         // The events file is opened before giving up root, so it may live where only root
         // writes.
-        let events = open_events(args.events.as_deref())?;
+        let events_targets = EventsTargets::split(&args.events)?;
+        let events = open_events(events_targets.file.as_deref())?;
         if let Some(user) = &args.user {
             live::drop_privileges(user).map_err(anyhow::Error::msg)?;
         }
+        // After giving up root: the spool belongs to the user that runs on.
+        let census = args.census.census()?;
+        let clickhouse = match events_targets.clickhouse {
+            Some(target) => Some(args.clickhouse.open(target, census.config.clone())?),
+            None => None,
+        };
         eprintln!(
             "tlscensus: capturing on {} with filter {filter:?}; Ctrl-C to stop",
             devices.join(", ")
         );
 
         let session = RefCell::new(Session {
-            census: args.census.census()?,
+            census,
             handshakes: 0,
             below_12: HashSet::new(),
             events,
+            clickhouse,
             write_error: None,
             report_error: None,
             source_errors: 0,
@@ -267,6 +283,7 @@ mod live_capture {
         /// Clients that offered or got less than TLS 1.2.
         below_12: HashSet<IpAddr>,
         events: Option<Box<dyn Write>>,
+        clickhouse: Option<ClickHouseSink>,
         write_error: Option<io::Error>,
         report_error: Option<anyhow::Error>,
         source_errors: u32,
@@ -281,8 +298,14 @@ mod live_capture {
             if negotiated.or(offered).is_some_and(|v| v < 0x0303) {
                 self.below_12.insert(record.client.ip);
             }
+            if self.events.is_none() && self.clickhouse.is_none() {
+                return;
+            }
+            let line = serde_json::to_string(&record).expect("records always serialise");
+            if let Some(ch) = &mut self.clickhouse {
+                ch.add(&record, &line);
+            }
             if let (Some(w), None) = (&mut self.events, &self.write_error) {
-                let line = serde_json::to_string(&record).expect("records always serialise");
                 if let Err(e) = writeln!(w, "{line}").and_then(|()| w.flush()) {
                     self.write_error = Some(e);
                 }
@@ -298,10 +321,16 @@ mod live_capture {
                 self.below_12.len(),
                 dropped + if_dropped
             );
+            if let Some(ch) = &self.clickhouse {
+                eprint!("  {}", status_text(&ch.counts()));
+            }
         }
 
         /// The closing summary and drop warnings, then the errors met on the way.
-        fn finish(self, args: &CaptureArgs, counters: &live::Counters) -> Result<ExitCode> {
+        fn finish(mut self, args: &CaptureArgs, counters: &live::Counters) -> Result<ExitCode> {
+            if let Some(ch) = self.clickhouse.take() {
+                report_undelivered(&ch.close());
+            }
             let (packets, received, dropped, if_dropped) = counters.get();
             eprintln!(
                 "tlscensus: {packets} packets, {} handshakes, {} clients ({} below TLS 1.2); \
@@ -327,13 +356,17 @@ mod live_capture {
                 );
             }
             if let Some(e) = self.write_error {
-                let target = args.events.as_deref().unwrap_or(Path::new("-"));
+                let target = args
+                    .events
+                    .iter()
+                    .find(|e| !Target::is_url(&e.to_string_lossy()))
+                    .map_or(Path::new("-"), |p| p.as_path());
                 return Err(e).with_context(|| format!("cannot write {}", target.display()));
             }
             if let Some(e) = self.report_error {
                 return Err(e);
             }
-            if args.census.reports.is_empty() && args.events.is_none() {
+            if args.census.reports.is_empty() && args.events.is_empty() {
                 deliver(&self.census, &[], true)?;
             }
             Ok(if self.source_errors > 0 {

@@ -3,12 +3,15 @@
 //! records and reports go.
 
 mod capture;
+mod clickhouse;
 mod interfaces;
 mod merge;
 mod options;
 mod output;
 mod progress;
 mod read;
+mod report_from;
+mod schema;
 mod stats;
 mod watch;
 
@@ -109,6 +112,27 @@ enum Command {
     #[command(verbatim_doc_comment)]
     Capture(Box<capture::CaptureArgs>),
 
+    /// The census of the records sensors sent to ClickHouse (`--events clickhouse://...`):
+    /// the same reports a local run writes, over a time range and some or all sensors.
+    ///
+    /// Examples:
+    ///   # last week, every sensor
+    ///   tlscensus report --from clickhouse://ch1:8123/tlscensus.events \
+    ///       --since 2024-05-01T00:00:00Z --until 2024-05-08T00:00:00Z --report week.html
+    ///   # one Exchange server's sensor, for its owner
+    ///   tlscensus report --from clickhouse://ch1:8123/tlscensus.events --sensor exch03 \
+    ///       --report exch03.json
+    #[command(verbatim_doc_comment)]
+    Report(Box<report_from::ReportArgs>),
+
+    /// Print the DDL `--events clickhouse://...` runs: the events table and the per-client
+    /// census view.
+    ///
+    /// Example:
+    ///   tlscensus schema clickhouse --table tlscensus.events | clickhouse-client --multiquery
+    #[command(verbatim_doc_comment)]
+    Schema(schema::SchemaArgs),
+
     /// List the capture devices (name, description, addresses) for `capture -i`.
     ///
     /// Example:
@@ -124,5 +148,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Watch(args) => watch::watch(*args),
         Command::Capture(args) => capture::capture(*args),
         Command::Interfaces => interfaces::interfaces(),
+        Command::Report(args) => report_from::report(*args),
+        Command::Schema(args) => schema::schema(args),
     }
 }

@@ -34,9 +34,21 @@ pub struct EngineArgs {
     #[arg(long = "pop3-port", value_name = "PORT", value_delimiter = ',', default_values_t = [110])]
     pub pop3_ports: Vec<u16>,
 
-    /// Most connections tracked at once; beyond it the idlest are expired early.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
-    pub max_flows: usize,
+    /// Most connections tracked at once, all worker threads together (default: as many as
+    /// --flow-memory holds). When the tables are full, connections that carried no data (a
+    /// SYN flood's) make room first; then new connections are refused and counted.
+    #[arg(long, value_name = "N")]
+    pub max_flows: Option<usize>,
+
+    /// Memory for tracking connections, the whole process whatever the thread count: the
+    /// flow tables are sized once to it (they never grow), and hold as many connections as
+    /// fit, about 262 bytes each (458,750 in the default 160 MiB with 1, 2, 4 or 8 threads).
+    /// A connection that carries data also holds its handshake parsing state until it is
+    /// decided. The default keeps a flood of millions of SYNs under 256 MiB for the whole
+    /// process. Suffixes K, M, G (KiB, MiB, GiB); `0` for no budget (tables then grow up to
+    /// --max-flows, default 1,048,576).
+    #[arg(long, value_name = "SIZE", default_value = "160M", value_parser = parse_size)]
+    pub flow_memory: usize,
 
     /// Seconds without a packet after which a connection is reported and forgotten.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
@@ -46,6 +58,32 @@ pub struct EngineArgs {
     /// whatever the number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
     pub threads: Option<usize>,
+}
+
+/// A size in bytes: a number with an optional K, M or G suffix (binary units).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        other => return Err(format!("unknown size unit {other:?}: use K, M or G")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 160M, 2G)"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text} is too large"))
 }
 
 impl EngineArgs {
@@ -61,8 +99,14 @@ impl EngineArgs {
                 tls_ports: set(&self.tls_ports),
             },
             limits: Limits {
-                max_flows: self.max_flows.max(1),
+                // With a budget, it decides how many unless --max-flows asks for fewer.
+                max_flows: match (self.max_flows, self.flow_memory) {
+                    (Some(n), _) => n.max(1),
+                    (None, 0) => Limits::default().max_flows,
+                    (None, _) => usize::MAX,
+                },
                 idle_timeout_ns: i64::from(self.idle_timeout) * 1_000_000_000,
+                flow_memory: (self.flow_memory > 0).then_some(self.flow_memory),
             },
         }
     }
@@ -94,7 +138,9 @@ impl EngineArgs {
 pub struct CensusArgs {
     /// Write the census to PATH (repeatable); the format follows the extension: .json (for
     /// tools and `tlscensus merge`), .csv (the remediation spreadsheet), .md, .html (one
-    /// self-contained page), .txt (the table).
+    /// self-contained page), .txt (the table). Every format carries the inventory of the
+    /// servers' certificates (TLS ≤ 1.2) and flags the expired, expiring, weak and
+    /// self-signed ones; CSV writes it to NAME-certificates.csv beside NAME.csv.
     #[arg(long = "report", value_name = "PATH", value_parser = parse_target)]
     pub reports: Vec<Target>,
 

@@ -31,6 +31,11 @@ impl ProgressBar {
     }
 
     pub fn draw(&mut self, progress: &pipeline::Progress) {
+        self.draw_with(progress, String::new);
+    }
+
+    /// The line with `extra` after it (the ClickHouse counts), computed only when drawn.
+    pub fn draw_with(&mut self, progress: &pipeline::Progress, extra: impl FnOnce() -> String) {
         let now = Instant::now();
         let due = self
             .last
@@ -45,12 +50,13 @@ impl ProgressBar {
         let done = bytes as f64 / self.total.max(1) as f64;
         let eta = if done > 0.0 { secs / done - secs } else { 0.0 };
         eprint!(
-            "\r\x1b[K{:5.1}%  {:.0}/{:.0} MB  {:.2} M packets/s  ETA {:.0} s",
+            "\r\x1b[K{:5.1}%  {:.0}/{:.0} MB  {:.2} M packets/s  ETA {:.0} s  {}",
             100.0 * done.min(1.0),
             bytes as f64 / 1e6,
             self.total as f64 / 1e6,
             frames as f64 / secs / 1e6,
-            eta.max(0.0)
+            eta.max(0.0),
+            extra()
         );
     }
 

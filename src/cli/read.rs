@@ -12,6 +12,9 @@ use tlscensus::pipeline;
 use tlscensus::record::Record;
 use tlscensus::source::SourceError;
 
+use super::clickhouse::{
+    print_counts, report_undelivered, status_text, ClickHouseArgs, EventsTargets,
+};
 use super::options::{CensusArgs, EngineArgs};
 use super::output::{deliver, reader_left, Sink};
 use super::progress::ProgressBar;
@@ -20,53 +23,90 @@ use super::stats::print_stats;
 #[derive(Debug, Args)]
 pub struct ReadArgs {
     /// Capture files to read (pcap, pcapng, Network Monitor .cap, Windows ETW .etl from
-    /// `netsh trace` or `pktmon`; any name), and server logs beside them: IIS W3C logs
-    /// with the crypt-* fields and Exchange SMTP receive/send protocol logs, plain or
-    /// gzip, recognised by their headers.
+    /// `netsh trace` or `pktmon`; any name), each plain or gzip-, zstd- or lz4-compressed:
+    /// the format is recognised by content. `-` reads a capture from standard input, e.g.
+    /// `tcpdump -w - | tlscensus read -` or `zcat old.pcap.gz | tlscensus read -`.
+    /// Server logs may be given beside them: IIS W3C logs with the crypt-* fields and
+    /// Exchange SMTP receive/send protocol logs, plain or gzip, recognised by their headers.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 
     /// Write one JSON record per TLS connection to PATH (`-` for standard output, which
-    /// then replaces the table).
+    /// then replaces the table), or insert it into a ClickHouse table
+    /// (`clickhouse://HOST:PORT/DATABASE.TABLE`, created if need be). Give it twice for
+    /// both.
     #[arg(long, value_name = "PATH")]
-    events: Option<PathBuf>,
+    events: Vec<PathBuf>,
 
     /// How the files are read. `map` (the default): each worker maps its share of a classic
     /// pcap file on disk and touches only the bytes it needs, the fastest way. `split`: the
     /// same with read calls, for a file that another program may truncate or rewrite while
     /// it is read (a mapped file cut short under the reader ends the process with SIGBUS;
     /// one still being appended to is fine). `one`: one reader thread, as pcapng, Network
-    /// Monitor files and standard input always get. Output is identical every way.
+    /// Monitor files, compressed files and standard input always get. Output is identical
+    /// every way.
     #[arg(long, value_name = "HOW", default_value = "map", value_parser = parse_reading)]
     reading: pipeline::Reading,
 
     /// Print per-stage counters to standard error at the end (frames, batches, queue
-    /// waits, batch latency percentiles, evictions).
+    /// waits, batch latency percentiles, evictions, IP fragments reassembled).
     #[arg(long)]
     stats: bool,
+
+    /// Also learn client names from the capture's DNS, mDNS, LLMNR, NetBIOS and DHCP
+    /// packets (a second reading of the files, on a thread of its own); EHLO and IMAP ID
+    /// names are always kept
+    #[arg(long)]
+    udp_names: bool,
+
+    /// Look up each client address in reverse DNS when writing the reports, and list the
+    /// names as `resolved` (off by default: it sends one PTR query per client address, at
+    /// most 32 at a time, and waits at most 10 s in all)
+    #[arg(long)]
+    resolve: bool,
+
+    /// The DNS server --resolve asks: IP[:PORT] (default: the first nameserver of
+    /// /etc/resolv.conf)
+    #[arg(long, value_name = "IP[:PORT]", value_parser = tlscensus::names::resolve::parse_server, requires = "resolve")]
+    dns_server: Option<std::net::SocketAddr>,
 
     #[command(flatten)]
     census: CensusArgs,
 
     #[command(flatten)]
     engine: EngineArgs,
+
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
 }
 
 pub fn read(args: ReadArgs) -> Result<ExitCode> {
-    let mut sink = Sink::open(args.events.as_deref())?;
+    let events = EventsTargets::split(&args.events)?;
+    let mut sink = Sink::open(events.file.as_deref())?;
     let mut census = args.census.census()?;
+    let mut clickhouse = match events.clickhouse {
+        Some(target) => Some(args.clickhouse.open(target, census.config.clone())?),
+        None => None,
+    };
+    let clickhouse_counts = clickhouse.as_ref().map(|c| c.counts_view());
     let mut write_error: Option<io::Error> = None;
     let mut line = Vec::with_capacity(4096);
     let mut on_record = |record: Record| {
         census.add(&record);
-        if !matches!(sink, Sink::None) && write_error.is_none() {
+        let to_file = !matches!(sink, Sink::None) && write_error.is_none();
+        if to_file || clickhouse.is_some() {
             // One reused line buffer, one write per record: serde_json's many small writes
             // would each go through the sink's layers.
             line.clear();
             serde_json::to_writer(&mut line, &record).expect("records always serialise");
+            if let Some(ch) = &mut clickhouse {
+                ch.add(&record, std::str::from_utf8(&line).expect("JSON is UTF-8"));
+            }
             line.push(b'\n');
-            if let Err(e) = sink.write_all(&line) {
-                write_error = Some(e);
+            if to_file {
+                if let Err(e) = sink.write_all(&line) {
+                    write_error = Some(e);
+                }
             }
         }
     };
@@ -112,15 +152,39 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     let files = pipeline::order_by_time(&captures);
     let progress = pipeline::Progress::default();
     let mut bar = ProgressBar::new(&files);
-    let outcome = pipeline::run_with_progress(
-        &files,
-        &options,
-        &progress,
-        &mut on_record,
-        &mut on_error,
-        &mut || bar.draw(&progress),
-    );
+    // Host names from the UDP name services are read by a thread of their own, over the
+    // same files (the pipeline follows TCP only); the pipeline reports damaged files.
+    let (outcome, udp_names) = std::thread::scope(|scope| {
+        let names = args.udp_names.then(|| {
+            scope.spawn(|| {
+                let mut names = tlscensus::census::names::Names::default();
+                tlscensus::names::names_in_files(&files, &mut names, &mut |_| {});
+                names
+            })
+        });
+        let outcome = pipeline::run_with_progress(
+            &files,
+            &options,
+            &progress,
+            &mut on_record,
+            &mut on_error,
+            &mut || match &clickhouse_counts {
+                Some(view) => bar.draw_with(&progress, || status_text(&view.counts())),
+                None => bar.draw(&progress),
+            },
+        );
+        let names = names.map(|n| n.join().expect("the names reader panicked"));
+        (outcome, names)
+    });
+    // The last batches go to ClickHouse (or the spool) while the reports are written.
+    let clickhouse_closing = clickhouse.map(|c| std::thread::spawn(move || c.close()));
     bar.finish();
+    if let Some(names) = udp_names {
+        census.names.merge(&names);
+    }
+    if args.resolve {
+        resolve_names(&mut census, args.dns_server)?;
+    }
     // Once per file, after the progress bar: e.g. a pktmon capture cut at 128 bytes, and
     // the command that captures whole packets.
     for note in &outcome.pipeline.notes {
@@ -133,7 +197,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
             s.files, s.lines, s.records, s.malformed, s.without_tls, s.sessions_without_tls
         );
     }
-    let events_path = args.events.as_deref().unwrap_or(Path::new("-"));
+    let events_path = events.file.as_deref().unwrap_or(Path::new("-"));
     if let Some(err) = write_error {
         // `--events - | head` (or a named pipe whose reader left): the reader of the events
         // has what it wanted; the report files are still written.
@@ -141,7 +205,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
             return Err(err).with_context(|| format!("cannot write {}", events_path.display()));
         }
     }
-    let table = args.events.as_deref() != Some(Path::new("-"));
+    let table = events.file.as_deref() != Some(Path::new("-"));
     // Syncing the events file to disk waits on the device while the reports are built: the
     // two overlap.
     let (closed, delivered) = std::thread::scope(|scope| {
@@ -154,8 +218,16 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     });
     closed?;
     delivered?;
+    let clickhouse_counts =
+        clickhouse_closing.map(|c| c.join().expect("closing ClickHouse panicked"));
     if args.stats {
         print_stats(&outcome);
+        if let Some(counts) = &clickhouse_counts {
+            print_counts(counts);
+        }
+    }
+    if let Some(counts) = &clickhouse_counts {
+        report_undelivered(counts);
     }
     // The process ends next: handing the census's thousands of small allocations back one by
     // one would only delay the exit.
@@ -165,6 +237,37 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--resolve`: the clients' reverse-DNS names, added as `resolved`; a note says how many
+/// were answered.
+fn resolve_names(
+    census: &mut tlscensus::census::Census,
+    server: Option<std::net::SocketAddr>,
+) -> Result<()> {
+    use tlscensus::census::names::NameSource;
+    use tlscensus::names::resolve;
+    let server = match server {
+        Some(server) => server,
+        None => resolve::system_server().map_err(anyhow::Error::msg)?,
+    };
+    let addresses: Vec<std::net::IpAddr> = census.clients.keys().map(|k| k.ip).collect();
+    let resolved = resolve::reverse_lookup(&addresses, &resolve::ResolveOptions::new(server))
+        .with_context(|| format!("--resolve: cannot ask {server}"))?;
+    for (ip, names) in &resolved.names {
+        for name in names {
+            census
+                .names
+                .add_from_client(*ip, name, NameSource::Resolved);
+        }
+    }
+    let named = resolved.names.values().filter(|n| !n.is_empty()).count();
+    eprintln!(
+        "tlscensus: note: --resolve asked {server} about {} addresses: {named} named, {} \
+         unanswered",
+        resolved.asked, resolved.unanswered
+    );
+    Ok(())
 }
 
 fn parse_reading(text: &str) -> Result<pipeline::Reading, String> {

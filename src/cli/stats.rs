@@ -112,4 +112,11 @@ pub fn print_stats(outcome: &pipeline::Outcome) {
     eprintln!("flows expired          {}", stats.flows_expired);
     eprintln!("flows evicted (no data) {}", stats.flows_evicted);
     eprintln!("flows refused (full)   {}", stats.flows_refused);
+    let f = &stats.fragments;
+    eprintln!("ip fragments           {}", f.fragments);
+    eprintln!("  datagrams reassembled {}", f.reassembled);
+    eprintln!("  datagrams timed out  {}", f.timed_out);
+    eprintln!("  datagrams refused    {}", f.refused);
+    eprintln!("  datagrams unfinished {}", f.unfinished);
+    eprintln!("  inconsistent overlaps {}", f.inconsistent_overlaps);
 }

@@ -26,8 +26,10 @@ use tlscensus::follow::{
 use tlscensus::pipeline;
 use tlscensus::record::{rfc3339, Record};
 use tlscensus::report;
+use tlscensus::sink::clickhouse::ClickHouseSink;
 use tlscensus::source::SourceError;
 
+use super::clickhouse::{report_undelivered, status_text, ClickHouseArgs, EventsTargets};
 use super::options::{CensusArgs, EngineArgs};
 use super::output::{deliver, nanos_of, write_reports_about};
 
@@ -43,9 +45,10 @@ pub struct WatchArgs {
     #[arg(long, value_name = "PATH")]
     state: Option<PathBuf>,
 
-    /// Append one JSON record per connection to PATH as each completes.
+    /// Append one JSON record per connection to PATH as each completes, or insert it into
+    /// a ClickHouse table (`clickhouse://HOST:PORT/DATABASE.TABLE`). Give it twice for both.
     #[arg(long, value_name = "PATH")]
-    events: Option<PathBuf>,
+    events: Vec<PathBuf>,
 
     /// How often the --report files (and the state) are rewritten, atomically; they are
     /// also written when a file has been read and at exit.
@@ -76,6 +79,9 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     engine: EngineArgs,
+
+    #[command(flatten)]
+    clickhouse: ClickHouseArgs,
 }
 
 pub fn watch(args: WatchArgs) -> Result<ExitCode> {
@@ -87,6 +93,8 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| args.dir.join(".tlscensus-watch.json"));
 
+    let events_targets = EventsTargets::split(&args.events)?;
+    let events_file = events_targets.file.clone();
     let mut census = args.census.census()?;
     let saved = WatchState::load(&state_path)?;
     let stop = stop_on_signals()?;
@@ -107,7 +115,7 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     for target in &args.census.reports {
         feed.ignore(&target.path);
     }
-    if let Some(events) = &args.events {
+    if let Some(events) = &events_file {
         feed.ignore(events);
     }
 
@@ -126,7 +134,11 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
             read_before.len()
         );
     }
-    let events = open_events(args.events.as_deref(), events_len)?;
+    let events = open_events(events_file.as_deref(), events_len)?;
+    let clickhouse = match events_targets.clickhouse {
+        Some(target) => Some(args.clickhouse.open(target, census.config.clone())?),
+        None => None,
+    };
     eprintln!(
         "tlscensus: watching {} for complete capture files{}",
         args.dir.display(),
@@ -143,6 +155,7 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
         handshakes: 0,
         withheld: Vec::new(),
         events,
+        clickhouse,
         write_error: None,
         source_errors: 0,
     });
@@ -236,7 +249,11 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
         session.census.add(&record);
     }
     write_reports_about(&session.census, &args.census.reports, "watch", &about)?;
-    if args.census.reports.is_empty() && args.events.is_none() {
+    let clickhouse_counts = session.clickhouse.take().map(|c| c.close());
+    if let Some(counts) = &clickhouse_counts {
+        report_undelivered(counts);
+    }
+    if args.census.reports.is_empty() && args.events.is_empty() {
         deliver(&session.census, &[], true)?;
     }
     eprintln!(
@@ -247,7 +264,7 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
         state_path.display()
     );
     if let Some(e) = session.write_error {
-        let target = args.events.as_deref().unwrap_or(Path::new("-"));
+        let target = events_file.as_deref().unwrap_or(Path::new("-"));
         return Err(e).with_context(|| format!("cannot write {}", target.display()));
     }
     if let Some(e) = tick_error {
@@ -342,6 +359,7 @@ struct Session {
     /// Records the stop cut short: in the final reports, not in the state.
     withheld: Vec<Record>,
     events: Option<BufWriter<File>>,
+    clickhouse: Option<ClickHouseSink>,
     write_error: Option<io::Error>,
     source_errors: u32,
 }
@@ -373,8 +391,14 @@ impl Session {
         }
         self.census.add(&record);
         self.handshakes += 1;
+        if self.events.is_none() && self.clickhouse.is_none() {
+            return;
+        }
+        let line = serde_json::to_string(&record).expect("records always serialise");
+        if let Some(ch) = &mut self.clickhouse {
+            ch.add(&record, &line);
+        }
         if let (Some(w), None) = (&mut self.events, &self.write_error) {
-            let line = serde_json::to_string(&record).expect("records always serialise");
             if let Err(e) = writeln!(w, "{line}") {
                 self.write_error = Some(e);
             }
@@ -441,5 +465,8 @@ impl Session {
             self.handshakes,
             self.census.clients.len(),
         );
+        if let Some(ch) = &self.clickhouse {
+            eprint!("  {}", status_text(&ch.counts()));
+        }
     }
 }

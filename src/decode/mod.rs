@@ -16,6 +16,8 @@ use etherparse::{
 
 use crate::source::linktype;
 
+pub mod fragments;
+
 /// A TCP segment, borrowed from its frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment<'a> {
@@ -51,8 +53,8 @@ pub enum Skip {
     NotIp,
     /// UDP, ICMP, ...
     NotTcp,
-    /// An IP fragment: reassembling IP fragments is out of scope (TLS hellos ride in whole
-    /// packets on every real network we have seen; the count tells if that ever changes).
+    /// An IP fragment: its datagram goes to the reassembler ([`fragments`]); the frame is
+    /// counted here unless it completed a datagram that decoded to a TCP segment.
     IpFragment,
     /// The frame ended inside a link, IP or TCP header, or a header was malformed.
     Malformed,
@@ -101,6 +103,9 @@ const MAX_NESTING: u8 = 8;
 const VXLAN_PORT: u16 = 4789;
 const GENEVE_PORT: u16 = 6081;
 const GTP_U_PORT: u16 = 2152;
+/// CAPWAP data channel (RFC 5415): Wi-Fi controllers carry their access points' frames in
+/// it, in either direction (the controller's port is the well-known one).
+const CAPWAP_DATA_PORT: u16 = 5247;
 
 /// Decode one frame of the given LINKTYPE down to its innermost TCP segment.
 ///
@@ -120,6 +125,31 @@ pub fn decode(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
 /// Decode one frame through the full layer-by-layer decoder (every link type, tunnel and
 /// truncation). [`decode`] is this plus a fixed-offset fast path for the common frames.
 pub fn decode_general(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip> {
+    match layers(link_type, frame)? {
+        Layer::Tcp(segment) => Ok(segment),
+        Layer::Fragment(_) => Err(Skip::IpFragment),
+    }
+}
+
+/// The IP packet of a frame that [`decode`] answered [`Skip::IpFragment`] for: the
+/// fragment, from its IP header to the end of what was captured, for the reassembler
+/// ([`fragments`]). Asked only of fragments, so whole packets pay nothing for it.
+pub fn fragment_packet(link_type: u32, frame: &[u8]) -> Option<&[u8]> {
+    match layers(link_type, frame) {
+        Ok(Layer::Fragment(packet)) => Some(packet),
+        _ => None,
+    }
+}
+
+/// What the layer-by-layer walk found at the bottom of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer<'a> {
+    Tcp(Segment<'a>),
+    /// An IP fragment (its whole IP packet): the rest is known only after reassembly.
+    Fragment(&'a [u8]),
+}
+
+fn layers(link_type: u32, frame: &[u8]) -> Result<Layer<'_>, Skip> {
     match link_type {
         linktype::ETHERNET => ethernet(frame, 0),
         linktype::RAW | linktype::IPV4 | linktype::IPV6 => ip(frame, 0),
@@ -164,7 +194,12 @@ pub fn decode_general(link_type: u32, frame: &[u8]) -> Result<Segment<'_>, Skip>
 /// 9.2.3). The Protected bit is not checked: Windows logs Wi-Fi frames decrypted with it
 /// still set, and an encrypted body would not start with the SNAP bytes.
 pub fn ieee802_11_snap_at(frame: &[u8]) -> Option<usize> {
-    let (fc0, fc1) = (*frame.first()?, *frame.get(1)?);
+    snap_at(*frame.first()?, *frame.get(1)?, frame.get(2..)?)
+}
+
+/// [`ieee802_11_snap_at`] with the frame control bytes given apart from the rest of the
+/// frame (`after_fc`, which starts at the duration field).
+fn snap_at(fc0: u8, fc1: u8, after_fc: &[u8]) -> Option<usize> {
     // Protocol version 0, type 2 (data).
     if fc0 & 0x03 != 0 || (fc0 >> 2) & 0x03 != 2 {
         return None;
@@ -176,7 +211,7 @@ pub fn ieee802_11_snap_at(frame: &[u8]) -> Option<usize> {
             len += 4;
         }
     }
-    (frame.get(len..len + 6)? == [0xAA, 0xAA, 0x03, 0, 0, 0]).then_some(len + 6)
+    (after_fc.get(len - 2..len + 4)? == [0xAA, 0xAA, 0x03, 0, 0, 0]).then_some(len + 6)
 }
 
 /// A hash of a connection's addresses and ports that is the same for both directions, for
@@ -196,6 +231,16 @@ pub fn shard_hash(segment: &Segment<'_>) -> u64 {
     let ports = u64::from(segment.sport ^ segment.dport);
     let h = (addresses ^ (ports << 48) ^ ports).wrapping_mul(K);
     h ^ (h >> 29)
+}
+
+/// Which of `workers` threads owns a segment's connection: by [`shard_hash`], so both
+/// directions meet. Multiply-shift maps the hash onto the workers without a division.
+#[inline]
+pub fn shard_of(segment: &Segment<'_>, workers: u64) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    (((shard_hash(segment) >> 32) * workers) >> 32) as usize
 }
 
 fn to_u128(ip: IpAddr) -> u128 {
@@ -287,12 +332,12 @@ fn fast(link_type: u32, frame: &[u8]) -> Option<Segment<'_>> {
     })
 }
 
-fn ethernet(frame: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+fn ethernet(frame: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Skip::Malformed)?;
     by_ethertype(eth.ether_type().0, &frame[eth.slice().len()..], depth)
 }
 
-fn by_ethertype(ether_type: u16, rest: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+fn by_ethertype(ether_type: u16, rest: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
     if depth > MAX_NESTING {
         return Err(Skip::Malformed);
     }
@@ -327,7 +372,7 @@ fn by_ethertype(ether_type: u16, rest: &[u8], depth: u8) -> Result<Segment<'_>, 
 
 /// BSD loopback: a 4-byte address family in the capturing host's byte order (NULL) or in
 /// network order (LOOP). AF_INET is 2 everywhere; AF_INET6 is 10, 24, 28 or 30 by OS.
-fn null_loopback(frame: &[u8]) -> Result<Segment<'_>, Skip> {
+fn null_loopback(frame: &[u8]) -> Result<Layer<'_>, Skip> {
     let header: [u8; 4] = frame
         .get(..4)
         .and_then(|h| h.try_into().ok())
@@ -340,7 +385,7 @@ fn null_loopback(frame: &[u8]) -> Result<Segment<'_>, Skip> {
 }
 
 /// PPP (RFC 1661), with or without the HDLC address/control bytes.
-fn ppp(frame: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+fn ppp(frame: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
     let frame = match frame {
         [0xff, 0x03, rest @ ..] => rest,
         _ => frame,
@@ -354,7 +399,7 @@ fn ppp(frame: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
 
 /// MPLS (RFC 3032): pop labels to the bottom of the stack, then guess IPv4/IPv6 by the
 /// version nibble, as every passive tool must (the label does not say what it carries).
-fn mpls(mut rest: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+fn mpls(mut rest: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
     for _ in 0..MAX_NESTING {
         let label = rest.get(..4).ok_or(Skip::Malformed)?;
         let bottom = label[2] & 1 == 1;
@@ -369,14 +414,14 @@ fn mpls(mut rest: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
     Err(Skip::Malformed)
 }
 
-fn ip(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+fn ip(bytes: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
     if depth > MAX_NESTING {
         return Err(Skip::Malformed);
     }
     let (slice, _ext_err) = LaxIpSlice::from_slice(bytes).map_err(|_| Skip::Malformed)?;
     let payload = slice.payload();
     if payload.fragmented {
-        return Err(Skip::IpFragment);
+        return Ok(Layer::Fragment(bytes));
     }
     let (src, dst) = (slice.source_addr(), slice.destination_addr());
     match payload.ip_number {
@@ -388,9 +433,9 @@ fn ip(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
     }
 }
 
-fn tcp(src: IpAddr, dst: IpAddr, bytes: &[u8], ip_incomplete: bool) -> Result<Segment<'_>, Skip> {
+fn tcp(src: IpAddr, dst: IpAddr, bytes: &[u8], ip_incomplete: bool) -> Result<Layer<'_>, Skip> {
     let tcp = TcpSlice::from_slice(bytes).map_err(|_| Skip::Malformed)?;
-    Ok(Segment {
+    Ok(Layer::Tcp(Segment {
         src,
         dst,
         sport: tcp.source_port(),
@@ -405,11 +450,11 @@ fn tcp(src: IpAddr, dst: IpAddr, bytes: &[u8], ip_incomplete: bool) -> Result<Se
         },
         payload: tcp.payload(),
         payload_truncated: ip_incomplete,
-    })
+    }))
 }
 
 /// GRE (RFC 2784 / 2890): flags say which optional words follow the 4-byte base header.
-fn gre(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+fn gre(bytes: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
     let base = bytes.get(..4).ok_or(Skip::Malformed)?;
     if base[1] & 0x07 != 0 {
         // Version 1 is PPTP's enhanced GRE; not followed.
@@ -424,7 +469,7 @@ fn gre(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
 }
 
 /// VXLAN (RFC 7348) and Geneve (RFC 8926) carry Ethernet frames over UDP.
-fn udp_tunnel(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+fn udp_tunnel(bytes: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
     let udp = UdpSlice::from_slice_lax(bytes).map_err(|_| Skip::Malformed)?;
     let body = udp.payload();
     match udp.destination_port() {
@@ -436,13 +481,57 @@ fn udp_tunnel(bytes: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
             by_ethertype(u16::from_be_bytes([header[2], header[3]]), inner, depth)
         }
         GTP_U_PORT => gtp_u(body, depth),
+        _ if CAPWAP_DATA_PORT == udp.source_port()
+            || CAPWAP_DATA_PORT == udp.destination_port() =>
+        {
+            capwap_data(body, depth)
+        }
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+/// CAPWAP data (RFC 5415 4.3): a preamble byte (version 0, type 0: no DTLS), then HLEN (the
+/// header's length in 4-byte words), RID, WBID, and the T flag: set, the payload is the
+/// binding's native frame (WBID 1, IEEE 802.11); clear, an IEEE 802.3 frame. CAPWAP's own
+/// fragments (F flag) are not joined.
+fn capwap_data(body: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
+    let header = body.get(..4).ok_or(Skip::Malformed)?;
+    if header[0] != 0 {
+        // Another version, or DTLS-protected.
+        return Err(Skip::NotTcp);
+    }
+    let header_len = usize::from(header[1] >> 3) * 4;
+    let wbid = (header[2] >> 1) & 0x1f;
+    let native = header[2] & 0x01 != 0;
+    let fragment = header[3] & 0x80 != 0;
+    let frame = body.get(header_len..).ok_or(Skip::Malformed)?;
+    if header_len < 8 || fragment {
+        return Err(Skip::NotTcp);
+    }
+    match (native, wbid) {
+        (false, _) => ethernet(frame, depth),
+        (true, 1) => {
+            // Cisco controllers send the frame control field byte-swapped (Wireshark's
+            // CAPWAP "swap frame control" setting, on by default).
+            let swapped = match frame {
+                [a, b, rest @ ..] => snap_at(*b, *a, rest),
+                _ => None,
+            };
+            let at = ieee802_11_snap_at(frame).or(swapped).ok_or(Skip::NotIp)?;
+            let ether_type = frame.get(at..at + 2).ok_or(Skip::Malformed)?;
+            by_ethertype(
+                u16::from_be_bytes([ether_type[0], ether_type[1]]),
+                &frame[at + 2..],
+                depth,
+            )
+        }
         _ => Err(Skip::NotTcp),
     }
 }
 
 /// GTP-U (3GPP TS 29.281 5.1): mobile core traffic. An 8-byte header, 4 more bytes when any of
 /// the E, S, PN flags is set, then a chain of extension headers; G-PDUs (type 255) carry IP.
-fn gtp_u(body: &[u8], depth: u8) -> Result<Segment<'_>, Skip> {
+fn gtp_u(body: &[u8], depth: u8) -> Result<Layer<'_>, Skip> {
     let header = body.get(..8).ok_or(Skip::Malformed)?;
     if header[0] >> 5 != 1 || header[1] != 0xff {
         return Err(Skip::NotTcp);

@@ -13,6 +13,7 @@ use crate::flow::Side;
 use crate::proto::openvpn::{self, OpenVpnStream};
 use crate::proto::proxy;
 use crate::proto::starttls::{Dialogue, MailProtocol};
+use crate::tls::certificate::CertificateChain;
 use crate::tls::hello::{ClientHello, ServerHello};
 use crate::tls::stream::{looks_like_tls, End, Event, TlsStream};
 
@@ -65,6 +66,8 @@ pub(super) struct Handshake {
     /// Plaintext alerts: sender, level, description.
     pub alerts: Vec<(Side, u8, u8)>,
     pub encrypted_alerts: u32,
+    /// The server's Certificate message (TLS ≤ 1.2), when one was read.
+    pub certificate: Option<Box<CertificateChain>>,
     /// Which side sent the first ClientHello (true) or ServerHello (false).
     pub hello_sender: Option<(Side, bool)>,
     /// Input file, frame and time of the first hello.
@@ -449,6 +452,9 @@ fn on_event(shared: &mut Shared, side: Side, event: Event, origin: Origin) {
         }
         Event::Alert { level, description } => hs.alerts.push((side, level, description)),
         Event::EncryptedAlert => hs.encrypted_alerts += 1,
+        Event::Certificate(chain) => {
+            hs.certificate.get_or_insert(chain);
+        }
     }
 }
 

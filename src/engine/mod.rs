@@ -11,10 +11,12 @@ mod report;
 
 use std::collections::HashSet;
 
+use crate::decode::fragments::{FragmentLimits, FragmentStats, Reassembler};
 use crate::decode::{self, Segment, Skip};
 use crate::flow::{FlowKey, FlowTable, Limits, Side};
 use crate::proto::starttls::MailProtocol;
 use crate::record::Record;
+use crate::source::linktype;
 use crate::source::Packet;
 
 use connection::{Connection, Origin, Phase};
@@ -109,6 +111,8 @@ pub struct Stats {
     /// Connections without data dropped to make room in a full table (a SYN flood).
     pub flows_evicted: u64,
     pub flows_refused: u64,
+    /// IP fragment reassembly (reported by one worker: every worker reassembles alike).
+    pub fragments: FragmentStats,
 }
 
 /// Where a record belongs in the output. Records are written in this order whatever the
@@ -140,6 +144,12 @@ pub struct Engine {
     stats: Stats,
     /// Names of the input files, for the records' `capture.file`.
     files: Vec<String>,
+    /// IP fragments joined into datagrams. Every worker sees every fragment and joins them
+    /// alike (a non-first fragment has no ports to shard it by); a datagram goes on only in
+    /// the worker that owns its connection.
+    fragments: Reassembler,
+    /// This engine's worker, and how many there are.
+    shard: (usize, usize),
 }
 
 impl Engine {
@@ -149,7 +159,16 @@ impl Engine {
             config,
             stats: Stats::default(),
             files: Vec::new(),
+            fragments: Reassembler::new(FragmentLimits::default()),
+            shard: (0, 1),
         }
+    }
+
+    /// Make this the engine of worker `worker` of `workers`: of the datagrams joined from IP
+    /// fragments, it goes on with those of its own connections only, and it counts a
+    /// fragment's frame only if that frame is its share (see [`Engine::fragment`]).
+    pub fn set_shard(&mut self, worker: usize, workers: usize) {
+        self.shard = (worker, workers.max(1));
     }
 
     pub fn stats(&self) -> Stats {
@@ -157,6 +176,11 @@ impl Engine {
             flows_expired: self.flows.expired,
             flows_refused: self.flows.refused,
             flows_evicted: self.flows.evicted,
+            fragments: if self.shard.0 == 0 {
+                self.fragments.stats
+            } else {
+                FragmentStats::default()
+            },
             ..self.stats.clone()
         }
     }
@@ -164,6 +188,11 @@ impl Engine {
     /// Connections tracked right now.
     pub fn flows(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Most connections tracked at once (`Limits::max_flows`, or what `flow_memory` holds).
+    pub fn max_flows(&self) -> usize {
+        self.flows.max_flows()
     }
 
     /// Start a new input file; frames after this belong to it.
@@ -174,6 +203,12 @@ impl Engine {
     /// Process the frame at position `index` of the input; finished records go to `out`.
     pub fn packet(&mut self, index: u64, packet: &Packet<'_>, out: &mut impl FnMut(Emitted)) {
         let decoded = decode::decode(packet.link_type, packet.data);
+        if decoded == Err(Skip::IpFragment) {
+            if let Some(ip) = decode::fragment_packet(packet.link_type, packet.data) {
+                self.fragment(index, ip, packet.ts_nanos, packet.frame_number, out);
+                return;
+            }
+        }
         self.decoded(
             index,
             decoded.as_ref().map_err(|skip| *skip),
@@ -181,6 +216,39 @@ impl Engine {
             packet.frame_number,
             out,
         );
+    }
+
+    /// Process an IP fragment (its IP packet) at position `index`. Each worker gets every
+    /// fragment; the frame is counted once, by the worker whose share it is (the `n`-th
+    /// frame, at index `2n + 1`, is worker `n mod workers`'s), or, when it completes a
+    /// datagram that is a TCP segment, as that segment by the worker owning its connection.
+    pub fn fragment(
+        &mut self,
+        index: u64,
+        ip: &[u8],
+        ts_nanos: i64,
+        frame_number: u64,
+        out: &mut impl FnMut(Emitted),
+    ) {
+        let (worker, workers) = self.shard;
+        let counts_frame = (index / 2) % workers as u64 == worker as u64;
+        let Some(datagram) = self.fragments.add(ip, ts_nanos) else {
+            if counts_frame {
+                self.decoded(index, Err(Skip::IpFragment), ts_nanos, frame_number, out);
+            }
+            return;
+        };
+        match decode::decode(linktype::RAW, &datagram) {
+            Ok(segment) => {
+                if decode::shard_of(&segment, workers as u64) == worker {
+                    self.decoded(index, Ok(&segment), ts_nanos, frame_number, out);
+                }
+            }
+            Err(skip) if counts_frame => {
+                self.decoded(index, Err(skip), ts_nanos, frame_number, out)
+            }
+            Err(_) => {}
+        }
     }
 
     /// [`Engine::packet`] for a frame already decoded (the pipeline's reader decodes frames
@@ -209,6 +277,7 @@ impl Engine {
     /// Expire connections idle at capture time `now`; called at the same input positions
     /// whatever the number of threads (see [`Ticker`]).
     pub fn tick(&mut self, index: u64, now: i64, out: &mut impl FnMut(Emitted)) {
+        self.fragments.expire(now);
         let files = &self.files;
         let services = &self.config.services;
         let stats = &mut self.stats;
@@ -304,6 +373,7 @@ impl Engine {
 
     /// End of input: report every connection still open, oldest first.
     pub fn finish(&mut self, out: &mut impl FnMut(Emitted)) {
+        self.fragments.finish();
         let mut rest: Vec<(i64, FlowKey, Connection)> = self
             .flows
             .drain()

@@ -3,7 +3,7 @@
 use crate::flow::{FlowKey, Side};
 use crate::record::{
     alert_name, rfc3339, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint,
-    Outcome, Record, Sender, ServerHelloRecord, SOURCE_WIRE,
+    ImapClient, Outcome, Record, Sender, ServerHelloRecord, SmtpClient, SOURCE_WIRE,
 };
 
 use crate::proto::starttls::Reply;
@@ -136,10 +136,21 @@ pub(super) fn report(
         encrypted_alerts: hs.encrypted_alerts,
         handshake_us,
         client_hellos: hs.client_hellos,
+        certificate: hs
+            .certificate
+            .as_deref()
+            .cloned()
+            .or_else(|| server_half.upper.tls.unfinished_certificate()),
         capture: CaptureRef {
             file: files.get(file).cloned().unwrap_or_default(),
             frame,
         },
+        smtp: mail_dialogue
+            .and_then(|m| m.dialogue.helo())
+            .map(|helo| SmtpClient { helo: helo.into() }),
+        imap: mail_dialogue
+            .and_then(|m| m.dialogue.imap_id())
+            .map(|id| ImapClient { id: id.into() }),
         source: SOURCE_WIRE,
         log: None,
     })

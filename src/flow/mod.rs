@@ -99,6 +99,11 @@ pub struct Limits {
     pub max_flows: usize,
     /// A connection with no packet for this long (capture time) is expired.
     pub idle_timeout_ns: i64,
+    /// Bytes the flow table may take (its slots and its arrival queue), when set: the table
+    /// is then sized once, up front, to the most connections that fit (and `max_flows`), so
+    /// it never grows (a hash table's growth holds the old and the new table at once). The
+    /// command line sets it for the whole process and the pipeline splits it among workers.
+    pub flow_memory: Option<usize>,
 }
 
 impl Default for Limits {
@@ -106,7 +111,45 @@ impl Default for Limits {
         Limits {
             max_flows: 1 << 20,
             idle_timeout_ns: 300 * 1_000_000_000,
+            flow_memory: None,
         }
+    }
+}
+
+/// What a flow table costs per connection it can hold, for table values of type `V`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowCost {
+    /// One hash table slot: the key, the entry, and the slot's control byte.
+    pub slot: usize,
+    /// One place in the arrival queue (a key).
+    pub arrival: usize,
+}
+
+impl FlowCost {
+    pub fn of<V>() -> FlowCost {
+        FlowCost {
+            slot: std::mem::size_of::<(FlowKey, Entry<V>)>() + 1,
+            arrival: std::mem::size_of::<FlowKey>(),
+        }
+    }
+
+    /// The most connections a table within `bytes` can hold. The hash table has a power of
+    /// two of slots, and may fill only half of the 7 in 8 it could hold: a full table under
+    /// churn (a flood evicting as fast as it arrives) leaves deleted slots behind, and
+    /// hashbrown then rehashes in place only while at most half full; fuller, it doubles,
+    /// holding both tables while it moves (the 401 MiB of issue 22). So the figure moves in
+    /// steps: the largest table that fits, with an arrival place per connection.
+    pub fn flows_within(self, bytes: usize) -> usize {
+        let flows = |buckets: usize| (buckets / 8 * 7) / 2 - 1;
+        let fits = |b: usize| b * self.slot + flows(b) * self.arrival <= bytes;
+        let mut buckets: usize = 16;
+        if !fits(buckets) {
+            return flows(buckets);
+        }
+        while buckets < (1 << 40) && fits(buckets * 2) {
+            buckets *= 2;
+        }
+        flows(buckets)
     }
 }
 
@@ -136,11 +179,26 @@ pub struct FlowTable<V> {
 }
 
 impl<V> FlowTable<V> {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(mut limits: Limits) -> Self {
+        let (map, arrivals) = match limits.flow_memory {
+            Some(bytes) => {
+                let flows = FlowCost::of::<V>()
+                    .flows_within(bytes)
+                    .min(limits.max_flows);
+                limits.max_flows = flows;
+                // The slots for twice as many (see `flows_within`), so that churn never
+                // makes the table grow.
+                (
+                    HashMap::with_capacity_and_hasher(2 * (flows + 1), Default::default()),
+                    VecDeque::with_capacity(flows),
+                )
+            }
+            None => (HashMap::default(), VecDeque::new()),
+        };
         FlowTable {
-            map: HashMap::default(),
+            map,
             limits,
-            arrivals: VecDeque::new(),
+            arrivals,
             evicted: 0,
             expired: 0,
             refused: 0,
@@ -149,6 +207,11 @@ impl<V> FlowTable<V> {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Most connections tracked at once (as `Limits::flow_memory` allows).
+    pub fn max_flows(&self) -> usize {
+        self.limits.max_flows
     }
 
     pub fn is_empty(&self) -> bool {
@@ -231,6 +294,45 @@ impl<V> FlowTable<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table sized by a memory budget fits in it, fills up, and then, with a connection
+    /// evicted for every one that arrives (a flood), never grows: hashbrown's own capacity
+    /// is what is checked.
+    #[test]
+    fn a_budgeted_table_fits_and_never_grows_under_churn() {
+        const BUDGET: usize = 1 << 20;
+        let mut table: FlowTable<u64> = FlowTable::new(Limits {
+            max_flows: usize::MAX,
+            flow_memory: Some(BUDGET),
+            ..Limits::default()
+        });
+        let capacity = table.map.capacity();
+        let flows = table.max_flows();
+        let cost = FlowCost::of::<u64>();
+        // hashbrown holds 7 in 8 of a power of two of slots.
+        let slots = (capacity * 8 / 7).next_power_of_two();
+        assert!(slots * cost.slot + flows * cost.arrival <= BUDGET);
+        assert!(flows <= capacity / 2, "{flows} of {capacity}");
+        let key = |i: u32| {
+            FlowKey::new(
+                (IpAddr::from(i.to_be_bytes()), 1024),
+                (IpAddr::from([192, 0, 2, 1]), 443),
+            )
+            .0
+        };
+        let mut evicted = 0;
+        for i in 0..20 * flows as u32 {
+            table.insert(key(i), i64::from(i), 0, |_| true, &mut |_, _, _| {
+                evicted += 1
+            });
+            assert!(table.len() <= flows);
+            // `capacity()` is items plus room left: tombstones lower it until the next
+            // rehash in place; only a reallocation could raise it (to about twice).
+            assert!(table.map.capacity() <= capacity, "the table grew");
+        }
+        assert_eq!(table.len(), flows);
+        assert_eq!(evicted, 20 * flows - flows);
+    }
 
     /// The integer comparison in `FlowKey::new` orders endpoints exactly as the standard
     /// library orders `(IpAddr, u16)` tuples, so keys, sides and record order are unchanged.

@@ -155,6 +155,11 @@ pub fn open(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
 
 /// What `path` is, by its first bytes (decompressed when gzip).
 pub fn detect(path: &Path) -> io::Result<Sniffed> {
+    // Standard input (`-`), a pipe or a device can be read only once: sniffing would eat
+    // the bytes the capture reader needs, so streams are always left to it.
+    if crate::source::is_stream(path) {
+        return Ok(Sniffed::NotALog);
+    }
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     // A gzip file cut short still shows its header; a read error past it is no answer.
     let _ = open(path)?.take(SNIFF_BYTES as u64).read_to_end(&mut head);
@@ -353,6 +358,10 @@ pub(crate) fn log_record(s: Session<'_>) -> Record {
             file: s.file.to_string(),
             frame: s.line,
         },
+        // The EHLO a log keeps is in `log.ehlo`; no certificate is logged.
+        smtp: None,
+        imap: None,
+        certificate: None,
         source: s.kind.source(),
         log: Some(s.log),
     }

@@ -132,6 +132,9 @@ pub fn alg_by_name(name: &str) -> Option<u32> {
         .or_else(|| ALIASES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
 }
 
+/// Every name [`weakness`] gives (records read back are checked against it).
+pub const WEAKNESSES: &[&str] = &["RC4", "3DES", "DES", "RC2", "NULL", "MD5"];
+
 /// Why a negotiated cipher or MAC is weak, in the census's sense (RC4, DES/3DES, RC2, NULL,
 /// MD5): the same families [`crate::census::ciphers`] calls weak on the wire.
 pub fn weakness(cipher: Option<u32>, hash: Option<u32>) -> Option<&'static str> {
@@ -152,6 +155,20 @@ pub fn weakness(cipher: Option<u32>, hash: Option<u32>) -> Option<&'static str> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_weakness_is_listed() {
+        for cipher in [
+            0x6801, 0x6603, 0x6609, 0x6601, 0x6604, 0x6602, 0x6000, 0x660e,
+        ] {
+            for hash in [0x8003, 0x8004, 0x800c] {
+                if let Some(why) = weakness(Some(cipher), Some(hash)) {
+                    assert!(WEAKNESSES.contains(&why), "{why}");
+                }
+            }
+        }
+        assert_eq!(weakness(Some(0x660e), Some(0x8003)), Some("MD5"));
+    }
 
     #[test]
     fn names_and_values_agree_both_ways() {

@@ -141,4 +141,5 @@ pub(super) fn add_stats(total: &mut Stats, part: &Stats) {
     total.flows_expired += part.flows_expired;
     total.flows_refused += part.flows_refused;
     total.flows_evicted += part.flows_evicted;
+    total.fragments.add(&part.fragments);
 }

@@ -54,6 +54,22 @@ impl FrameRef {
     const RST: u8 = 8;
     const TRUNCATED: u8 = 16;
     const WIDE: u8 = 32;
+    /// An IP fragment: the payload fields name its IP packet, for the reassembler. Every
+    /// worker gets a copy (see `Engine::fragment`).
+    const FRAGMENT: u8 = 64;
+
+    pub(super) fn is_fragment(&self) -> bool {
+        self.flags & Self::FRAGMENT != 0
+    }
+
+    /// The IP packet of a fragment, borrowed from the batch's blocks.
+    pub(super) fn fragment_bytes<'a>(&self, blocks: &'a [Arc<Block>]) -> &'a [u8] {
+        let start = self.payload_start as usize;
+        blocks
+            .get(self.block as usize)
+            .and_then(|block| block.get(start..start + self.payload_len as usize))
+            .unwrap_or_default()
+    }
 
     /// Pack a decoded frame; its payload's block and offset are set by the caller, who
     /// knows which buffer the frame lies in. IPv6 addresses go to `wide`.
@@ -81,6 +97,13 @@ impl FrameRef {
         };
         let segment = match decoded {
             Ok(segment) => segment,
+            Err(Skip::IpFragment) => {
+                return FrameRef {
+                    skip: Some(Skip::IpFragment),
+                    flags: Self::FRAGMENT,
+                    ..empty
+                }
+            }
             Err(skip) => {
                 return FrameRef {
                     skip: Some(*skip),
@@ -287,17 +310,40 @@ impl Batcher {
         let worker = worker_for(&decoded, self.index, workers);
         self.stats.frames += 1;
         self.stats.bytes += packet.data.len() as u64;
-        let frame = FrameRef::pack(
+        let mut frame = FrameRef::pack(
             frame_index,
             packet.ts_nanos,
             packet.frame_number,
             &decoded,
             &mut self.batches[worker].wide,
         );
-        let payload_at = decoded
-            .ok()
-            .map(|segment| segment.payload.as_ptr() as usize);
-        (worker, frame, payload_at)
+        let payload = match decoded {
+            Ok(segment) => Some(segment.payload),
+            Err(Skip::IpFragment) => fragment_payload(packet.link_type, packet.data, &mut frame),
+            Err(_) => None,
+        };
+        (worker, frame, payload.map(|p| p.as_ptr() as usize))
+    }
+
+    /// Queue a fragment for every worker (each reassembles; see `Engine::fragment`);
+    /// `block_index` gives its block's index in each worker's batch. Counts as one frame
+    /// towards the next flush; returns whether it flushed.
+    pub(super) fn push_fragment(
+        &mut self,
+        mut frame: FrameRef,
+        mut block_index: impl FnMut(usize, &mut Batch) -> u32,
+    ) -> bool {
+        for (worker, batch) in self.batches.iter_mut().enumerate() {
+            frame.block = block_index(worker, batch);
+            batch.frames.push(frame);
+        }
+        self.pending += 1;
+        if self.pending >= FLUSH_EVERY {
+            self.flush(frame.index);
+            self.pending = 0;
+            return true;
+        }
+        false
     }
 
     /// Queue a routed frame; flush every worker's batch when enough have gathered.
@@ -314,14 +360,28 @@ impl Batcher {
     }
 }
 
+/// For a fragment's frame, its IP packet (whose length is set in `frame`); a frame the
+/// layer walk finds no fragment in loses its fragment flag.
+pub(super) fn fragment_payload<'a>(
+    link_type: u32,
+    data: &'a [u8],
+    frame: &mut FrameRef,
+) -> Option<&'a [u8]> {
+    let packet = decode::fragment_packet(link_type, data);
+    match packet {
+        Some(packet) => frame.payload_len = packet.len() as u32,
+        None => frame.flags &= !FrameRef::FRAGMENT,
+    }
+    packet
+}
+
 /// The worker of the `n`-th frame of the input: by the symmetric hash of its connection, so
 /// that both directions go to the same worker.
 #[inline]
 pub(super) fn worker_for(decoded: &Result<Segment<'_>, Skip>, n: u64, workers: u64) -> usize {
     match decoded {
         _ if workers == 1 => 0,
-        // Multiply-shift maps the hash onto the workers without a division.
-        Ok(segment) => (((decode::shard_hash(segment) >> 32) * workers) >> 32) as usize,
+        Ok(segment) => decode::shard_of(segment, workers),
         // Frames that are not TCP only count: spread them evenly.
         Err(_) => (n % workers) as usize,
     }

@@ -276,9 +276,14 @@ fn run_frames_in_blocks(
     let started = Instant::now();
     let threads = options.threads.max(1);
     let mut worker_config = options.engine.clone();
-    // Each worker holds its share of the flows: split the cap.
+    // Each worker holds its share of the flows: split the cap and the memory budget.
     worker_config.limits = Limits {
         max_flows: (options.engine.limits.max_flows / threads).max(1),
+        flow_memory: options
+            .engine
+            .limits
+            .flow_memory
+            .map(|bytes| bytes / threads),
         ..options.engine.limits
     };
 
@@ -416,7 +421,9 @@ fn spawn_with_reader<'scope, 'frames: 'scope>(
         let (to_agg, recycle, config) = (to_agg.clone(), recycle_tx.clone(), config.clone());
         std::thread::Builder::new()
             .name(format!("tlscensus-w{worker}"))
-            .spawn_scoped(scope, move || work(worker, config, rx, to_agg, recycle))
+            .spawn_scoped(scope, move || {
+                work(worker, threads, config, rx, to_agg, recycle)
+            })
             .expect("spawn worker thread");
     }
     // Named, like the workers, so `top -H` and profilers tell the stages apart.
@@ -436,11 +443,17 @@ fn spawn_with_reader<'scope, 'frames: 'scope>(
 
 /// Order files by their first frame's time, so rotated captures given in any order (or as a
 /// shell glob that sorts `file10` before `file2`) are read as one stream. A file whose first
-/// record is unreadable goes last; reading it then reports the damage.
+/// record is unreadable goes last; reading it then reports the damage. With standard input or
+/// a pipe among them, the given order is kept.
 pub fn order_by_time(files: &[PathBuf]) -> Vec<PathBuf> {
     // One file has no order to find; finding a first frame can cost a read-ahead (an .etl
     // merges its processors' buffers before its first packet is known).
     if files.len() < 2 {
+        return files.to_vec();
+    }
+    // A pipe or standard input cannot be peeked at and then read again: the files keep the
+    // order they were given in.
+    if files.iter().any(|path| source::is_stream(path)) {
         return files.to_vec();
     }
     let mut timed: Vec<(i64, usize, PathBuf)> = files

@@ -225,6 +225,11 @@ fn read_file(
                 b.stats.unshareable += 1;
                 continue;
             };
+            if frame.is_fragment() {
+                frame.payload_start = start as u32;
+                b.push_fragment(frame, |_, batch| batch.block_index(block));
+                continue;
+            }
             frame.block = b.batches[worker].block_index(block);
             frame.payload_start = start as u32;
         }
@@ -312,7 +317,15 @@ pub(super) fn read_live(
             if b.pending + 1 >= FLUSH_EVERY {
                 current.seal(&mut b.batches);
             }
-            if b.push(worker, frame) {
+            let flushed = if frame.is_fragment() {
+                let users = &mut current.users;
+                b.push_fragment(frame, |worker, batch| {
+                    *users[worker].get_or_insert(batch.blocks.len() as u32)
+                })
+            } else {
+                b.push(worker, frame)
+            };
+            if flushed {
                 last_flush = Instant::now();
             }
         });

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
 
 use super::aggregator::ToAggregator;
-use super::batch::{worker_for, Batch, FrameRef, Mark};
+use super::batch::{fragment_payload, worker_for, Batch, FrameRef, Mark};
 use super::reader::ReadStats;
 use super::worker::Lane;
 use super::Progress;
@@ -127,6 +127,11 @@ impl Plan {
         let mut planned = Vec::new();
         let mut errors = Vec::new();
         let (mut blocks, mut bytes) = (0u64, 0u64);
+        // A pipe or standard input can be read only once: opening it here would lose its
+        // first bytes to the reader thread.
+        if files.iter().any(|path| crate::source::is_stream(path)) {
+            return None;
+        }
         for path in files {
             let reader = match CaptureReader::open(path) {
                 Ok(reader) => reader,
@@ -287,7 +292,7 @@ pub(super) fn work(
         to_agg: to_agg.clone(),
         stats: ReadStats::default(),
     };
-    let mut lane = Lane::new(worker, config, to_agg);
+    let mut lane = Lane::new(worker, workers, config, to_agg);
     let mut own: VecDeque<Batch> = VecDeque::new();
     let total = shared.plan.blocks;
     let ahead = if shared.plan.map { MAPPED_AHEAD } else { AHEAD };
@@ -751,6 +756,18 @@ impl BlockReader<'_> {
             if let Ok(segment) = &decoded {
                 packed.block = part.block_index(block);
                 packed.payload_start = (segment.payload.as_ptr() as usize - base) as u32;
+            } else if packed.is_fragment() {
+                // Every worker reassembles (see `Engine::fragment`).
+                if let Some(ip) = fragment_payload(layout.link_type, frame, &mut packed) {
+                    packed.payload_start = (ip.as_ptr() as usize - base) as u32;
+                    for part in parts.iter_mut() {
+                        packed.block = part.block_index(block);
+                        part.frames.push(packed);
+                    }
+                    self.stats.frames += 1;
+                    self.stats.bytes += u64::from(found.caplen);
+                    continue;
+                }
             }
             part.frames.push(packed);
             self.stats.frames += 1;

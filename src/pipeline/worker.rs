@@ -22,12 +22,13 @@ pub(super) const RECORDS_PER_MESSAGE: usize = 512;
 /// A worker thread: batches in, records out.
 pub(super) fn work(
     worker: usize,
+    workers: usize,
     config: Config,
     batches: Receiver<Batch>,
     to_agg: Sender<ToAggregator>,
     recycle: Sender<Batch>,
 ) {
-    let mut lane = Lane::new(worker, config, to_agg);
+    let mut lane = Lane::new(worker, workers, config, to_agg);
     for mut batch in batches {
         let upto = lane.process(&batch);
         batch.clear();
@@ -51,10 +52,17 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    pub(super) fn new(worker: usize, config: Config, to_agg: Sender<ToAggregator>) -> Self {
+    pub(super) fn new(
+        worker: usize,
+        workers: usize,
+        config: Config,
+        to_agg: Sender<ToAggregator>,
+    ) -> Self {
+        let mut engine = Engine::new(config);
+        engine.set_shard(worker, workers);
         Lane {
             worker,
-            engine: Engine::new(config),
+            engine,
             latency: new_histogram(),
             collected: Collector::default(),
             last_progress: Instant::now(),
@@ -70,6 +78,12 @@ impl Lane {
         for (position, frame) in batch.frames.iter().enumerate() {
             while let Some((_, mark)) = marks.next_if(|(before, _)| *before <= position) {
                 apply(engine, mark, collected);
+            }
+            if frame.is_fragment() {
+                let ip = frame.fragment_bytes(&batch.blocks);
+                let (ts, number) = (frame.ts_nanos, frame.frame_number);
+                engine.fragment(frame.index, ip, ts, number, &mut |e| collected.push(e));
+                continue;
             }
             let segment = frame.unpack(&batch.blocks, &batch.wide);
             engine.decoded(

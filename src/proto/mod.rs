@@ -9,6 +9,7 @@
 //!
 //! All are pure parsers over borrowed bytes: no I/O, no `unsafe`, no panics on any input.
 
+pub mod imap_id;
 pub mod openvpn;
 pub mod proxy;
 pub mod starttls;

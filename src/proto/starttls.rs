@@ -40,6 +40,20 @@ const MAX_PENDING: usize = 32;
 /// Longest IMAP tag remembered for the STARTTLS command (tags are short atoms).
 const TAG_CAP: usize = 64;
 
+/// Longest client name kept from EHLO or IMAP ID: a domain is at most 255 octets (RFC 5321
+/// 4.5.3.1.2); anything longer is cut there.
+pub const HELO_CAP: usize = 255;
+
+/// `bytes` as text (invalid UTF-8 replaced), cut to at most `cap` bytes on a character
+/// boundary.
+fn capped_text(bytes: &[u8], cap: usize) -> Box<str> {
+    let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(cap)]).into_owned();
+    while text.len() > cap {
+        text.pop();
+    }
+    text.into_boxed_str()
+}
+
 /// Which mail protocol a session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MailProtocol {
@@ -367,6 +381,11 @@ struct Session {
     tagged_sent: u32,
     tagged_done: u32,
     ahead: u32,
+    /// SMTP: the client's name, the first non-empty EHLO / HELO / LHLO argument (names, not
+    /// payloads: at most [`HELO_CAP`] bytes).
+    helo: Option<Box<str>>,
+    /// IMAP: the software an ID command (RFC 2971) named, `name version`.
+    imap_id: Option<Box<str>>,
 }
 
 impl Session {
@@ -391,6 +410,8 @@ impl Session {
             tagged_sent: 0,
             tagged_done: 0,
             ahead: 0,
+            helo: None,
+            imap_id: None,
         }
     }
 
@@ -446,6 +467,15 @@ impl Session {
             self.requested = Some(v);
             self.pending.push(Cmd::Tls(v));
             return Action::Stop;
+        }
+        let greets = [&b"EHLO"[..], b"LHLO", b"HELO"];
+        if self.helo.is_none() && greets.iter().any(|g| verb.eq_ignore_ascii_case(g)) {
+            // The whole argument, as sent: a domain or address literal (RFC 5321 4.1.1.1),
+            // though some clients add text after it.
+            let name = args.trim_ascii();
+            if !name.is_empty() {
+                self.helo = Some(capped_text(name, HELO_CAP));
+            }
         }
         if verb.eq_ignore_ascii_case(b"EHLO") || verb.eq_ignore_ascii_case(b"LHLO") {
             self.pending.push(Cmd::Ehlo);
@@ -505,6 +535,11 @@ impl Session {
         let (tag, rest) = split_word(line);
         let (command, _) = split_word(rest);
         if !tag.is_empty() && !command.is_empty() && command.iter().all(u8::is_ascii_alphabetic) {
+            if command.eq_ignore_ascii_case(b"ID") && self.imap_id.is_none() {
+                let params = &rest[command.len()..];
+                self.imap_id =
+                    super::imap_id::software(params).map(|s| capped_text(s.as_bytes(), HELO_CAP));
+            }
             if command.eq_ignore_ascii_case(b"STARTTLS") {
                 self.requested = Some(Verb::Starttls);
                 self.tag_len = if tag.len() <= TAG_CAP { tag.len() } else { 0 };
@@ -743,6 +778,16 @@ impl Dialogue {
         self.session.capabilities_seen
     }
 
+    /// The name the SMTP client gave in EHLO / HELO / LHLO (the first one with a name).
+    pub fn helo(&self) -> Option<&str> {
+        self.session.helo.as_deref()
+    }
+
+    /// The software an IMAP client named with ID (RFC 2971): `name version`.
+    pub fn imap_id(&self) -> Option<&str> {
+        self.session.imap_id.as_deref()
+    }
+
     /// The upgrade the client asked for.
     pub fn requested(&self) -> Option<Verb> {
         self.session.requested
@@ -843,6 +888,42 @@ mod tests {
         let d = both(MailProtocol::Smtp, &script);
         assert!(d.tls_expected() && d.done());
         assert_eq!(d.offered(), Some(Verb::Starttls));
+    }
+
+    /// RFC 5321 4.1.1.1: `EHLO domain` / `HELO domain`; the first name is kept, cut at
+    /// 255 bytes; RFC 2971's ID names the IMAP client's software.
+    #[test]
+    fn client_names_from_ehlo_and_imap_id() {
+        let d = both(
+            MailProtocol::Smtp,
+            &[
+                (false, b"220 mx\r\n"),
+                (true, b"EHLO\r\n"),
+                (false, b"501 5.5.4 Syntax\r\n"),
+                (true, b"HELO  printer-3f.corp.example \r\n"),
+                (false, b"250 mx\r\n"),
+                (true, b"EHLO other\r\n"),
+            ],
+        );
+        assert_eq!(d.helo(), Some("printer-3f.corp.example"));
+        let long = format!("EHLO {}\r\n", "a".repeat(600));
+        let d = both(MailProtocol::Smtp, &[(true, long.as_bytes())]);
+        assert_eq!(d.helo().map(str::len), Some(HELO_CAP));
+
+        let d = both(
+            MailProtocol::Imap,
+            &[
+                (false, b"* OK [CAPABILITY IMAP4rev1 STARTTLS ID] ready\r\n"),
+                (
+                    true,
+                    b"a1 ID (\"name\" \"Thunderbird\" \"version\" \"115.3.1\")\r\n",
+                ),
+                (false, b"* ID NIL\r\na1 OK ID completed\r\n"),
+                (true, b"a2 STARTTLS\r\n"),
+            ],
+        );
+        assert_eq!(d.imap_id(), Some("Thunderbird 115.3.1"));
+        assert_eq!(d.requested(), Some(Verb::Starttls));
     }
 
     #[test]

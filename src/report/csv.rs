@@ -1,5 +1,10 @@
 //! The CSV report: one row per client and service, at-risk clients first, for the
 //! spreadsheet the remediation plan lives in. Lists inside a cell are `; `-separated.
+//!
+//! Every cell that a spreadsheet would read as a formula (one beginning with `=`, `+`, `-`,
+//! `@`, tab or carriage return) is written with a `'` in front, as OWASP's "CSV Injection"
+//! page advises: SNIs, ALPNs and EHLO names are chosen by whoever sends them, and
+//! `=HYPERLINK(...)` in an SNI cell would otherwise run when the sheet is opened.
 
 use std::io::{self, Write};
 
@@ -12,6 +17,23 @@ fn names(categories: &[Category]) -> String {
         .map(|c| c.name())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Whether a spreadsheet would take `cell` for a formula (OWASP CSV Injection: cells
+/// beginning with `=`, `+`, `-`, `@`, tab or carriage return).
+pub fn looks_like_formula(cell: &str) -> bool {
+    matches!(
+        cell.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    )
+}
+
+/// Put a `'` in front of a cell a spreadsheet would take for a formula: shown as text, and
+/// the quote is what a user who types the value by hand would have typed.
+pub fn neutralise_formula(cell: &mut String) {
+    if looks_like_formula(cell) {
+        cell.insert(0, '\'');
+    }
 }
 
 /// Column names, in order.
@@ -57,6 +79,7 @@ pub fn header() -> Vec<String> {
             "servers",
             "first_seen",
             "last_seen",
+            "names",
             "sources",
             "negotiated_only",
         ]
@@ -69,6 +92,7 @@ pub fn header() -> Vec<String> {
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
     w.write_record(header())?;
+    // Every row is written through [`neutralise_formula`], so a new column is safe too.
     let clients = census.clients();
     for r in crate::census::rows(&clients) {
         let (c, service, s) = (r.client, r.service, r.counts);
@@ -113,11 +137,39 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 joined(&s.servers),
                 s.first_seen.clone().unwrap_or_default(),
                 s.last_seen.clone().unwrap_or_default(),
+                super::names_of(census, &c.key).replace(", ", "; "),
                 s.sources.keys().collect::<Vec<_>>().join("; "),
                 s.negotiated_only.to_string(),
             ]);
+            row.iter_mut().for_each(neutralise_formula);
             w.write_record(&row)?;
         }
     }
     w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The six leading characters OWASP's CSV Injection page lists, and text that merely
+    /// contains them later on.
+    #[test]
+    fn only_cells_a_spreadsheet_would_evaluate_get_a_quote() {
+        for (cell, want) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("a=1", "a=1"),
+            ("example.org", "example.org"),
+            ("", ""),
+        ] {
+            let mut text = cell.to_string();
+            neutralise_formula(&mut text);
+            assert_eq!(text, want, "{cell:?}");
+        }
+    }
 }

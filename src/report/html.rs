@@ -422,6 +422,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         ("SNI", false),
         ("First seen", false),
         ("Last seen", false),
+        ("Names", false),
         ("Sources", false),
     ] {
         let _ = write!(
@@ -475,12 +476,15 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             td(&mut o, &s.sni.summary());
             td(&mut o, &short_time(s.first_seen.as_deref()));
             td(&mut o, &short_time(s.last_seen.as_deref()));
+            td(&mut o, &super::names_of(census, &c.key));
             td(&mut o, &sources_label(s));
             o.push_str("</tr>\n");
         }
         spill(&mut o, out)?;
     }
-    o.push_str("</tbody></table>\n<h2>What the categories mean</h2>\n<dl>\n");
+    o.push_str("</tbody></table>\n");
+    super::certificates::write_html(census, &mut o, esc);
+    o.push_str("<h2>What the categories mean</h2>\n<dl>\n");
     for cat in Category::ALL {
         let _ = writeln!(
             o,

@@ -2,15 +2,18 @@
 //!
 //! Top-level keys: `format` (`tlscensus-census`), `format_version`, `config` (`servers`,
 //! `policy`), `summary`, `services` (per service: totals, clients by primary category,
-//! `would_fail` clients, `latency`), `latency_by_server`, `timeline` (hour → negotiated
+//! `would_fail` clients, `latency`), `latency_by_server`, `certificates` (the server
+//! certificate inventory, see [`super::certificates::json`]), `timeline` (hour → negotiated
 //! version or `plaintext`/`failed`/`incomplete` → connections) and `clients`: one object
 //! per client with `ip`, `via` (when a PROXY header named the client), `direction`,
 //! `categories`, `primary`, `would_fail`, `would_fail_reasons`,
 //! `would_fail_negotiated_only` (the judgement rests on the version a server's log says was
 //! negotiated, what the client offers being unknown), `sources` (`wire`, `iis-log`,
-//! `smtp-log`: where the client was seen), `connections`,
-//! `first_seen`, `last_seen`, and `services` mapping each service to its counts
-//! ([`ServiceCounts`]). Derived values (categories, totals, percentiles) are recomputed
+//! `smtp-log`: where the client was seen), `connections`, `first_seen`, `last_seen`,
+//! `names` (the address's names, each `{"name", "source", "origin", "count"}`, see
+//! [`crate::census::names`]; `names_other` counts sightings of names beyond the cap), and
+//! `services` mapping each service to its counts ([`ServiceCounts`]). Derived values
+//! (categories, totals, percentiles) are recomputed
 //! when a report is read back; the counts, capped sets and latency buckets are the data.
 
 use std::collections::BTreeMap;
@@ -20,6 +23,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::census::latency::Latency;
+use crate::census::names::{NameEntry, NameSet};
 use crate::census::{
     Category, Census, CensusConfig, CensusError, Client, ClientKey, ClientSummary, CountMap,
     Direction, ServiceCounts, ServiceSummary,
@@ -89,7 +93,14 @@ struct ClientOut<'a> {
     connections: u64,
     first_seen: Option<&'a str>,
     last_seen: Option<&'a str>,
+    names: Vec<NameEntry>,
+    #[serde(skip_serializing_if = "is_zero")]
+    names_other: u64,
     services: &'a BTreeMap<String, ServiceCounts>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -102,6 +113,7 @@ struct Out<'a> {
     latency_by_server: &'a BTreeMap<IpAddr, Latency>,
     timeline: &'a BTreeMap<String, CountMap>,
     clients: Vec<ClientOut<'a>>,
+    certificates: serde_json::Value,
 }
 
 /// The summary of the classified clients.
@@ -132,8 +144,11 @@ fn summary(census: &Census, clients: &[ClientSummary<'_>]) -> Summary {
 }
 
 /// One client as the report shows it.
-fn client_out<'a>(c: &'a ClientSummary<'a>) -> ClientOut<'a> {
+fn client_out<'a>(census: &Census, c: &'a ClientSummary<'a>) -> ClientOut<'a> {
+    let names = census.names.get(&c.key.ip);
     ClientOut {
+        names: names.map(NameSet::entries).unwrap_or_default(),
+        names_other: names.map_or(0, |n| n.other),
         ip: c.key.ip,
         via: c.key.via,
         direction: c.key.direction,
@@ -169,7 +184,8 @@ pub fn to_value(census: &Census) -> serde_json::Value {
             .collect(),
         latency_by_server: &census.latency_by_server,
         timeline: &census.timeline,
-        clients: clients.iter().map(client_out).collect(),
+        clients: clients.iter().map(|c| client_out(census, c)).collect(),
+        certificates: super::certificates::json(census),
     };
     serde_json::to_value(out).expect("the census always serialises")
 }
@@ -206,6 +222,10 @@ pub fn write_with(
         Extra(&'a serde_json::Value),
     }
     let mut parts: Vec<(&str, Part)> = vec![
+        (
+            "certificates",
+            Part::Value(super::certificates::json(census)),
+        ),
         ("clients", Part::Clients),
         ("config", Part::Value(value(&census.config)?)),
         ("format", Part::Value(FORMAT.into())),
@@ -230,7 +250,7 @@ pub fn write_with(
                 for (i, c) in clients.iter().enumerate() {
                     out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
                     out.write_all(INDENT[2].as_bytes())?;
-                    pretty(out, 2, &value(&client_out(c))?)?;
+                    pretty(out, 2, &value(&client_out(census, c))?)?;
                 }
                 if !clients.is_empty() {
                     out.write_all(b"\n")?;
@@ -368,6 +388,10 @@ struct ClientIn {
     via: Option<IpAddr>,
     direction: Direction,
     services: BTreeMap<String, ServiceCounts>,
+    #[serde(default)]
+    names: Vec<NameEntry>,
+    #[serde(default)]
+    names_other: u64,
 }
 
 #[derive(Deserialize)]
@@ -382,6 +406,8 @@ struct In {
     #[serde(default)]
     timeline: BTreeMap<String, CountMap>,
     clients: Vec<ClientIn>,
+    #[serde(default)]
+    certificates: super::certificates::InventoryIn,
 }
 
 /// Read JSON reports and merge them into one census, exactly the census one run over all
@@ -420,6 +446,18 @@ pub fn read(text: &str) -> Result<Census, ReadError> {
         return Err(ReadError::Version(input.format_version));
     }
     let mut census = Census::new(CensusConfig::new(input.config.servers, input.config.policy));
+    for c in &input.clients {
+        // Every entry of one address carries the address's names: take them once.
+        if census.names.get(&c.ip).is_some() || (c.names.is_empty() && c.names_other == 0) {
+            continue;
+        }
+        let mut set = NameSet::default();
+        for n in &c.names {
+            set.add(&n.name, n.source, n.count);
+        }
+        set.other += c.names_other;
+        census.names.by_address.insert(c.ip, set);
+    }
     for c in input.clients {
         let key = ClientKey {
             ip: c.ip,
@@ -438,5 +476,6 @@ pub fn read(text: &str) -> Result<Census, ReadError> {
     }
     census.latency_by_server = input.latency_by_server;
     census.timeline = input.timeline;
+    census.certificates = input.certificates.into_inventory();
     Ok(census)
 }

@@ -9,9 +9,23 @@ use super::{
 };
 use crate::census::{Category, Census};
 
-/// Make text safe inside a Markdown table cell.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Make text safe inside a Markdown table cell: `|` would end the cell and a line break
+/// the row, and Markdown renderers pass HTML through, so `<`, `>` and `&` become entities
+/// (values from the wire, SNIs and EHLO names, are chosen by whoever sends them).
+pub(crate) fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '|' => out.push_str("\\|"),
+            '\\' => out.push_str("\\\\"),
+            '\n' | '\r' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
@@ -87,16 +101,19 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "| client | direction | service | connections | offered | negotiated | categories | \
-         would fail | failures | SNI | first seen | last seen | sources |"
+         would fail | failures | SNI | first seen | last seen | names | sources |"
     )?;
-    writeln!(out, "|---|---|---|--:|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(
+        out,
+        "|---|---|---|--:|---|---|---|---|---|---|---|---|---|---|"
+    )?;
     for r in crate::census::rows(&clients) {
         let (c, name, s, categories) = (r.client, r.service, r.counts, &r.categories);
         {
             let would = would_fail_text(s);
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&client_label(&c.key)),
                 c.key.direction.name(),
                 cell(name),
@@ -113,6 +130,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 cell(&s.sni.summary()),
                 short_time(s.first_seen.as_deref()),
                 short_time(s.last_seen.as_deref()),
+                cell(&super::names_of(census, &c.key)),
                 sources_label(s),
             )?;
         }
@@ -128,5 +146,5 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             .count();
         writeln!(out, "* **{}** ({n} clients): {}", cat.name(), cat.advice())?;
     }
-    Ok(())
+    super::certificates::write_markdown(census, out)
 }

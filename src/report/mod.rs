@@ -3,11 +3,13 @@
 //! HTML page for the change board.
 
 pub mod atomic;
+pub mod certificates;
 pub mod csv;
 pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod table;
+pub mod terminal;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -79,7 +81,13 @@ pub fn write(census: &Census, format: Format, out: &mut dyn Write) -> io::Result
 /// Write the census to a report file, atomically (see [`atomic`]): a reader never sees a
 /// half-written report, even while a live capture rewrites it.
 pub fn write_file(census: &Census, target: &Target) -> io::Result<()> {
-    atomic::write_with(&target.path, |out| write(census, target.format, out))
+    atomic::write_with(&target.path, |out| write(census, target.format, out))?;
+    // CSV holds one table a file: the certificate inventory gets its own, beside it.
+    if target.format == Format::Csv && !census.certificates.is_empty() {
+        let path = certificates::csv_path(&target.path);
+        atomic::write_with(&path, |out| certificates::write_csv(census, out))?;
+    }
+    Ok(())
 }
 
 /// `1.0`, `1.0-1.3`, or `-`: the range of versions with a non-zero count.
@@ -214,6 +222,16 @@ pub(crate) fn short_time(ts: Option<&str>) -> String {
         Some(ts) => ts.to_string(),
         None => "-".into(),
     }
+}
+
+/// The names of a client's address, `name (source), ...`, or empty (see
+/// [`crate::census::names`]). Values from the wire: each format escapes them its own way.
+pub(crate) fn names_of(census: &Census, key: &crate::census::ClientKey) -> String {
+    census
+        .names
+        .get(&key.ip)
+        .map(|n| n.summary())
+        .unwrap_or_default()
 }
 
 /// The client as one short string: `192.0.2.1` or `192.0.2.1 via 10.0.0.9`.

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use super::terminal::terminal_safe;
 use super::{ms, push_client_label, push_version_range, version_columns, Overview};
 use crate::census::{Category, Census, Row};
 
@@ -20,7 +21,8 @@ pub(crate) fn plural(n: u64, word: &str) -> String {
     }
 }
 
-fn wrap(text: &str, indent: usize, out: &mut dyn Write) -> io::Result<()> {
+/// `text` in lines of at most [`WIDTH`] columns (a longer word stands alone), each indented.
+pub(crate) fn wrap(text: &str, indent: usize, out: &mut dyn Write) -> io::Result<()> {
     let mut line = String::new();
     for word in text.split_whitespace() {
         if !line.is_empty() && indent + line.len() + 1 + word.len() > WIDTH {
@@ -114,6 +116,16 @@ fn row_line(text: &mut String, cells: &mut Cells, row: &Row<'_>, categories_widt
     push_right(text, number.format(s.plaintext), 5);
     push_left(text, if s.would_fail() > 0 { "yes" } else { "no" }, 5);
     text.push_str(&categories_cell(&row.categories, categories_width));
+    text.push('\n');
+}
+
+/// `  names: a (ehlo), b (dns)`, made safe for the terminal and cut to the table's width.
+fn names_line(text: &mut String, names: &str) {
+    let line: String = format!("  names: {}", terminal_safe(names))
+        .chars()
+        .take(WIDTH)
+        .collect();
+    text.push_str(&line);
     text.push('\n');
 }
 
@@ -231,8 +243,16 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     // to the output costs a call through it per field and per padding space.
     let mut text = String::with_capacity(72 << 10);
     let mut cells = Cells::default();
+    let mut named = std::collections::HashSet::new();
     for row in crate::census::rows(&clients) {
         row_line(&mut text, &mut cells, &row, categories_width);
+        // The client's names, once, under its first row: chosen by whoever sent them, so
+        // stripped of control characters and escape sequences.
+        if let Some(names) = census.names.get(&row.client.key.ip) {
+            if !names.is_empty() && named.insert(row.client.key) {
+                names_line(&mut text, &names.summary());
+            }
+        }
         if text.len() >= 64 << 10 {
             out.write_all(text.as_bytes())?;
             text.clear();
@@ -292,7 +312,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "  {:<15} {}", cat.name(), plural(n as u64, "client"))?;
         wrap(cat.advice(), 4, out)?;
     }
-    Ok(())
+    super::certificates::write_table(census, out)
 }
 
 #[cfg(test)]

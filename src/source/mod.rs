@@ -4,6 +4,7 @@
 //! frames borrowed from one reusable buffer ([`CaptureReader::next_packet`] is a lending
 //! iterator), so reading costs no allocation or copy per packet.
 
+pub mod compressed;
 pub mod etl;
 pub mod mapped;
 pub mod netmon;
@@ -74,8 +75,10 @@ pub struct SourceError {
 pub enum SourceErrorKind {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("not a capture file this tool reads (magic {0:#010x}); expected pcap, pcapng, Network Monitor or an ETW .etl log")]
+    #[error("not a capture file this tool reads (magic {0:#010x}); expected pcap, pcapng, Network Monitor or an ETW .etl log, each maybe gzip-, zstd- or lz4-compressed")]
     UnknownFormat(u32),
+    #[error("{0}")]
+    Decompress(compressed::DecompressError),
     #[error("file ends in the middle of a {0}")]
     Truncated(&'static str),
     #[error("corrupt {0}")]
@@ -130,8 +133,13 @@ enum Format {
 }
 
 impl CaptureReader {
-    /// Opens a capture file and reads its file header.
+    /// Opens a capture file and reads its file header. `-` is standard input. A compressed
+    /// file (or input) is decompressed as it is read.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
+        if is_stdin(path) {
+            let stdin = Box::new(io::stdin());
+            return Self::with_input(Input::new(path.to_path_buf(), Src::Stream(stdin)));
+        }
         let file =
             File::open(path).map_err(|e| SourceError::new(path, 0, SourceErrorKind::Io(e)))?;
         Self::with_input(Input::new(path.to_path_buf(), Src::File(file)))
@@ -147,6 +155,13 @@ impl CaptureReader {
     fn with_input(mut input: Input) -> Result<Self, SourceError> {
         if !input.fill(4)? {
             return Err(input.error(0, SourceErrorKind::Truncated("file header")));
+        }
+        if let Some(kind) = compressed::Compression::detect(input.avail()) {
+            input = input.decompressed(kind);
+            if !input.fill(4)? {
+                let what = "file header (after decompression)";
+                return Err(input.error(0, SourceErrorKind::Truncated(what)));
+            }
         }
         let magic = bytes::<4>(input.avail(), 0);
         let format = match magic {
@@ -227,8 +242,12 @@ impl CaptureReader {
         &self.input.path
     }
 
-    /// Offset in the file just past the last record read: how far reading has got.
+    /// Offset in the file just past the last record read: how far reading has got. For a
+    /// compressed file, the compressed bytes read so far (decompression reads a little ahead).
     pub fn bytes_consumed(&self) -> u64 {
+        if let Some(read) = &self.input.compressed_read {
+            return read.load(std::sync::atomic::Ordering::Relaxed);
+        }
         self.input.offset() + self.input.pending as u64
     }
 
@@ -275,6 +294,17 @@ impl CaptureReader {
             Format::Etl(_) => 0,
         }
     }
+}
+
+/// Whether `path` names standard input (`-`), which can be read only once: callers that
+/// would open a file twice (to order files, to plan split reading) leave it alone.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Whether `path` can only be read once, in order: standard input, a pipe or a device.
+pub fn is_stream(path: &Path) -> bool {
+    is_stdin(path) || std::fs::metadata(path).is_ok_and(|m| !m.is_file())
 }
 
 /// Timestamp (ns since the Unix epoch) of the first frame of a capture file, `None` if it holds
@@ -417,6 +447,8 @@ pub(crate) struct Input {
     /// Length of the record last handed out by [`Input::take`], released by the next call.
     pending: usize,
     eof: bool,
+    /// For a compressed input, the compressed bytes read from the file so far.
+    compressed_read: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Input {
@@ -436,6 +468,7 @@ impl Input {
             base: 0,
             pending: 0,
             eof: false,
+            compressed_read: None,
         }
     }
 
@@ -447,6 +480,20 @@ impl Input {
     /// The buffered, unread bytes.
     pub(crate) fn avail(&self) -> &[u8] {
         self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// The same input decompressed: its buffered bytes and the rest of its source, through
+    /// `kind`'s decompressor. Offsets from here on are offsets in the decompressed bytes.
+    fn decompressed(self, kind: compressed::Compression) -> Input {
+        let head = self.avail().to_vec();
+        let src: Box<dyn Read + Send> = match self.src {
+            Src::File(f) => Box::new(io::Cursor::new(head).chain(f)),
+            Src::Stream(s) => Box::new(io::Cursor::new(head).chain(s)),
+        };
+        let (decompressed, read_so_far) = compressed::decompress(kind, src);
+        let mut input = Input::new(self.path, Src::Stream(decompressed));
+        input.compressed_read = Some(read_so_far);
+        input
     }
 
     pub(crate) fn error(&self, offset: u64, kind: SourceErrorKind) -> SourceError {
@@ -484,10 +531,28 @@ impl Input {
                 }
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.error(self.offset(), SourceErrorKind::Io(e))),
+                Err(e) => return Err(self.read_error(e)),
             }
         }
         Ok(true)
+    }
+
+    /// A failed read: a damaged compressed stream is reported at the end of the bytes it
+    /// gave (all of them good), any other error where reading stands.
+    fn read_error(&mut self, e: io::Error) -> SourceError {
+        if compressed::decompress_error(&e).is_none() {
+            return self.error(self.offset(), SourceErrorKind::Io(e));
+        }
+        // Nothing more can come from a stream its decompressor gave up on.
+        self.eof = true;
+        let end = self.base + self.end as u64;
+        match e
+            .into_inner()
+            .map(|inner| inner.downcast::<compressed::DecompressError>())
+        {
+            Some(Ok(d)) => self.error(end, SourceErrorKind::Decompress(*d)),
+            _ => unreachable!("checked just above"),
+        }
     }
 
     /// Start the buffer over with the unread bytes at its front, in room for `n` if the

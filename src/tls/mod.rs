@@ -1,5 +1,7 @@
-//! TLS and SSL handshake parsing: record layer, ClientHello/ServerHello summaries, fingerprints.
+//! TLS and SSL handshake parsing: record layer, ClientHello/ServerHello summaries, the
+//! server's certificate, fingerprints.
 
+pub mod certificate;
 pub mod fingerprint;
 pub mod hello;
 pub mod parse;

@@ -97,6 +97,7 @@ pub fn client_hello(body: &[u8], record_version: u16) -> Result<ClientHello, Hel
                     .iter()
                     .map(|n| String::from_utf8_lossy(n).into_owned())
                     .collect();
+                hello.alpn_first_raw = names.first().and_then(|n| unless_utf8(n));
             }
             TlsExtension::SupportedVersions(versions) => {
                 hello.supported_versions = versions.iter().map(|v| v.0).collect();
@@ -142,18 +143,28 @@ pub fn server_hello(body: &[u8], record_version: u16) -> Result<ServerHello, Hel
     // tls-parser reads SSL 3.0 to TLS 1.2 legacy versions (and SSL 3.0 without extensions);
     // anything else (TLS 1.3 drafts' legacy versions, an SSL 3.0 hello with extensions,
     // unknown codes) goes through the same fixed layout by hand.
-    let (legacy_version, random, cipher_suite, ext_block) =
-        match parse_tls_handshake_msg_server_hello(body) {
-            Ok((_, TlsMessageHandshake::ServerHello(sh)))
-                if !(sh.version.0 == 0x0300 && body.len() > 38 + sid_len(body)) =>
-            {
-                (sh.version.0, sh.random, sh.cipher.0, sh.ext)
-            }
-            Ok((_, TlsMessageHandshake::ServerHelloV13Draft18(sh))) => {
-                (sh.version.0, sh.random, sh.cipher.0, sh.ext)
-            }
-            _ => server_hello_by_hand(body).ok_or(HelloError::ServerHello)?,
-        };
+    let version = u16::from_be_bytes([
+        body.first().copied().unwrap_or(0),
+        body.get(1).copied().unwrap_or(0),
+    ]);
+    // tls-parser knows the early layout only as draft 18's; the others would be read with a
+    // session id that is not there.
+    let parsed = (!early_draft_layout(version)).then(|| parse_tls_handshake_msg_server_hello(body));
+    let by_tls_parser = match parsed {
+        Some(Ok((_, TlsMessageHandshake::ServerHello(sh))))
+            if !(sh.version.0 == 0x0300 && body.len() > 38 + sid_len(body)) =>
+        {
+            Some((sh.version.0, sh.random, sh.cipher.0, sh.ext))
+        }
+        Some(Ok((_, TlsMessageHandshake::ServerHelloV13Draft18(sh)))) => {
+            Some((sh.version.0, sh.random, sh.cipher.0, sh.ext))
+        }
+        _ => None,
+    };
+    let (legacy_version, random, cipher_suite, ext_block) = match by_tls_parser {
+        Some(parts) => parts,
+        None => server_hello_by_hand(body).ok_or(HelloError::ServerHello)?,
+    };
     let mut hello = ServerHello {
         record_version,
         legacy_version,
@@ -172,9 +183,16 @@ pub fn server_hello(body: &[u8], record_version: u16) -> Result<ServerHello, Hel
             hello.alpn = names
                 .first()
                 .map(|n| String::from_utf8_lossy(n).into_owned());
+            hello.alpn_raw = names.first().and_then(|n| unless_utf8(n));
         }
     }
     Ok(hello)
+}
+
+/// An ALPN name's bytes when the lossy string cannot give them back (they are not UTF-8): JA4
+/// renders such names from their bytes. Valid names cost no copy.
+fn unless_utf8(name: &[u8]) -> Option<Vec<u8>> {
+    std::str::from_utf8(name).is_err().then(|| name.to_vec())
 }
 
 fn sid_len(body: &[u8]) -> usize {
@@ -185,12 +203,20 @@ fn sid_len(body: &[u8]) -> usize {
 /// extensions block.
 type ServerHelloParts<'a> = (u16, &'a [u8], u16, Option<&'a [u8]>);
 
-/// version(2) random(32) session_id(1+n) cipher(2) compression(1) [extensions(2+n)]; TLS 1.3
-/// drafts 18 to 21 (versions 0x7f12–0x7f15) have neither session id nor compression.
+/// Whether a ServerHello of this version has TLS 1.3's early layout: drafts before 22 (codes
+/// 0x7f01 to 0x7f15; tshark names 14 to 21) carried the draft in the version field and had
+/// neither legacy_session_id_echo nor legacy_compression_method, which draft 22 brought back
+/// for middleboxes. tshark reads the same range this way (`tls13_draft_version` 1 to 21).
+fn early_draft_layout(version: u16) -> bool {
+    (0x7f01..=0x7f15).contains(&version)
+}
+
+/// version(2) random(32) session_id(1+n) cipher(2) compression(1) [extensions(2+n)]; or, for
+/// [`early_draft_layout`] versions, version(2) random(32) cipher(2) extensions(2+n).
 fn server_hello_by_hand(body: &[u8]) -> Option<ServerHelloParts<'_>> {
     let version = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
     let random = body.get(2..34)?;
-    let early_draft = (0x7f12..=0x7f15).contains(&version);
+    let early_draft = early_draft_layout(version);
     let rest = if early_draft {
         body.get(34..)?
     } else {

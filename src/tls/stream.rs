@@ -4,18 +4,24 @@
 //! Bytes arrive in order (the reassembler sees to that) and in arbitrary pieces. Records and
 //! handshake messages are parsed straight from the piece they arrive in; only a hello that is
 //! proven split (across TCP segments or TLS records) is copied, into a buffer capped at
-//! [`HELLO_CAP`]. Handshake messages other than hellos are skipped without buffering, so a
-//! 16 KB certificate record costs nothing but arithmetic.
+//! [`HELLO_CAP`]. The server's Certificate message (after its ServerHello, in clear up to TLS
+//! 1.2) is read the same way: in place when whole in one piece, else gathered up to
+//! [`CERTIFICATE_CAP`]. Other handshake messages are skipped without buffering.
 //!
 //! A direction stops being parsed at its first ChangeCipherSpec or application data record:
 //! everything after that is encrypted, so the handshake summary is decided.
 
+use super::certificate::{self, CertificateChain};
 use super::hello::{ClientHello, ServerHello};
 use super::parse::{self, HelloError};
 
 /// Largest hello buffered. Post-quantum key shares make 1.5–12 KB ClientHellos common; a
 /// hello claiming more than this is reported as `incomplete` rather than buffered.
 pub const HELLO_CAP: usize = 64 * 1024;
+
+/// Largest part of a Certificate message gathered. Real chains are 2–8 KB; one larger than
+/// this is reported as not seen whole, with its leaf when the leaf fits in the part kept.
+pub const CERTIFICATE_CAP: usize = 64 * 1024;
 
 /// How far into a plaintext stream a TLS start is still looked for. Mail, database and proxy
 /// dialogues reach their STARTTLS in well under this.
@@ -37,6 +43,8 @@ pub enum Event {
     },
     /// An alert record sent after this direction switched to encryption (length != 2).
     EncryptedAlert,
+    /// The first Certificate message after this direction's ServerHello.
+    Certificate(Box<CertificateChain>),
 }
 
 /// Why this direction's handshake parsing ended.
@@ -90,6 +98,8 @@ struct Handshake {
     skip: usize,
     /// Type and total body length of a hello being collected into `hello_buf`.
     collecting: Option<(u8, usize)>,
+    /// Body length of a Certificate message being collected into `certificate_buf`.
+    certificate: Option<usize>,
 }
 
 /// A fixed-size header gathered across pieces without allocating.
@@ -137,6 +147,16 @@ pub struct TlsStream {
     sslv2: Vec<u8>,
     /// A hello proven split: collected here until whole.
     hello_buf: Vec<u8>,
+    /// A Certificate message split across pieces, up to [`CERTIFICATE_CAP`] bytes; freed
+    /// once read.
+    certificate_buf: Vec<u8>,
+    /// This direction sent a ServerHello, so its Certificate message is the server's.
+    sent_server_hello: bool,
+    /// Its Certificate message was found (only the first is read).
+    certificate_found: bool,
+    /// A Certificate message this direction stopped in the middle of (a gap, a cut), as
+    /// far as it was seen.
+    cut_certificate: Option<Box<CertificateChain>>,
     /// The stream was recognised as TLS or SSL (at its start or later) by a hello.
     started_tls: bool,
     /// One ChangeCipherSpec is not the switch to encryption: TLS 1.3's middlebox
@@ -147,6 +167,7 @@ pub struct TlsStream {
 /// Handshake message types (RFC 8446 4).
 const CLIENT_HELLO: u8 = 1;
 const SERVER_HELLO: u8 = 2;
+const CERTIFICATE: u8 = 11;
 
 /// TLS record content types (RFC 8446 5.1; 24 is RFC 6520 heartbeat).
 const CHANGE_CIPHER_SPEC: u8 = 20;
@@ -202,9 +223,27 @@ impl TlsStream {
     }
 
     fn release(&mut self) {
+        if let Some(len) = self.hs.certificate {
+            self.cut_certificate = Some(Box::new(certificate::parse_chain(
+                &self.certificate_buf,
+                len,
+                false,
+            )));
+        }
         self.sslv2 = Vec::new();
         self.hello_buf = Vec::new();
+        self.certificate_buf = Vec::new();
         self.hs = Handshake::default();
+    }
+
+    /// The server's Certificate message as far as it was seen, when this direction ended
+    /// (or the capture ends) in its middle.
+    pub fn unfinished_certificate(&self) -> Option<CertificateChain> {
+        if let Some(cut) = &self.cut_certificate {
+            return Some((**cut).clone());
+        }
+        let len = self.hs.certificate?;
+        Some(certificate::parse_chain(&self.certificate_buf, len, false))
     }
 
     /// Feed the next in-order bytes of this direction.
@@ -335,6 +374,21 @@ impl TlsStream {
                 data = &data[n..];
                 continue;
             }
+            if let Some(len) = self.hs.certificate {
+                let keep = len.min(CERTIFICATE_CAP);
+                let n = (keep - self.certificate_buf.len()).min(data.len());
+                self.certificate_buf.extend_from_slice(&data[..n]);
+                data = &data[n..];
+                if self.certificate_buf.len() == keep {
+                    self.hs.certificate = None;
+                    // Past the budget the rest of the message is skipped.
+                    self.hs.skip = len - keep;
+                    let buf = std::mem::take(&mut self.certificate_buf);
+                    let chain = certificate::parse_chain(&buf, len, keep == len);
+                    events(Event::Certificate(Box::new(chain)));
+                }
+                continue;
+            }
             if let Some((msg_type, len)) = self.hs.collecting {
                 let n = (len - self.hello_buf.len()).min(data.len());
                 self.hello_buf.extend_from_slice(&data[..n]);
@@ -354,6 +408,19 @@ impl TlsStream {
                 return;
             };
             let len = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+            if msg_type == CERTIFICATE && self.sent_server_hello && !self.certificate_found {
+                self.certificate_found = true;
+                if data.len() >= len && len <= CERTIFICATE_CAP {
+                    // Whole in this piece: read in place.
+                    let chain = certificate::parse_chain(&data[..len], len, true);
+                    events(Event::Certificate(Box::new(chain)));
+                    data = &data[len..];
+                } else {
+                    self.certificate_buf = Vec::with_capacity(len.min(CERTIFICATE_CAP));
+                    self.hs.certificate = Some(len);
+                }
+                continue;
+            }
             if msg_type != CLIENT_HELLO && msg_type != SERVER_HELLO {
                 self.hs.skip = len;
                 continue;
@@ -385,6 +452,7 @@ impl TlsStream {
                 if matches!(&event, Event::ServerHello(h) if h.hrr) {
                     self.compat_ccs = true;
                 }
+                self.sent_server_hello |= matches!(event, Event::ServerHello(_));
                 events(event)
             }
             Err(_) => self.state = State::Ended(End::Malformed),

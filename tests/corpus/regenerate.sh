@@ -1,7 +1,8 @@
 #!/bin/sh
 # Writes tshark's dissection of the test corpus again: truth/<local_path>.jsonl for every
 # capture, truth/<local_path>.undecoded.tsv where tshark left hello-like segments undecoded,
-# and truth/TSHARK_VERSION.
+# truth/<local_path>.x509.jsonl where it decoded Certificate messages, and
+# truth/TSHARK_VERSION.
 #
 # Usage: tests/corpus/regenerate.sh [LOCAL_PATH...]
 #   No argument: every capture named in MANIFEST.tsv. Otherwise only the captures given,
@@ -19,6 +20,7 @@ set -eu
 corpus=$(cd "$(dirname "$0")" && pwd)
 out=${TRUTH_DIR:-$corpus/truth}
 converter=$corpus/tools/tshark_to_truth.py
+x509_converter=$corpus/tools/tshark_x509_truth.py
 
 for tool in tshark python3; do
     if ! command -v "$tool" > /dev/null 2>&1; then
@@ -94,4 +96,22 @@ for local_path in "$@"; do
     mkdir -p "$out/$(dirname "$local_path")"
     python3 "$converter" "$local_path" \
         "$out/$local_path.jsonl" "$out/$local_path.undecoded.tsv" < "$work/dissection.json"
+    # The server certificates (issue 26): every Certificate message, with the x509 fields
+    # of its first certificate, in <local_path>.x509.jsonl (only when there is one).
+    # shellcheck disable=SC2086 # $extra holds several arguments
+    if ! tshark -2 -n -r "$corpus/$local_path" \
+        -o tcp.desegment_tcp_streams:TRUE \
+        -o tcp.reassemble_out_of_order:TRUE \
+        -o tcp.analyze_sequence_numbers:TRUE \
+        -o tcp.no_subdissector_on_error:TRUE \
+        -o tls.desegment_ssl_records:TRUE \
+        -o ip.defragment:TRUE \
+        -o ipv6.defragment:TRUE \
+        $extra \
+        -Y "tls.handshake.type == 11" -T json > "$work/x509.json" 2> "$work/stderr"; then
+        echo "regenerate.sh: tshark (certificates) failed on $local_path:" >&2
+        cat "$work/stderr" >&2
+        exit 1
+    fi
+    python3 "$x509_converter" "$local_path" "$out/$local_path.x509.jsonl" < "$work/x509.json"
 done

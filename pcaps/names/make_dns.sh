@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Make dns_names.pcap: real resolver traffic naming two TLS clients (issue 23.1). On
+# loopback, captured with tcpdump:
+#
+# * dnsmasq (Debian's) answers on 127.0.0.1:53 from records given on its command line:
+#   ws1.corp.test A 127.0.0.2 (and its PTR), printer.corp.test PTR for 127.0.0.3, and
+#   ws1.corp.test AAAA ::1;
+# * `dig` asks for ws1.corp.test (A and AAAA) and for the PTRs of 127.0.0.2 and 127.0.0.3;
+# * `openssl s_client` then connects from 127.0.0.2 and 127.0.0.3 to an s_server, so both
+#   addresses are clients of the census.
+#
+# The expectations are tshark's: pcaps/names/expected_names.py reads the DNS answer fields.
+#
+# Needs: dnsmasq dnsutils (dig) openssl tcpdump iproute2. Run as root (capture on lo, port 53).
+# Usage: sudo pcaps/names/make_dns.sh
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FILE=dns_names.pcap
+SPORT=44394
+
+for tool in dnsmasq dig openssl tcpdump ss timeout; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install dnsmasq dnsutils openssl tcpdump iproute2)" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "run as root (tcpdump on lo, port 53)" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/tlscensus-dns.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 7 -subj /CN=tlscensus.test \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+
+rm -f "$HERE/$FILE"
+tcpdump -i lo --immediate-mode -U -n -s 0 -w "$HERE/$FILE" "udp port 53 or tcp port $SPORT" \
+  2>"$WORK/cap.err" &
+PIDS+=("$!")
+CAP=$!
+for _ in $(seq 100); do grep -q 'listening on' "$WORK/cap.err" && break; sleep 0.05; done
+sleep 0.2
+
+dnsmasq --keep-in-foreground --no-daemon --conf-file=/dev/null --no-resolv --no-hosts \
+  --listen-address=127.0.0.1 --bind-interfaces --port=53 --pid-file="$WORK/dnsmasq.pid" \
+  --host-record=ws1.corp.test,127.0.0.2,::1 \
+  --ptr-record=3.0.0.127.in-addr.arpa,printer.corp.test \
+  --log-facility="$WORK/dnsmasq.log" &
+PIDS+=("$!")
+for _ in $(seq 100); do ss -lunH "sport = :53" | grep -q . && break; sleep 0.05; done
+
+dig @127.0.0.1 +short ws1.corp.test A
+dig @127.0.0.1 +short ws1.corp.test AAAA
+dig @127.0.0.1 +short -x 127.0.0.2
+dig @127.0.0.1 +short -x 127.0.0.3
+
+timeout 30 openssl s_server -cert "$WORK/cert.pem" -key "$WORK/key.pem" -www \
+  -accept "127.0.0.1:$SPORT" -naccept 2 </dev/null >"$WORK/srv.log" 2>&1 &
+SRV=$!
+PIDS+=("$SRV")
+for _ in $(seq 100); do ss -ltnH "sport = :$SPORT" | grep -q . && break; sleep 0.05; done
+for host in 2 3; do
+  timeout 15 openssl s_client -connect "127.0.0.1:$SPORT" -bind "127.0.0.$host:5009$host" -brief \
+    -servername "tls.corp.test" </dev/null >"$WORK/cli.$host.log" 2>&1 || true
+  grep -q '^Protocol version' "$WORK/cli.$host.log" || { cat "$WORK/cli.$host.log" >&2; exit 1; }
+  sleep 0.2
+done
+wait "$SRV" || true
+
+sleep 1.2
+kill -INT "$CAP"
+wait "$CAP" || true
+ls -l "$HERE/$FILE"

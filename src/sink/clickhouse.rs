@@ -1,0 +1,521 @@
+//! The ClickHouse sink: records become rows, rows become batches, and a sender thread of
+//! its own inserts them, so a slow or absent server never holds up the packets.
+//!
+//! The record path only appends a row to the open batch under an uncontended lock. Sealed
+//! batches wait in memory (bounded); beyond that bound, and for as long as ClickHouse fails,
+//! they go to the [`Spool`]. The sender always sends the oldest batch it knows of, in
+//! memory or in the spool, so rows arrive in the order they were made, across outages and
+//! across runs. A batch whose insert failed or timed out is spooled and sent again later;
+//! if the first attempt did land after all, the table's key (the connection) collapses
+//! the copies ([`super::schema`]).
+//!
+//! At the end of a run the sender delivers what it can; after the first failure, or once
+//! the closing deadline passes, everything not delivered is left in the spool for the next
+//! run.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::census::CensusConfig;
+use crate::record::Record;
+
+use super::http::Client;
+use super::row::{write_row, Origin};
+use super::schema;
+use super::spool::{rows_in, Spool};
+use super::target::{Credentials, Target};
+use super::SinkError;
+
+/// How the sink is set up.
+pub struct Options {
+    pub target: Target,
+    pub credentials: Option<Credentials>,
+    pub sensor: String,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    /// A batch is sealed at this many rows, this many bytes, or this old.
+    pub batch_rows: u64,
+    pub batch_bytes: usize,
+    pub flush_every: Duration,
+    /// Sealed batches kept in memory before they go to the spool.
+    pub memory_bytes: usize,
+    /// One request's limit: connecting, sending, and waiting for the answer.
+    pub timeout: Duration,
+    /// How long `close` waits for the last deliveries before leaving them to the spool.
+    pub close_timeout: Duration,
+    /// Told (once per change) when ClickHouse fails and when it is back.
+    pub notify: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Options {
+    /// Defaults for everything but where, who, and the spool.
+    pub fn new(target: Target, sensor: String, spool_dir: PathBuf) -> Options {
+        Options {
+            target,
+            credentials: None,
+            sensor,
+            spool_dir,
+            spool_max_bytes: super::spool::DEFAULT_MAX_BYTES,
+            batch_rows: 20_000,
+            batch_bytes: 8 << 20,
+            flush_every: Duration::from_secs(1),
+            memory_bytes: 64 << 20,
+            timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(30),
+            notify: Box::new(|_| {}),
+        }
+    }
+}
+
+/// The sink's counts, for `--stats` and the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counts {
+    /// Rows ClickHouse acknowledged (this run's and earlier runs' spooled ones).
+    pub sent: u64,
+    /// Rows written to the spool by this run.
+    pub spooled: u64,
+    /// Rows lost because the spool was full or could not be written.
+    pub dropped: u64,
+    /// Batches and bytes in the spool now.
+    pub spool_batches: usize,
+    pub spool_bytes: u64,
+    pub spool_dir: PathBuf,
+    /// The last error ClickHouse or the spool gave, if any.
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    sent: AtomicU64,
+    spooled: AtomicU64,
+    dropped: AtomicU64,
+}
+
+struct Batch {
+    name: String,
+    rows: Arc<Vec<u8>>,
+    count: u64,
+}
+
+struct State {
+    open: Vec<u8>,
+    open_rows: u64,
+    open_since: Option<Instant>,
+    next_batch: u64,
+    queue: VecDeque<Batch>,
+    queued_bytes: usize,
+    /// The batch from memory the sender is inserting now (the spool has its others).
+    in_flight: Option<Batch>,
+    spool: Spool,
+    closing: bool,
+    /// `close` gave up waiting: the sender must touch nothing more.
+    abandoned: bool,
+    last_error: Option<String>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    counters: Counters,
+    origin: Origin,
+    options: Options,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keep `batch` in the spool, or count its rows dropped when it cannot be.
+    fn spool(&self, state: &mut State, batch: &Batch) {
+        match state.spool.put(&batch.name, &batch.rows) {
+            Ok(true) => {
+                self.counters
+                    .spooled
+                    .fetch_add(batch.count, Ordering::Relaxed);
+            }
+            Ok(false) => {
+                self.counters
+                    .dropped
+                    .fetch_add(batch.count, Ordering::Relaxed);
+                let message = format!(
+                    "spool {} is full ({} bytes): {} records dropped",
+                    state.spool.dir().display(),
+                    self.options.spool_max_bytes,
+                    batch.count
+                );
+                (self.options.notify)(&message);
+                state.last_error = Some(message);
+            }
+            Err(e) => {
+                self.counters
+                    .dropped
+                    .fetch_add(batch.count, Ordering::Relaxed);
+                let message = format!("{e}: {} records dropped", batch.count);
+                (self.options.notify)(&message);
+                state.last_error = Some(message);
+            }
+        }
+    }
+
+    /// Seal the open batch: into the memory queue while it has room, else the spool.
+    fn seal(&self, state: &mut State) {
+        if state.open_rows == 0 {
+            return;
+        }
+        let rows = std::mem::replace(
+            &mut state.open,
+            Vec::with_capacity(self.options.batch_bytes.min(1 << 20)),
+        );
+        let batch = Batch {
+            name: Spool::name_of(&self.origin.run, state.next_batch),
+            count: state.open_rows,
+            rows: Arc::new(rows),
+        };
+        state.next_batch += 1;
+        state.open_rows = 0;
+        state.open_since = None;
+        if state.queued_bytes + batch.rows.len() <= self.options.memory_bytes {
+            state.queued_bytes += batch.rows.len();
+            state.queue.push_back(batch);
+            self.wake.notify_one();
+        } else {
+            self.spool(state, &batch);
+        }
+    }
+
+    /// Everything in memory to the spool: ClickHouse is failing, or the run is ending
+    /// without it.
+    fn spool_all(&self, state: &mut State) {
+        self.seal(state);
+        if let Some(batch) = state.in_flight.take() {
+            self.spool(state, &batch);
+        }
+        while let Some(batch) = state.queue.pop_front() {
+            state.queued_bytes -= batch.rows.len();
+            self.spool(state, &batch);
+        }
+    }
+}
+
+/// Records into a ClickHouse table.
+pub struct ClickHouseSink {
+    shared: Arc<Shared>,
+    config: CensusConfig,
+    seq: u64,
+    sender: Option<JoinHandle<()>>,
+    done: crossbeam_channel::Receiver<()>,
+}
+
+impl ClickHouseSink {
+    /// Open the spool (what earlier runs left there is sent first) and start the sender.
+    /// `config` gives each row its direction, as the census would.
+    pub fn open(
+        options: Options,
+        config: CensusConfig,
+        run: String,
+    ) -> Result<ClickHouseSink, SinkError> {
+        let spool = Spool::open(&options.spool_dir, options.spool_max_bytes)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                open: Vec::new(),
+                open_rows: 0,
+                open_since: None,
+                next_batch: 0,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                in_flight: None,
+                spool,
+                closing: false,
+                abandoned: false,
+                last_error: None,
+            }),
+            wake: Condvar::new(),
+            counters: Counters::default(),
+            origin: Origin {
+                sensor: options.sensor.clone(),
+                run,
+            },
+            options,
+        });
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let for_sender = Arc::clone(&shared);
+        let sender = std::thread::Builder::new()
+            .name("clickhouse".into())
+            .spawn(move || {
+                send_loop(&for_sender);
+                let _ = done_tx.send(());
+            })
+            .map_err(|cause| SinkError::Spool {
+                path: shared.options.spool_dir.clone(),
+                cause,
+            })?;
+        Ok(ClickHouseSink {
+            shared,
+            config,
+            seq: 0,
+            sender: Some(sender),
+            done,
+        })
+    }
+
+    /// Add one record; `line` is its JSON (as `--events FILE` has it, without the newline).
+    pub fn add(&mut self, record: &Record, line: &str) {
+        let shared = &*self.shared;
+        let mut state = shared.lock();
+        write_row(
+            &mut state.open,
+            &shared.origin,
+            self.seq,
+            &self.config,
+            record,
+            line,
+        );
+        self.seq += 1;
+        state.open_rows += 1;
+        if state.open_since.is_none() {
+            state.open_since = Some(Instant::now());
+        }
+        if state.open_rows >= shared.options.batch_rows
+            || state.open.len() >= shared.options.batch_bytes
+        {
+            shared.seal(&mut state);
+        }
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> Counts {
+        counts_of(&self.shared)
+    }
+
+    /// A handle that reads the counts while the sink is borrowed elsewhere (the status
+    /// line, while the record callback holds the sink).
+    pub fn counts_view(&self) -> CountsView {
+        CountsView(Arc::clone(&self.shared))
+    }
+
+    /// Deliver what can be delivered before the closing deadline, leave the rest in the
+    /// spool, and give the final counts.
+    pub fn close(mut self) -> Counts {
+        {
+            let mut state = self.shared.lock();
+            state.closing = true;
+            self.shared.seal(&mut state);
+            self.shared.wake.notify_all();
+        }
+        match self.done.recv_timeout(self.shared.options.close_timeout) {
+            Ok(()) => {
+                if let Some(sender) = self.sender.take() {
+                    let _ = sender.join();
+                }
+            }
+            Err(_) => {
+                // The sender is stuck in a request: leave it, and keep what it holds.
+                let mut state = self.shared.lock();
+                state.abandoned = true;
+                self.shared.spool_all(&mut state);
+                (self.shared.options.notify)(&format!(
+                    "ClickHouse did not take the last records within {:?}; they wait in the spool {}",
+                    self.shared.options.close_timeout,
+                    state.spool.dir().display()
+                ));
+            }
+        }
+        counts_of(&self.shared)
+    }
+}
+
+/// See [`ClickHouseSink::counts_view`].
+pub struct CountsView(Arc<Shared>);
+
+impl CountsView {
+    pub fn counts(&self) -> Counts {
+        counts_of(&self.0)
+    }
+}
+
+fn counts_of(shared: &Shared) -> Counts {
+    let state = shared.lock();
+    let (spool_batches, spool_bytes) = state.spool.len();
+    Counts {
+        sent: shared.counters.sent.load(Ordering::Relaxed),
+        spooled: shared.counters.spooled.load(Ordering::Relaxed),
+        dropped: shared.counters.dropped.load(Ordering::Relaxed),
+        spool_batches,
+        spool_bytes,
+        spool_dir: state.spool.dir().to_path_buf(),
+        last_error: state.last_error.clone(),
+    }
+}
+
+/// Run the DDL (each statement `IF NOT EXISTS`) before the first insert; an error when the
+/// server could not be reached. A statement the server refuses (a user without the right to create, a
+/// Distributed table made by hand) is said once and does not stop the inserts: only an
+/// insert that fails sends rows to the spool.
+fn create_table(client: &Client, options: &Options) -> Result<(), SinkError> {
+    for ddl in schema::for_target(&options.target) {
+        match client.execute(&ddl) {
+            Err(e @ SinkError::Server { .. }) => {
+                let first_line = ddl.lines().next().unwrap_or("");
+                (options.notify)(&format!("{first_line}: {e}"));
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where the next batch comes from.
+enum Next {
+    Memory(Batch),
+    Spooled(String, Arc<Vec<u8>>, u64),
+}
+
+/// The sender thread: create the table, then send the oldest batch, over and over; on a
+/// failure spool what is in memory and wait before trying again (1 s, doubling to 30 s).
+fn send_loop(shared: &Shared) {
+    let options = &shared.options;
+    let client = Client::new(
+        &options.target,
+        options.credentials.as_ref(),
+        options.timeout,
+    );
+    let table = options.target.qualified();
+    let mut table_ready = false;
+    let mut failing = false;
+    let mut backoff = Duration::from_secs(1);
+    let mut state = shared.lock();
+    loop {
+        if state.abandoned {
+            return;
+        }
+        // A quiet moment: the open batch goes out once it is old enough.
+        if state
+            .open_since
+            .is_some_and(|t| t.elapsed() >= options.flush_every)
+        {
+            shared.seal(&mut state);
+        }
+        let spooled = state.spool.oldest().map(str::to_string);
+        let take_memory = match (state.queue.front(), &spooled) {
+            (Some(b), Some(s)) => b.name < *s,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        let next = if take_memory {
+            let batch = state.queue.pop_front().expect("front seen");
+            state.queued_bytes -= batch.rows.len();
+            state.in_flight = Some(Batch {
+                name: batch.name.clone(),
+                rows: Arc::clone(&batch.rows),
+                count: batch.count,
+            });
+            Next::Memory(batch)
+        } else if let Some(name) = spooled {
+            match state.spool.read(&name) {
+                Ok(rows) => {
+                    let count = rows_in(&rows);
+                    Next::Spooled(name, Arc::new(rows), count)
+                }
+                Err(e) => {
+                    // A batch file gone or unreadable: say so, and go on without it.
+                    (options.notify)(&e.to_string());
+                    state.last_error = Some(e.to_string());
+                    let _ = state.spool.remove(&name);
+                    continue;
+                }
+            }
+        } else if state.closing && state.open_rows == 0 {
+            return;
+        } else {
+            let wait = if state.open_since.is_some() {
+                options.flush_every / 4
+            } else {
+                options.flush_every
+            };
+            state = shared
+                .wake
+                .wait_timeout(state, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            continue;
+        };
+        drop(state);
+
+        let (rows, count) = match &next {
+            Next::Memory(b) => (Arc::clone(&b.rows), b.count),
+            Next::Spooled(_, rows, count) => (Arc::clone(rows), *count),
+        };
+        let mut result = Ok(());
+        if !table_ready {
+            result = create_table(&client, options);
+            table_ready = result.is_ok();
+        }
+        if result.is_ok() {
+            result = client.insert(&table, &rows);
+        }
+
+        state = shared.lock();
+        if state.abandoned {
+            return;
+        }
+        state.in_flight = None;
+        match result {
+            Ok(()) => {
+                shared.counters.sent.fetch_add(count, Ordering::Relaxed);
+                if let Next::Spooled(name, ..) = &next {
+                    if let Err(e) = state.spool.remove(name) {
+                        (options.notify)(&e.to_string());
+                        state.last_error = Some(e.to_string());
+                    }
+                }
+                if failing {
+                    failing = false;
+                    backoff = Duration::from_secs(1);
+                    (options.notify)(&format!(
+                        "ClickHouse at {} is back",
+                        options.target.http_root()
+                    ));
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    (options.notify)(&format!(
+                        "{e}; records go to the spool {} until it is back",
+                        state.spool.dir().display()
+                    ));
+                }
+                failing = true;
+                state.last_error = Some(e.to_string());
+                if let Next::Memory(batch) = &next {
+                    shared.spool(&mut state, batch);
+                }
+                shared.spool_all(&mut state);
+                if state.closing {
+                    return;
+                }
+                let until = Instant::now() + backoff;
+                while !state.closing && !state.abandoned {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    state = shared
+                        .wake
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    // Meanwhile what is sealed goes straight to the spool, in order.
+                    shared.spool_all(&mut state);
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

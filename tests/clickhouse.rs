@@ -1,0 +1,571 @@
+//! `--events clickhouse://...` and `report --from` against a real ClickHouse server:
+//! Debian's `clickhouse-server` (18.16), started here on 127.0.0.1 on free ports with a
+//! temporary data directory, and stopped at the end. Rows are read back with
+//! `clickhouse-client`, independently of tlscensus; the census read back must equal
+//! `read`'s report byte for byte, and over two sensors `merge` of their reports.
+//!
+//! Skipped, saying so, when the server is not installed (`.ci/run` installs it).
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const USER: &str = "census";
+const PASSWORD: &str = "s3cret-for-tests";
+
+fn server_binary() -> Option<PathBuf> {
+    ["/usr/bin/clickhouse-server", "/usr/sbin/clickhouse-server"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .filter(|_| Path::new("/usr/bin/clickhouse-client").exists())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One ClickHouse server with its own data directory, stoppable and restartable on the
+/// same ports and data.
+struct Server {
+    dir: tempfile::TempDir,
+    http: u16,
+    tcp: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn new(http: u16) -> Option<Server> {
+        let Some(_) = server_binary() else {
+            eprintln!(
+                "SKIPPED: clickhouse-server is not installed \
+                 (apt-get install clickhouse-server clickhouse-client)"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let tcp = free_port();
+        fs::write(
+            dir.path().join("config.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/err.log</errorlog></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <mark_cache_size>5368709</mark_cache_size>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+</yandex>
+"#
+            ),
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("users.xml"),
+            format!(
+                r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users>
+    <{USER}><password>{PASSWORD}</password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></{USER}>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"#
+            ),
+        )
+        .unwrap();
+        let mut server = Server {
+            dir,
+            http,
+            tcp,
+            child: None,
+        };
+        server.start();
+        Some(server)
+    }
+
+    fn start(&mut self) {
+        let child = Command::new(server_binary().unwrap())
+            .arg(format!(
+                "--config-file={}",
+                self.dir.path().join("config.xml").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clickhouse-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let ok = self.client().arg("--query=SELECT 1").output();
+            if ok.is_ok_and(|o| o.status.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "clickhouse-server did not start: {}",
+            fs::read_to_string(self.dir.path().join("err.log")).unwrap_or_default()
+        );
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn client(&self) -> Command {
+        let mut c = Command::new("/usr/bin/clickhouse-client");
+        c.args([
+            "--host=127.0.0.1",
+            &format!("--port={}", self.tcp),
+            &format!("--user={USER}"),
+            &format!("--password={PASSWORD}"),
+        ]);
+        c
+    }
+
+    fn query(&self, q: &str) -> String {
+        let out = self.client().arg(format!("--query={q}")).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{q}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn url(&self, table: &str) -> String {
+        format!("clickhouse://127.0.0.1:{}/{table}", self.http)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn tlscensus() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+    c.env("TLSCENSUS_CLICKHOUSE_USER", USER)
+        .env("TLSCENSUS_CLICKHOUSE_PASSWORD", PASSWORD)
+        .env_remove("XDG_STATE_HOME");
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run tlscensus");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn pcap(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pcaps")
+        .join(name)
+}
+
+/// Sorted lines of a text.
+fn lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+/// The records ClickHouse holds, each copy collapsed, as clickhouse-client prints them.
+fn stored_records(server: &Server, table: &str) -> Vec<String> {
+    lines(&server.query(&format!(
+        "SELECT record FROM {table} FINAL FORMAT TabSeparatedRaw"
+    )))
+}
+
+const SET_A: [&str; 5] = [
+    "smtp_starttls.pcap",
+    "imap_starttls.pcap",
+    "multi_version.pcapng",
+    "proxy_v2.pcap",
+    "client_alert.pcap",
+];
+const SET_B: [&str; 5] = [
+    "pop3_stls.pcap",
+    "server_limited.pcap",
+    "smtp_plaintext.pcap",
+    "ipv6.pcap",
+    "null_cipher.pcap",
+];
+
+#[test]
+fn records_reach_clickhouse_and_report_from_equals_read_byte_for_byte() {
+    let Some(server) = Server::new(free_port()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let events = work.path().join("events.jsonl");
+    let local = work.path().join("local.json");
+    let mut read = tlscensus();
+    read.arg("read")
+        .args(SET_A.iter().chain(&SET_B).map(|p| pcap(p)))
+        .arg("--events")
+        .arg(&events)
+        .arg("--events")
+        .arg(server.url("tls.events"))
+        .args(["--sensor", "exch01", "--stats", "--server", "127.0.0.1"])
+        .arg("--spool")
+        .arg(work.path().join("spool"))
+        .arg("--report")
+        .arg(&local);
+    let out = run_ok(&mut read);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let written = fs::read_to_string(&events).unwrap();
+    let n = written.lines().count();
+    assert!(n > 10, "{n} records");
+    assert!(
+        stderr.contains(&format!("clickhouse sent        {n}")),
+        "{stderr}"
+    );
+    // Every record line, as the events file has it, once.
+    assert_eq!(stored_records(&server, "tls.events"), lines(&written));
+    assert_eq!(
+        server.query("SELECT DISTINCT sensor FROM tls.events"),
+        "exch01\n"
+    );
+    // The census view answers, and counts every connection.
+    assert_eq!(
+        server.query("SELECT sum(connections) FROM tls.events_census"),
+        format!("{n}\n")
+    );
+
+    let remote = work.path().join("remote.json");
+    run_ok(
+        tlscensus()
+            .args(["report", "--from", &server.url("tls.events")])
+            .args(["--server", "127.0.0.1", "--report"])
+            .arg(&remote),
+    );
+    assert_eq!(fs::read(&remote).unwrap(), fs::read(&local).unwrap());
+
+    // The same sensor sending the same records again (every batch a retry) adds nothing:
+    // the table's key is the connection.
+    run_ok(&mut read);
+    assert_eq!(
+        server.query("SELECT count() FROM tls.events FINAL"),
+        format!("{n}\n")
+    );
+    assert_eq!(stored_records(&server, "tls.events"), lines(&written));
+    run_ok(
+        tlscensus()
+            .args(["report", "--from", &server.url("tls.events")])
+            .args(["--server", "127.0.0.1", "--report"])
+            .arg(&remote),
+    );
+    assert_eq!(fs::read(&remote).unwrap(), fs::read(&local).unwrap());
+
+    // The DDL `schema` prints is what --events ran, and runs as it is on this server.
+    let ddl = run_ok(tlscensus().args(["schema", "clickhouse", "--table", "other.t"])).stdout;
+    let mut client = server.client();
+    client
+        .arg("--multiquery")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = client.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &ddl).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        server.query("SELECT name FROM system.tables WHERE database = 'other' ORDER BY name"),
+        "t\nt_census\n"
+    );
+    assert_eq!(
+        server.query("SELECT count() FROM system.columns WHERE database = 'other' AND table = 't'"),
+        server.query(
+            "SELECT count() FROM system.columns WHERE database = 'tls' AND table = 'events'"
+        )
+    );
+}
+
+#[test]
+fn two_sensors_at_once_give_the_merge_of_their_reports() {
+    let Some(server) = Server::new(free_port()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let sensor = |name: &str, files: &[&str]| {
+        let mut c = tlscensus();
+        c.arg("read")
+            .args(files.iter().map(|p| pcap(p)))
+            .arg("--events")
+            .arg(server.url("tls.events"))
+            .args(["--sensor", name, "--report"])
+            .arg(work.path().join(format!("{name}.json")))
+            .arg("--spool")
+            .arg(work.path().join(format!("spool-{name}")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (sensor("exch01", &SET_A), sensor("exch02", &SET_B));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let merged = work.path().join("merged.json");
+    run_ok(
+        tlscensus()
+            .arg("merge")
+            .arg(work.path().join("exch01.json"))
+            .arg(work.path().join("exch02.json"))
+            .arg("--report")
+            .arg(&merged),
+    );
+    let all = work.path().join("all.json");
+    run_ok(
+        tlscensus()
+            .args(["report", "--from", &server.url("tls.events"), "--report"])
+            .arg(&all),
+    );
+    assert_eq!(fs::read(&all).unwrap(), fs::read(&merged).unwrap());
+    let one = work.path().join("one.json");
+    run_ok(
+        tlscensus()
+            .args(["report", "--from", &server.url("tls.events")])
+            .args(["--sensor", "exch02", "--report"])
+            .arg(&one),
+    );
+    assert_eq!(
+        fs::read(&one).unwrap(),
+        fs::read(work.path().join("exch02.json")).unwrap()
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_leaves_the_records_to_the_next_run() {
+    let port = free_port();
+    // Accepts connections (the kernel does), reads nothing, answers nothing.
+    let silent = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    if server_binary().is_none() {
+        eprintln!("SKIPPED: clickhouse-server is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    let url = format!("clickhouse://127.0.0.1:{port}/tls.events");
+    let run = |files: &[&str], events: &Path| {
+        let mut c = tlscensus();
+        c.arg("read")
+            .args(files.iter().map(|p| pcap(p)))
+            .args(["--events", &url, "--events"])
+            .arg(events)
+            .args([
+                "--sensor",
+                "exch01",
+                "--clickhouse-timeout",
+                "1s",
+                "--stats",
+            ])
+            .arg("--spool")
+            .arg(&spool);
+        c
+    };
+    let first = work.path().join("first.jsonl");
+    let started = Instant::now();
+    let out = run_ok(&mut run(&SET_A, &first));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let n = fs::read_to_string(&first).unwrap().lines().count();
+    assert!(stderr.contains("clickhouse sent        0"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("clickhouse spooled     {n}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("wait in the spool"), "{stderr}");
+    let spooled: usize = fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| {
+            fs::read_to_string(e.unwrap().path())
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(spooled, n);
+
+    // The silent socket goes; ClickHouse itself answers on that port now.
+    drop(silent);
+    let Some(server) = Server::new(port) else {
+        return;
+    };
+    let second = work.path().join("second.jsonl");
+    run_ok(&mut run(&SET_B, &second));
+    let mut expected = fs::read_to_string(&first).unwrap();
+    expected.push_str(&fs::read_to_string(&second).unwrap());
+    assert_eq!(stored_records(&server, "tls.events"), lines(&expected));
+    assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
+}
+
+/// A child process killed if the test fails before it stops it.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Wait until `done` holds, or fail saying `what`.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_server_stopped_and_started_mid_run_loses_and_duplicates_nothing() {
+    let Some(mut server) = Server::new(free_port()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("capture");
+    fs::create_dir(&dir).unwrap();
+    let events = work.path().join("events.jsonl");
+    let spool = work.path().join("spool");
+    let watch = KillOnDrop(Some(
+        tlscensus()
+            .arg("watch")
+            .arg(&dir)
+            .arg("--state")
+            .arg(work.path().join("state.json"))
+            .arg("--events")
+            .arg(server.url("tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args(["--sensor", "exch01", "--clickhouse-timeout", "2s"])
+            .args(["--settle", "100ms", "--idle", "1s", "--quiet"])
+            .arg("--spool")
+            .arg(&spool)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    // Files appear one by one, as a rotating capture writes them.
+    let drop_in = |i: usize, name: &str| {
+        let staged = work.path().join(format!("staged-{i}"));
+        fs::copy(pcap(name), &staged).unwrap();
+        fs::rename(&staged, dir.join(format!("cap-{i:02}.pcap"))).unwrap();
+    };
+    // Before the first insert the table does not exist: none stored.
+    let stored = |server: &Server| -> usize {
+        let out = server
+            .client()
+            .arg("--query=SELECT count() FROM tls.events FINAL")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let pcaps: Vec<&str> = SET_A
+        .iter()
+        .chain(&SET_B)
+        .copied()
+        .filter(|p| p.ends_with(".pcap"))
+        .collect();
+    let (before, during) = pcaps.split_at(3);
+    let (during, after) = during.split_at(3);
+    let mut i = 0;
+    for name in before {
+        drop_in(i, name);
+        i += 1;
+    }
+    wait_for("the first files in ClickHouse", || stored(&server) > 0);
+    server.stop();
+    for name in during {
+        drop_in(i, name);
+        i += 1;
+    }
+    wait_for("the outage's batches in the spool", || {
+        fs::read_dir(&spool).is_ok_and(|d| d.count() > 0)
+    });
+    server.start();
+    for name in after {
+        drop_in(i, name);
+        i += 1;
+    }
+    // The last file counts as complete after --idle; the spool empties once the sender's
+    // wait after the failures is over.
+    std::thread::sleep(Duration::from_secs(3));
+    wait_for("the spool delivered", || {
+        fs::read_dir(&spool).is_ok_and(|d| d.count() == 0)
+    });
+    let mut watch = watch;
+    let child = watch.0.take().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = fs::read_to_string(&events).unwrap();
+    assert_eq!(stored_records(&server, "tls.events"), lines(&all));
+    assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
+}
+
+/// `report --from` reads back the lines the sensors wrote: every record of the captures
+/// in pcaps/ (every outcome, STARTTLS verb, alert, PROXY header, SSLv2 and IPv6 among
+/// them) must read back to a record that writes the very same line. Needs no server.
+#[test]
+fn every_record_line_reads_back_to_the_same_record() {
+    let mut files: Vec<PathBuf> = fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    let out = run_ok(tlscensus().arg("read").args(&files).args(["--events", "-"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut outcomes = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let record = tlscensus::sink::record_in::parse(line)
+            .unwrap_or_else(|e| panic!("line {}: {e}: {line}", i + 1));
+        assert_eq!(serde_json::to_string(&record).unwrap(), line);
+        outcomes.insert(record.outcome.name());
+    }
+    // The captures cover every outcome the record format has.
+    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+}
