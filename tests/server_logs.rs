@@ -298,3 +298,93 @@ fn an_iis_log_without_crypt_fields_says_what_to_enable() {
         "{stderr}"
     );
 }
+
+/// `report --from` reads records back from their lines: every log record (all three
+/// sources, weak ciphers, both Schannel sides) must read back to a record that writes the
+/// very same line. Needs no server; tests/clickhouse.rs checks the census through one.
+#[test]
+fn every_log_record_line_reads_back_to_the_same_record() {
+    let files = fixtures();
+    let mut args = vec!["read"];
+    args.extend(files.iter().map(String::as_str));
+    args.extend(["--events", "-"]);
+    let out = tlscensus(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut sources = std::collections::BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let record = tlscensus::sink::record_in::parse(line)
+            .unwrap_or_else(|e| panic!("line {}: {e}: {line}", i + 1));
+        assert_eq!(serde_json::to_string(&record).unwrap(), line);
+        sources.insert(record.source);
+    }
+    assert_eq!(
+        sources.into_iter().collect::<Vec<_>>(),
+        ["iis-log", "smtp-receive-log", "smtp-send-log"]
+    );
+    // A source no tlscensus writes is refused, not taken for the wire.
+    let iis = text
+        .lines()
+        .find(|l| l.contains("\"source\":\"iis-log\""))
+        .unwrap();
+    let odd = iis.replace("\"source\":\"iis-log\"", "\"source\":\"syslog\"");
+    assert!(tlscensus::sink::record_in::parse(&odd).is_err());
+}
+
+/// A capture on standard input beside a log: the log is recognised by its header and the
+/// capture read from the pipe, untouched by the sniffing (`-` is never opened as a log).
+/// The census must be the one of the capture read from its file with the same log.
+#[test]
+fn a_capture_on_standard_input_beside_a_log() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let pcap = common::pcaps_dir().join("smtp_starttls.pcap");
+    let log = logs_dir().join("census/RECV2026112318-1.LOG");
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("file.json");
+    let from_stdin = dir.path().join("stdin.json");
+    let out = tlscensus(&[
+        "read",
+        pcap.to_str().unwrap(),
+        log.to_str().unwrap(),
+        "--report",
+        from_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+        .args(["read", "-", log.to_str().unwrap(), "--report"])
+        .arg(&from_stdin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&pcap).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let census =
+        |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let (file, stdin) = (census(&from_file), census(&from_stdin));
+    // The wire's connection was read from the pipe, and the log's sessions too.
+    let joined = |c: &Value| c["services"]["smtp"]["sources"] == json!({"smtp-log": 2, "wire": 1});
+    assert!(
+        stdin["clients"].as_array().unwrap().iter().any(joined),
+        "{stdin:#}"
+    );
+    assert_eq!(stdin["clients"], file["clients"]);
+    assert_eq!(stdin["summary"], file["summary"]);
+}
