@@ -28,19 +28,11 @@ OUT=$HERE
 HELPER="python3 $HERE/pcaphelper.py"
 CIPHERS='DEFAULT:@SECLEVEL=0'
 
-for tool in openssl tcpdump python3 ss timeout; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install openssl tcpdump python3 iproute2)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "run as root (tcpdump on lo)" >&2; exit 1; }
+. "$HERE/lib.sh"
+require_tools "apt-get install openssl tcpdump python3 iproute2" openssl tcpdump python3 ss timeout
+require_root "tcpdump on lo"
 
-WORK=$(mktemp -d /tmp/tlscensus-certs.XXXXXX)
-BG_PIDS=()
-cleanup() {
-  local p
-  for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [[ -n ${KEEP_WORK:-} ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+scratch_dir certs
 log() { echo "== $*" >&2; }
 
 # ---------------------------------------------------------------- certificates

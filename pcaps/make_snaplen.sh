@@ -21,34 +21,25 @@ SPORT=44396
 CPORT=50096
 SNI=snaplen.example.test
 
-for tool in openssl tcpdump python3 ss timeout; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "run as root (tcpdump on lo)" >&2; exit 1; }
+. "$HERE/lib.sh"
+require_tools "apt-get install openssl tcpdump python3 iproute2" openssl tcpdump python3 ss timeout
+require_root "tcpdump on lo"
 
-WORK=$(mktemp -d /tmp/tlscensus-snaplen.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch_dir snaplen
 
-openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 7 -subj /CN=tlscensus.test \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+test_certificate
 
 rm -f "$HERE/$FILE"
 tcpdump -i lo --immediate-mode -U -n -s 96 -w "$HERE/$FILE" "tcp port $SPORT" 2>"$WORK/cap.err" &
 CAP=$!
-PIDS+=("$CAP")
+BG_PIDS+=("$CAP")
 for _ in $(seq 100); do grep -q 'listening on' "$WORK/cap.err" && break; sleep 0.05; done
 sleep 0.2
 
 timeout 30 openssl s_server -cert "$WORK/cert.pem" -key "$WORK/key.pem" -www \
   -accept "127.0.0.1:$SPORT" -naccept 1 </dev/null >"$WORK/srv.log" 2>&1 &
 SRV=$!
-PIDS+=("$SRV")
+BG_PIDS+=("$SRV")
 for _ in $(seq 100); do ss -ltnH "sport = :$SPORT" | grep -q . && break; sleep 0.05; done
 
 timeout 15 openssl s_client -connect "127.0.0.1:$SPORT" -bind "127.0.0.1:$CPORT" -brief \

@@ -19,27 +19,18 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FILE=dns_names.pcap
 SPORT=44394
 
-for tool in dnsmasq dig openssl tcpdump ss timeout; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install dnsmasq dnsutils openssl tcpdump iproute2)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "run as root (tcpdump on lo, port 53)" >&2; exit 1; }
+. "$HERE/../lib.sh"
+require_tools "apt-get install dnsmasq dnsutils openssl tcpdump iproute2" dnsmasq dig openssl tcpdump ss timeout
+require_root "tcpdump on lo, port 53"
 
-WORK=$(mktemp -d /tmp/tlscensus-dns.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch_dir dns
 
-openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 7 -subj /CN=tlscensus.test \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+test_certificate
 
 rm -f "$HERE/$FILE"
 tcpdump -i lo --immediate-mode -U -n -s 0 -w "$HERE/$FILE" "udp port 53 or tcp port $SPORT" \
   2>"$WORK/cap.err" &
-PIDS+=("$!")
+BG_PIDS+=("$!")
 CAP=$!
 for _ in $(seq 100); do grep -q 'listening on' "$WORK/cap.err" && break; sleep 0.05; done
 sleep 0.2
@@ -49,7 +40,7 @@ dnsmasq --keep-in-foreground --no-daemon --conf-file=/dev/null --no-resolv --no-
   --host-record=ws1.corp.test,127.0.0.2,::1 \
   --ptr-record=3.0.0.127.in-addr.arpa,printer.corp.test \
   --log-facility="$WORK/dnsmasq.log" &
-PIDS+=("$!")
+BG_PIDS+=("$!")
 for _ in $(seq 100); do ss -lunH "sport = :53" | grep -q . && break; sleep 0.05; done
 
 dig @127.0.0.1 +short ws1.corp.test A
@@ -60,7 +51,7 @@ dig @127.0.0.1 +short -x 127.0.0.3
 timeout 30 openssl s_server -cert "$WORK/cert.pem" -key "$WORK/key.pem" -www \
   -accept "127.0.0.1:$SPORT" -naccept 2 </dev/null >"$WORK/srv.log" 2>&1 &
 SRV=$!
-PIDS+=("$SRV")
+BG_PIDS+=("$SRV")
 for _ in $(seq 100); do ss -ltnH "sport = :$SPORT" | grep -q . && break; sleep 0.05; done
 for host in 2 3; do
   timeout 15 openssl s_client -connect "127.0.0.1:$SPORT" -bind "127.0.0.$host:5009$host" -brief \

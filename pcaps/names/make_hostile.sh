@@ -27,22 +27,13 @@ SNI_MARKUP='@SUM(1+1)|<b>bold</b>&amp;'
 SNI_TERMINAL="${ESC}[31mred${ESC}[0m|${ESC}[2J${ESC}]0;owned${BEL}end"
 EHLO="=cmd|' /C calc'!A0 <script>alert(1)</script> ${ESC}[1;31mEHLO${ESC}[0m"
 
-for tool in openssl tcpdump python3 ss timeout; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "run as root (tcpdump on lo, port 25)" >&2; exit 1; }
+. "$HERE/../lib.sh"
+require_tools "apt-get install openssl tcpdump python3 iproute2" openssl tcpdump python3 ss timeout
+require_root "tcpdump on lo, port 25"
 
-WORK=$(mktemp -d /tmp/tlscensus-hostile.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch_dir hostile
 
-openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 7 -subj /CN=tlscensus.test \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+test_certificate
 
 wait_listen() {
   for _ in $(seq 100); do ss -ltnH "sport = :$1" | grep -q . && return; sleep 0.05; done
@@ -53,14 +44,14 @@ rm -f "$HERE/$FILE"
 tcpdump -i lo --immediate-mode -U -n -s 0 -w "$HERE/$FILE" "tcp port $SPORT or tcp port 25" \
   2>"$WORK/cap.err" &
 CAP=$!
-PIDS+=("$CAP")
+BG_PIDS+=("$CAP")
 for _ in $(seq 100); do grep -q 'listening on' "$WORK/cap.err" && break; sleep 0.05; done
 sleep 0.2
 
 timeout 30 openssl s_server -cert "$WORK/cert.pem" -key "$WORK/key.pem" -www \
   -accept "127.0.0.1:$SPORT" -naccept 3 </dev/null >"$WORK/srv.log" 2>&1 &
 SRV=$!
-PIDS+=("$SRV")
+BG_PIDS+=("$SRV")
 wait_listen "$SPORT"
 # Each SNI from its own address (127.0.0.2 .. 4), so each is the only SNI of its client's row.
 port=50095
@@ -78,7 +69,7 @@ wait "$SRV" || true
 timeout 30 python3 "$PCAPS/mailserver.py" smtp 127.0.0.1:25 "$WORK/cert.pem" "$WORK/key.pem" 1 \
   >"$WORK/mail.log" 2>&1 &
 MAIL=$!
-PIDS+=("$MAIL")
+BG_PIDS+=("$MAIL")
 wait_listen 25
 timeout 15 python3 "$PCAPS/mailclient.py" smtp 127.0.0.1 25 50098 mail.example.test \
   --ehlo "$EHLO" >"$WORK/smtp.log" 2>&1 || { cat "$WORK/smtp.log" >&2; exit 1; }
