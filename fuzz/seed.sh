@@ -57,3 +57,7 @@ if [ -d "$here/regressions" ]; then
     cp "$dir"* "$out/$target/" 2>/dev/null || true
   done
 fi
+# Server logs (issue 24): the hand-written fixtures seed the two log parsers.
+mkdir -p "$out/logs_iis" "$out/logs_smtp"
+cp "$root"/tests/logs/u_ex*.log "$out/logs_iis/" 2>/dev/null || true
+cp "$root"/tests/logs/RECV*.LOG "$root"/tests/logs/census/*.LOG "$out/logs_smtp/" 2>/dev/null || true

@@ -17,6 +17,7 @@ pub mod decode;
 pub mod engine;
 pub mod flow;
 pub mod follow;
+pub mod logs;
 pub mod names;
 pub mod pipeline;
 pub mod proto;

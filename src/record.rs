@@ -176,6 +176,8 @@ pub struct Record {
     pub handshake_us: Option<u64>,
     /// ClientHello messages seen (2 after a HelloRetryRequest).
     pub client_hellos: u32,
+    /// Where the record came from. For a log, `file` is the log file and `frame` the line
+    /// that gave the TLS result.
     pub capture: CaptureRef,
     /// SMTP sessions whose client gave a name in clear: `{"helo": "mx1.example.org"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -187,6 +189,46 @@ pub struct Record {
     /// it in clear): `seen_whole`, `message_length`, `chain_length`, a `leaf` summary, or
     /// `leaf_error`. Null when no Certificate message was seen (TLS 1.3, resumption).
     pub certificate: Option<CertificateChain>,
+    /// `wire` (a capture), `iis-log`, `smtp-receive-log` or `smtp-send-log` (a server's
+    /// log, see [`LogRecord`]).
+    pub source: &'static str,
+    /// What a server log said about the session; absent for records from the wire. Such a
+    /// record has no hellos: only the negotiated version and algorithms are known, never
+    /// what the client offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogRecord>,
+}
+
+/// The `source` of records from captures.
+pub const SOURCE_WIRE: &str = "wire";
+
+/// A TLS session as an IIS or Exchange SMTP log described it (see `src/logs/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRecord {
+    /// The negotiated version.
+    pub version: Version,
+    /// The protocol as logged: Exchange's `SP_PROT_TLS1_2_SERVER`, IIS's hex `400`.
+    pub protocol: String,
+    /// Schannel was the `server` or the `client` (from the protocol's `_SERVER`/`_CLIENT`
+    /// bit): an Exchange send log is the client side.
+    pub schannel_side: &'static str,
+    /// Bulk cipher, MAC hash and key exchange as `CALG_*` names of Microsoft's ALG_ID table
+    /// (Exchange's `CALG_ECDHE` is written `CALG_ECDH_EPHEM`), or the hex ALG_ID when it
+    /// has no name there; null when the log has no value (`-`, `0` or a missing field).
+    pub cipher: Option<String>,
+    pub hash: Option<String>,
+    pub key_exchange: Option<String>,
+    /// Strengths in bits, as Exchange logs them (IIS logs none).
+    pub cipher_bits: Option<u32>,
+    pub hash_bits: Option<u32>,
+    pub key_exchange_bits: Option<u32>,
+    /// Why the cipher or MAC is weak (`RC4`, `3DES`, `DES`, `RC2`, `NULL`, `MD5`), if it is.
+    pub weak: Option<&'static str>,
+    /// The client's EHLO/HELO name (SMTP logs).
+    pub ehlo: Option<String>,
+    /// Exchange's session-id and receive/send connector (SMTP logs).
+    pub session: Option<String>,
+    pub connector: Option<String>,
 }
 
 /// What an SMTP client said of itself before TLS.

@@ -569,3 +569,56 @@ fn every_record_line_reads_back_to_the_same_record() {
     // The captures cover every outcome the record format has.
     assert_eq!(outcomes.len(), 5, "{outcomes:?}");
 }
+
+/// Server logs read beside a capture (issue 24): their records carry `source` and `log`
+/// and no hellos; the census read back from ClickHouse must still equal `read`'s byte for
+/// byte, in every report format that carries the sources.
+#[test]
+fn server_logs_through_clickhouse_give_the_same_census() {
+    let Some(server) = Server::new(free_port()) else {
+        return;
+    };
+    let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/logs");
+    let work = tempfile::tempdir().unwrap();
+    let mut read = tlscensus();
+    read.arg("read")
+        .arg(pcap("smtp_starttls.pcap"))
+        .arg(logs.join("census/RECV2026112318-1.LOG"))
+        .arg(logs.join("u_ex240501.log"))
+        .arg(logs.join("u_ex240502.log.gz"))
+        .arg(logs.join("SEND2018022213-1.LOG.gz"))
+        .arg("--events")
+        .arg(server.url("tls.logs"))
+        .arg("--spool")
+        .arg(work.path().join("spool"));
+    for ext in ["json", "csv", "md"] {
+        read.arg("--report")
+            .arg(work.path().join(format!("local.{ext}")));
+    }
+    run_ok(&mut read);
+    let sources = server.query(
+        "SELECT visitParamExtractString(record, 'source') AS s, count() FROM tls.logs GROUP BY s ORDER BY s",
+    );
+    assert_eq!(
+        sources
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect::<Vec<_>>(),
+        ["iis-log", "smtp-receive-log", "smtp-send-log", "wire"],
+        "{sources}"
+    );
+    let mut from = tlscensus();
+    from.args(["report", "--from", &server.url("tls.logs")]);
+    for ext in ["json", "csv", "md"] {
+        from.arg("--report")
+            .arg(work.path().join(format!("remote.{ext}")));
+    }
+    run_ok(&mut from);
+    for ext in ["json", "csv", "md"] {
+        assert_eq!(
+            fs::read_to_string(work.path().join(format!("remote.{ext}"))).unwrap(),
+            fs::read_to_string(work.path().join(format!("local.{ext}"))).unwrap(),
+            "{ext}"
+        );
+    }
+}

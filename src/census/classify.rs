@@ -13,7 +13,8 @@ use super::ServiceCounts;
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
     /// On some connection it offered nothing above TLS 1.1: it breaks when TLS 1.0 and
-    /// 1.1 are switched off.
+    /// 1.1 are switched off. Also a client known only from logs that negotiated below
+    /// TLS 1.2 (what it offers is unknown; see `would_fail_negotiated_only`).
     LegacyOnly,
     /// It offered TLS 1.2 or later but the server picked TLS 1.1 or lower: the server (or a
     /// middlebox) is the one to fix.
@@ -99,7 +100,7 @@ impl Found {
         let bit = |set: bool, category: Category| if set { 1u8 << category as u8 } else { 0 };
         Found(
             bit(
-                s.max_offered.iter().any(|(v, n)| n > 0 && below_tls12(v)),
+                s.max_offered.iter().any(|(v, n)| n > 0 && below_tls12(v)) || s.legacy_by_logs(),
                 Category::LegacyOnly,
             ) | bit(s.server_limited > 0, Category::ServerLimited)
                 | bit(s.failed > 0, Category::Failing)

@@ -102,6 +102,16 @@ impl CensusConfig {
         }
     }
 
+    /// The direction of a record's connection: [`Self::direction`], except that an Exchange
+    /// send log knows its server was the client, even when no --server says so.
+    pub fn record_direction(&self, record: &Record) -> Direction {
+        if self.servers.is_empty() && record.source == "smtp-send-log" {
+            Direction::Outbound
+        } else {
+            self.direction(record.client.ip, record.server.ip)
+        }
+    }
+
     fn is_server(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -205,6 +215,29 @@ pub struct ServiceCountsInner {
     /// Server addresses it connected to.
     #[serde(default)]
     pub servers: CappedSet,
+    /// Where the connections were seen: `wire`, `iis-log`, `smtp-log` → connections.
+    #[serde(default)]
+    pub sources: CountMap,
+    /// Connections known only from a server's log: the negotiated version, never what the
+    /// client offered.
+    #[serde(default)]
+    pub negotiated_only: u64,
+    /// Their negotiated versions (also counted in `negotiated`).
+    #[serde(default)]
+    pub log_negotiated: CountMap,
+    /// Connections from logs that negotiated below the policy's minimum, by reason. They
+    /// count as would-fail only where no handshake on the wire showed what the client
+    /// offers (see [`ServiceCountsInner::would_fail_reasons`]).
+    #[serde(default)]
+    pub log_policy_failures: CountMap,
+}
+
+/// The census's name for a record's `source`: both SMTP logs are `smtp-log`.
+pub fn source_class(source: &str) -> &str {
+    match source {
+        "smtp-receive-log" | "smtp-send-log" => "smtp-log",
+        other => other,
+    }
 }
 
 /// Set `a` to `b` when `b` is earlier (or `a` unset).
@@ -257,11 +290,43 @@ impl ServiceCountsInner {
         self.alpn.merge(&o.alpn, CAP_ALPN);
         self.ja4.merge(&o.ja4, CAP_JA4);
         self.servers.merge(&o.servers, CAP_SERVERS);
+        self.sources.merge(&o.sources);
+        self.negotiated_only += o.negotiated_only;
+        self.log_negotiated.merge(&o.log_negotiated);
+        self.log_policy_failures.merge(&o.log_policy_failures);
+    }
+
+    /// Whether anything is known of what the client offered: a hello on the wire.
+    fn offers_seen(&self) -> bool {
+        !self.max_offered.is_empty()
+    }
+
+    /// Why connections would fail under the policy → connections: what the client offered
+    /// when the wire showed it, else what the logs say was negotiated.
+    pub fn would_fail_reasons(&self) -> impl Iterator<Item = (&str, u64)> {
+        let logs = if self.offers_seen() {
+            None
+        } else {
+            Some(self.log_policy_failures.iter())
+        };
+        self.policy_failures
+            .iter()
+            .chain(logs.into_iter().flatten())
     }
 
     /// Connections that would fail under the policy.
     pub fn would_fail(&self) -> u64 {
-        self.policy_failures.values().sum()
+        self.would_fail_reasons().map(|(_, n)| n).sum()
+    }
+
+    /// Versions below TLS 1.2 were negotiated per the logs, and no hello on the wire says
+    /// what the client offers: legacy as far as anything shows.
+    pub fn legacy_by_logs(&self) -> bool {
+        !self.offers_seen()
+            && self
+                .log_negotiated
+                .iter()
+                .any(|(v, n)| n > 0 && version::below_tls12(v))
     }
 }
 
@@ -295,6 +360,11 @@ pub struct ClientSummary<'a> {
     pub would_fail: bool,
     /// Why it would fail under the policy.
     pub would_fail_reasons: Vec<&'a str>,
+    /// `would_fail` rests on the version logs say was negotiated alone: no handshake on
+    /// the wire showed what the client offers.
+    pub would_fail_negotiated_only: bool,
+    /// Where its evidence came from (`iis-log`, `smtp-log`, `wire`), sorted.
+    pub sources: Vec<&'a str>,
     pub connections: u64,
     pub first_seen: Option<&'a str>,
     pub last_seen: Option<&'a str>,
@@ -305,11 +375,15 @@ impl<'a> ClientSummary<'a> {
     fn of(key: ClientKey, client: &'a Client) -> Self {
         let mut found = Found::default();
         let mut reasons: Vec<&str> = Vec::new();
+        let mut wire_reasons = false;
+        let mut sources: Vec<&str> = Vec::new();
         let mut connections = 0;
         let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
         for s in client.services.values() {
             found = found | Found::service(s);
-            reasons.extend(s.policy_failures.keys());
+            reasons.extend(s.would_fail_reasons().map(|(r, _)| r));
+            wire_reasons |= !s.policy_failures.is_empty();
+            sources.extend(s.sources.keys());
             connections += s.connections;
             if let Some(f) = s.first_seen.as_deref() {
                 first_seen = Some(first_seen.map_or(f, |m| m.min(f)));
@@ -320,7 +394,11 @@ impl<'a> ClientSummary<'a> {
         }
         reasons.sort_unstable();
         reasons.dedup();
+        sources.sort_unstable();
+        sources.dedup();
         ClientSummary {
+            would_fail_negotiated_only: !reasons.is_empty() && !wire_reasons,
+            sources,
             key,
             client,
             primary: found.primary(),
@@ -509,11 +587,8 @@ impl Census {
             Some(p) => (p.ip, Some(wire)),
             None => (wire, None),
         };
-        let key = ClientKey {
-            ip,
-            via,
-            direction: self.config.direction(wire, record.server.ip),
-        };
+        let direction = self.config.record_direction(record);
+        let key = ClientKey { ip, via, direction };
         if let Some(smtp) = &record.smtp {
             self.names
                 .add_from_client(ip, &smtp.helo, names::NameSource::Ehlo);
@@ -537,6 +612,24 @@ impl Census {
             s.servers.add(ip, CAP_SERVERS)
         });
 
+        s.sources.add(source_class(record.source), 1);
+        if let Some(log) = &record.log {
+            let version = log.version.name();
+            s.negotiated_only += 1;
+            s.negotiated.add(&version, 1);
+            s.log_negotiated.add(&version, 1);
+            if log.weak.is_some() {
+                s.weak_cipher += 1;
+            }
+            if let Some(min) = self.config.policy.min_version.as_deref() {
+                if version::parse_version(min).is_some_and(|min| log.version.0 < min) {
+                    s.log_policy_failures.add(
+                        &format!("negotiated {version} (in logs; offered versions unknown)"),
+                        1,
+                    );
+                }
+            }
+        }
         let ch = record.client_hello.as_ref();
         let sh = record.server_hello.as_ref();
         if let Some(ch) = ch {
@@ -581,9 +674,10 @@ impl Census {
                 s.incomplete += 1;
                 "incomplete".into()
             }
-            Outcome::Negotiated => match sh {
-                Some(sh) => sh.version.name(),
-                None => "incomplete".into(),
+            Outcome::Negotiated => match (sh, &record.log) {
+                (Some(sh), _) => sh.version.name(),
+                (None, Some(log)) => log.version.name(),
+                (None, None) => "incomplete".into(),
             },
         };
         let mut hour_buf = [0u8; HOUR_LEN];

@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Read capture files (pcap, pcapng, Network Monitor .cap) and report every TLS handshake.
+    /// Read capture files (pcap, pcapng, Network Monitor .cap) and server logs (IIS, Exchange
+    /// SMTP) and report every TLS handshake.
     ///
     /// Files are recognised by content, not by name, and are read as one stream in time
     /// order, so rotated captures (tcpdump -C/-G, dumpcap ring buffers) can be given together
@@ -53,6 +54,9 @@ enum Command {
     ///   tlscensus read capture.pcap --events - | jq 'select(.outcome != "negotiated")'
     ///   # what a cipher clean-up would break, too
     ///   tlscensus read exch.pcapng --policy min-version=TLSv1.2 --policy forbid=weak
+    ///   # a year of IIS and Exchange SMTP logs beside this week's capture (plain or .gz)
+    ///   tlscensus read exch.pcapng W3SVC1/u_ex*.log SmtpReceive/*.LOG SmtpSend/*.LOG \
+    ///       --server 10.1.2.0/28 --report census.json
     #[command(verbatim_doc_comment)]
     Read(Box<read::ReadArgs>),
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use tlscensus::logs::{self, LogError, Sniffed};
 use tlscensus::pipeline;
 use tlscensus::record::Record;
 use tlscensus::source::SourceError;
@@ -25,6 +26,8 @@ pub struct ReadArgs {
     /// `netsh trace` or `pktmon`; any name), each plain or gzip-, zstd- or lz4-compressed:
     /// the format is recognised by content. `-` reads a capture from standard input, e.g.
     /// `tcpdump -w - | tlscensus read -` or `zcat old.pcap.gz | tlscensus read -`.
+    /// Server logs may be given beside them: IIS W3C logs with the crypt-* fields and
+    /// Exchange SMTP receive/send protocol logs, plain or gzip, recognised by their headers.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 
@@ -118,7 +121,35 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
         threads: args.engine.threads(),
         reading: args.reading,
     };
-    let files = pipeline::order_by_time(&args.files);
+    // Logs are told from captures by their header lines; what is not a log is left to the
+    // capture readers, which name what they cannot read.
+    let mut captures = Vec::new();
+    let mut logs = Vec::new();
+    let mut failed_logs = 0;
+    for path in &args.files {
+        match logs::detect(path) {
+            Ok(Sniffed::Log(kind)) => logs.push((path.clone(), kind)),
+            Ok(Sniffed::Unsupported(what)) => {
+                eprintln!("tlscensus: {}: {what}", path.display());
+                failed_logs += 1;
+            }
+            Ok(Sniffed::NotALog) | Err(_) => captures.push(path.clone()),
+        }
+    }
+    let log_stats = (!logs.is_empty()).then(|| {
+        logs::read_logs(
+            &logs,
+            &args.engine.config().services,
+            &mut on_record,
+            &mut |err: LogError| {
+                eprintln!("tlscensus: {err}");
+                if err.is_damage() {
+                    failed_logs += 1;
+                }
+            },
+        )
+    });
+    let files = pipeline::order_by_time(&captures);
     let progress = pipeline::Progress::default();
     let mut bar = ProgressBar::new(&files);
     // Host names from the UDP name services are read by a thread of their own, over the
@@ -159,6 +190,13 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     for note in &outcome.pipeline.notes {
         eprintln!("tlscensus: note: {note}");
     }
+    if let Some(s) = log_stats {
+        eprintln!(
+            "tlscensus: logs: {} files, {} lines, {} TLS sessions, {} malformed lines, \
+             {} lines without TLS fields or on plain HTTP, {} SMTP sessions without a TLS result",
+            s.files, s.lines, s.records, s.malformed, s.without_tls, s.sessions_without_tls
+        );
+    }
     let events_path = events.file.as_deref().unwrap_or(Path::new("-"));
     if let Some(err) = write_error {
         // `--events - | head` (or a named pipe whose reader left): the reader of the events
@@ -194,7 +232,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     // The process ends next: handing the census's thousands of small allocations back one by
     // one would only delay the exit.
     std::mem::forget(census);
-    Ok(if failed_files > 0 {
+    Ok(if failed_files + failed_logs > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -18,7 +18,7 @@ use crate::quic::keys::{InitialKeys, Sender};
 use crate::quic::packet::{self, LongPacket};
 use crate::quic::version::Version;
 use crate::quic::QuicError;
-use crate::record::{ClientEndpoint, Endpoint, Outcome, Record};
+use crate::record::{ClientEndpoint, Endpoint, Outcome, Record, SOURCE_WIRE};
 use crate::tls::fingerprint::Transport;
 use crate::tls::parse;
 
@@ -377,6 +377,8 @@ pub(super) fn report(
         capture: parts.capture,
         smtp: None,
         imap: None,
+        source: SOURCE_WIRE,
+        log: None,
     })
 }
 

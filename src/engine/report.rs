@@ -3,7 +3,7 @@
 use crate::flow::{FlowKey, Side};
 use crate::record::{
     alert_name, rfc3339, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint,
-    ImapClient, Outcome, Record, Sender, ServerHelloRecord, SmtpClient,
+    ImapClient, Outcome, Record, Sender, ServerHelloRecord, SmtpClient, SOURCE_WIRE,
 };
 
 use crate::proto::starttls::Reply;
@@ -134,6 +134,8 @@ pub(super) fn report(
         imap: mail_dialogue
             .and_then(|m| m.dialogue.imap_id())
             .map(|id| ImapClient { id: id.into() }),
+        source: SOURCE_WIRE,
+        log: None,
     })
 }
 

@@ -80,6 +80,8 @@ pub fn header() -> Vec<String> {
             "first_seen",
             "last_seen",
             "names",
+            "sources",
+            "negotiated_only",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -136,6 +138,8 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 s.first_seen.clone().unwrap_or_default(),
                 s.last_seen.clone().unwrap_or_default(),
                 super::names_of(census, &c.key).replace(", ", "; "),
+                s.sources.keys().collect::<Vec<_>>().join("; "),
+                s.negotiated_only.to_string(),
             ]);
             row.iter_mut().for_each(neutralise_formula);
             w.write_record(&row)?;

@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::table::plural;
-use super::{client_label, counted, ms, short_time, version_range, Overview};
+use super::{
+    client_label, counted, ms, offered_label, short_time, sources_label, would_fail_text, Overview,
+};
 use crate::census::{ciphers, Category, Census, ServiceSummary};
 
 /// Connection labels in chart order, with their colours.
@@ -421,6 +423,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         ("First seen", false),
         ("Last seen", false),
         ("Names", false),
+        ("Sources", false),
     ] {
         let _ = write!(
             o,
@@ -451,16 +454,9 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", "),
             );
-            td(
-                &mut o,
-                &if s.would_fail() > 0 {
-                    format!("yes: {}", counted(&s.policy_failures))
-                } else {
-                    "no".into()
-                },
-            );
+            td(&mut o, &would_fail_text(s));
             td_num(&mut o, s.connections);
-            td(&mut o, &version_range(&s.max_offered));
+            td(&mut o, &offered_label(s));
             td(&mut o, &counted(&s.negotiated));
             td(&mut o, &counted(&s.failures));
             let suites = s
@@ -481,6 +477,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             td(&mut o, &short_time(s.first_seen.as_deref()));
             td(&mut o, &short_time(s.last_seen.as_deref()));
             td(&mut o, &super::names_of(census, &c.key));
+            td(&mut o, &sources_label(s));
             o.push_str("</tr>\n");
         }
         spill(&mut o, out)?;

@@ -6,10 +6,14 @@
 //! certificate inventory, see [`super::certificates::json`]), `timeline` (hour → negotiated
 //! version or `plaintext`/`failed`/`incomplete` → connections) and `clients`: one object
 //! per client with `ip`, `via` (when a PROXY header named the client), `direction`,
-//! `categories`, `primary`, `would_fail`, `would_fail_reasons`, `connections`,
-//! `first_seen`, `last_seen`, `names` (the address's names, each `{"name", "source",
-//! "origin", "count"}`, see [`crate::census::names`]; `names_other` counts sightings of names
-//! beyond the cap), and `services` mapping each service to its counts ([`ServiceCounts`]). Derived values (categories, totals, percentiles) are recomputed
+//! `categories`, `primary`, `would_fail`, `would_fail_reasons`,
+//! `would_fail_negotiated_only` (the judgement rests on the version a server's log says was
+//! negotiated, what the client offers being unknown), `sources` (`wire`, `iis-log`,
+//! `smtp-log`: where the client was seen), `connections`, `first_seen`, `last_seen`,
+//! `names` (the address's names, each `{"name", "source", "origin", "count"}`, see
+//! [`crate::census::names`]; `names_other` counts sightings of names beyond the cap), and
+//! `services` mapping each service to its counts ([`ServiceCounts`]). Derived values
+//! (categories, totals, percentiles) are recomputed
 //! when a report is read back; the counts, capped sets and latency buckets are the data.
 
 use std::collections::BTreeMap;
@@ -82,6 +86,10 @@ struct ClientOut<'a> {
     primary: Category,
     would_fail: bool,
     would_fail_reasons: &'a [&'a str],
+    /// `would_fail` rests on the negotiated version in logs alone.
+    would_fail_negotiated_only: bool,
+    /// Where the evidence came from: `wire`, `iis-log`, `smtp-log`.
+    sources: &'a [&'a str],
     connections: u64,
     first_seen: Option<&'a str>,
     last_seen: Option<&'a str>,
@@ -148,6 +156,8 @@ fn client_out<'a>(census: &Census, c: &'a ClientSummary<'a>) -> ClientOut<'a> {
         primary: c.primary,
         would_fail: c.would_fail,
         would_fail_reasons: &c.would_fail_reasons,
+        would_fail_negotiated_only: c.would_fail_negotiated_only,
+        sources: &c.sources,
         connections: c.connections,
         first_seen: c.first_seen,
         last_seen: c.last_seen,

@@ -3,7 +3,10 @@
 
 use std::io::{self, Write};
 
-use super::{client_label, counted, ms, short_time, version_columns, version_range, Overview};
+use super::{
+    client_label, counted, ms, offered_label, short_time, sources_label, version_columns,
+    version_range, would_fail_text, Overview,
+};
 use crate::census::{Category, Census};
 
 /// Make text safe inside a Markdown table cell: `|` would end the cell and a line break
@@ -98,25 +101,24 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "| client | direction | service | connections | offered | negotiated | categories | \
-         would fail | failures | SNI | first seen | last seen | names |"
+         would fail | failures | SNI | first seen | last seen | names | sources |"
     )?;
-    writeln!(out, "|---|---|---|--:|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(
+        out,
+        "|---|---|---|--:|---|---|---|---|---|---|---|---|---|---|"
+    )?;
     for r in crate::census::rows(&clients) {
         let (c, name, s, categories) = (r.client, r.service, r.counts, &r.categories);
         {
-            let would = if s.would_fail() > 0 {
-                format!("yes: {}", counted(&s.policy_failures))
-            } else {
-                "no".into()
-            };
+            let would = would_fail_text(s);
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&client_label(&c.key)),
                 c.key.direction.name(),
                 cell(name),
                 s.connections,
-                version_range(&s.max_offered),
+                offered_label(s),
                 version_range(&s.negotiated),
                 categories
                     .iter()
@@ -129,6 +131,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 short_time(s.first_seen.as_deref()),
                 short_time(s.last_seen.as_deref()),
                 cell(&super::names_of(census, &c.key)),
+                sources_label(s),
             )?;
         }
     }

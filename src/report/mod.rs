@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::census::version::{parse_version, push_short};
-use crate::census::{Census, ClientSummary, CountMap, ServiceSummary};
+use crate::census::{Census, ClientSummary, CountMap, ServiceCountsInner, ServiceSummary};
 
 /// A report format, chosen by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +151,37 @@ pub(crate) fn counted(map: &CountMap) -> String {
         .map(|(k, n)| format!("{k}: {n}"))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Where a client's evidence on a service came from: `smtp-log+wire`, or `-` (a report
+/// written before logs were read).
+pub(crate) fn sources_label(s: &ServiceCountsInner) -> String {
+    if s.sources.is_empty() {
+        return "-".into();
+    }
+    s.sources.keys().collect::<Vec<_>>().join("+")
+}
+
+/// `yes: reason: n; ...` (what the policy judged, from the wire or, where the wire showed
+/// no offer, from the logs' negotiated version) or `no`.
+pub(crate) fn would_fail_text(s: &ServiceCountsInner) -> String {
+    let reasons: Vec<String> = s
+        .would_fail_reasons()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
+    if reasons.is_empty() {
+        "no".into()
+    } else {
+        format!("yes: {}", reasons.join("; "))
+    }
+}
+
+/// The versions offered, or `logs` when only server logs saw the client (offers unknown).
+pub(crate) fn offered_label(s: &ServiceCountsInner) -> String {
+    if s.max_offered.is_empty() && s.negotiated_only > 0 {
+        return "logs".into();
+    }
+    version_range(&s.max_offered)
 }
 
 /// What the table, Markdown and HTML reports open with: the clients (in report order), the

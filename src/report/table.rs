@@ -97,7 +97,12 @@ fn row_line(text: &mut String, cells: &mut Cells, row: &Row<'_>, categories_widt
         cells.label.clear();
     }
     cells.offered.clear();
-    push_version_range(&mut cells.offered, &s.max_offered);
+    if s.max_offered.is_empty() && s.negotiated_only > 0 {
+        // Seen only in server logs: what it offers is unknown.
+        cells.offered.push_str("logs");
+    } else {
+        push_version_range(&mut cells.offered, &s.max_offered);
+    }
     cells.got.clear();
     push_version_range(&mut cells.got, &s.negotiated);
     let mut number = itoa::Buffer::new();
@@ -254,6 +259,16 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     out.write_all(text.as_bytes())?;
+    if clients
+        .iter()
+        .any(|c| c.sources.iter().any(|s| *s != "wire"))
+    {
+        writeln!(
+            out,
+            "  (OFFERED `logs`: seen only in IIS/SMTP logs, which give the negotiated version \
+             alone; the JSON and CSV reports list each client's sources)"
+        )?;
+    }
 
     // Why the policy would break clients, and why handshakes fail.
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();

@@ -9,9 +9,11 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
+use crate::logs::schannel::{self, Side};
+use crate::logs::LogKind;
 use crate::record::{
     alert_name, AlertRecord, CaptureRef, ClientEndpoint, ClientHelloRecord, Endpoint, ImapClient,
-    Outcome, Record, Sender, ServerHelloRecord, SmtpClient, Version,
+    LogRecord, Outcome, Record, Sender, ServerHelloRecord, SmtpClient, Version, SOURCE_WIRE,
 };
 use crate::tls::certificate::CertificateChain;
 
@@ -26,6 +28,10 @@ pub enum RecordError {
     Outcome(String),
     #[error("unknown transport {0:?}")]
     Transport(String),
+    #[error("unknown source {0:?}")]
+    Source(String),
+    #[error("unknown {field} {value:?} in a log record")]
+    LogValue { field: &'static str, value: String },
 }
 
 #[derive(Deserialize)]
@@ -86,6 +92,24 @@ struct CaptureIn {
     frame: u64,
 }
 
+/// [`LogRecord`] with owned text where it has fixed names.
+#[derive(Deserialize)]
+struct LogRecordIn {
+    version: String,
+    protocol: String,
+    schannel_side: String,
+    cipher: Option<String>,
+    hash: Option<String>,
+    key_exchange: Option<String>,
+    cipher_bits: Option<u32>,
+    hash_bits: Option<u32>,
+    key_exchange_bits: Option<u32>,
+    weak: Option<String>,
+    ehlo: Option<String>,
+    session: Option<String>,
+    connector: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct RecordIn {
     // Keys added after the first record format: absent from older sensors' lines.
@@ -98,6 +122,10 @@ struct RecordIn {
     /// Absent from lines written before QUIC: those were all TCP.
     #[serde(default)]
     transport: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    log: Option<LogRecordIn>,
     ts: String,
     client: ClientIn,
     server: EndpointIn,
@@ -162,6 +190,64 @@ fn starttls_of(name: &str) -> &'static str {
         "STLS" => "STLS",
         _ => "STARTTLS",
     }
+}
+
+/// The record's `source`, one of the names [`crate::logs::LogKind::source`] and
+/// [`SOURCE_WIRE`] write; lines from before sources were recorded are from the wire.
+fn source_of(name: Option<&str>) -> Result<&'static str, RecordError> {
+    match name {
+        None => Ok(SOURCE_WIRE),
+        Some(name) => [
+            SOURCE_WIRE,
+            LogKind::Iis.source(),
+            LogKind::SmtpReceive.source(),
+            LogKind::SmtpSend.source(),
+        ]
+        .into_iter()
+        .find(|s| *s == name)
+        .ok_or_else(|| RecordError::Source(name.to_string())),
+    }
+}
+
+/// One of a fixed set of names, as the `&'static str` the record holds.
+fn one_of(
+    field: &'static str,
+    names: &[&'static str],
+    value: &str,
+) -> Result<&'static str, RecordError> {
+    names
+        .iter()
+        .find(|n| **n == value)
+        .copied()
+        .ok_or_else(|| RecordError::LogValue {
+            field,
+            value: value.to_string(),
+        })
+}
+
+fn log_of(l: LogRecordIn) -> Result<LogRecord, RecordError> {
+    Ok(LogRecord {
+        version: version_of(&l.version)?,
+        protocol: l.protocol,
+        schannel_side: one_of(
+            "schannel_side",
+            &[Side::Server.name(), Side::Client.name()],
+            &l.schannel_side,
+        )?,
+        cipher: l.cipher,
+        hash: l.hash,
+        key_exchange: l.key_exchange,
+        cipher_bits: l.cipher_bits,
+        hash_bits: l.hash_bits,
+        key_exchange_bits: l.key_exchange_bits,
+        weak: l
+            .weak
+            .map(|w| one_of("weak", schannel::WEAKNESSES, &w))
+            .transpose()?,
+        ehlo: l.ehlo,
+        session: l.session,
+        connector: l.connector,
+    })
 }
 
 /// Parse one record line.
@@ -250,5 +336,7 @@ pub fn parse(line: &str) -> Result<Record, RecordError> {
         smtp: r.smtp,
         imap: r.imap,
         certificate: r.certificate,
+        source: source_of(r.source.as_deref())?,
+        log: r.log.map(log_of).transpose()?,
     })
 }

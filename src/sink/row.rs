@@ -64,7 +64,11 @@ pub fn write_row(
     let ch = record.client_hello.as_ref();
     let sh = record.server_hello.as_ref();
     let max_offered = ch.map(|c| c.max_version.name());
-    let negotiated = sh.map(|s| s.version.name());
+    // A server log's record has no hellos, but knows the version negotiated.
+    let negotiated = sh
+        .map(|s| s.version)
+        .or(record.log.as_ref().map(|l| l.version))
+        .map(|v| v.name());
     let time = datetime_of(&record.ts);
     let row = Row {
         sensor: &origin.sensor,
@@ -77,7 +81,7 @@ pub fn write_row(
         client_port: record.client.port,
         server_ip: record.server.ip.to_string(),
         server_port: record.server.port,
-        direction: config.direction(record.client.ip, record.server.ip).name(),
+        direction: config.record_direction(record).name(),
         service: &record.service,
         outcome: record.outcome.name(),
         max_offered: max_offered.as_deref().unwrap_or(""),

@@ -40,7 +40,7 @@ pub fn statements(database: &str, table: &str) -> Vec<String> {
     service      String,
     outcome      String,            -- negotiated, alert, no_server_hello, incomplete, plaintext
     max_offered  String,            -- the client's highest version, '' without a ClientHello
-    negotiated   String,            -- the version the server chose, '' without a ServerHello
+    negotiated   String,            -- the version the server chose (or a server log says), else ''
     cipher_suite String,            -- the chosen suite ('0xc02f'), '' without a ServerHello
     sni          String,
     ja4          String,
