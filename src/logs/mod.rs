@@ -343,7 +343,7 @@ pub(crate) fn log_record(s: Session<'_>) -> Record {
             ip: s.server.0,
             port: s.server.1,
         },
-        // Schannel's logs are of TLS over TCP: IIS logs HTTP/3 sessions without crypt-*.
+        // The logs name no transport; their sessions (SMTP, HTTPS) are taken to be TCP.
         transport: "tcp",
         service: s.services.name(s.server.1),
         starttls: s.starttls,
