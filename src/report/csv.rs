@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use super::{counted, version_columns, VERSION_COLUMNS};
-use crate::census::{ciphers, Category, Census};
+use crate::census::{ciphers, software, Category, Census};
 
 fn names(categories: &[Category]) -> String {
     categories
@@ -80,6 +80,8 @@ pub fn header() -> Vec<String> {
             "first_seen",
             "last_seen",
             "names",
+            "software",
+            "software_advice",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -137,6 +139,8 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 s.last_seen.clone().unwrap_or_default(),
                 super::names_of(census, &c.key).replace(", ", "; "),
             ]);
+            let hints = software::hints(c.client);
+            row.extend([software::summary(&hints), software::advice_summary(&hints)]);
             row.iter_mut().for_each(neutralise_formula);
             w.write_record(&row)?;
         }

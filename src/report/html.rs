@@ -421,6 +421,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         ("First seen", false),
         ("Last seen", false),
         ("Names", false),
+        ("Software (hints)", false),
     ] {
         let _ = write!(
             o,
@@ -481,6 +482,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             td(&mut o, &short_time(s.first_seen.as_deref()));
             td(&mut o, &short_time(s.last_seen.as_deref()));
             td(&mut o, &super::names_of(census, &c.key));
+            td(&mut o, &super::software_of(c.client));
             o.push_str("</tr>\n");
         }
         spill(&mut o, out)?;

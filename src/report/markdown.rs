@@ -98,9 +98,12 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "| client | direction | service | connections | offered | negotiated | categories | \
-         would fail | failures | SNI | first seen | last seen | names |"
+         would fail | failures | SNI | first seen | last seen | names | software (hints) |"
     )?;
-    writeln!(out, "|---|---|---|--:|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(
+        out,
+        "|---|---|---|--:|---|---|---|---|---|---|---|---|---|---|"
+    )?;
     for r in crate::census::rows(&clients) {
         let (c, name, s, categories) = (r.client, r.service, r.counts, &r.categories);
         {
@@ -111,7 +114,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             };
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&client_label(&c.key)),
                 c.key.direction.name(),
                 cell(name),
@@ -129,6 +132,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 short_time(s.first_seen.as_deref()),
                 short_time(s.last_seen.as_deref()),
                 cell(&super::names_of(census, &c.key)),
+                cell(&super::software_of(c.client)),
             )?;
         }
     }

@@ -124,6 +124,16 @@ fn names_line(text: &mut String, names: &str) {
     text.push('\n');
 }
 
+/// `  software: OUTLOOK.EXE (Windows 7 ...; seen 9 of 12, ...)`, cut to the table's width.
+fn software_line(text: &mut String, software: &str) {
+    let line: String = format!("  software: {}", terminal_safe(software))
+        .chars()
+        .take(WIDTH)
+        .collect();
+    text.push_str(&line);
+    text.push('\n');
+}
+
 /// `value` then spaces to `width` characters, and the column gap.
 fn push_left(text: &mut String, value: &str, width: usize) {
     text.push_str(value);
@@ -239,6 +249,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     let mut text = String::with_capacity(72 << 10);
     let mut cells = Cells::default();
     let mut named = std::collections::HashSet::new();
+    let mut hinted = std::collections::HashSet::new();
     for row in crate::census::rows(&clients) {
         row_line(&mut text, &mut cells, &row, categories_width);
         // The client's names, once, under its first row: chosen by whoever sent them, so
@@ -246,6 +257,13 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         if let Some(names) = census.names.get(&row.client.key.ip) {
             if !names.is_empty() && named.insert(row.client.key) {
                 names_line(&mut text, &names.summary());
+            }
+        }
+        // Its software hints, once: from the project's fingerprint table, made safe all the same.
+        if hinted.insert(row.client.key) {
+            let software = super::software_of(row.client.client);
+            if !software.is_empty() {
+                software_line(&mut text, &software);
             }
         }
         if text.len() >= 64 << 10 {
