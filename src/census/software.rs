@@ -19,6 +19,13 @@ const TABLE: &str = include_str!("../../data/software_hints.tsv");
 /// What the `source` key of a hint says.
 pub const SOURCE: &str = "mercury@84c6462";
 
+/// Share of the source's sightings of a JA3 (percent) that one program must account for to
+/// be named. Fingerprints identify TLS stacks, not programs: OpenSSL's default hello is sent
+/// by every program built on it, and the source names whichever it happened to see most
+/// (for OpenSSL 3's, KakaoTalk.exe). A program that sent nearly all of a fingerprint's
+/// sightings is a fair lead; a shared one would name the wrong program, so it is left out.
+pub const DOMINANT_SHARE_PERCENT: u64 = 90;
+
 /// Most hints shown per client.
 pub const MAX_HINTS: usize = 3;
 
@@ -94,6 +101,14 @@ pub fn lookup(ja3: &str) -> &'static [Entry] {
     table().get(ja3).map_or(&[], Vec::as_slice)
 }
 
+/// The program that sent at least [`DOMINANT_SHARE_PERCENT`] of the source's sightings of
+/// a JA3, if one did.
+pub fn dominant(ja3: &str) -> Option<&'static Entry> {
+    lookup(ja3)
+        .first()
+        .filter(|e| e.seen.saturating_mul(100) >= e.total.saturating_mul(DOMINANT_SHARE_PERCENT))
+}
+
 /// The fix for a family that offers no TLS 1.2 by default and whose remedy is well known.
 pub fn advice(entry: &Entry) -> Option<&'static str> {
     if entry.legacy_version >= 0x0303 {
@@ -127,13 +142,13 @@ pub fn advice(entry: &Entry) -> Option<&'static str> {
     None
 }
 
-/// A client's hints: every JA3 it sent (on any service) looked up, the most seen programs
-/// first, at most [`MAX_HINTS`], one per program and OS.
+/// A client's hints: the [`dominant`] program of every JA3 it sent (on any service), the
+/// most seen first, at most [`MAX_HINTS`], one per program and OS.
 pub fn hints(client: &Client) -> Vec<Hint> {
     let mut all: Vec<(&str, &Entry)> = Vec::new();
     for s in client.services.values() {
         for ja3 in s.ja3.values.keys() {
-            all.extend(lookup(ja3).iter().map(|e| (ja3, e)));
+            all.extend(dominant(ja3).map(|e| (ja3, e)));
         }
     }
     all.sort_by(|(ja, a), (jb, b)| {
