@@ -117,3 +117,51 @@ fn count_hinted_hellos() {
     );
     assert!(any >= named);
 }
+
+/// nDPI's `zoom.pcap` (Zoom traffic, by its name and nDPI's description) holds hellos whose
+/// JA3 the source saw only from `zoom.us`: the JSON report's client entry lists it with the
+/// source's count, `merge` (a report read back) keeps it, and the CSV ends with the
+/// software columns.
+#[test]
+fn reports_carry_the_hint_and_merge_keeps_it() {
+    use tlscensus::census::{Census, CensusConfig};
+    use tlscensus::report::{csv, json};
+
+    let path = common::corpus_dir().join("nDPI/tests/cfgs/default/pcap/zoom.pcap");
+    let mut census = Census::new(CensusConfig::default());
+    for r in &common::run_file(&path).records {
+        census.add(r);
+    }
+    let zoom_hints = |report: &serde_json::Value| -> Vec<serde_json::Value> {
+        report["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["software"].as_array().unwrap().clone())
+            .filter(|h| h["name"] == "zoom.us")
+            .collect()
+    };
+    let report = json::to_value(&census);
+    let hints = zoom_hints(&report);
+    assert!(!hints.is_empty(), "no zoom.us hint");
+    for h in &hints {
+        assert_eq!(h["source"], software::SOURCE);
+        assert!(h["seen"].as_u64().unwrap() > 0);
+        assert!(h["os"].is_string());
+    }
+    let back = json::read(&report.to_string()).unwrap();
+    assert_eq!(zoom_hints(&json::to_value(&back)), hints);
+
+    let mut out = Vec::new();
+    csv::write(&census, &mut out).unwrap();
+    let mut reader = ::csv::Reader::from_reader(out.as_slice());
+    let header = reader.headers().unwrap().clone();
+    let n = header.len();
+    assert_eq!(&header[n - 2], "software");
+    assert_eq!(&header[n - 1], "software_advice");
+    let cells: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[n - 2].to_string())
+        .collect();
+    assert!(cells.iter().any(|c| c.starts_with("zoom.us (")), "{cells:?}");
+}
