@@ -163,5 +163,8 @@ fn reports_carry_the_hint_and_merge_keeps_it() {
         .records()
         .map(|r| r.unwrap()[n - 2].to_string())
         .collect();
-    assert!(cells.iter().any(|c| c.starts_with("zoom.us (")), "{cells:?}");
+    assert!(
+        cells.iter().any(|c| c.starts_with("zoom.us (")),
+        "{cells:?}"
+    );
 }

@@ -135,8 +135,9 @@ pub fn advice(entry: &Entry) -> Option<&'static str> {
     let os = entry.os;
     if os.starts_with("Windows 7") || os.contains("2008 R2") || os.contains(" 6.1.") {
         return Some(
-            "Windows 7 / Server 2008 R2 Schannel and WinHTTP: enable TLS 1.2 (SCHANNEL\\Protocols \
-             registry keys; KB3140245) and set WinHttp DefaultSecureProtocols (0xA80)",
+            "Windows 7 / Server 2008 R2, for programs on Windows' own TLS (Schannel, WinHTTP): \
+             enable TLS 1.2 (SCHANNEL\\Protocols registry keys; KB3140245) and set WinHttp \
+             DefaultSecureProtocols (0xA80)",
         );
     }
     None
