@@ -124,14 +124,27 @@ fn names_line(text: &mut String, names: &str) {
     text.push('\n');
 }
 
-/// `  software: OUTLOOK.EXE (Windows 7 ...; seen 9 of 12, ...)`, cut to the table's width.
-fn software_line(text: &mut String, software: &str) {
-    let line: String = format!("  software: {}", terminal_safe(software))
+/// `  software: OUTLOOK.EXE (Windows 7 ...; seen 9 of 12, ...)`, cut to the table's width,
+/// then the fixes of the hints' families wrapped in full (a cut fix would be no use).
+fn software_lines(text: &mut String, client: &crate::census::Client) -> io::Result<()> {
+    use crate::census::software;
+    let hints = software::hints(client);
+    if hints.is_empty() {
+        return Ok(());
+    }
+    let line: String = format!("  software: {}", terminal_safe(&software::summary(&hints)))
         .chars()
         .take(WIDTH)
         .collect();
     text.push_str(&line);
     text.push('\n');
+    let fixes = software::advice_summary(&hints);
+    if !fixes.is_empty() {
+        let mut wrapped = Vec::new();
+        wrap(&format!("fix: {}", terminal_safe(&fixes)), 4, &mut wrapped)?;
+        text.push_str(&String::from_utf8_lossy(&wrapped));
+    }
+    Ok(())
 }
 
 /// `value` then spaces to `width` characters, and the column gap.
@@ -261,10 +274,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         }
         // Its software hints, once: from the project's fingerprint table, made safe all the same.
         if hinted.insert(row.client.key) {
-            let software = super::software_of(row.client.client);
-            if !software.is_empty() {
-                software_line(&mut text, &software);
-            }
+            software_lines(&mut text, row.client.client)?;
         }
         if text.len() >= 64 << 10 {
             out.write_all(text.as_bytes())?;
