@@ -18,6 +18,7 @@ pub mod counts;
 pub mod latency;
 pub mod names;
 pub mod policy;
+pub mod software;
 pub mod version;
 
 use std::borrow::Cow;
@@ -39,6 +40,7 @@ pub use policy::Policy;
 pub const CAP_SNI: usize = 32;
 pub const CAP_ALPN: usize = 16;
 pub const CAP_JA4: usize = 32;
+pub const CAP_JA3: usize = 32;
 pub const CAP_CIPHER_SUITES: usize = 32;
 pub const CAP_SERVERS: usize = 32;
 
@@ -215,6 +217,9 @@ pub struct ServiceCountsInner {
     /// Server addresses it connected to.
     #[serde(default)]
     pub servers: CappedSet,
+    /// JA3s (MD5) the client sent: the key of the software hints ([`software`]).
+    #[serde(default)]
+    pub ja3: CappedSet,
     /// Where the connections were seen: `wire`, `iis-log`, `smtp-log` → connections.
     #[serde(default)]
     pub sources: CountMap,
@@ -290,6 +295,7 @@ impl ServiceCountsInner {
         self.alpn.merge(&o.alpn, CAP_ALPN);
         self.ja4.merge(&o.ja4, CAP_JA4);
         self.servers.merge(&o.servers, CAP_SERVERS);
+        self.ja3.merge(&o.ja3, CAP_JA3);
         self.sources.merge(&o.sources);
         self.negotiated_only += o.negotiated_only;
         self.log_negotiated.merge(&o.log_negotiated);
@@ -641,6 +647,7 @@ impl Census {
                 s.alpn.add(proto, CAP_ALPN);
             }
             s.ja4.add(&ch.ja4, CAP_JA4);
+            s.ja3.add(&ch.ja3, CAP_JA3);
             if let Some(reason) = self.config.policy.violation(ch) {
                 s.policy_failures.add(&reason, 1);
             }

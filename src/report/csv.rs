@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use super::{counted, version_columns, VERSION_COLUMNS};
-use crate::census::{ciphers, Category, Census};
+use crate::census::{ciphers, software, Category, Census};
 
 fn names(categories: &[Category]) -> String {
     categories
@@ -82,6 +82,8 @@ pub fn header() -> Vec<String> {
             "names",
             "sources",
             "negotiated_only",
+            "software",
+            "software_advice",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -141,6 +143,8 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 s.sources.keys().collect::<Vec<_>>().join("; "),
                 s.negotiated_only.to_string(),
             ]);
+            let hints = software::hints(c.client);
+            row.extend([software::summary(&hints), software::advice_summary(&hints)]);
             row.iter_mut().for_each(neutralise_formula);
             w.write_record(&row)?;
         }

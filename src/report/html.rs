@@ -424,6 +424,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         ("Last seen", false),
         ("Names", false),
         ("Sources", false),
+        ("Software (hints)", false),
     ] {
         let _ = write!(
             o,
@@ -478,6 +479,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             td(&mut o, &short_time(s.last_seen.as_deref()));
             td(&mut o, &super::names_of(census, &c.key));
             td(&mut o, &sources_label(s));
+            td(&mut o, &super::software_of(c.client));
             o.push_str("</tr>\n");
         }
         spill(&mut o, out)?;

@@ -11,9 +11,11 @@
 //! negotiated, what the client offers being unknown), `sources` (`wire`, `iis-log`,
 //! `smtp-log`: where the client was seen), `connections`, `first_seen`, `last_seen`,
 //! `names` (the address's names, each `{"name", "source", "origin", "count"}`, see
-//! [`crate::census::names`]; `names_other` counts sightings of names beyond the cap), and
-//! `services` mapping each service to its counts ([`ServiceCounts`]). Derived values
-//! (categories, totals, percentiles) are recomputed
+//! [`crate::census::names`]; `names_other` counts sightings of names beyond the cap),
+//! `software` (hints from public fingerprint data, each `{"name", "os", "seen", "total",
+//! "source", "ja3"}` and `advice` when the family has a well-known fix, see
+//! [`crate::census::software`]), and `services` mapping each service to its counts
+//! ([`ServiceCounts`]). Derived values (categories, totals, percentiles) are recomputed
 //! when a report is read back; the counts, capped sets and latency buckets are the data.
 
 use std::collections::BTreeMap;
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::census::latency::Latency;
 use crate::census::names::{NameEntry, NameSet};
+use crate::census::software;
 use crate::census::{
     Category, Census, CensusConfig, CensusError, Client, ClientKey, ClientSummary, CountMap,
     Direction, ServiceCounts, ServiceSummary,
@@ -97,6 +100,9 @@ struct ClientOut<'a> {
     #[serde(skip_serializing_if = "is_zero")]
     names_other: u64,
     services: &'a BTreeMap<String, ServiceCounts>,
+    /// Programs public fingerprint data saw sending this client's JA3s (derived: recomputed
+    /// from the services' `ja3` sets when a report is read back).
+    software: Vec<software::Hint>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -162,6 +168,7 @@ fn client_out<'a>(census: &Census, c: &'a ClientSummary<'a>) -> ClientOut<'a> {
         first_seen: c.first_seen,
         last_seen: c.last_seen,
         services: &c.client.services,
+        software: software::hints(c.client),
     }
 }
 

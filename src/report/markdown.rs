@@ -101,11 +101,12 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "| client | direction | service | connections | offered | negotiated | categories | \
-         would fail | failures | SNI | first seen | last seen | names | sources |"
+         would fail | failures | SNI | first seen | last seen | names | sources | \
+         software (hints) |"
     )?;
     writeln!(
         out,
-        "|---|---|---|--:|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|--:|---|---|---|---|---|---|---|---|---|---|---|"
     )?;
     for r in crate::census::rows(&clients) {
         let (c, name, s, categories) = (r.client, r.service, r.counts, &r.categories);
@@ -113,7 +114,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             let would = would_fail_text(s);
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 cell(&client_label(&c.key)),
                 c.key.direction.name(),
                 cell(name),
@@ -132,6 +133,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 short_time(s.last_seen.as_deref()),
                 cell(&super::names_of(census, &c.key)),
                 sources_label(s),
+                cell(&super::software_of(c.client)),
             )?;
         }
     }

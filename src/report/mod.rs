@@ -234,6 +234,19 @@ pub(crate) fn names_of(census: &Census, key: &crate::census::ClientKey) -> Strin
         .unwrap_or_default()
 }
 
+/// A client's software hints and, after ` — fix: `, the fixes their families are known by
+/// (see [`crate::census::software`]); empty when the fingerprint data has none.
+pub(crate) fn software_of(client: &crate::census::Client) -> String {
+    let hints = crate::census::software::hints(client);
+    let mut text = crate::census::software::summary(&hints);
+    let fixes = crate::census::software::advice_summary(&hints);
+    if !fixes.is_empty() {
+        text.push_str(" — fix: ");
+        text.push_str(&fixes);
+    }
+    text
+}
+
 /// The client as one short string: `192.0.2.1` or `192.0.2.1 via 10.0.0.9`.
 pub(crate) fn client_label(key: &crate::census::ClientKey) -> String {
     let mut text = String::new();

@@ -129,6 +129,29 @@ fn names_line(text: &mut String, names: &str) {
     text.push('\n');
 }
 
+/// `  software: OUTLOOK.EXE (Windows 7 ...; seen 9 of 12, ...)`, cut to the table's width,
+/// then the fixes of the hints' families wrapped in full (a cut fix would be no use).
+fn software_lines(text: &mut String, client: &crate::census::Client) -> io::Result<()> {
+    use crate::census::software;
+    let hints = software::hints(client);
+    if hints.is_empty() {
+        return Ok(());
+    }
+    let line: String = format!("  software: {}", terminal_safe(&software::summary(&hints)))
+        .chars()
+        .take(WIDTH)
+        .collect();
+    text.push_str(&line);
+    text.push('\n');
+    let fixes = software::advice_summary(&hints);
+    if !fixes.is_empty() {
+        let mut wrapped = Vec::new();
+        wrap(&format!("fix: {}", terminal_safe(&fixes)), 4, &mut wrapped)?;
+        text.push_str(&String::from_utf8_lossy(&wrapped));
+    }
+    Ok(())
+}
+
 /// `value` then spaces to `width` characters, and the column gap.
 fn push_left(text: &mut String, value: &str, width: usize) {
     text.push_str(value);
@@ -244,6 +267,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     let mut text = String::with_capacity(72 << 10);
     let mut cells = Cells::default();
     let mut named = std::collections::HashSet::new();
+    let mut hinted = std::collections::HashSet::new();
     for row in crate::census::rows(&clients) {
         row_line(&mut text, &mut cells, &row, categories_width);
         // The client's names, once, under its first row: chosen by whoever sent them, so
@@ -252,6 +276,10 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             if !names.is_empty() && named.insert(row.client.key) {
                 names_line(&mut text, &names.summary());
             }
+        }
+        // Its software hints, once: from the project's fingerprint table, made safe all the same.
+        if hinted.insert(row.client.key) {
+            software_lines(&mut text, row.client.client)?;
         }
         if text.len() >= 64 << 10 {
             out.write_all(text.as_bytes())?;
