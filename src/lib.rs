@@ -26,4 +26,5 @@ pub mod record;
 pub mod report;
 pub mod sink;
 pub mod source;
+pub mod time;
 pub mod tls;

@@ -2,6 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::time::days_from_civil;
+
 /// Nanoseconds since 1970 of a UTC date `YYYY-MM-DD` and time `hh:mm:ss[.fff…]`, as IIS
 /// (two fields) and Exchange (`YYYY-MM-DDThh:mm:ss.fffZ`, one) write them. Both logs are
 /// always in UTC, so no offset is read.
@@ -57,17 +59,6 @@ fn digits(text: &[u8]) -> Option<i64> {
         return None;
     }
     Some(text.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `10.0.0.241:25` or `[2001:db8::1]:25`.
