@@ -147,11 +147,7 @@ impl IisParser {
                 if let Some(names) = text.strip_prefix(b"#Fields:") {
                     let parsed = Layout::parse(&String::from_utf8_lossy(names));
                     match &parsed {
-                        Err(why) => problem(LogError::Malformed {
-                            file: file.into(),
-                            line: number,
-                            why: why.clone(),
-                        }),
+                        Err(why) => problem(LogError::malformed(file, number, why.clone())),
                         Ok(layout) if layout.protocol.is_none() => problem(LogError::NoTlsFields {
                             file: file.into(),
                             line: number,
@@ -170,11 +166,11 @@ impl IisParser {
                     continue;
                 }
                 None => {
-                    problem(LogError::Malformed {
-                        file: file.into(),
-                        line: number,
-                        why: "a request line before any #Fields: line".into(),
-                    });
+                    problem(LogError::malformed(
+                        file,
+                        number,
+                        "a request line before any #Fields: line",
+                    ));
                     continue;
                 }
             };
@@ -188,15 +184,15 @@ impl IisParser {
             }
             spans.push((start, text.len()));
             if spans.len() != layout.count {
-                problem(LogError::Malformed {
-                    file: file.into(),
-                    line: number,
-                    why: format!(
+                problem(LogError::malformed(
+                    file,
+                    number,
+                    format!(
                         "{} fields where #Fields: names {}",
                         spans.len(),
                         layout.count
                     ),
-                });
+                ));
                 continue;
             }
             let field = |i: usize| &text[spans[i].0..spans[i].1];
@@ -211,11 +207,7 @@ impl IisParser {
             match self.line(layout, &field, file, number) {
                 Ok(Some(record)) => emit(record),
                 Ok(None) => {}
-                Err(why) => problem(LogError::Malformed {
-                    file: file.into(),
-                    line: number,
-                    why,
-                }),
+                Err(why) => problem(LogError::malformed(file, number, why)),
             }
         }
         counts

@@ -82,6 +82,15 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// A line that could not be read: counted, reported with its place, and skipped.
+    pub(crate) fn malformed(file: &str, line: u64, why: impl Into<String>) -> Self {
+        LogError::Malformed {
+            file: file.into(),
+            line,
+            why: why.into(),
+        }
+    }
+
     /// Whether the run's exit status should say some input could not be read: a file that
     /// could not be, not a line skipped or a note.
     pub fn is_damage(&self) -> bool {

@@ -124,11 +124,7 @@ impl SmtpParser {
                             break;
                         }
                         other => {
-                            problem(LogError::Malformed {
-                                file: file.into(),
-                                line,
-                                why: format!("{other:?}"),
-                            });
+                            problem(LogError::malformed(file, line, format!("{other:?}")));
                             continue;
                         }
                     }
@@ -147,11 +143,7 @@ impl SmtpParser {
                     );
                     let parsed = Layout::parse(&names);
                     if let Err(why) = &parsed {
-                        problem(LogError::Malformed {
-                            file: file.into(),
-                            line: number,
-                            why: why.clone(),
-                        });
+                        problem(LogError::malformed(file, number, why.clone()));
                     }
                     layout = Some(parsed);
                 }
@@ -164,30 +156,26 @@ impl SmtpParser {
                 Some(Ok(layout)) => layout,
                 Some(Err(_)) => continue,
                 None => {
-                    problem(LogError::Malformed {
-                        file: file.into(),
-                        line: number,
-                        why: "a row before any #Fields: line".into(),
-                    });
+                    problem(LogError::malformed(
+                        file,
+                        number,
+                        "a row before any #Fields: line",
+                    ));
                     continue;
                 }
             };
             if row.len() != layout.count {
-                problem(LogError::Malformed {
-                    file: file.into(),
-                    line: number,
-                    why: format!("{} fields where #Fields: names {}", row.len(), layout.count),
-                });
+                problem(LogError::malformed(
+                    file,
+                    number,
+                    format!("{} fields where #Fields: names {}", row.len(), layout.count),
+                ));
                 continue;
             }
             match self.row(layout, &row, file, number) {
                 Ok(Some(record)) => emit(record),
                 Ok(None) => {}
-                Err(why) => problem(LogError::Malformed {
-                    file: file.into(),
-                    line: number,
-                    why,
-                }),
+                Err(why) => problem(LogError::malformed(file, number, why)),
             }
         }
         counts
