@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -36,14 +36,6 @@ const ALLOWED: &[(&str, &str)] = &[
     ),
 ];
 
-type Endpoint = (String, u64);
-
-fn endpoint(v: &Value) -> Endpoint {
-    (
-        v["ip"].as_str().unwrap().to_string(),
-        v["port"].as_u64().unwrap(),
-    )
-}
 
 fn truth_rows(local_path: &str) -> Vec<Value> {
     let path = common::corpus_dir()
@@ -76,19 +68,7 @@ fn check_file(local_path: &str) -> (Vec<String>, usize, usize) {
     if truth.is_empty() {
         return (Vec::new(), 0, 0);
     }
-    let run = common::run_file(&common::corpus_dir().join(local_path));
-    let records: Vec<Value> = run
-        .records
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap())
-        .collect();
-    let mut by_tuple: HashMap<(Endpoint, Endpoint), Vec<&Value>> = HashMap::new();
-    for r in &records {
-        by_tuple
-            .entry((endpoint(&r["client"]), endpoint(&r["server"])))
-            .or_default()
-            .push(r);
-    }
+    let by_tuple = common::corpus_records_by_endpoints(local_path);
     let (mut problems, mut compared, mut client_certs) = (Vec::new(), 0, 0);
     // Only a connection's first server Certificate is read (a renegotiation's is encrypted
     // or rare); tshark's later ones on the same stream are not compared.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 use tlscensus::record::Version;
@@ -136,14 +136,6 @@ fn load_truth(local_path: &str) -> BTreeMap<u64, TruthStream> {
 }
 
 /// An address and port as text and number.
-type Endpoint = (String, u64);
-
-fn endpoint(v: &Value) -> Endpoint {
-    (
-        v["ip"].as_str().unwrap().to_string(),
-        v["port"].as_u64().unwrap(),
-    )
-}
 
 /// Compare one file; returns the mismatches found, one line each.
 fn check_file(local_path: &str) -> (Vec<String>, usize) {
@@ -151,19 +143,7 @@ fn check_file(local_path: &str) -> (Vec<String>, usize) {
     if truth.is_empty() {
         return (Vec::new(), 0);
     }
-    let run = common::run_file(&common::corpus_dir().join(local_path));
-    let records: Vec<Value> = run
-        .records
-        .iter()
-        .map(|r| serde_json::to_value(r).unwrap())
-        .collect();
-    let mut by_tuple: HashMap<(Endpoint, Endpoint), Vec<&Value>> = HashMap::new();
-    for r in &records {
-        by_tuple
-            .entry((endpoint(&r["client"]), endpoint(&r["server"])))
-            .or_default()
-            .push(r);
-    }
+    let mut by_tuple = common::corpus_records_by_endpoints(local_path);
     let mut problems = Vec::new();
     for (id, stream) in &truth {
         let (Some(client), Some(server)) = (&stream.client, &stream.server) else {

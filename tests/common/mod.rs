@@ -102,3 +102,31 @@ pub fn run_reading(paths: &[PathBuf], config: Config, threads: usize, reading: R
 pub fn run_file(path: &Path) -> Run {
     run_files(&[path.to_path_buf()], Config::default())
 }
+
+/// A record's endpoint as the corpus tests match it against tshark's: (address text, port).
+pub type Endpoint = (String, u64);
+
+/// The endpoint in a record's `client` or `server` object.
+pub fn endpoint(v: &serde_json::Value) -> Endpoint {
+    (
+        v["ip"].as_str().unwrap().to_string(),
+        v["port"].as_u64().unwrap(),
+    )
+}
+
+/// A corpus capture's records as JSON, grouped by (client, server) endpoints, in record
+/// order: where a tshark stream's record is looked up.
+pub fn corpus_records_by_endpoints(
+    local_path: &str,
+) -> std::collections::HashMap<(Endpoint, Endpoint), Vec<serde_json::Value>> {
+    let run = run_file(&corpus_dir().join(local_path));
+    let mut by_endpoints = std::collections::HashMap::<_, Vec<_>>::new();
+    for record in &run.records {
+        let value = serde_json::to_value(record).unwrap();
+        by_endpoints
+            .entry((endpoint(&value["client"]), endpoint(&value["server"])))
+            .or_default()
+            .push(value);
+    }
+    by_endpoints
+}
