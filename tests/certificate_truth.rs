@@ -36,7 +36,6 @@ const ALLOWED: &[(&str, &str)] = &[
     ),
 ];
 
-
 fn truth_rows(local_path: &str) -> Vec<Value> {
     let path = common::corpus_dir()
         .join("truth")
