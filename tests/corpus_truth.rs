@@ -135,8 +135,6 @@ fn load_truth(local_path: &str) -> BTreeMap<u64, TruthStream> {
     streams
 }
 
-/// An address and port as text and number.
-
 /// Compare one file; returns the mismatches found, one line each.
 fn check_file(local_path: &str) -> (Vec<String>, usize) {
     let truth = load_truth(local_path);
