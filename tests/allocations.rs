@@ -77,7 +77,10 @@ fn a_flood_stays_within_the_flow_memory_budget() {
     let stats = engine.stats();
     let held = engine.flows();
     assert_eq!(held, engine.max_flows(), "the table is full");
-    assert!(held > 100_000, "{held} connections in 40 MiB");
+    // 40 MiB over about 650 bytes a connection: a 97-byte slot in a table kept at most half
+    // full, and the half-size table it grew from, held while it moved (and the same for the
+    // 40-byte eviction queue); the table's size moves in powers of two.
+    assert!(held > 50_000, "{held} connections in 40 MiB");
     assert_eq!(stats.flows_evicted as usize, 1_000_000 - held);
     assert_eq!(stats.flows_refused, 0);
     eprintln!(

@@ -41,8 +41,9 @@ pub struct EngineArgs {
     pub max_flows: Option<usize>,
 
     /// Memory for tracking connections, the whole process whatever the thread count: the
-    /// flow tables are sized once to it (they never grow), and hold as many connections as
-    /// fit, about 262 bytes each (458,750 in the default 160 MiB with 1, 2, 4 or 8 threads).
+    /// flow tables grow with the connections open at once, up to as many as fit, counting
+    /// about 650 bytes each (a table slot, the smaller table it grew from, the eviction
+    /// queue): about 229,000 in the default 160 MiB with 1, 2, 4 or 8 threads.
     /// A connection that carries data also holds its handshake parsing state until it is
     /// decided. The default keeps a flood of millions of SYNs under 256 MiB for the whole
     /// process. QUIC connections have their own table within the same budget: one sixteenth
