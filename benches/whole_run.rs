@@ -42,6 +42,19 @@
 //!
 //! Sizes are the generator's target in MiB (the file name's figure); each file ends a
 //! little larger, once the connections still open at the target are closed.
+//!
+//! Handshake-only capture (issue 27): 100,000 connections from 20,000 clients, no bulk
+//! data, fixed by count (not size), with the generator's truth file beside it. Paired
+//! rounds of `tlscensus read --threads 1` and `--threads 2` (no `--events`), the floor and
+//! mercury (found as `MERCURY=/path` or on PATH; `benches/peers/build_mercury.sh` builds
+//! it), then one pair with `--events`, checked byte-identical and against the truth. See
+//! `handshakes` and benches/NOTES.md, "Issue 27".
+//!
+//! ```text
+//! MERCURY=/tmp/peers/mercury/bin/mercury cargo bench --bench whole_run -- --handshakes
+//! cargo bench --bench whole_run -- --handshakes --rounds 9 --no-mercury
+//! cargo bench --bench whole_run -- --handshakes --generate-only   # capture and truth paths
+//! ```
 
 #[path = "common/gen.rs"]
 mod gen;
@@ -928,6 +941,10 @@ struct Series {
     runs: Vec<Measured>,
     /// mercury's self-reported packets per second, per run.
     self_rates: Vec<f64>,
+    /// mercury: its options after `-r FILE -f JSON -v`.
+    options: &'static [&'static str],
+    /// mercury: JSON lines its last run wrote.
+    lines: u64,
 }
 
 impl Series {
@@ -936,7 +953,21 @@ impl Series {
             name: name.to_string(),
             runs: Vec::new(),
             self_rates: Vec::new(),
+            options: &[],
+            lines: 0,
         }
+    }
+    /// mercury with `options` after `-r FILE -f JSON -v`.
+    fn mercury(options: &'static [&'static str]) -> Series {
+        let name = format!("mercury -r F -f J -v {}", options.join(" "));
+        Series {
+            options,
+            ..Series::new(name.trim_end())
+        }
+    }
+    /// The median of mercury's own packets per second (`-v`), if it printed them.
+    fn self_rate(&self) -> Option<f64> {
+        (!self.self_rates.is_empty()).then(|| median(&self.self_rates))
     }
     fn walls(&self) -> Vec<f64> {
         self.runs.iter().map(|r| r.wall.as_secs_f64()).collect()
@@ -948,12 +979,20 @@ impl Series {
         let peak = self.runs.iter().filter_map(|r| r.peak_kib).max()?;
         Some(peak as f64 / 1024.0)
     }
-    /// Each thread's median CPU seconds over the runs (from `--stats`), or the whole
-    /// process's median CPU when the program does not report its threads.
+    /// The whole process's median CPU seconds (user + system), when known.
+    fn median_cpu(&self) -> Option<f64> {
+        let cpu: Vec<f64> = self.runs.iter().filter_map(|r| r.cpu).collect();
+        (!cpu.is_empty()).then(|| median(&cpu))
+    }
+    /// Each thread's median CPU seconds over the runs (from `--stats`), then the whole
+    /// process's median CPU.
     fn cpu_note(&self) -> String {
+        let process = self
+            .median_cpu()
+            .map_or("-".to_string(), |c| format!("process {c:.2}"));
         let per_run: Vec<Vec<(String, f64)>> =
             self.runs.iter().map(|r| thread_cpus(&r.stderr)).collect();
-        match per_run.first() {
+        let threads = match per_run.first() {
             Some(first) if !first.is_empty() => first
                 .iter()
                 .enumerate()
@@ -966,15 +1005,9 @@ impl Series {
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
-            _ => {
-                let cpu: Vec<f64> = self.runs.iter().filter_map(|r| r.cpu).collect();
-                if cpu.is_empty() {
-                    "-".to_string()
-                } else {
-                    format!("process {:.2}", median(&cpu))
-                }
-            }
-        }
+            _ => return process,
+        };
+        format!("{threads}; {process}")
     }
 }
 
@@ -1048,7 +1081,14 @@ fn handshakes(args: &[String]) {
     let mut floor_series = Series::new("floor (read + walk)");
     let mut one = Series::new("tlscensus --threads 1");
     let mut two = Series::new("tlscensus --threads 2");
-    let mut merc = Series::new("mercury -r FILE -f JSON -v");
+    // mercury as the issue ran it (every protocol it knows: TCP, TLS, SMTP, IMAP ...), and
+    // with its output cut to TLS (hellos and certificates), its lightest run that still
+    // writes what tlscensus's events hold.
+    let mut mercs = if mercury.is_some() {
+        vec![Series::mercury(&[]), Series::mercury(&["--select=tls"])]
+    } else {
+        Vec::new()
+    };
     let census = |threads: &str| {
         measure(tlscensus, &["read", file, "--threads", threads, "--stats"])
             .expect("tlscensus read failed")
@@ -1073,8 +1113,11 @@ fn handshakes(args: &[String]) {
             two.runs.push(census("2"));
             one.runs.push(census("1"));
         }
-        if let Some(m) = &mercury {
-            if let Some(run) = measure(m, &["-r", file, "-f", mercury_json, "-v"]) {
+        for merc in &mut mercs {
+            let m = mercury.as_deref().expect("mercury found");
+            let mut margs = vec!["-r", file, "-f", mercury_json, "-v"];
+            margs.extend(merc.options);
+            if let Some(run) = measure(m, &margs) {
                 match mercury_rate(&run.stderr) {
                     Some((counted, rate)) => {
                         if counted != packets {
@@ -1085,11 +1128,11 @@ fn handshakes(args: &[String]) {
                     None => println!("mercury -v printed no packet rate: {}", run.stderr),
                 }
                 merc.runs.push(run);
+                merc.lines = count_lines(Path::new(mercury_json));
             }
+            let _ = std::fs::remove_file(mercury_json);
         }
     }
-    let mercury_lines = count_lines(Path::new(mercury_json));
-    let _ = std::fs::remove_file(mercury_json);
 
     // One pair with the events written, then the events checked.
     let events =
@@ -1129,7 +1172,7 @@ fn handshakes(args: &[String]) {
     // The table.
     let floor_wall = floor_series.median_wall();
     let t1_wall = one.median_wall();
-    let mercury_self = (!merc.self_rates.is_empty()).then(|| median(&merc.self_rates));
+    let mercury_rates: Vec<Option<f64>> = mercs.iter().map(Series::self_rate).collect();
     println!(
         "\n{} ({:.0} MiB, {packets} packets, {} connections from {} clients, no bulk data)\n\
          medians of {rounds} rounds; file in the page cache\n",
@@ -1139,35 +1182,35 @@ fn handshakes(args: &[String]) {
         spec.clients
     );
     println!(
-        "{:<34} {:>8} {:>7} {:>8} {:>7} {:>7} {:>9}  CPU s per thread",
-        "run", "wall s", "Mpkt/s", "peak MiB", "× floor", "× t1", "× mercury"
+        "{:<34} {:>7} {:>7} {:>8} {:>7} {:>6} {:>7} {:>7}  CPU s per thread (median)",
+        "run", "wall s", "Mpkt/s", "peak MiB", "× floor", "× t1", "× merc", "× m tls"
     );
     let mut rows: Vec<&Series> = vec![&floor_series, &one, &two];
     rows.extend(with_events.iter());
-    if !merc.runs.is_empty() {
-        rows.push(&merc);
-    }
+    rows.extend(mercs.iter().filter(|m| !m.runs.is_empty()));
     for s in &rows {
         let wall = s.median_wall();
         let rate = packets as f64 / wall;
-        let vs_mercury = match (mercury_self, s.name.starts_with("tlscensus")) {
-            (Some(m), true) => format!("{:.2}", rate / m),
+        // tlscensus's whole-process rate over mercury's own (`-v`).
+        let vs = |m: Option<&Option<f64>>| match (m, s.name.starts_with("tlscensus")) {
+            (Some(Some(m)), true) => format!("{:.2}", rate / m),
             _ => "-".to_string(),
         };
+        let cpu = match s.self_rate() {
+            Some(own) => format!("{}; own rate {:.2} Mpkt/s", s.cpu_note(), own / 1e6),
+            None if s.name.starts_with("floor") => "-".to_string(),
+            None => s.cpu_note(),
+        };
         println!(
-            "{:<34} {:>8.3} {:>7.2} {:>8} {:>7.2} {:>7.2} {:>9}  {}",
+            "{:<34} {:>7.3} {:>7.2} {:>8} {:>7.2} {:>6.2} {:>7} {:>7}  {cpu}",
             s.name,
             wall,
             rate / 1e6,
             s.peak_mib().map_or("-".into(), |p| format!("{p:.1}")),
             wall / floor_wall,
             t1_wall / wall,
-            vs_mercury,
-            if s.name.starts_with("floor") {
-                "-".to_string()
-            } else {
-                s.cpu_note()
-            },
+            vs(mercury_rates.first()),
+            vs(mercury_rates.get(1)),
         );
     }
     let note = |s: &Series| {
@@ -1183,7 +1226,7 @@ fn handshakes(args: &[String]) {
             .join(" ")
     };
     println!("\nruns, wall s in round order (/sN: N ms stolen by the hypervisor meanwhile):");
-    for s in [&floor_series, &one, &two, &merc] {
+    for s in [&floor_series, &one, &two].into_iter().chain(&mercs) {
         if !s.runs.is_empty() {
             println!("  {:<32} {}", s.name, note(s));
         }
@@ -1198,31 +1241,51 @@ fn handshakes(args: &[String]) {
         .collect();
     let scaling = median(&ratios);
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    let listed = |values: &[f64], scale: f64| {
+        values
+            .iter()
+            .map(|r| format!("{:.2}", r / scale))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
         "\n2 workers over 1: {scaling:.2}, median of the pairs' t1/t2 ({}) — target ≥ {TARGET_SCALING}: {}",
-        ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" "),
+        listed(&ratios, 1.0),
         met(scaling >= TARGET_SCALING)
     );
-    if let Some(m) = mercury_self {
-        let ours = packets as f64 / two.median_wall();
+    let ours = packets as f64 / two.median_wall();
+    for merc in &mercs {
+        let Some(own) = merc.self_rate() else {
+            continue;
+        };
         let whole = packets as f64 / merc.median_wall();
         println!(
-            "against mercury: tlscensus --threads 2 {:.2} Mpkt/s (whole process) over mercury's \
-             own {:.2} Mpkt/s (its -v, median of {}: {}) = {:.2} — target ≥ {TARGET_VS_MERCURY}: {}; \
-             over mercury's whole process ({:.2} Mpkt/s): {:.2}; mercury wrote {mercury_lines} JSON lines",
+            "against {}: tlscensus --threads 2 {:.2} Mpkt/s (whole process) over mercury's own \
+             {:.2} Mpkt/s (its -v; runs {}) = {:.2} — target ≥ {TARGET_VS_MERCURY}: {}; over \
+             mercury's whole process ({:.2} Mpkt/s): {:.2}; mercury wrote {} JSON lines",
+            merc.name,
             ours / 1e6,
-            m / 1e6,
-            merc.self_rates.len(),
-            merc.self_rates
-                .iter()
-                .map(|r| format!("{:.2}", r / 1e6))
-                .collect::<Vec<_>>()
-                .join(" "),
-            ours / m,
-            met(ours / m >= TARGET_VS_MERCURY),
+            own / 1e6,
+            listed(&merc.self_rates, 1e6),
+            ours / own,
+            met(ours / own >= TARGET_VS_MERCURY),
             whole / 1e6,
-            ours / whole
+            ours / whole,
+            merc.lines
         );
+        // Packets per CPU-second of the whole process: what a loaded machine disturbs
+        // least (wall time there measures the neighbours too).
+        let per_cpu = |s: &Series| s.median_cpu().map(|c| packets as f64 / c);
+        if let (Some(t), Some(m)) = (per_cpu(&two), per_cpu(merc)) {
+            println!(
+                "  per CPU-second of the whole process: tlscensus --threads 2 {:.2} Mpkt, \
+                 {} {:.2} Mpkt: {:.2}",
+                t / 1e6,
+                merc.name,
+                m / 1e6,
+                t / m
+            );
+        }
     }
     let peak = [&two, &with_events[1]]
         .iter()
