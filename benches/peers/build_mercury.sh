@@ -61,7 +61,12 @@ else
         echo "blobs absent from $source, left out of the checkout:"
         sed -n 's/^!/  /p' "$tree/.git/info/sparse-checkout"
     fi
-    git -C "$tree" checkout --quiet HEAD
+    # (git names the absent blobs as "invalid object" while it builds the index; the
+    # checkout still succeeds, so that noise is kept out of sight unless it fails.)
+    git -C "$tree" checkout --quiet HEAD 2>"$prefix/checkout.log" || {
+        cat "$prefix/checkout.log" >&2
+        exit 1
+    }
 fi
 echo "building mercury $(git -C "$tree" rev-parse --short HEAD 2>/dev/null || echo '(no git)') in $tree"
 cd "$tree"
