@@ -54,6 +54,7 @@
 //! MERCURY=/tmp/peers/mercury/bin/mercury cargo bench --bench whole_run -- --handshakes
 //! cargo bench --bench whole_run -- --handshakes --rounds 9 --no-mercury
 //! cargo bench --bench whole_run -- --handshakes --generate-only   # capture and truth paths
+//! TLSCENSUS=/path/to/tlscensus cargo bench --bench whole_run -- --handshakes   # another build
 //! ```
 
 #[path = "common/gen.rs"]
@@ -904,9 +905,12 @@ fn thread_cpus(stderr: &str) -> Vec<(String, f64)> {
         .lines()
         .filter_map(|l| l.strip_prefix("cpu "))
         .filter_map(|rest| {
-            let (name, rest) = rest.split_once("  ")?;
-            let secs = rest.split_whitespace().next()?.parse().ok()?;
-            Some((name.trim().to_string(), secs))
+            // `<name words> <seconds> s ...`: the name ends where the seconds begin.
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let at = words
+                .windows(2)
+                .position(|w| w[1] == "s" && w[0].parse::<f64>().is_ok())?;
+            Some((words[..at].join(" "), words[at].parse().ok()?))
         })
         .collect()
 }
@@ -1062,7 +1066,13 @@ fn handshakes(args: &[String]) {
     let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     // Read once untimed: every timed run finds the file in the page cache.
     let packets = floor(&path);
-    let tlscensus = env!("CARGO_BIN_EXE_tlscensus");
+    // `TLSCENSUS=/path` measures another build (a branch's, an installed one) with the
+    // same capture and checks.
+    let tlscensus_env = std::env::var("TLSCENSUS").ok();
+    let tlscensus = tlscensus_env
+        .as_deref()
+        .unwrap_or(env!("CARGO_BIN_EXE_tlscensus"));
+    println!("tlscensus: {tlscensus}");
     let mercury = std::env::var("MERCURY")
         .ok()
         .filter(|m| Path::new(m).is_file())
