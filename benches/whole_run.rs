@@ -343,44 +343,20 @@ fn run_note(timing: &Timing) -> String {
 /// Run a command under `/usr/bin/time` for its peak memory; returns wall time, peak RSS and
 /// standard output.
 fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
-    let time = Path::new("/usr/bin/time");
-    let mut command = if time.is_file() {
-        let mut c = Command::new(time);
-        c.args(["-f", "%M"]).arg(program).args(args);
-        c
-    } else {
-        let mut c = Command::new(program);
-        c.args(args);
-        c
-    };
-    let started = Instant::now();
-    let (output, steal) = with_steal(|| {
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-    });
-    let output = output.ok()?;
-    let wall = started.elapsed();
-    if !output.status.success() {
-        eprintln!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
-        return None;
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let peak = stderr.lines().last().and_then(|l| l.trim().parse().ok());
+    let run = measure(program, args)?;
     Some((
         Timing {
             name: name.to_string(),
-            wall,
+            wall: run.wall,
             packets: 0,
-            peak_rss_kib: peak,
-            reader_cpu: reader_cpu(&stderr),
-            workers_cpu: workers_cpu(&stderr),
-            steal,
+            peak_rss_kib: run.peak_kib,
+            reader_cpu: reader_cpu(&run.stderr),
+            workers_cpu: workers_cpu(&run.stderr),
+            steal: run.steal,
             rounds: Vec::new(),
             note: String::new(),
         },
-        String::from_utf8_lossy(&output.stdout).into_owned(),
+        run.stdout,
     ))
 }
 
@@ -845,14 +821,15 @@ struct Measured {
     /// User + system CPU seconds of the whole process (`%U` + `%S`).
     cpu: Option<f64>,
     steal: Option<Duration>,
+    stdout: String,
     stderr: String,
 }
 
 /// Marks the line `/usr/bin/time` adds to the program's standard error.
 const TIME_MARK: &str = "@@time";
 
-/// Run `program` under `/usr/bin/time` (when installed), its standard output discarded;
-/// `None`, with its standard error shown, when it fails.
+/// Run `program` under `/usr/bin/time` (when installed); `None`, with its standard error
+/// shown, when it fails.
 fn measure(program: &str, args: &[&str]) -> Option<Measured> {
     let time = Path::new("/usr/bin/time");
     let mut command = if time.is_file() {
@@ -869,7 +846,7 @@ fn measure(program: &str, args: &[&str]) -> Option<Measured> {
     let started = Instant::now();
     let (output, steal) = with_steal(|| {
         command
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
     });
@@ -895,6 +872,7 @@ fn measure(program: &str, args: &[&str]) -> Option<Measured> {
         peak_kib: times.first().map(|&k| k as u64),
         cpu: (times.len() == 3).then(|| times[1] + times[2]),
         steal,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr,
     })
 }
@@ -932,11 +910,15 @@ fn mercury_rate(stderr: &str) -> Option<(u64, f64)> {
     Some((packets, rate))
 }
 
-/// The median of `values` (the upper one of the middle two for an even count).
+/// The median of `values` (the mean of the middle two for an even count; NaN for none).
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 /// One contender of the handshake bench: every round's measurement.
@@ -1113,6 +1095,7 @@ fn handshakes(args: &[String]) {
             peak_kib: None,
             cpu: None,
             steal,
+            stdout: String::new(),
             stderr: String::new(),
         });
         // Alternate which goes first, so neither always follows the floor.
