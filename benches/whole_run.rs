@@ -54,6 +54,7 @@
 //! MERCURY=/tmp/peers/mercury/bin/mercury cargo bench --bench whole_run -- --handshakes
 //! cargo bench --bench whole_run -- --handshakes --rounds 9 --no-mercury
 //! cargo bench --bench whole_run -- --handshakes --generate-only   # capture and truth paths
+//! cargo bench --bench whole_run -- --handshakes --check-events EVENTS.jsonl   # check only
 //! TLSCENSUS=/path/to/tlscensus cargo bench --bench whole_run -- --handshakes   # another build
 //! ```
 
@@ -1042,6 +1043,22 @@ fn handshakes(args: &[String]) {
     }
     if args.iter().any(|a| a == "--generate-only") {
         println!("{}\n{}", path.display(), truth.display());
+        return;
+    }
+    // Only check an events file written elsewhere (another build, another option) against
+    // the truth.
+    if let Some(events) = arg(args, "--check-events") {
+        let (exact, wrong, records) =
+            check_truth(&truth, &std::fs::read(events).expect("--check-events FILE"));
+        println!(
+            "{events}: {records} records; {exact} of {} truth connections exact against {}",
+            exact + wrong.len(),
+            truth.display()
+        );
+        for w in wrong.iter().take(10) {
+            println!("  not exact: {w}");
+        }
+        assert!(wrong.is_empty(), "{} connections not exact", wrong.len());
         return;
     }
     let file = path.to_str().expect("utf-8 path");
