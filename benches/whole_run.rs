@@ -1080,7 +1080,14 @@ fn handshakes(args: &[String]) {
     let mercury_json = std::env::temp_dir().join("tlscensus-bench-mercury.json");
     let mercury_json = mercury_json.to_str().expect("utf-8 path");
     match &mercury {
-        Some(m) => println!("mercury: {m}"),
+        Some(m) => {
+            let version = Command::new(m)
+                .arg("--version")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', " "))
+                .unwrap_or_default();
+            println!("mercury: {m} ({})", version.trim());
+        }
         None => println!(
             "mercury not found (MERCURY=/path/to/mercury or on PATH; \
              benches/peers/build_mercury.sh builds it): skipped"
