@@ -42,6 +42,21 @@
 //!
 //! Sizes are the generator's target in MiB (the file name's figure); each file ends a
 //! little larger, once the connections still open at the target are closed.
+//!
+//! Handshake-only capture (issue 27): 100,000 connections from 20,000 clients, no bulk
+//! data, fixed by count (not size), with the generator's truth file beside it. Paired
+//! rounds of `tlscensus read --threads 1` and `--threads 2` (no `--events`), the floor and
+//! mercury (found as `MERCURY=/path` or on PATH; `benches/peers/build_mercury.sh` builds
+//! it), then one pair with `--events`, checked byte-identical and against the truth. See
+//! `handshakes` and benches/NOTES.md, "Issue 27".
+//!
+//! ```text
+//! MERCURY=/tmp/peers/mercury/bin/mercury cargo bench --bench whole_run -- --handshakes
+//! cargo bench --bench whole_run -- --handshakes --rounds 9 --no-mercury
+//! cargo bench --bench whole_run -- --handshakes --generate-only   # capture and truth paths
+//! cargo bench --bench whole_run -- --handshakes --check-events EVENTS.jsonl   # check only
+//! TLSCENSUS=/path/to/tlscensus cargo bench --bench whole_run -- --handshakes   # another build
+//! ```
 
 #[path = "common/gen.rs"]
 mod gen;
@@ -329,44 +344,20 @@ fn run_note(timing: &Timing) -> String {
 /// Run a command under `/usr/bin/time` for its peak memory; returns wall time, peak RSS and
 /// standard output.
 fn timed(name: &str, program: &str, args: &[&str]) -> Option<(Timing, String)> {
-    let time = Path::new("/usr/bin/time");
-    let mut command = if time.is_file() {
-        let mut c = Command::new(time);
-        c.args(["-f", "%M"]).arg(program).args(args);
-        c
-    } else {
-        let mut c = Command::new(program);
-        c.args(args);
-        c
-    };
-    let started = Instant::now();
-    let (output, steal) = with_steal(|| {
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-    });
-    let output = output.ok()?;
-    let wall = started.elapsed();
-    if !output.status.success() {
-        eprintln!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
-        return None;
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let peak = stderr.lines().last().and_then(|l| l.trim().parse().ok());
+    let run = measure(program, args)?;
     Some((
         Timing {
             name: name.to_string(),
-            wall,
+            wall: run.wall,
             packets: 0,
-            peak_rss_kib: peak,
-            reader_cpu: reader_cpu(&stderr),
-            workers_cpu: workers_cpu(&stderr),
-            steal,
+            peak_rss_kib: run.peak_kib,
+            reader_cpu: reader_cpu(&run.stderr),
+            workers_cpu: workers_cpu(&run.stderr),
+            steal: run.steal,
             rounds: Vec::new(),
             note: String::new(),
         },
-        String::from_utf8_lossy(&output.stdout).into_owned(),
+        run.stdout,
     ))
 }
 
@@ -508,6 +499,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--flood") {
         flood(&args);
+        return;
+    }
+    if args.iter().any(|a| a == "--handshakes") {
+        handshakes(&args);
         return;
     }
     if let Some(sizes) = arg(&args, "--sizes") {
@@ -817,4 +812,616 @@ fn sweep(sizes: &[u64]) {
             if high <= PEAK_TARGET_MIB { "met" } else { "NOT met" }
         );
     }
+}
+
+/// One run of a program under `/usr/bin/time`: wall time, and what the process reported.
+struct Measured {
+    wall: Duration,
+    /// Peak resident memory of the whole process (`/usr/bin/time`'s `%M`), KiB.
+    peak_kib: Option<u64>,
+    /// User + system CPU seconds of the whole process (`%U` + `%S`).
+    cpu: Option<f64>,
+    steal: Option<Duration>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Marks the line `/usr/bin/time` adds to the program's standard error.
+const TIME_MARK: &str = "@@time";
+
+/// Run `program` under `/usr/bin/time` (when installed); `None`, with its standard error
+/// shown, when it fails.
+fn measure(program: &str, args: &[&str]) -> Option<Measured> {
+    let time = Path::new("/usr/bin/time");
+    let mut command = if time.is_file() {
+        let mut c = Command::new(time);
+        c.args(["-f", &format!("{TIME_MARK} %M %U %S")])
+            .arg(program)
+            .args(args);
+        c
+    } else {
+        let mut c = Command::new(program);
+        c.args(args);
+        c
+    };
+    let started = Instant::now();
+    let (output, steal) = with_steal(|| {
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+    });
+    let wall = started.elapsed();
+    let output = output.ok()?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        eprintln!("{program} {} failed: {stderr}", args.join(" "));
+        return None;
+    }
+    let times: Vec<f64> = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(TIME_MARK))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Measured {
+        wall,
+        peak_kib: times.first().map(|&k| k as u64),
+        cpu: (times.len() == 3).then(|| times[1] + times[2]),
+        steal,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+    })
+}
+
+/// Every `cpu <thread> N s` line of tlscensus's `--stats`: each thread's CPU seconds.
+fn thread_cpus(stderr: &str) -> Vec<(String, f64)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("cpu "))
+        .filter_map(|rest| {
+            // `<name words> <seconds> s ...`: the name ends where the seconds begin.
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let at = words
+                .windows(2)
+                .position(|w| w[1] == "s" && w[0].parse::<f64>().is_ok())?;
+            Some((words[..at].join(" "), words[at].parse().ok()?))
+        })
+        .collect()
+}
+
+/// mercury's own figures from `-v`: packets processed and its packets per second (its
+/// timer runs from the start of the file's processing to its end, so it leaves out its
+/// start-up and exit).
+fn mercury_rate(stderr: &str) -> Option<(u64, f64)> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("Packets processed:"))?;
+    let field = |name: &str| {
+        line.split(", ")
+            .find_map(|f| f.trim().strip_prefix(name))
+            .map(str::trim)
+    };
+    let packets = field("Packets processed:")?.parse().ok()?;
+    let rate = field("packets per second:")?.parse().ok()?;
+    Some((packets, rate))
+}
+
+/// The median of `values` (the mean of the middle two for an even count; NaN for none).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// One contender of the handshake bench: every round's measurement.
+struct Series {
+    name: String,
+    runs: Vec<Measured>,
+    /// mercury's self-reported packets per second, per run.
+    self_rates: Vec<f64>,
+    /// mercury: its options after `-r FILE -f JSON -v`.
+    options: &'static [&'static str],
+    /// mercury: JSON lines its last run wrote.
+    lines: u64,
+}
+
+impl Series {
+    fn new(name: &str) -> Series {
+        Series {
+            name: name.to_string(),
+            runs: Vec::new(),
+            self_rates: Vec::new(),
+            options: &[],
+            lines: 0,
+        }
+    }
+    /// mercury with `options` after `-r FILE -f JSON -v`.
+    fn mercury(options: &'static [&'static str]) -> Series {
+        let name = format!("mercury -r F -f J -v {}", options.join(" "));
+        Series {
+            options,
+            ..Series::new(name.trim_end())
+        }
+    }
+    /// The median of mercury's own packets per second (`-v`), if it printed them.
+    fn self_rate(&self) -> Option<f64> {
+        (!self.self_rates.is_empty()).then(|| median(&self.self_rates))
+    }
+    fn walls(&self) -> Vec<f64> {
+        self.runs.iter().map(|r| r.wall.as_secs_f64()).collect()
+    }
+    fn median_wall(&self) -> f64 {
+        median(&self.walls())
+    }
+    fn peak_mib(&self) -> Option<f64> {
+        let peak = self.runs.iter().filter_map(|r| r.peak_kib).max()?;
+        Some(peak as f64 / 1024.0)
+    }
+    /// The whole process's median CPU seconds (user + system), when known.
+    fn median_cpu(&self) -> Option<f64> {
+        let cpu: Vec<f64> = self.runs.iter().filter_map(|r| r.cpu).collect();
+        (!cpu.is_empty()).then(|| median(&cpu))
+    }
+    /// Each thread's median CPU seconds over the runs (from `--stats`), then the whole
+    /// process's median CPU.
+    fn cpu_note(&self) -> String {
+        let process = self
+            .median_cpu()
+            .map_or("-".to_string(), |c| format!("process {c:.2}"));
+        let per_run: Vec<Vec<(String, f64)>> =
+            self.runs.iter().map(|r| thread_cpus(&r.stderr)).collect();
+        let threads = match per_run.first() {
+            Some(first) if !first.is_empty() => first
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| {
+                    let secs: Vec<f64> = per_run
+                        .iter()
+                        .filter_map(|threads| threads.get(i).map(|t| t.1))
+                        .collect();
+                    format!("{} {:.2}", name.replace("worker ", "w"), median(&secs))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => return process,
+        };
+        format!("{threads}; {process}")
+    }
+}
+
+/// Issue 27's measurement: the handshake-only capture (100,000 connections from 20,000
+/// clients, no bulk data, generated deterministically with a truth file), on which
+///
+/// * `tlscensus read FILE --threads 1` and `--threads 2` (the census alone, no `--events`)
+///   take turns `--rounds` times (default 5; the order swaps every round), each reported by
+///   its median wall time, with the median of the per-round ratios t1/t2 (target ≥ 1.8);
+/// * the floor (a bare read of the file) and mercury (when found: `MERCURY=/path`, or on
+///   PATH; `benches/peers/build_mercury.sh` builds it) run in the same rounds; mercury's
+///   own packets per second (`-v`) is set against tlscensus's whole-process rate (target
+///   ≥ 3×);
+/// * one pair with `--events` shows what writing the events costs; their events must be
+///   byte-identical, and the 2-thread run's must match the generator's truth file
+///   connection by connection;
+/// * the peak memory of the whole 2-thread process (target ≤ 64 MiB).
+fn handshakes(args: &[String]) {
+    const TARGET_SCALING: f64 = 1.8;
+    const TARGET_VS_MERCURY: f64 = 3.0;
+    const TARGET_PEAK_MIB: f64 = 64.0;
+    let count = |flag: &str, default: u64| {
+        arg(args, flag).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{flag} takes a count, not {v:?}"))
+        })
+    };
+    let spec = gen::Spec {
+        connections: Some(count("--connections", 100_000)),
+        clients: count("--clients", 20_000) as u32,
+        bulk_packets: 0,
+        // Only paces the generator's progress lines.
+        target_bytes: 520 << 20,
+        ..gen::Spec::default()
+    };
+    let rounds = count("--rounds", 5).max(1) as usize;
+    let (path, truth, generated) = gen::ensure_handshakes(&spec);
+    if let Some(g) = generated {
+        println!(
+            "generated {}: {} packets, {} connections, {:.0} MB",
+            path.display(),
+            g.packets,
+            g.connections,
+            g.bytes as f64 / 1e6
+        );
+    }
+    if args.iter().any(|a| a == "--generate-only") {
+        println!("{}\n{}", path.display(), truth.display());
+        return;
+    }
+    // Only check an events file written elsewhere (another build, another option) against
+    // the truth.
+    if let Some(events) = arg(args, "--check-events") {
+        let (exact, wrong, records) =
+            check_truth(&truth, &std::fs::read(events).expect("--check-events FILE"));
+        println!(
+            "{events}: {records} records; {exact} of {} truth connections exact against {}",
+            exact + wrong.len(),
+            truth.display()
+        );
+        for w in wrong.iter().take(10) {
+            println!("  not exact: {w}");
+        }
+        assert!(wrong.is_empty(), "{} connections not exact", wrong.len());
+        return;
+    }
+    let file = path.to_str().expect("utf-8 path");
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    // Read once untimed: every timed run finds the file in the page cache.
+    let packets = floor(&path);
+    // `TLSCENSUS=/path` measures another build (a branch's, an installed one) with the
+    // same capture and checks.
+    let tlscensus_env = std::env::var("TLSCENSUS").ok();
+    let tlscensus = tlscensus_env
+        .as_deref()
+        .unwrap_or(env!("CARGO_BIN_EXE_tlscensus"));
+    println!("tlscensus: {tlscensus}");
+    let mercury = std::env::var("MERCURY")
+        .ok()
+        .filter(|m| Path::new(m).is_file())
+        .or_else(|| which("mercury"))
+        .filter(|_| !args.iter().any(|a| a == "--no-mercury"));
+    let mercury_json = std::env::temp_dir().join("tlscensus-bench-mercury.json");
+    let mercury_json = mercury_json.to_str().expect("utf-8 path");
+    match &mercury {
+        Some(m) => {
+            let version = Command::new(m)
+                .arg("--version")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', " "))
+                .unwrap_or_default();
+            println!("mercury: {m} ({})", version.trim());
+        }
+        None => println!(
+            "mercury not found (MERCURY=/path/to/mercury or on PATH; \
+             benches/peers/build_mercury.sh builds it): skipped"
+        ),
+    }
+
+    let mut floor_series = Series::new("floor (read + walk)");
+    let mut one = Series::new("tlscensus --threads 1");
+    let mut two = Series::new("tlscensus --threads 2");
+    // mercury as the issue ran it (every protocol it knows: TCP, TLS, SMTP, IMAP ...), and
+    // with its output cut to TLS (hellos and certificates), its lightest run that still
+    // writes what tlscensus's events hold.
+    let mut mercs = if mercury.is_some() {
+        vec![Series::mercury(&[]), Series::mercury(&["--select=tls"])]
+    } else {
+        Vec::new()
+    };
+    let census = |threads: &str| {
+        measure(tlscensus, &["read", file, "--threads", threads, "--stats"])
+            .expect("tlscensus read failed")
+    };
+    for round in 0..rounds {
+        eprintln!("round {} of {rounds}", round + 1);
+        let started = Instant::now();
+        let (counted, steal) = with_steal(|| floor(&path));
+        assert_eq!(counted, packets);
+        floor_series.runs.push(Measured {
+            wall: started.elapsed(),
+            peak_kib: None,
+            cpu: None,
+            steal,
+            stdout: String::new(),
+            stderr: String::new(),
+        });
+        // Alternate which goes first, so neither always follows the floor.
+        if round % 2 == 0 {
+            one.runs.push(census("1"));
+            two.runs.push(census("2"));
+        } else {
+            two.runs.push(census("2"));
+            one.runs.push(census("1"));
+        }
+        for merc in &mut mercs {
+            let m = mercury.as_deref().expect("mercury found");
+            let mut margs = vec!["-r", file, "-f", mercury_json, "-v"];
+            margs.extend(merc.options);
+            if let Some(run) = measure(m, &margs) {
+                match mercury_rate(&run.stderr) {
+                    Some((counted, rate)) => {
+                        if counted != packets {
+                            println!("mercury counted {counted} packets, the file holds {packets}");
+                        }
+                        merc.self_rates.push(rate);
+                    }
+                    None => println!("mercury -v printed no packet rate: {}", run.stderr),
+                }
+                merc.runs.push(run);
+                merc.lines = count_lines(Path::new(mercury_json));
+            }
+            let _ = std::fs::remove_file(mercury_json);
+        }
+    }
+
+    // One pair with the events written, then the events checked.
+    let events =
+        |threads: &str| std::env::temp_dir().join(format!("tlscensus-bench-hs-t{threads}.jsonl"));
+    let mut with_events = Vec::new();
+    for threads in ["1", "2"] {
+        let out = events(threads);
+        let out = out.to_str().expect("utf-8 path");
+        let mut series = Series::new(&format!("tlscensus --threads {threads} --events"));
+        series.runs.push(
+            measure(
+                tlscensus,
+                &[
+                    "read",
+                    file,
+                    "--threads",
+                    threads,
+                    "--events",
+                    out,
+                    "--stats",
+                ],
+            )
+            .expect("tlscensus read --events failed"),
+        );
+        with_events.push(series);
+    }
+    let t1_events = std::fs::read(events("1")).expect("events of --threads 1");
+    let t2_events = std::fs::read(events("2")).expect("events of --threads 2");
+    let identical = t1_events == t2_events;
+    drop(t1_events);
+    let (exact, wrong, records) = check_truth(&truth, &t2_events);
+    drop(t2_events);
+    for threads in ["1", "2"] {
+        let _ = std::fs::remove_file(events(threads));
+    }
+
+    // The table.
+    let floor_wall = floor_series.median_wall();
+    let t1_wall = one.median_wall();
+    let mercury_rates: Vec<Option<f64>> = mercs.iter().map(Series::self_rate).collect();
+    println!(
+        "\n{} ({:.0} MiB, {packets} packets, {} connections from {} clients, no bulk data)\n\
+         medians of {rounds} rounds; file in the page cache\n",
+        path.display(),
+        bytes as f64 / 1048576.0,
+        spec.connections.unwrap_or(0),
+        spec.clients
+    );
+    println!(
+        "{:<34} {:>7} {:>7} {:>8} {:>7} {:>6} {:>7} {:>7}  CPU s per thread (median)",
+        "run", "wall s", "Mpkt/s", "peak MiB", "× floor", "× t1", "× merc", "× m tls"
+    );
+    let mut rows: Vec<&Series> = vec![&floor_series, &one, &two];
+    rows.extend(with_events.iter());
+    rows.extend(mercs.iter().filter(|m| !m.runs.is_empty()));
+    for s in &rows {
+        let wall = s.median_wall();
+        let rate = packets as f64 / wall;
+        // tlscensus's whole-process rate over mercury's own (`-v`).
+        let vs = |m: Option<&Option<f64>>| match (m, s.name.starts_with("tlscensus")) {
+            (Some(Some(m)), true) => format!("{:.2}", rate / m),
+            _ => "-".to_string(),
+        };
+        let cpu = match s.self_rate() {
+            Some(own) => format!("{}; own rate {:.2} Mpkt/s", s.cpu_note(), own / 1e6),
+            None if s.name.starts_with("floor") => "-".to_string(),
+            None => s.cpu_note(),
+        };
+        println!(
+            "{:<34} {:>7.3} {:>7.2} {:>8} {:>7.2} {:>6.2} {:>7} {:>7}  {cpu}",
+            s.name,
+            wall,
+            rate / 1e6,
+            s.peak_mib().map_or("-".into(), |p| format!("{p:.1}")),
+            wall / floor_wall,
+            t1_wall / wall,
+            vs(mercury_rates.first()),
+            vs(mercury_rates.get(1)),
+        );
+    }
+    let note = |s: &Series| {
+        s.runs
+            .iter()
+            .map(|r| match r.steal {
+                Some(st) if !st.is_zero() => {
+                    format!("{:.3}/s{}", r.wall.as_secs_f64(), st.as_millis())
+                }
+                _ => format!("{:.3}", r.wall.as_secs_f64()),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("\nruns, wall s in round order (/sN: N ms stolen by the hypervisor meanwhile):");
+    for s in [&floor_series, &one, &two].into_iter().chain(&mercs) {
+        if !s.runs.is_empty() {
+            println!("  {:<32} {}", s.name, note(s));
+        }
+    }
+
+    // The targets.
+    let ratios: Vec<f64> = one
+        .walls()
+        .iter()
+        .zip(two.walls())
+        .map(|(a, b)| a / b)
+        .collect();
+    let scaling = median(&ratios);
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    let listed = |values: &[f64], scale: f64| {
+        values
+            .iter()
+            .map(|r| format!("{:.2}", r / scale))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "\n2 workers over 1: {scaling:.2}, median of the pairs' t1/t2 ({}) — target ≥ {TARGET_SCALING}: {}",
+        listed(&ratios, 1.0),
+        met(scaling >= TARGET_SCALING)
+    );
+    let ours = packets as f64 / two.median_wall();
+    for merc in &mercs {
+        let Some(own) = merc.self_rate() else {
+            continue;
+        };
+        let whole = packets as f64 / merc.median_wall();
+        println!(
+            "against {}: tlscensus --threads 2 {:.2} Mpkt/s (whole process) over mercury's own \
+             {:.2} Mpkt/s (its -v; runs {}) = {:.2} — target ≥ {TARGET_VS_MERCURY}: {}; over \
+             mercury's whole process ({:.2} Mpkt/s): {:.2}; mercury wrote {} JSON lines",
+            merc.name,
+            ours / 1e6,
+            own / 1e6,
+            listed(&merc.self_rates, 1e6),
+            ours / own,
+            met(ours / own >= TARGET_VS_MERCURY),
+            whole / 1e6,
+            ours / whole,
+            merc.lines
+        );
+        // Packets per CPU-second of the whole process: what a loaded machine disturbs
+        // least (wall time there measures the neighbours too).
+        let per_cpu = |s: &Series| s.median_cpu().map(|c| packets as f64 / c);
+        if let (Some(t), Some(m)) = (per_cpu(&two), per_cpu(merc)) {
+            println!(
+                "  per CPU-second of the whole process: tlscensus --threads 2 {:.2} Mpkt, \
+                 {} {:.2} Mpkt: {:.2}",
+                t / 1e6,
+                merc.name,
+                m / 1e6,
+                t / m
+            );
+        }
+    }
+    let peak = [&two, &with_events[1]]
+        .iter()
+        .filter_map(|s| s.peak_mib())
+        .reduce(f64::max);
+    if let Some(peak) = peak {
+        println!(
+            "peak memory, --threads 2 (with and without --events): {peak:.1} MiB — target ≤ {TARGET_PEAK_MIB}: {}",
+            met(peak <= TARGET_PEAK_MIB)
+        );
+    }
+    println!(
+        "events: --threads 1 and 2 {}; {records} records; {exact} of {} truth connections exact against {}",
+        if identical { "byte-identical" } else { "DIFFER" },
+        exact + wrong.len(),
+        truth.display()
+    );
+    for w in wrong.iter().take(10) {
+        println!("  not exact: {w}");
+    }
+    assert!(identical, "events differ between --threads 1 and 2");
+    assert!(
+        wrong.is_empty(),
+        "{} connections not exact against the truth",
+        wrong.len()
+    );
+}
+
+/// Compare the events of one run with the generator's truth file ([`gen::TRUTH_COLUMNS`]):
+/// every connection's record, found by its four addresses and ports, must hold the
+/// template's SNI, highest offered version, selected version and cipher suite, outcome and
+/// alert, as `pcaps/expected*.json` gives them. Returns the exact connections, a line for
+/// each other one, and the number of records.
+fn check_truth(truth: &Path, events: &[u8]) -> (usize, Vec<String>, usize) {
+    use std::collections::HashMap;
+    type Key = (String, u64, String, u64);
+    // What a record says, in the truth file's terms and column order.
+    let said = |r: &serde_json::Value| -> String {
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "-".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let sh = &r["server_hello"];
+        let cipher = sh["cipher_suite"]
+            .as_u64()
+            .map_or("-".to_string(), |c| format!("{c:#06x}"));
+        let alert = r["alerts"].get(0).unwrap_or(&serde_json::Value::Null);
+        [
+            text(&r["client_hello"]["sni"]),
+            text(&r["client_hello"]["max_version"]),
+            text(&sh["version"]),
+            cipher,
+            text(&r["outcome"]),
+            text(&alert["from"]),
+            text(&alert["description"]),
+        ]
+        .join("\t")
+    };
+    let mut by_key: HashMap<Key, Vec<String>> = HashMap::new();
+    let mut records = 0;
+    for line in events.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let r: serde_json::Value = serde_json::from_slice(line).expect("JSON record");
+        records += 1;
+        let key = (
+            text_of(&r["client"]["ip"]),
+            r["client"]["port"].as_u64().unwrap_or(0),
+            text_of(&r["server"]["ip"]),
+            r["server"]["port"].as_u64().unwrap_or(0),
+        );
+        by_key.entry(key).or_default().push(said(&r));
+    }
+    let text = std::fs::read_to_string(truth).expect("truth file");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(gen::TRUTH_COLUMNS), "truth file columns");
+    let mut wanted: HashMap<Key, Vec<(String, &str)>> = HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        let key = (
+            f[0].to_string(),
+            f[1].parse().expect("port"),
+            f[2].to_string(),
+            f[3].parse().expect("port"),
+        );
+        wanted
+            .entry(key)
+            .or_default()
+            .push((f[6..].join("\t"), line));
+    }
+    let (mut exact, mut wrong) = (0, Vec::new());
+    for (key, mut want) in wanted {
+        // Connections that reuse the same addresses and ports are compared as a set.
+        let mut got = by_key.remove(&key).unwrap_or_default();
+        want.sort();
+        got.sort();
+        for (i, (values, line)) in want.iter().enumerate() {
+            match got.get(i) {
+                Some(g) if g == values => exact += 1,
+                Some(g) => wrong.push(format!("{line}: record says {g}")),
+                None => wrong.push(format!("{line}: no record")),
+            }
+        }
+        if got.len() > want.len() {
+            wrong.push(format!(
+                "{key:?}: {} records more than connections",
+                got.len() - want.len()
+            ));
+        }
+    }
+    for (key, got) in by_key {
+        wrong.push(format!(
+            "{key:?}: {} records of no generated connection",
+            got.len()
+        ));
+    }
+    (exact, wrong, records)
+}
+
+/// A JSON string's text, or the value as JSON.
+fn text_of(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }

@@ -27,6 +27,9 @@ pub struct Template {
     pub segments: Vec<(bool, Vec<u8>)>,
     /// Port to serve it on in the generated capture.
     pub port: u16,
+    /// The client's port in the template capture: with the file name, it finds the
+    /// connection's expected values in `pcaps/expected*.json`.
+    pub client_port: u16,
 }
 
 /// A template connection being read: its client (from the SYN) and payload segments.
@@ -79,11 +82,12 @@ pub fn templates(pcaps: &Path) -> Vec<Template> {
         }
         for key in order {
             let (client, segments) = conns.remove(&key).unwrap_or_default();
-            if client.is_some() && !segments.is_empty() {
+            if let (Some((_, client_port)), false) = (client, segments.is_empty()) {
                 out.push(Template {
                     name: format!("{file}:{}", key.hi.1.min(key.lo.1)),
                     segments,
                     port: *port,
+                    client_port,
                 });
             }
         }
@@ -128,6 +132,9 @@ pub struct Spec {
     /// Application-data packets per connection after the handshake (mean).
     pub bulk_packets: u32,
     pub seed: u64,
+    /// Start exactly this many connections and no more (the file is then as large as they
+    /// make it, and `target_bytes` only paces the progress lines); `None`: stop at the size.
+    pub connections: Option<u64>,
 }
 
 impl Default for Spec {
@@ -138,6 +145,7 @@ impl Default for Spec {
             concurrent: 2000,
             bulk_packets: 200,
             seed: 0x7e57_c0de,
+            connections: None,
         }
     }
 }
@@ -171,6 +179,21 @@ pub struct Generated {
 /// whatever the size. Progress goes to standard error every tenth of the target (at most
 /// every GiB).
 pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Result<Generated> {
+    generate_with_truth(path, templates, spec, None)
+}
+
+/// Told of every connection as it starts: its client, its server, its template.
+pub type TruthSink<'a> =
+    dyn FnMut(&(IpAddr, u16), &(IpAddr, u16), &Template) -> std::io::Result<()> + 'a;
+
+/// [`generate`], and when `truth` is given, one line to it per connection as it starts:
+/// [`truth_line`] of its client, server and template.
+pub fn generate_with_truth(
+    path: &Path,
+    templates: &[Template],
+    spec: &Spec,
+    mut truth: Option<&mut TruthSink>,
+) -> std::io::Result<Generated> {
     let mut out = BufWriter::with_capacity(1 << 22, File::create(path)?);
     let started = std::time::Instant::now();
     let report_every = (spec.target_bytes / 10).clamp(1 << 20, 1 << 30);
@@ -203,7 +226,15 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
     let mut stopping = false;
     loop {
         while !stopping && live.len() < spec.concurrent {
-            live.push(new_connection(&mut rng, templates, spec));
+            if spec.connections.is_some_and(|n| stats.connections >= n) {
+                stopping = true;
+                break;
+            }
+            let conn = new_connection(&mut rng, templates, spec);
+            if let Some(truth) = truth.as_mut() {
+                truth(&conn.client, &conn.server, &templates[conn.template])?;
+            }
+            live.push(conn);
             stats.connections += 1;
         }
         if live.is_empty() {
@@ -239,7 +270,7 @@ pub fn generate(path: &Path, templates: &[Template], spec: &Spec) -> std::io::Re
                 started.elapsed().as_secs_f64()
             );
         }
-        if !stopping && stats.bytes >= spec.target_bytes {
+        if !stopping && spec.connections.is_none() && stats.bytes >= spec.target_bytes {
             stopping = true;
             eprintln!("  target reached; closing {} open connections", live.len());
         }
@@ -638,4 +669,105 @@ pub fn ensure_flood(flood: &Flood) -> (PathBuf, PathBuf) {
         generated.connections
     );
     (path, truth)
+}
+
+/// The columns of a handshake capture's truth file ([`ensure_handshakes`]), its first line.
+pub const TRUTH_COLUMNS: &str = "client_ip\tclient_port\tserver_ip\tserver_port\ttemplate\t\
+    template_client_port\tsni\tmax_offered\tnegotiated_version\tcipher_suite\toutcome\t\
+    alert_from\talert_description";
+
+/// The expected values of every template connection, from `pcaps/expected.json` and
+/// `pcaps/expected_mail.json` (what the tools that made the templates said), by file name
+/// and the client's port in that file.
+fn template_expectations(pcaps: &Path) -> HashMap<(String, u16), serde_json::Value> {
+    let mut out = HashMap::new();
+    for file in ["expected.json", "expected_mail.json"] {
+        let text = std::fs::read_to_string(pcaps.join(file)).expect("pcaps/expected*.json");
+        let entries: Vec<serde_json::Value> = serde_json::from_str(&text).expect("JSON");
+        for e in entries {
+            let key = (
+                e["file"].as_str().expect("file").to_string(),
+                e["client_port"].as_u64().expect("client_port") as u16,
+            );
+            out.insert(key, e);
+        }
+    }
+    out
+}
+
+/// One truth line: the connection's addresses as generated, its template, and what the
+/// template's handshake holds by `pcaps/expected*.json` (`-` where a value is null).
+fn truth_line(
+    client: &(IpAddr, u16),
+    server: &(IpAddr, u16),
+    template: &Template,
+    expected: &HashMap<(String, u16), serde_json::Value>,
+) -> String {
+    let file = template.name.split(':').next().unwrap_or_default();
+    let want = expected
+        .get(&(file.to_string(), template.client_port))
+        .unwrap_or_else(|| {
+            panic!(
+                "template {file} (client port {}) has no entry in pcaps/expected*.json",
+                template.client_port
+            )
+        });
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    format!(
+        "{}\t{}\t{}\t{}\t{file}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        client.0,
+        client.1,
+        server.0,
+        server.1,
+        template.client_port,
+        text(&want["sni"]),
+        text(&want["max_offered"]),
+        text(&want["negotiated_version"]),
+        text(&want["cipher_suite"]),
+        text(&want["outcome"]),
+        text(&want["alert"]["from"]),
+        text(&want["alert"]["description"]),
+    )
+}
+
+/// The handshake capture of `spec` (meant with `spec.connections` set) and its truth file
+/// (tab-separated, [`TRUTH_COLUMNS`] first, then one line per connection in the order they
+/// start), made once and kept under `target/bench/`; the statistics when it was made now.
+pub fn ensure_handshakes(spec: &Spec) -> (PathBuf, PathBuf, Option<Generated>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).expect("target/bench");
+    let connections = spec
+        .connections
+        .expect("a handshake capture has a connection count");
+    let name = format!(
+        "handshakes-v{GENERATOR_VERSION}-{connections}conn-{}clients-{}concurrent-bulk{}-{:x}",
+        spec.clients, spec.concurrent, spec.bulk_packets, spec.seed
+    );
+    let path = dir.join(format!("{name}.pcap"));
+    let truth = dir.join(format!("{name}.truth.tsv"));
+    if path.is_file() && truth.is_file() {
+        return (path, truth, None);
+    }
+    let pcaps = root.join("pcaps");
+    let templates = templates(&pcaps);
+    let expected = template_expectations(&pcaps);
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let truth_tmp = truth.with_extension(format!("tmp{}", std::process::id()));
+    let mut truth_out = BufWriter::new(File::create(&truth_tmp).expect("truth file"));
+    writeln!(truth_out, "{TRUTH_COLUMNS}").expect("truth file");
+    let mut write_truth = |client: &(IpAddr, u16), server: &(IpAddr, u16), t: &Template| {
+        writeln!(truth_out, "{}", truth_line(client, server, t, &expected))
+    };
+    let generated = generate_with_truth(&tmp, &templates, spec, Some(&mut write_truth))
+        .expect("generate capture");
+    truth_out.flush().expect("truth file");
+    drop(truth_out);
+    std::fs::rename(&tmp, &path).expect("rename generated capture");
+    std::fs::rename(&truth_tmp, &truth).expect("rename truth file");
+    (path, truth, Some(generated))
 }
