@@ -248,6 +248,8 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     for record in std::mem::take(&mut session.withheld) {
         session.census.add(&record);
     }
+    // Names from the UDP name services, learned by the workers.
+    session.census.names.merge_observed(&outcome.names);
     write_reports_about(&session.census, &args.census.reports, "watch", &about)?;
     let clickhouse_counts = session.clickhouse.take().map(|c| c.close());
     if let Some(counts) = &clickhouse_counts {
