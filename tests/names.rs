@@ -39,23 +39,25 @@ fn clients(file: &Path, dir: &Path) -> Vec<serde_json::Value> {
 
 /// `tlscensus read FILE ARGS --report r.json`: the report's clients.
 fn clients_with(file: &Path, dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+    command.arg("read").arg(file).args(args);
+    report_clients(command, dir).0
+}
+
+/// Run a `tlscensus` command with `--report DIR/r.json`: the report's clients, and what
+/// the command wrote to standard error.
+fn report_clients(mut command: Command, dir: &Path) -> (Vec<serde_json::Value>, String) {
     let report = dir.join("r.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
-        .arg("read")
-        .arg(file)
-        .args(args)
+    let out = command
         .arg("--report")
         .arg(&report)
         .output()
         .expect("run tlscensus");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
-    json["clients"].as_array().unwrap().clone()
+    (json["clients"].as_array().unwrap().clone(), stderr)
 }
 
 /// Per client address, the names of one source in the report.
@@ -253,25 +255,19 @@ fn names_in_ip_fragments_are_learned() {
     let cut = as_sets(&expected["pcaps/names/dns_fragmented.pcap"]["dns"]);
     assert_eq!(whole, cut, "tshark reads the fragmented answers whole");
     let dir = scratch("fragmented");
-    let report = dir.join("r.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+    command
         .arg("read")
         .arg(capture("pcaps/names/dns_fragmented.pcap"))
-        .args(["--stats", "--report"])
-        .arg(&report)
-        .output()
-        .expect("run tlscensus");
-    assert!(out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .arg("--stats");
+    let (clients, stderr) = report_clients(command, &dir);
     let reassembled: u64 = stderr
         .lines()
         .find_map(|l| l.trim().strip_prefix("datagrams reassembled"))
         .and_then(|n| n.trim().parse().ok())
         .expect("--stats shows the datagrams reassembled");
     assert!(reassembled >= 4, "{stderr}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
-    let got = names_by_source(json["clients"].as_array().unwrap(), "dns");
+    let got = names_by_source(&clients, "dns");
     assert!(!got.is_empty());
     for (ip, names) in &got {
         assert_eq!(Some(names), cut.get(ip), "{ip}");
@@ -280,7 +276,7 @@ fn names_in_ip_fragments_are_learned() {
 }
 
 /// `watch` learns them too: a directory of captures read with `--once` gives each client
-/// the names tshark finds in those files.
+/// the names tshark finds in those files, and keeps them in its state for the next run.
 #[test]
 fn watch_learns_udp_names() {
     let files = [
@@ -295,28 +291,24 @@ fn watch_learns_udp_names() {
     for (i, file) in files.iter().enumerate() {
         std::fs::copy(capture(file), captures.join(format!("{i}.pcap"))).unwrap();
     }
-    let report = dir.join("r.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
-        .arg("watch")
-        .arg(&captures)
-        .args(["--once", "--settle", "0s", "--idle", "0s", "--report"])
-        .arg(&report)
-        .output()
-        .expect("run tlscensus");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
-    let clients = json["clients"].as_array().unwrap().clone();
     let wants: Vec<serde_json::Value> = files.iter().map(|f| expected[*f].clone()).collect();
-    let mut named = BTreeMap::new();
-    assert_udp_names("watch", &clients, &wants, &mut named);
-    eprintln!("clients named, by source: {named:?}");
-    for source in UDP_SOURCES {
-        assert!(named.get(source).copied().unwrap_or(0) >= 1, "{named:?}");
+    // The second run reads nothing new: the names come from the state the first one kept.
+    for run in ["watch", "watch again"] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+        command
+            .arg("watch")
+            .arg(&captures)
+            .args(["--once", "--settle", "0s", "--idle", "0s"]);
+        let (clients, _) = report_clients(command, &dir);
+        let mut named = BTreeMap::new();
+        assert_udp_names(run, &clients, &wants, &mut named);
+        eprintln!("{run}: clients named, by source: {named:?}");
+        for source in UDP_SOURCES {
+            assert!(
+                named.get(source).copied().unwrap_or(0) >= 1,
+                "{run}: {named:?}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -240,6 +240,9 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     for note in std::mem::take(&mut progress.files.lock().expect("feed state").notes) {
         eprintln!("tlscensus: note: {note}");
     }
+    // Names from the UDP name services, learned by the workers, kept in the state too (a
+    // restart that reads the last file again counts its names again, in `count` only).
+    session.census.names.merge_observed(&outcome.names);
     // The state first, without the handshakes the stop cut short (the restart sees them
     // whole); the final reports with them.
     session.flush_events()?;
@@ -248,8 +251,6 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     for record in std::mem::take(&mut session.withheld) {
         session.census.add(&record);
     }
-    // Names from the UDP name services, learned by the workers.
-    session.census.names.merge_observed(&outcome.names);
     write_reports_about(&session.census, &args.census.reports, "watch", &about)?;
     let clickhouse_counts = session.clickhouse.take().map(|c| c.close());
     if let Some(counts) = &clickhouse_counts {
