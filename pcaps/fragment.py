@@ -8,7 +8,9 @@ To exercise a reassembler, the fragments of every second datagram are written la
 and the first fragment of each datagram is sent twice (the copy overlapping byte for byte,
 as a retransmitting link would).
 
-Usage: fragment.py IN.pcap OUT.pcap [SIZE]     (SIZE: a multiple of 8; default 96)
+Usage: fragment.py IN.pcap OUT.pcap [SIZE] [PROTOCOL]
+  SIZE: a multiple of 8; default 96. PROTOCOL: `tcp` (the default) or `udp`: which packets
+  are cut (`udp`: e.g. DNS answers, as a resolver's large answers arrive).
 No third-party modules: struct and the pcap layout only.
 """
 import struct
@@ -37,11 +39,11 @@ def checksum(header):
     return ~total & 0xFFFF
 
 
-def fragments_v4(ip, size, ident):
+def fragments_v4(ip, size, ident, protocol=6):
     ihl = (ip[0] & 0x0F) * 4
     total = struct.unpack("!H", ip[2:4])[0]
     header, payload = ip[:ihl], ip[ihl:total]
-    if ip[9] != 6 or len(payload) <= size:
+    if ip[9] != protocol or len(payload) <= size:
         return None
     out = []
     for offset in range(0, len(payload), size):
@@ -58,9 +60,9 @@ def fragments_v4(ip, size, ident):
     return out
 
 
-def fragments_v6(ip, size, ident):
+def fragments_v6(ip, size, ident, protocol=6):
     plen = struct.unpack("!H", ip[4:6])[0]
-    if ip[6] != 6 or plen <= size:
+    if ip[6] != protocol or plen <= size:
         return None
     payload = ip[40:40 + plen]
     out = []
@@ -70,7 +72,7 @@ def fragments_v6(ip, size, ident):
         h = bytearray(ip[:40])
         struct.pack_into("!H", h, 4, 8 + len(chunk))
         h[6] = 44  # Fragment header follows
-        frag = struct.pack("!BBHI", 6, 0, offset | (1 if more else 0), ident)
+        frag = struct.pack("!BBHI", protocol, 0, offset | (1 if more else 0), ident)
         out.append(bytes(h) + frag + chunk)
     return out
 
@@ -78,6 +80,7 @@ def fragments_v6(ip, size, ident):
 def main():
     src, dst = sys.argv[1], sys.argv[2]
     size = int(sys.argv[3]) if len(sys.argv) > 3 else 96
+    protocol = {"tcp": 6, "udp": 17}[sys.argv[4] if len(sys.argv) > 4 else "tcp"]
     assert size % 8 == 0
     header, endian, linktype, records = read_pcap(src)
     link_len = {1: 14, 101: 0, 228: 0, 229: 0}[linktype]
@@ -88,9 +91,9 @@ def main():
         version = ip[0] >> 4 if ip else 0
         pieces = None
         if version == 4:
-            pieces = fragments_v4(ip, size, 0x1000 + datagram)
+            pieces = fragments_v4(ip, size, 0x1000 + datagram, protocol)
         elif version == 6:
-            pieces = fragments_v6(ip, size, 0x1000 + datagram)
+            pieces = fragments_v6(ip, size, 0x1000 + datagram, protocol)
         if pieces is None:
             pieces = [ip]
         else:

@@ -374,3 +374,89 @@ fn periodic_report_is_valid_json_while_running() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::io::stdout().flush();
 }
+
+/// Names from the UDP name services in a live capture (issue 23.1), by default: dnsmasq on
+/// 127.0.0.9:53 tells `dig` that ws1.corp.test is 127.0.0.2, then a TLS client connects
+/// from 127.0.0.2. The report names that client as dig printed it (dnsmasq and dig are
+/// Debian's: skipped with a message when missing).
+#[test]
+fn names_clients_from_the_dns_answers_it_captures() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED live capture test: {why}");
+        return;
+    }
+    for tool in ["dnsmasq", "dig"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("SKIPPED live names test: {tool} not found (Debian: dnsmasq dnsutils)");
+            return;
+        }
+    }
+    let dir = temp_dir("names");
+    make_cert(&dir);
+    let (tls_port, smtp_port) = (free_port(), free_port());
+    let _servers = servers(&dir, tls_port, smtp_port);
+    let capture = start_capture(&dir, tls_port, smtp_port, "5m");
+    let _dnsmasq = Killed(
+        Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--no-daemon",
+                "--conf-file=/dev/null",
+            ])
+            .args(["--no-resolv", "--no-hosts", "--bind-interfaces"])
+            .args(["--listen-address=127.0.0.9", "--port=53"])
+            .arg("--host-record=ws1.corp.test,127.0.0.2")
+            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+            .arg(format!(
+                "--log-facility={}",
+                dir.join("dnsmasq.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let out = Command::new("dig")
+            .args([
+                "@127.0.0.9",
+                "+short",
+                "+tries=1",
+                "+time=1",
+                "ws1.corp.test",
+                "A",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !text.is_empty() && !text.starts_with(';') {
+            break text;
+        }
+        assert!(Instant::now() < until, "dnsmasq did not answer: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(answer, "127.0.0.2", "dig's answer");
+    let bind = format!("{answer}:{}", free_port());
+    s_client(tls_port, &["-tls1_2", "-bind", &bind]);
+    std::thread::sleep(Duration::from_millis(500));
+    let status = sigint_and_wait(capture);
+    assert!(status.success(), "capture exited with {status}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("census.json")).unwrap()).unwrap();
+    let client = report["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ip"] == answer.as_str())
+        .unwrap_or_else(|| panic!("no client {answer}: {report:#}"));
+    let names: Vec<(&str, &str)> = client["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap(), n["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("ws1.corp.test", "dns")], "{client:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,23 +34,30 @@ fn scratch(name: &str) -> PathBuf {
 
 /// `tlscensus read FILE --udp-names --report r.json`: the report's clients.
 fn clients(file: &Path, dir: &Path) -> Vec<serde_json::Value> {
+    clients_with(file, dir, &["--udp-names"])
+}
+
+/// `tlscensus read FILE ARGS --report r.json`: the report's clients.
+fn clients_with(file: &Path, dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+    command.arg("read").arg(file).args(args);
+    report_clients(command, dir).0
+}
+
+/// Run a `tlscensus` command with `--report DIR/r.json`: the report's clients, and what
+/// the command wrote to standard error.
+fn report_clients(mut command: Command, dir: &Path) -> (Vec<serde_json::Value>, String) {
     let report = dir.join("r.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
-        .arg("read")
-        .arg(file)
-        .arg("--udp-names")
+    let out = command
         .arg("--report")
         .arg(&report)
         .output()
         .expect("run tlscensus");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
-    json["clients"].as_array().unwrap().clone()
+    (json["clients"].as_array().unwrap().clone(), stderr)
 }
 
 /// Per client address, the names of one source in the report.
@@ -144,33 +151,166 @@ fn records_carry_smtp_helo() {
 /// captures holding these protocols.
 #[test]
 fn udp_names_are_those_tshark_shows() {
-    let sources = ["dns", "mdns", "dhcp", "netbios"];
     let mut named = BTreeMap::new();
     for (file, want) in expected() {
         let dir = scratch(&file.replace('/', "_"));
         let clients = clients(&capture(&file), &dir);
-        for source in sources {
-            let want = as_sets(&want[source]);
-            let got = names_by_source(&clients, source);
-            for c in &clients {
-                let ip = c["ip"].as_str().unwrap();
-                let mine = got.get(ip).cloned().unwrap_or_default();
-                let theirs = want.get(ip).cloned().unwrap_or_default();
-                if c["names_other"].as_u64().unwrap_or(0) > 0 {
-                    assert!(
-                        mine.is_subset(&theirs),
-                        "{file} {source} {ip}: {mine:?} vs {theirs:?}"
-                    );
-                } else {
-                    assert_eq!(mine, theirs, "{file} {source} {ip}");
-                }
-                *named.entry(source).or_insert(0) += usize::from(!mine.is_empty());
-            }
-        }
+        assert_udp_names(&file, &clients, &[want], &mut named);
         let _ = std::fs::remove_dir_all(dir);
     }
     eprintln!("clients named, by source: {named:?}");
     assert!(named["dns"] >= 2, "{named:?}");
+}
+
+const UDP_SOURCES: [&str; 4] = ["dns", "mdns", "dhcp", "netbios"];
+
+/// Each client's names from the UDP name services are exactly tshark's for the input
+/// (`wants`: the expectations of the files read together, united), or a subset of them
+/// when the client has more than the report keeps. Counts the clients named per source.
+fn assert_udp_names(
+    what: &str,
+    clients: &[serde_json::Value],
+    wants: &[serde_json::Value],
+    named: &mut BTreeMap<&'static str, usize>,
+) {
+    for source in UDP_SOURCES {
+        let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for w in wants {
+            for (ip, names) in as_sets(&w[source]) {
+                want.entry(ip).or_default().extend(names);
+            }
+        }
+        let got = names_by_source(clients, source);
+        for c in clients {
+            let ip = c["ip"].as_str().unwrap();
+            let mine = got.get(ip).cloned().unwrap_or_default();
+            let theirs = want.get(ip).cloned().unwrap_or_default();
+            if c["names_other"].as_u64().unwrap_or(0) > 0 {
+                assert!(
+                    mine.is_subset(&theirs),
+                    "{what} {source} {ip}: {mine:?} vs {theirs:?}"
+                );
+            } else {
+                assert_eq!(mine, theirs, "{what} {source} {ip}");
+            }
+            *named.entry(source).or_insert(0) += usize::from(!mine.is_empty());
+        }
+    }
+}
+
+/// Names from the UDP name services are read by default, in the same pass as TLS: `read`
+/// without an option gives tshark's names, with any number of worker threads.
+#[test]
+fn udp_names_are_read_by_default() {
+    let mut named = BTreeMap::new();
+    for (file, want) in expected() {
+        for threads in ["1", "3"] {
+            let dir = scratch(&file.replace('/', "_"));
+            let clients = clients_with(&capture(&file), &dir, &["--threads", threads]);
+            assert_udp_names(&file, &clients, std::slice::from_ref(&want), &mut named);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    eprintln!("clients named, by source: {named:?}");
+    for source in UDP_SOURCES {
+        assert!(named.get(source).copied().unwrap_or(0) >= 2, "{named:?}");
+    }
+}
+
+/// `--no-udp-names` turns them off: clients tshark names by DNS get no such name, and
+/// `--stats` reads no name message; the EHLO names stay.
+#[test]
+fn no_udp_names_turns_them_off() {
+    let expected = expected();
+    for file in [
+        "pcaps/names/dns_names.pcap",
+        "tests/corpus/arkime/tests/pcap/arkime_synthetic.pcap",
+    ] {
+        assert!(!as_sets(&expected[file]["dns"]).is_empty(), "{file}");
+        let dir = scratch(&file.replace('/', "_"));
+        let clients = clients_with(&capture(file), &dir, &["--no-udp-names", "--stats"]);
+        for source in UDP_SOURCES {
+            assert!(
+                names_by_source(&clients, source).is_empty(),
+                "{file} {source}"
+            );
+        }
+        assert_eq!(
+            names_by_source(&clients, "ehlo"),
+            as_sets(&expected[file]["ehlo"]),
+            "{file}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// DNS answers that arrive in IP fragments (`dns_fragmented.pcap`: `dns_names.pcap` cut
+/// into 32-byte fragments by `pcaps/fragment.py`, some last-first, some twice) are joined
+/// before they are read: the names are tshark's (which reassembles), the same as the
+/// whole answers give.
+#[test]
+fn names_in_ip_fragments_are_learned() {
+    let expected = expected();
+    let whole = as_sets(&expected["pcaps/names/dns_names.pcap"]["dns"]);
+    let cut = as_sets(&expected["pcaps/names/dns_fragmented.pcap"]["dns"]);
+    assert_eq!(whole, cut, "tshark reads the fragmented answers whole");
+    let dir = scratch("fragmented");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+    command
+        .arg("read")
+        .arg(capture("pcaps/names/dns_fragmented.pcap"))
+        .arg("--stats");
+    let (clients, stderr) = report_clients(command, &dir);
+    let reassembled: u64 = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("datagrams reassembled"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("--stats shows the datagrams reassembled");
+    assert!(reassembled >= 4, "{stderr}");
+    let got = names_by_source(&clients, "dns");
+    assert!(!got.is_empty());
+    for (ip, names) in &got {
+        assert_eq!(Some(names), cut.get(ip), "{ip}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `watch` learns them too: a directory of captures read with `--once` gives each client
+/// the names tshark finds in those files, and keeps them in its state for the next run.
+#[test]
+fn watch_learns_udp_names() {
+    let files = [
+        "pcaps/names/dns_names.pcap",
+        "tests/corpus/nDPI/tests/cfgs/default/pcap/iphone.pcap",
+        "tests/corpus/nDPI/tests/cfgs/default/pcap/gnutella.pcap",
+    ];
+    let expected = expected();
+    let dir = scratch("watch");
+    let captures = dir.join("captures");
+    std::fs::create_dir_all(&captures).unwrap();
+    for (i, file) in files.iter().enumerate() {
+        std::fs::copy(capture(file), captures.join(format!("{i}.pcap"))).unwrap();
+    }
+    let wants: Vec<serde_json::Value> = files.iter().map(|f| expected[*f].clone()).collect();
+    // The second run reads nothing new: the names come from the state the first one kept.
+    for run in ["watch", "watch again"] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
+        command
+            .arg("watch")
+            .arg(&captures)
+            .args(["--once", "--settle", "0s", "--idle", "0s"]);
+        let (clients, _) = report_clients(command, &dir);
+        let mut named = BTreeMap::new();
+        assert_udp_names(run, &clients, &wants, &mut named);
+        eprintln!("{run}: clients named, by source: {named:?}");
+        for source in UDP_SOURCES {
+            assert!(
+                named.get(source).copied().unwrap_or(0) >= 1,
+                "{run}: {named:?}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `merge` keeps the names of each report.

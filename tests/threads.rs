@@ -96,6 +96,7 @@ fn in_process(files: &[PathBuf], threads: usize, reading: Reading) -> InProcess 
         serde_json::to_writer(&mut events, record).unwrap();
         events.push(b'\n');
     }
+    census.names.merge_observed(&run.names);
     let reports = FORMATS
         .iter()
         .map(|(format, _)| {

@@ -65,3 +65,9 @@ sleep 1.2
 kill -INT "$CAP"
 wait "$CAP" || true
 ls -l "$HERE/$FILE"
+
+# The same answers cut into IP fragments of 32 bytes (every second datagram's last-first,
+# each first fragment twice), as answers larger than a hop's MTU arrive: tshark reassembles
+# them, and so must tlscensus before it reads the names.
+python3 "$HERE/../fragment.py" "$HERE/$FILE" "$HERE/dns_fragmented.pcap" 32 udp
+ls -l "$HERE/dns_fragmented.pcap"

@@ -20,6 +20,15 @@ pub fn default_filter(ports: &[u16]) -> String {
     format!("tcp and ({})", list.join(" or "))
 }
 
+/// `filter` widened to the UDP name services' messages that name hosts (DNS and LLMNR
+/// answers, mDNS, NetBIOS name service, DHCP; see [`crate::names::service_of`]).
+pub fn with_name_services(filter: &str) -> String {
+    format!(
+        "({filter}) or (udp and (src port 53 or src port 5355 or port 5353 or port 137 or \
+         (port 67 and port 68)))"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +40,10 @@ mod tests {
             "tcp and (port 25 or port 443 or port 587)"
         );
         assert_eq!(default_filter(&[]), "tcp");
+        assert_eq!(
+            with_name_services("tcp"),
+            "(tcp) or (udp and (src port 53 or src port 5355 or port 5353 or port 137 or \
+             (port 67 and port 68)))"
+        );
     }
 }

@@ -117,6 +117,11 @@ impl NameSet {
         self.entries.is_empty() && self.other == 0
     }
 
+    /// Every sighting counted, kept or not.
+    pub fn sightings(&self) -> u64 {
+        self.entries.iter().map(|(_, _, n)| n).sum::<u64>() + self.other
+    }
+
     /// The names kept, in (name, source) order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, NameSource, u64)> {
         self.entries.iter().map(|(k, s, n)| (&**k, *s, *n))
@@ -179,6 +184,28 @@ impl Names {
 
     pub fn get(&self, ip: &IpAddr) -> Option<&NameSet> {
         self.by_address.get(ip)
+    }
+
+    /// The names the engine learned from other packets (see [`Names::add_observed`]):
+    /// addresses that have names already get them all, new ones are taken lowest first
+    /// while there is room, so the result does not depend on the order of `other`.
+    pub fn merge_observed(&mut self, other: &Names) {
+        let mut new = Vec::new();
+        for (ip, set) in &other.by_address {
+            match self.by_address.get_mut(ip) {
+                Some(mine) => mine.merge(set),
+                None => new.push((*ip, set)),
+            }
+        }
+        new.sort_unstable_by_key(|(ip, _)| *ip);
+        for (ip, set) in new {
+            if self.by_address.len() < CAP_NAMED_ADDRESSES {
+                self.by_address.insert(ip, set.clone());
+            } else {
+                self.dropped += set.sightings();
+            }
+        }
+        self.dropped += other.dropped;
     }
 
     pub fn merge(&mut self, other: &Names) {

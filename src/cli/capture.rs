@@ -41,7 +41,8 @@ pub struct CaptureArgs {
     pub duration: Option<std::time::Duration>,
 
     /// BPF filter replacing the default `tcp and (port 25 or port 587 or ...)`, built from
-    /// the configured ports and 443, 465, 993, 995.
+    /// the configured ports and 443, 465, 993, 995, and the UDP name services' ports
+    /// (53, 67/68, 137, 5353, 5355) unless --no-udp-names.
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
 
@@ -102,7 +103,7 @@ mod live_capture {
 
     use anyhow::{Context, Result};
 
-    use tlscensus::capture::{default_filter, live};
+    use tlscensus::capture::{default_filter, live, with_name_services};
     use tlscensus::census::Census;
     use tlscensus::pipeline;
     use tlscensus::record::{rfc3339, Record};
@@ -120,7 +121,11 @@ mod live_capture {
                 .into_iter()
                 .chain(args.engine.all_ports())
                 .collect();
-            default_filter(&ports)
+            if args.engine.no_udp_names {
+                default_filter(&ports)
+            } else {
+                with_name_services(&default_filter(&ports))
+            }
         });
         let mut devices = Vec::new();
         for wanted in &args.interfaces {
@@ -178,7 +183,7 @@ mod live_capture {
             threads: args.engine.threads(),
             reading: pipeline::Reading::OneReader,
         };
-        pipeline::run_live(
+        let outcome = pipeline::run_live(
             &mut source,
             &options,
             &mut |record| session.borrow_mut().add(record),
@@ -211,7 +216,9 @@ mod live_capture {
         if status {
             eprintln!();
         }
-        let session = session.into_inner();
+        let mut session = session.into_inner();
+        // Names from the UDP name services, learned by the workers.
+        session.census.names.merge_observed(&outcome.names);
         write_reports_about(
             &session.census,
             &args.census.reports,

@@ -61,6 +61,20 @@ pub struct EngineArgs {
     /// whatever the number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
     pub threads: Option<usize>,
+
+    /// Do not learn client names from the DNS answers, mDNS, LLMNR, NetBIOS and DHCP
+    /// messages in the traffic (read by default, in the same pass as TLS). For a report
+    /// that must not hold names of hosts that are not clients' own (privacy), or to save
+    /// the little work and memory (at most 65,536 named addresses per worker) they take;
+    /// `capture` then also leaves their ports out of its default filter. EHLO and IMAP ID
+    /// names are always kept
+    #[arg(long, conflicts_with = "udp_names")]
+    pub no_udp_names: bool,
+
+    /// Learn names from the UDP name services: the default (kept for scripts that still
+    /// give it)
+    #[arg(long, hide = true)]
+    pub udp_names: bool,
 }
 
 /// A size in bytes: a number with an optional K, M or G suffix (binary units).
@@ -111,6 +125,7 @@ impl EngineArgs {
                 idle_timeout_ns: i64::from(self.idle_timeout) * 1_000_000_000,
                 flow_memory: (self.flow_memory > 0).then_some(self.flow_memory),
             },
+            udp_names: !self.no_udp_names,
         }
     }
 

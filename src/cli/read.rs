@@ -53,12 +53,6 @@ pub struct ReadArgs {
     #[arg(long)]
     stats: bool,
 
-    /// Also learn client names from the capture's DNS, mDNS, LLMNR, NetBIOS and DHCP
-    /// packets (a second reading of the files, on a thread of its own); EHLO and IMAP ID
-    /// names are always kept
-    #[arg(long)]
-    udp_names: bool,
-
     /// Look up each client address in reverse DNS when writing the reports, and list the
     /// names as `resolved` (off by default: it sends one PTR query per client address, at
     /// most 32 at a time, and waits at most 10 s in all)
@@ -152,36 +146,22 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     let files = pipeline::order_by_time(&captures);
     let progress = pipeline::Progress::default();
     let mut bar = ProgressBar::new(&files);
-    // Host names from the UDP name services are read by a thread of their own, over the
-    // same files (the pipeline follows TCP only); the pipeline reports damaged files.
-    let (outcome, udp_names) = std::thread::scope(|scope| {
-        let names = args.udp_names.then(|| {
-            scope.spawn(|| {
-                let mut names = tlscensus::census::names::Names::default();
-                tlscensus::names::names_in_files(&files, &mut names, &mut |_| {});
-                names
-            })
-        });
-        let outcome = pipeline::run_with_progress(
-            &files,
-            &options,
-            &progress,
-            &mut on_record,
-            &mut on_error,
-            &mut || match &clickhouse_counts {
-                Some(view) => bar.draw_with(&progress, || status_text(&view.counts())),
-                None => bar.draw(&progress),
-            },
-        );
-        let names = names.map(|n| n.join().expect("the names reader panicked"));
-        (outcome, names)
-    });
+    let outcome = pipeline::run_with_progress(
+        &files,
+        &options,
+        &progress,
+        &mut on_record,
+        &mut on_error,
+        &mut || match &clickhouse_counts {
+            Some(view) => bar.draw_with(&progress, || status_text(&view.counts())),
+            None => bar.draw(&progress),
+        },
+    );
     // The last batches go to ClickHouse (or the spool) while the reports are written.
     let clickhouse_closing = clickhouse.map(|c| std::thread::spawn(move || c.close()));
     bar.finish();
-    if let Some(names) = udp_names {
-        census.names.merge(&names);
-    }
+    // Names from the UDP name services, learned by the workers.
+    census.names.merge_observed(&outcome.names);
     if args.resolve {
         resolve_names(&mut census, args.dns_server)?;
     }

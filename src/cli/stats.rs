@@ -127,6 +127,13 @@ pub fn print_stats(outcome: &pipeline::Outcome) {
     for (name, n) in quic {
         eprintln!("{name:<22} {n}");
     }
+    let n = &stats.names;
+    eprintln!(
+        "name messages          {} (DNS, mDNS, LLMNR, NetBIOS, DHCP)",
+        n.messages
+    );
+    eprintln!("  malformed            {}", n.malformed);
+    eprintln!("  names learned        {}", n.names);
     let f = &stats.fragments;
     eprintln!("ip fragments           {}", f.fragments);
     eprintln!("  datagrams reassembled {}", f.reassembled);

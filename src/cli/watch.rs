@@ -240,6 +240,9 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     for note in std::mem::take(&mut progress.files.lock().expect("feed state").notes) {
         eprintln!("tlscensus: note: {note}");
     }
+    // Names from the UDP name services, learned by the workers, kept in the state too (a
+    // restart that reads the last file again counts its names again, in `count` only).
+    session.census.names.merge_observed(&outcome.names);
     // The state first, without the handshakes the stop cut short (the restart sees them
     // whole); the final reports with them.
     session.flush_events()?;

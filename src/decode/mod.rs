@@ -7,8 +7,9 @@
 //! (IP-in-IP, GRE, VXLAN, Geneve) are followed to the innermost TCP segment, as Wireshark does.
 //!
 //! UDP datagrams that start like a QUIC Initial of a readable version
-//! ([`crate::quic::looks_like_initial_datagram`]) come out as segments too, marked `udp`;
-//! any other UDP is skipped as before.
+//! ([`crate::quic::looks_like_initial_datagram`]) or travel between the ports of a name
+//! service ([`crate::names::service_of`]) come out as segments too, marked `udp`; any other
+//! UDP is skipped as before.
 //!
 //! Nothing here allocates: a decoded [`Segment`] is a view over the frame.
 
@@ -37,8 +38,8 @@ pub struct Segment<'a> {
     /// True when the frame was cut (snap length) before the end of the TCP payload, so
     /// `payload` holds only a prefix of what was sent.
     pub payload_truncated: bool,
-    /// A UDP datagram that looks like QUIC: `seq`, `ack` and `flags` are zero, `payload` is
-    /// the UDP payload.
+    /// A UDP datagram that looks like QUIC or is a name service's: `seq`, `ack` and `flags`
+    /// are zero, `payload` is the UDP payload.
     pub udp: bool,
 }
 
@@ -462,7 +463,8 @@ fn tcp(src: IpAddr, dst: IpAddr, bytes: &[u8], ip_incomplete: bool) -> Result<La
     }))
 }
 
-/// A UDP datagram: a tunnel to follow, a QUIC Initial to hand on, or nothing for us.
+/// A UDP datagram: a tunnel to follow, a QUIC Initial or name-service message to hand on,
+/// or nothing for us.
 fn udp(
     src: IpAddr,
     dst: IpAddr,
@@ -476,13 +478,15 @@ fn udp(
         datagram.destination_port(),
         VXLAN_PORT | GENEVE_PORT | GTP_U_PORT
     );
-    if !tunnel && crate::quic::looks_like_initial_datagram(payload) {
+    let (sport, dport) = (datagram.source_port(), datagram.destination_port());
+    let names = crate::names::service_of(sport, dport).is_some();
+    if !tunnel && (names || crate::quic::looks_like_initial_datagram(payload)) {
         let declared = usize::from(datagram.length()).saturating_sub(8);
         return Ok(Layer::Tcp(Segment {
             src,
             dst,
-            sport: datagram.source_port(),
-            dport: datagram.destination_port(),
+            sport,
+            dport,
             seq: 0,
             ack: 0,
             flags: TcpFlags::default(),

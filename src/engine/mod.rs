@@ -7,6 +7,7 @@
 //! or that go idle, are reported with what was seen.
 
 mod connection;
+mod names;
 mod quic;
 mod report;
 
@@ -25,10 +26,22 @@ use quic::QuicConnection;
 use report::report;
 
 /// What the engine is told about the traffic.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub services: Services,
     pub limits: Limits,
+    /// Read the UDP name services for client names (on unless `--no-udp-names`).
+    pub udp_names: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            services: Services::default(),
+            limits: Limits::default(),
+            udp_names: true,
+        }
+    }
 }
 
 /// Which ports carry which service. TLS itself is recognised by content on every port; these
@@ -144,7 +157,13 @@ pub struct Stats {
     pub quic_crypto_over_budget: u64,
     /// IP fragment reassembly (reported by one worker: every worker reassembles alike).
     pub fragments: FragmentStats,
+    /// UDP name-service messages read for names (not counted as skipped).
+    pub names: crate::names::NameStats,
 }
+
+/// [`Stats::skipped`]'s slot for [`Skip::NotTcp`].
+const NOT_TCP: usize = 2;
+const _: () = assert!(matches!(Skip::ALL[NOT_TCP], Skip::NotTcp));
 
 /// Where a record belongs in the output. Records are written in this order whatever the
 /// number of worker threads: by the input position that produced them (a packet's index, or
@@ -186,6 +205,8 @@ pub struct Engine {
     fragments: Reassembler,
     /// This engine's worker, and how many there are.
     shard: (usize, usize),
+    /// Names from the UDP name services.
+    names: names::NameCollector,
 }
 
 /// The part of the flow limits (memory budget and connection cap) the QUIC table gets: one
@@ -214,6 +235,7 @@ fn quic_limits(limits: Limits) -> Limits {
 
 impl Engine {
     pub fn new(config: Config) -> Self {
+        let names = names::NameCollector::new(config.udp_names);
         Engine {
             flows: FlowTable::new(tcp_limits(config.limits)),
             quic: FlowTable::new(quic_limits(config.limits)),
@@ -223,6 +245,7 @@ impl Engine {
             files: Vec::new(),
             fragments: Reassembler::new(FragmentLimits::default()),
             shard: (0, 1),
+            names,
         }
     }
 
@@ -245,6 +268,12 @@ impl Engine {
             },
             ..self.stats.clone()
         }
+    }
+
+    /// The names learned from the UDP name services since the last call (bounded like the
+    /// census's: see [`crate::names::kept`]).
+    pub fn take_names(&mut self) -> crate::census::names::Names {
+        self.names.take()
     }
 
     /// Connections tracked right now.
@@ -326,8 +355,14 @@ impl Engine {
         self.stats.frames += 1;
         match decoded {
             Ok(segment) if segment.udp => {
-                self.stats.quic_datagrams += 1;
-                self.quic_datagram(index, segment, ts_nanos, frame_number, out);
+                match self.names.datagram(segment, &mut self.stats.names) {
+                    names::Datagram::Read => {}
+                    names::Datagram::Ignored => self.stats.skipped[NOT_TCP] += 1,
+                    names::Datagram::NotNames => {
+                        self.stats.quic_datagrams += 1;
+                        self.quic_datagram(index, segment, ts_nanos, frame_number, out);
+                    }
+                }
             }
             Ok(segment) => {
                 self.stats.tcp_segments += 1;

@@ -9,7 +9,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use hdrhistogram::Histogram;
 
 use super::PipelineStats;
+use crate::census::names::Names;
 use crate::engine::{OrderKey, Stats};
+use crate::names::kept::KeptNames;
 use crate::record::Record;
 use crate::source::SourceError;
 
@@ -27,6 +29,8 @@ pub(super) enum ToAggregator {
         worker: usize,
         records: Vec<(OrderKey, u64, Record)>,
         stats: Box<Stats>,
+        /// Names from the UDP name services.
+        names: Box<Names>,
         latency: Box<Histogram<u64>>,
         cpu: Option<Duration>,
     },
@@ -57,6 +61,7 @@ impl Ord for RecordSlot {
 }
 
 /// The aggregator (the caller's thread): puts records back in order and hands them out.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn aggregate(
     threads: usize,
     messages: Receiver<ToAggregator>,
@@ -64,6 +69,7 @@ pub(super) fn aggregate(
     on_error: &mut impl FnMut(SourceError),
     on_tick: &mut impl FnMut(),
     stats: &mut Stats,
+    names: &mut KeptNames,
     pipeline: &mut PipelineStats,
 ) {
     let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
@@ -105,6 +111,7 @@ pub(super) fn aggregate(
                 worker,
                 records,
                 stats: worker_stats,
+                names: worker_names,
                 latency,
                 cpu,
             } => {
@@ -115,6 +122,7 @@ pub(super) fn aggregate(
                 }
                 upto[worker] = u64::MAX;
                 add_stats(stats, &worker_stats);
+                names.merge(*worker_names);
                 let _ = pipeline.batch_latency_us.add(&*latency);
                 release(&mut heap, &upto);
             }
@@ -152,4 +160,7 @@ pub(super) fn add_stats(total: &mut Stats, part: &Stats) {
     total.quic_crypto_over_budget += part.quic_crypto_over_budget;
     total.flows_evicted += part.flows_evicted;
     total.fragments.add(&part.fragments);
+    total.names.messages += part.names.messages;
+    total.names.malformed += part.names.malformed;
+    total.names.names += part.names.names;
 }

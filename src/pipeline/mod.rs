@@ -144,6 +144,9 @@ pub fn thread_cpu_time() -> Option<Duration> {
 pub struct Outcome {
     pub stats: Stats,
     pub pipeline: PipelineStats,
+    /// Names the UDP name services gave addresses (all workers'), for the census
+    /// ([`crate::census::names::Names::merge_observed`]).
+    pub names: crate::census::names::Names,
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -313,6 +316,7 @@ fn run_frames_in_blocks(
     };
     let aggregator_cpu_before = thread_cpu_time();
     let mut stats = Stats::default();
+    let mut names = crate::names::kept::KeptNames::default();
 
     let mut plan = match (&frames, options.reading) {
         (Frames::Files(files, _), Reading::Map | Reading::Split) => {
@@ -353,6 +357,7 @@ fn run_frames_in_blocks(
             on_error,
             on_tick,
             &mut stats,
+            &mut names,
             &mut pipeline,
         );
         for reader in readers {
@@ -375,7 +380,11 @@ fn run_frames_in_blocks(
         .zip(aggregator_cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
     pipeline.elapsed = started.elapsed();
-    Outcome { stats, pipeline }
+    Outcome {
+        stats,
+        pipeline,
+        names: names.into_names(),
+    }
 }
 
 /// Handles of the threads that read, each returning its reading counters.

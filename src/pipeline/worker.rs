@@ -134,6 +134,7 @@ impl Lane {
             worker: self.worker,
             records: std::mem::take(&mut self.collected.records),
             stats: Box::new(self.engine.stats()),
+            names: Box::new(self.engine.take_names()),
             latency: Box::new(self.latency),
             cpu: thread_cpu_time(),
         });

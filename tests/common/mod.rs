@@ -68,6 +68,8 @@ pub struct Run {
     pub records: Vec<Record>,
     pub stats: Stats,
     pub errors: Vec<SourceError>,
+    /// Names from the UDP name services, as `read` merges them into its census.
+    pub names: tlscensus::census::names::Names,
 }
 
 /// Read files in the given order through the pipeline, as `tlscensus read` does.
@@ -96,6 +98,7 @@ pub fn run_reading(paths: &[PathBuf], config: Config, threads: usize, reading: R
         records,
         stats: outcome.stats,
         errors,
+        names: outcome.names,
     }
 }
 
