@@ -91,8 +91,10 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     let clickhouse_counts = clickhouse.as_ref().map(|c| c.counts_view());
     let mut write_error: Option<io::Error> = None;
     let mut line = Vec::with_capacity(4096);
-    let mut on_record = |record: Record| {
-        census.add(&record);
+    // Only with --events (a file, `-` or ClickHouse) do the records leave the workers,
+    // which count the census themselves.
+    let want_events = !matches!(sink, Sink::None) || clickhouse.is_some();
+    let mut write_event = |record: Record| {
         let to_file = !matches!(sink, Sink::None) && write_error.is_none();
         if to_file || clickhouse.is_some() {
             // One reused line buffer, one write per record: serde_json's many small writes
@@ -140,7 +142,10 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
         logs::read_logs(
             &logs,
             &args.engine.config().services,
-            &mut on_record,
+            &mut |record: Record| {
+                census.add(&record);
+                write_event(record);
+            },
             &mut |err: LogError| {
                 eprintln!("tlscensus: {err}");
                 if err.is_damage() {
@@ -162,13 +167,17 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
                 names
             })
         });
+        let outputs = pipeline::Outputs {
+            census: Some(&mut census),
+            records: want_events.then_some(&mut write_event as &mut dyn FnMut(Record)),
+        };
         let outcome = pipeline::run_with_progress(
             &files,
             &options,
             &progress,
-            &mut on_record,
+            outputs,
             &mut on_error,
-            &mut || match &clickhouse_counts {
+            &mut |_| match &clickhouse_counts {
                 Some(view) => bar.draw_with(&progress, || status_text(&view.counts())),
                 None => bar.draw(&progress),
             },
