@@ -32,6 +32,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
@@ -57,8 +58,8 @@ mod worker;
 
 use aggregator::{aggregate, ToAggregator};
 use batch::{Batch, Batcher};
-use partial::{merge_into, new_partials, SharedPartial};
-pub use partial::{Glance, Live};
+use partial::Tally;
+pub use partial::{Glance, Live, HAND_IN_CLIENTS};
 use reader::{new_wait_histogram, read, read_feed, read_live, Frames, ReadStats};
 pub use reader::{FeedStep, FileFeed, LiveSource, LIVE_POLL};
 use worker::{work, LaneOutputs};
@@ -310,15 +311,17 @@ fn run_frames_in_blocks(
     let started = Instant::now();
     let threads = options.threads.max(1);
     let Outputs {
-        census,
+        mut census,
         mut records,
     } = outputs;
-    let partials: Vec<SharedPartial> = census
-        .as_deref()
-        .map_or_else(Vec::new, |census| new_partials(census, threads));
+    // The caller's census becomes the tally's total for the run, and comes back whole.
+    let tally = census.as_deref_mut().map(|census| {
+        let empty = Census::new(census.config.clone());
+        Arc::new(Tally::new(std::mem::replace(census, empty), threads))
+    });
     let lanes: Vec<LaneOutputs> = (0..threads)
-        .map(|worker| LaneOutputs {
-            partial: partials.get(worker).cloned(),
+        .map(|_| LaneOutputs {
+            tally: tally.clone(),
             send_records: records.is_some(),
         })
         .collect();
@@ -382,8 +385,7 @@ fn run_frames_in_blocks(
     pipeline.mapped_reading = shared.is_some() && options.reading == Reading::Map;
     let ticker_limits = options.engine.limits;
     let live = Live {
-        base: census.as_deref(),
-        partials: &partials,
+        tally: tally.as_deref(),
     };
     std::thread::scope(|scope| {
         // Whoever reads: the workers themselves, or one reader thread feeding them.
@@ -423,8 +425,9 @@ fn run_frames_in_blocks(
     pipeline.aggregator_cpu = thread_cpu_time()
         .zip(aggregator_cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
-    if let Some(census) = census {
-        merge_into(census, partials);
+    if let (Some(census), Some(tally)) = (census, tally) {
+        let tally = Arc::try_unwrap(tally).expect("the workers have ended");
+        *census = tally.into_census();
     }
     pipeline.elapsed = started.elapsed();
     Outcome { stats, pipeline }

@@ -7,52 +7,105 @@
 //! thread counting every record in order would give — and the records need not travel to
 //! the caller's thread unless their events are written.
 //!
+//! A worker hands its partial in, merged into the run's total, once it holds
+//! [`HAND_IN_CLIENTS`] clients: a client's connections land on every worker (they are
+//! spread by address and port), so partials kept whole to the end would each hold nearly
+//! every client, and memory would grow with the number of workers.
+//!
 //! Reports written during a run (`capture --report-every`, a status line) need the census as
-//! of now. Each partial sits behind a mutex that its worker takes once per batch, not per
-//! record: uncontended, that costs tens of nanoseconds a batch. The caller's thread takes
-//! each in turn only when a report is due, and clones it. That was picked over asking the
-//! workers for snapshots through their batches because it needs no new message, works the
-//! same whoever reads the frames (a reader thread or the workers themselves) and answers at
-//! once even when no frame arrives for a while (a quiet live capture). A snapshot so taken
-//! is not one instant of the input across workers (one may be a batch ahead of another);
-//! every record in it is counted exactly once, which is what a report during a run needs.
+//! of now. The total and each partial sit behind a mutex; a worker takes its partial's once
+//! per batch, not per record (uncontended, tens of nanoseconds a batch), and the total's
+//! when it hands in. The caller's thread takes them only when a report is due. That was
+//! picked over asking the workers for snapshots through their batches because it needs no
+//! new message, works the same whoever reads the frames (a reader thread or the workers
+//! themselves) and answers at once even when no frame arrives for a while (a quiet live
+//! capture). The lock order is always the total, then a partial: a snapshot holds the
+//! total while it copies the partials, so a partial handed in meanwhile is counted exactly
+//! once. A snapshot is not one instant of the input across workers (one may be a batch
+//! ahead of another); every record in it is counted exactly once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::census::version::below_tls12;
 use crate::census::{Census, Client, ClientKey};
 
-/// A worker's partial, shared with the caller's thread for reports during the run.
-pub(super) type SharedPartial = Arc<Mutex<Census>>;
+/// Clients a worker's partial holds before it is handed in. Each client costs a few KB in
+/// a census: a few MB per worker, and one merge per batch at most.
+pub const HAND_IN_CLIENTS: usize = 2048;
 
-pub(super) fn new_partials(base: &Census, workers: usize) -> Vec<SharedPartial> {
-    (0..workers)
-        .map(|_| Arc::new(Mutex::new(Census::new(base.config.clone()))))
-        .collect()
+/// The census of a run: the total handed in so far (which began as the caller's census)
+/// and each worker's partial.
+#[derive(Debug)]
+pub(super) struct Tally {
+    total: Mutex<Census>,
+    partials: Vec<Mutex<Census>>,
+    /// [`HAND_IN_CLIENTS`], but for tests.
+    hand_in_at: usize,
 }
 
-/// Lock a partial. A worker that panicked while holding it ends the run anyway (its join
+/// Lock a census. A worker that panicked while holding it ends the run anyway (its join
 /// panics), so a poisoned lock still gives its counts.
-pub(super) fn lock(partial: &SharedPartial) -> MutexGuard<'_, Census> {
-    partial
+fn lock(census: &Mutex<Census>) -> MutexGuard<'_, Census> {
+    census
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Merge the finished workers' partials into `into`.
-pub(super) fn merge_into(into: &mut Census, partials: Vec<SharedPartial>) {
-    for partial in partials {
-        let partial = match Arc::try_unwrap(partial) {
-            Ok(mutex) => mutex.into_inner().unwrap_or_else(|p| p.into_inner()),
-            // Never shared any more once the run is over; taken out all the same.
-            Err(shared) => {
-                let mut guard = lock(&shared);
-                let config = guard.config.clone();
-                std::mem::replace(&mut *guard, Census::new(config))
-            }
+impl Tally {
+    /// A tally that adds `workers` partials to `census`.
+    pub(super) fn new(census: Census, workers: usize) -> Self {
+        let partials = (0..workers)
+            .map(|_| Mutex::new(Census::new(census.config.clone())))
+            .collect();
+        Tally {
+            total: Mutex::new(census),
+            partials,
+            hand_in_at: HAND_IN_CLIENTS,
+        }
+    }
+
+    /// [`Tally::new`], handing partials in at `clients` clients.
+    #[cfg(test)]
+    pub(super) fn handing_in_at(census: Census, workers: usize, clients: usize) -> Self {
+        Tally {
+            hand_in_at: clients,
+            ..Tally::new(census, workers)
+        }
+    }
+
+    /// Worker `worker`'s partial, locked (for a batch).
+    pub(super) fn partial(&self, worker: usize) -> MutexGuard<'_, Census> {
+        lock(&self.partials[worker])
+    }
+
+    /// Merge worker `worker`'s partial into the total if it has grown to
+    /// [`HAND_IN_CLIENTS`] clients (`clients`: how many it has, seen while it was locked)
+    /// and other workers have partials too.
+    pub(super) fn hand_in_if_full(&self, worker: usize, clients: usize) {
+        // One worker's partial holds each client once already: nothing to save.
+        if clients < self.hand_in_at || self.partials.len() == 1 {
+            return;
+        }
+        let mut total = lock(&self.total);
+        let part = {
+            let mut partial = self.partial(worker);
+            let empty = Census::new(partial.config.clone());
+            std::mem::replace(&mut *partial, empty)
         };
-        merge_census(into, partial);
+        merge_census(&mut total, part);
+    }
+
+    /// The whole census, once the workers are done.
+    pub(super) fn into_census(self) -> Census {
+        let mut total = self.total.into_inner().unwrap_or_else(|p| p.into_inner());
+        for partial in self.partials {
+            merge_census(
+                &mut total,
+                partial.into_inner().unwrap_or_else(|p| p.into_inner()),
+            );
+        }
+        total
     }
 }
 
@@ -69,8 +122,7 @@ fn merge_census(into: &mut Census, part: Census) {
 
 /// The census of a run still going, handed to the caller's periodic callback.
 pub struct Live<'a> {
-    pub(super) base: Option<&'a Census>,
-    pub(super) partials: &'a [SharedPartial],
+    pub(super) tally: Option<&'a Tally>,
 }
 
 /// The figures of a status line, from the census as of now.
@@ -126,12 +178,14 @@ fn below_tls12_client(client: &Client) -> bool {
 }
 
 impl Live<'_> {
-    /// The census as of now: the caller's census with every worker's partial merged in
-    /// (`None` when the run counts no census). Each partial is locked only while it is
-    /// cloned.
+    /// The census as of now: the total with every worker's partial merged in (`None` when
+    /// the run counts no census). The workers wait only if they hand in meanwhile, or for
+    /// their own partial while it is copied.
     pub fn census(&self) -> Option<Census> {
-        let mut census = self.base?.clone();
-        for partial in self.partials {
+        let tally = self.tally?;
+        let total = lock(&tally.total);
+        let mut census = total.clone();
+        for partial in &tally.partials {
             let part = lock(partial).clone();
             merge_census(&mut census, part);
         }
@@ -139,14 +193,16 @@ impl Live<'_> {
     }
 
     /// Records counted so far, clients and clients below TLS 1.2, without copying the
-    /// census: a walk over its clients, each partial locked while it is walked.
+    /// census: a walk over its clients.
     pub fn glance(&self) -> Glance {
         let mut glance = Glance::default();
+        let Some(tally) = self.tally else {
+            return glance;
+        };
         let mut seen = HashMap::new();
-        if let Some(base) = self.base {
-            glance.add_census(base, &mut seen);
-        }
-        for partial in self.partials {
+        let total = lock(&tally.total);
+        glance.add_census(&total, &mut seen);
+        for partial in &tally.partials {
             glance.add_census(&lock(partial), &mut seen);
         }
         glance

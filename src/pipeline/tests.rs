@@ -204,3 +204,65 @@ fn frames_survive_packing() {
         "{segments} {wide_seen} {skipped}"
     );
 }
+
+/// The workers' partial censuses, handed in to the total whenever they reach a few clients
+/// and copied for a report at any moment, count exactly what one census adding every record
+/// in order counts: the same report, byte for byte, at the end and at every snapshot.
+#[test]
+fn partial_censuses_handed_in_and_snapshots_count_every_record_once() {
+    use crate::census::{Census, CensusConfig, Policy};
+    use partial::{Live, Tally};
+
+    let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&pcaps)
+        .expect("pcaps/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    files.sort();
+    let options = Options {
+        engine: Config::default(),
+        threads: 1,
+        reading: Reading::OneReader,
+    };
+    let mut records = Vec::new();
+    run(&files, &options, &mut |r| records.push(r), &mut |_| {});
+    assert!(records.len() > 50, "{} records", records.len());
+    let config = CensusConfig::new(Vec::new(), Policy::parse::<&str>(&[]).unwrap());
+    let json = |census: &Census| {
+        let mut out = Vec::new();
+        crate::report::write(census, crate::report::Format::Json, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    for (workers, hand_in_at) in [(2, 1), (3, 2), (3, 5), (4, 1000)] {
+        // A census that already holds counts (as `read`'s logs or a restored watch state).
+        let mut sequential = Census::new(config.clone());
+        let (before, rest) = records.split_at(7);
+        before.iter().for_each(|r| sequential.add(r));
+        let tally = Tally::handing_in_at(sequential.clone(), workers, hand_in_at);
+        for (n, record) in rest.iter().enumerate() {
+            // Records go to workers by connection, so a client's records are spread.
+            let worker = (record.client.port as usize + n) % workers;
+            let clients = {
+                let mut partial = tally.partial(worker);
+                partial.add(record);
+                partial.clients.len()
+            };
+            tally.hand_in_if_full(worker, clients);
+            sequential.add(record);
+            if n % 17 == 0 {
+                let live = Live {
+                    tally: Some(&tally),
+                };
+                let now = live.census().expect("a census is counted");
+                assert_eq!(json(&now), json(&sequential), "snapshot after {n} records");
+            }
+        }
+        assert_eq!(
+            json(&tally.into_census()),
+            json(&sequential),
+            "{workers} workers handing in at {hand_in_at} clients"
+        );
+    }
+}

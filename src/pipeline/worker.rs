@@ -1,6 +1,7 @@
 //! The workers: batches in, records counted (and sent on, when the caller wants them); each
 //! owns its share of the flows and of the census.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -8,7 +9,7 @@ use hdrhistogram::Histogram;
 
 use super::aggregator::ToAggregator;
 use super::batch::{Batch, Mark};
-use super::partial::{lock, SharedPartial};
+use super::partial::Tally;
 use super::{new_histogram, thread_cpu_time};
 use crate::census::Census;
 use crate::engine::{Config, Emitted, Engine, OrderKey};
@@ -22,11 +23,38 @@ pub(super) const PROGRESS_EVERY: Duration = Duration::from_millis(5);
 /// Records a worker sends as soon as it holds them, however recent its last message.
 pub(super) const RECORDS_PER_MESSAGE: usize = 512;
 
+/// Run a batch's frames and marks through `engine`, in order.
+fn run_batch(engine: &mut Engine, batch: &Batch, emit: &mut impl FnMut(Emitted)) {
+    let mut marks = batch.marks.iter().peekable();
+    for (position, frame) in batch.frames.iter().enumerate() {
+        while let Some((_, mark)) = marks.next_if(|(before, _)| *before <= position) {
+            apply(engine, mark, emit);
+        }
+        if frame.is_fragment() {
+            let ip = frame.fragment_bytes(&batch.blocks);
+            let (ts, number) = (frame.ts_nanos, frame.frame_number);
+            engine.fragment(frame.index, ip, ts, number, emit);
+            continue;
+        }
+        let segment = frame.unpack(&batch.blocks, &batch.wide);
+        engine.decoded(
+            frame.index,
+            segment.as_ref().map_err(|skip| *skip),
+            frame.ts_nanos,
+            frame.frame_number,
+            emit,
+        );
+    }
+    for (_, mark) in marks {
+        apply(engine, mark, emit);
+    }
+}
+
 /// What a worker does with its records.
 #[derive(Clone)]
 pub(super) struct LaneOutputs {
-    /// Its share of the census, counted as the records are made.
-    pub(super) partial: Option<SharedPartial>,
+    /// The run's census: the worker counts its records into its partial there.
+    pub(super) tally: Option<Arc<Tally>>,
     /// Whether the records go on to the aggregator (to be written as events).
     pub(super) send_records: bool,
 }
@@ -89,33 +117,19 @@ impl Lane {
     /// Run a batch's frames and marks through the engine, in order. Returns the input
     /// position the batch covers.
     pub(super) fn process(&mut self, batch: &Batch) -> u64 {
-        let engine = &mut self.engine;
         // The partial is locked once for the whole batch (see `partial.rs`).
-        let mut partial = self.outputs.partial.as_ref().map(lock);
+        let worker = self.worker;
+        let mut partial = self.outputs.tally.as_ref().map(|t| t.partial(worker));
         let send = self.outputs.send_records;
-        let emit = &mut emitter(partial.as_deref_mut(), &mut self.collected, send);
-        let mut marks = batch.marks.iter().peekable();
-        for (position, frame) in batch.frames.iter().enumerate() {
-            while let Some((_, mark)) = marks.next_if(|(before, _)| *before <= position) {
-                apply(engine, mark, emit);
-            }
-            if frame.is_fragment() {
-                let ip = frame.fragment_bytes(&batch.blocks);
-                let (ts, number) = (frame.ts_nanos, frame.frame_number);
-                engine.fragment(frame.index, ip, ts, number, emit);
-                continue;
-            }
-            let segment = frame.unpack(&batch.blocks, &batch.wide);
-            engine.decoded(
-                frame.index,
-                segment.as_ref().map_err(|skip| *skip),
-                frame.ts_nanos,
-                frame.frame_number,
-                emit,
-            );
-        }
-        for (_, mark) in marks {
-            apply(engine, mark, emit);
+        run_batch(
+            &mut self.engine,
+            batch,
+            &mut emitter(partial.as_deref_mut(), &mut self.collected, send),
+        );
+        let clients = partial.as_ref().map_or(0, |p| p.clients.len());
+        drop(partial);
+        if let Some(tally) = &self.outputs.tally {
+            tally.hand_in_if_full(worker, clients);
         }
         if let Some(sent) = batch.sent {
             let _ = self
@@ -152,7 +166,8 @@ impl Lane {
 
     /// The input is over: flush the connections still open and hand in the rest.
     pub(super) fn finish(mut self) {
-        let mut partial = self.outputs.partial.as_ref().map(lock);
+        let worker = self.worker;
+        let mut partial = self.outputs.tally.as_ref().map(|t| t.partial(worker));
         let send = self.outputs.send_records;
         self.engine.finish(&mut emitter(
             partial.as_deref_mut(),
