@@ -344,6 +344,34 @@ fn is_classic_pcap(path: &Path) -> bool {
         )
 }
 
+/// Generate a capture as `spec` says, written afresh into this run's own directory (so
+/// concurrent runs never share, or half-read, a file), and run it through
+/// [`same_whatever_the_threads`]. The run must meet no damaged input.
+fn generated_same_whatever_the_threads(
+    spec: &gen::Spec,
+    name: &str,
+) -> (gen::Generated, InProcess) {
+    // Not `scratch(name)`: that is the directory of the outputs, emptied first.
+    let dir = scratch(&format!("{name}-capture"));
+    let capture = dir.join(format!(
+        "{name}-{}MiB-{:x}.pcap",
+        spec.target_bytes >> 20,
+        spec.seed
+    ));
+    let templates = gen::templates(&common::pcaps_dir());
+    let generated = gen::generate(&capture, &templates, spec).expect("generate the capture");
+    let one = same_whatever_the_threads(std::slice::from_ref(&capture), name);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(one.errors.is_empty(), "{name}: {:?}", one.errors);
+    eprintln!(
+        "{name} capture: {} packets, {} connections, {} records",
+        generated.packets,
+        generated.connections,
+        one.records.len()
+    );
+    (generated, one)
+}
+
 #[test]
 fn one_and_two_threads_write_the_same_events_per_file() {
     // Per file: each capture's few flows on 1 or 2 workers, read either way.
@@ -446,27 +474,10 @@ fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_generated_capt
         bulk_packets: 8,
         ..gen::Spec::default()
     };
-    let dir = scratch("capture");
-    let capture = dir.join(format!(
-        "exchange-like-{}MiB-{:x}.pcap",
-        spec.target_bytes >> 20,
-        spec.seed
-    ));
-    let templates = gen::templates(&common::pcaps_dir());
-    let generated = gen::generate(&capture, &templates, &spec).expect("generate the capture");
-
-    let one = same_whatever_the_threads(std::slice::from_ref(&capture), "generated");
-    let _ = std::fs::remove_dir_all(&dir);
+    let (generated, one) = generated_same_whatever_the_threads(&spec, "generated");
 
     // Not vacuous: the capture holds real, varied work.
-    assert!(one.errors.is_empty(), "{:?}", one.errors);
     let records = &one.records;
-    eprintln!(
-        "generated capture: {} packets, {} connections, {} records",
-        generated.packets,
-        generated.connections,
-        records.len()
-    );
     assert!(records.len() > 1000, "{} records", records.len());
     assert_eq!(
         records.len() as u64,
@@ -520,22 +531,8 @@ fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_handshake_only
         clients: 1000,
         ..gen::Spec::default()
     };
-    let dir = scratch("handshakes");
-    let capture = dir.join(format!("handshakes-{:x}.pcap", spec.seed));
-    let templates = gen::templates(&common::pcaps_dir());
-    let generated = gen::generate(&capture, &templates, &spec).expect("generate the capture");
-
-    let one = same_whatever_the_threads(std::slice::from_ref(&capture), "handshake-only");
-    let _ = std::fs::remove_dir_all(&dir);
-
-    assert!(one.errors.is_empty(), "{:?}", one.errors);
+    let (generated, one) = generated_same_whatever_the_threads(&spec, "handshake-only");
     let records = &one.records;
-    eprintln!(
-        "handshake-only capture: {} packets, {} connections, {} records",
-        generated.packets,
-        generated.connections,
-        records.len()
-    );
     assert_eq!(
         records.len() as u64,
         generated.connections,

@@ -78,14 +78,8 @@ fn every_wait_is_in_the_wait_histogram() {
 /// cut inside a frame, and a record whose length field claims 4 GiB.
 #[test]
 fn split_reading_gives_what_one_reader_gives() {
-    let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&pcaps)
-        .expect("pcaps/")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
-    files.sort();
+    let pcaps = pcaps_dir();
+    let mut files = pcap_files();
     let dir = std::env::temp_dir().join(format!("tlscensus-split-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch directory");
     let whole = std::fs::read(pcaps.join("tls12.pcap")).expect("tls12.pcap");
@@ -205,6 +199,23 @@ fn frames_survive_packing() {
     );
 }
 
+/// The project's own captures.
+fn pcaps_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps")
+}
+
+/// The classic pcap files of `pcaps/`, sorted by name.
+fn pcap_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pcaps_dir())
+        .expect("pcaps/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// The workers' partial censuses, handed in to the total whenever they reach a few clients
 /// and copied for a report at any moment, count exactly what one census adding every record
 /// in order counts: the same report, byte for byte, at the end and at every snapshot.
@@ -213,14 +224,7 @@ fn partial_censuses_handed_in_and_snapshots_count_every_record_once() {
     use crate::census::{Census, CensusConfig, Policy};
     use partial::{Live, Tally};
 
-    let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&pcaps)
-        .expect("pcaps/")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
-    files.sort();
+    let files = pcap_files();
     let options = Options {
         engine: Config::default(),
         threads: 1,
