@@ -38,15 +38,23 @@ pub const HAND_IN_CLIENTS: usize = 2048;
 /// and each worker's partial.
 #[derive(Debug)]
 pub(super) struct Tally {
-    total: Mutex<Census>,
+    total: Mutex<Total>,
     partials: Vec<Mutex<Census>>,
     /// [`HAND_IN_CLIENTS`], but for tests.
     hand_in_at: usize,
 }
 
+/// The partials handed in, and the status line's figures of them, kept up to date at each
+/// hand-in: a status line then walks only the partials, never the whole census.
+#[derive(Debug)]
+struct Total {
+    census: Census,
+    glance: Glance,
+}
+
 /// Lock a census. A worker that panicked while holding it ends the run anyway (its join
 /// panics), so a poisoned lock still gives its counts.
-fn lock(census: &Mutex<Census>) -> MutexGuard<'_, Census> {
+fn lock<T>(census: &Mutex<T>) -> MutexGuard<'_, T> {
     census
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -59,7 +67,10 @@ impl Tally {
             .map(|_| Mutex::new(Census::new(census.config.clone())))
             .collect();
         Tally {
-            total: Mutex::new(census),
+            total: Mutex::new(Total {
+                glance: Glance::of(&census),
+                census,
+            }),
             partials,
             hand_in_at: HAND_IN_CLIENTS,
         }
@@ -93,12 +104,16 @@ impl Tally {
             let empty = Census::new(partial.config.clone());
             std::mem::replace(&mut *partial, empty)
         };
-        merge_census(&mut total, part);
+        let Total { census, glance } = &mut *total;
+        glance.add_over(&part, Some(census), &mut HashMap::new());
+        merge_census(census, part);
     }
 
     /// The whole census, once the workers are done.
     pub(super) fn into_census(self) -> Census {
-        let mut total = self.total.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut total = (self.total.into_inner())
+            .unwrap_or_else(|p| p.into_inner())
+            .census;
         for partial in self.partials {
             merge_census(
                 &mut total,
@@ -140,27 +155,39 @@ impl Glance {
     /// The figures of a whole census.
     pub fn of(census: &Census) -> Glance {
         let mut glance = Glance::default();
-        glance.add_census(census, &mut HashMap::new());
+        glance.add_over(census, None, &mut HashMap::new());
         glance
     }
 
-    /// Count `census` in, with `seen` the clients already counted (and whether each is
-    /// below TLS 1.2), so a client in several censuses counts once.
-    fn add_census(&mut self, census: &Census, seen: &mut HashMap<ClientKey, bool>) {
+    /// Count `census` in, on top of `base` (whose clients are counted already) and of the
+    /// clients met before (`seen`, with whether each was counted below TLS 1.2): a client
+    /// counts once, and as below TLS 1.2 once. Below TLS 1.2 in one census is below in
+    /// their merge, which holds the versions of both.
+    fn add_over(
+        &mut self,
+        census: &Census,
+        base: Option<&Census>,
+        seen: &mut HashMap<ClientKey, bool>,
+    ) {
         for (key, client) in &census.clients {
-            let below = below_tls12_client(client);
             self.handshakes += client.services.values().map(|s| s.connections).sum::<u64>();
-            match seen.get_mut(key) {
-                Some(was) => {
-                    if below && !*was {
-                        *was = true;
-                        self.below_tls12 += 1;
-                    }
-                }
+            let below = below_tls12_client(client);
+            let was = seen.get(key).copied().or_else(|| {
+                base.and_then(|base| base.clients.get(key))
+                    .map(below_tls12_client)
+            });
+            match was {
                 None => {
-                    seen.insert(*key, below);
                     self.clients += 1;
                     self.below_tls12 += usize::from(below);
+                    seen.insert(*key, below);
+                }
+                Some(false) if below => {
+                    self.below_tls12 += 1;
+                    seen.insert(*key, true);
+                }
+                Some(was) => {
+                    seen.insert(*key, was);
                 }
             }
         }
@@ -184,7 +211,7 @@ impl Live<'_> {
     pub fn census(&self) -> Option<Census> {
         let tally = self.tally?;
         let total = lock(&tally.total);
-        let mut census = total.clone();
+        let mut census = total.census.clone();
         for partial in &tally.partials {
             let part = lock(partial).clone();
             merge_census(&mut census, part);
@@ -192,18 +219,17 @@ impl Live<'_> {
         Some(census)
     }
 
-    /// Records counted so far, clients and clients below TLS 1.2, without copying the
-    /// census: a walk over its clients.
+    /// Records counted so far, clients and clients below TLS 1.2: the total's figures,
+    /// kept at each hand-in, and a walk over the partials' clients alone.
     pub fn glance(&self) -> Glance {
-        let mut glance = Glance::default();
         let Some(tally) = self.tally else {
-            return glance;
+            return Glance::default();
         };
-        let mut seen = HashMap::new();
         let total = lock(&tally.total);
-        glance.add_census(&total, &mut seen);
+        let mut glance = total.glance;
+        let mut seen = HashMap::new();
         for partial in &tally.partials {
-            glance.add_census(&lock(partial), &mut seen);
+            glance.add_over(&lock(partial), Some(&total.census), &mut seen);
         }
         glance
     }

@@ -222,7 +222,7 @@ fn pcap_files() -> Vec<PathBuf> {
 #[test]
 fn partial_censuses_handed_in_and_snapshots_count_every_record_once() {
     use crate::census::{Census, CensusConfig, Policy};
-    use partial::{Live, Tally};
+    use partial::{Glance, Live, Tally};
 
     let files = pcap_files();
     let options = Options {
@@ -261,6 +261,11 @@ fn partial_censuses_handed_in_and_snapshots_count_every_record_once() {
                 };
                 let now = live.census().expect("a census is counted");
                 assert_eq!(json(&now), json(&sequential), "snapshot after {n} records");
+                assert_eq!(
+                    live.glance(),
+                    Glance::of(&sequential),
+                    "status figures after {n} records"
+                );
             }
         }
         assert_eq!(
