@@ -7,6 +7,11 @@
 //! `tlscensus read` drives it, and through the `tlscensus` command itself (`read --threads N
 //! --events ... --report ...` in every report format). The two must also agree.
 //!
+//! The workers count the census themselves, each its share, merged at the end; the records
+//! reach the caller only when it writes events. So the census is also built with no record
+//! leaving the workers (in-process, and `read` without `--events`), and must give the
+//! reports the reference gives: one thread adding every record in order.
+//!
 //! Classic pcap files are read by the workers themselves, each its share, through memory
 //! maps (`Reading::Map`, the default) and with read calls (`Reading::Split`); everything is
 //! also run through one reader thread (`Reading::OneReader`, what other formats get), and
@@ -22,7 +27,7 @@ use std::process::Command;
 
 use tlscensus::census::{Census, CensusConfig, Policy};
 use tlscensus::engine::{Config, Stats};
-use tlscensus::pipeline::Reading;
+use tlscensus::pipeline::{self, Options, Outputs, Reading};
 use tlscensus::record::{Outcome, Record, Version};
 use tlscensus::report::{self, Format};
 
@@ -114,8 +119,44 @@ fn in_process(files: &[PathBuf], threads: usize, reading: Reading) -> InProcess 
     }
 }
 
+/// The census in every format, counted by the workers alone: no record leaves them.
+fn census_in_workers(files: &[PathBuf], threads: usize, reading: Reading) -> Vec<Vec<u8>> {
+    let ordered = pipeline::order_by_time(files);
+    let policy = Policy::parse::<&str>(&[]).unwrap();
+    let mut census = Census::new(CensusConfig::new(Vec::new(), policy));
+    let options = Options {
+        engine: Config::default(),
+        threads,
+        reading,
+    };
+    let outputs = Outputs {
+        census: Some(&mut census),
+        records: None,
+    };
+    let outcome = pipeline::run_with_progress(
+        &ordered,
+        &options,
+        &pipeline::Progress::default(),
+        outputs,
+        &mut |_| {},
+        &mut |_| {},
+    );
+    assert_eq!(
+        outcome.pipeline.records_ordered, 0,
+        "no record crosses to the aggregator when none is asked for"
+    );
+    FORMATS
+        .iter()
+        .map(|(format, _)| {
+            let mut out = Vec::new();
+            report::write(&census, *format, &mut out).unwrap();
+            out
+        })
+        .collect()
+}
+
 /// One run of the `tlscensus` command: exit code, standard output and error, the events
-/// file and the report files (in [`FORMATS`] order).
+/// file (empty without `--events`) and the report files (in [`FORMATS`] order).
 struct Cli {
     code: Option<i32>,
     stdout: Vec<u8>,
@@ -125,18 +166,25 @@ struct Cli {
 }
 
 fn cli(files: &[PathBuf], threads: usize, dir: &Path) -> Cli {
-    let events = dir.join(format!("events-{threads}.jsonl"));
+    cli_with(files, threads, dir, true)
+}
+
+/// [`cli`], with `--events` or without it (then the records never leave the workers).
+fn cli_with(files: &[PathBuf], threads: usize, dir: &Path, with_events: bool) -> Cli {
+    let name = if with_events { "" } else { "-no-events" };
+    let events = dir.join(format!("events-{threads}{name}.jsonl"));
     let reports: Vec<PathBuf> = FORMATS
         .iter()
-        .map(|(_, ext)| dir.join(format!("report-{threads}.{ext}")))
+        .map(|(_, ext)| dir.join(format!("report-{threads}{name}.{ext}")))
         .collect();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tlscensus"));
     cmd.arg("read")
         .args(files)
         .arg("--threads")
-        .arg(threads.to_string())
-        .arg("--events")
-        .arg(&events);
+        .arg(threads.to_string());
+    if with_events {
+        cmd.arg("--events").arg(&events);
+    }
     for report in &reports {
         cmd.arg("--report").arg(report);
     }
@@ -152,7 +200,11 @@ fn cli(files: &[PathBuf], threads: usize, dir: &Path) -> Cli {
     };
     Cli {
         code: out.status.code(),
-        events: read(&events),
+        events: if with_events {
+            read(&events)
+        } else {
+            Vec::new()
+        },
         reports: reports.iter().map(|p| read(p)).collect(),
         stdout: out.stdout,
         stderr: out.stderr,
@@ -226,6 +278,10 @@ fn same_whatever_the_threads(files: &[PathBuf], name: &str) -> InProcess {
         }
         assert_eq!(reference.stats, run.stats, "{}", what("engine counters"));
         assert_eq!(reference.errors, run.errors, "{}", what("file errors"));
+        let counted = census_in_workers(files, threads, reading);
+        for ((_, ext), (one, many)) in FORMATS.iter().zip(reference.reports.iter().zip(&counted)) {
+            assert_same(one, many, &what(&format!("census-only .{ext} report")));
+        }
     }
 
     for threads in &THREADS[1..] {
@@ -238,6 +294,22 @@ fn same_whatever_the_threads(files: &[PathBuf], name: &str) -> InProcess {
             .zip(reference_cli.reports.iter().zip(&run.reports))
         {
             assert_same(one, many, &what(&format!("--report .{ext} file")));
+        }
+        assert_same(&reference_cli.stdout, &run.stdout, &what("standard output"));
+        assert_same(&reference_cli.stderr, &run.stderr, &what("standard error"));
+    }
+
+    // Without --events the records stay in the workers: the same reports, table and
+    // messages, whatever the threads.
+    for threads in [1, 2, 3] {
+        let what = |output: &str| format!("{name}: {output}, --events vs none, {threads} threads");
+        let run = cli_with(files, threads, &dir, false);
+        assert_eq!(reference_cli.code, run.code, "{}", what("exit code"));
+        for ((_, ext), (with, without)) in FORMATS
+            .iter()
+            .zip(reference_cli.reports.iter().zip(&run.reports))
+        {
+            assert_same(with, without, &what(&format!("--report .{ext} file")));
         }
         assert_same(&reference_cli.stdout, &run.stdout, &what("standard output"));
         assert_same(&reference_cli.stderr, &run.stderr, &what("standard error"));
@@ -271,6 +343,34 @@ fn is_classic_pcap(path: &Path) -> bool {
                 | [0x4d, 0x3c, 0xb2, 0xa1]
                 | [0xa1, 0xb2, 0x3c, 0x4d]
         )
+}
+
+/// Generate a capture as `spec` says, written afresh into this run's own directory (so
+/// concurrent runs never share, or half-read, a file), and run it through
+/// [`same_whatever_the_threads`]. The run must meet no damaged input.
+fn generated_same_whatever_the_threads(
+    spec: &gen::Spec,
+    name: &str,
+) -> (gen::Generated, InProcess) {
+    // Not `scratch(name)`: that is the directory of the outputs, emptied first.
+    let dir = scratch(&format!("{name}-capture"));
+    let capture = dir.join(format!(
+        "{name}-{}MiB-{:x}.pcap",
+        spec.target_bytes >> 20,
+        spec.seed
+    ));
+    let templates = gen::templates(&common::pcaps_dir());
+    let generated = gen::generate(&capture, &templates, spec).expect("generate the capture");
+    let one = same_whatever_the_threads(std::slice::from_ref(&capture), name);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(one.errors.is_empty(), "{name}: {:?}", one.errors);
+    eprintln!(
+        "{name} capture: {} packets, {} connections, {} records",
+        generated.packets,
+        generated.connections,
+        one.records.len()
+    );
+    (generated, one)
 }
 
 #[test]
@@ -375,27 +475,10 @@ fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_generated_capt
         bulk_packets: 8,
         ..gen::Spec::default()
     };
-    let dir = scratch("capture");
-    let capture = dir.join(format!(
-        "exchange-like-{}MiB-{:x}.pcap",
-        spec.target_bytes >> 20,
-        spec.seed
-    ));
-    let templates = gen::templates(&common::pcaps_dir());
-    let generated = gen::generate(&capture, &templates, &spec).expect("generate the capture");
-
-    let one = same_whatever_the_threads(std::slice::from_ref(&capture), "generated");
-    let _ = std::fs::remove_dir_all(&dir);
+    let (generated, one) = generated_same_whatever_the_threads(&spec, "generated");
 
     // Not vacuous: the capture holds real, varied work.
-    assert!(one.errors.is_empty(), "{:?}", one.errors);
     let records = &one.records;
-    eprintln!(
-        "generated capture: {} packets, {} connections, {} records",
-        generated.packets,
-        generated.connections,
-        records.len()
-    );
     assert!(records.len() > 1000, "{} records", records.len());
     assert_eq!(
         records.len() as u64,
@@ -435,4 +518,36 @@ fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_generated_capt
     });
     has("an IPv6 client", &|r| r.client.ip.is_ipv6());
     has("an IPv4 client", &|r| r.client.ip.is_ipv4());
+}
+
+#[test]
+fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_handshake_only_capture() {
+    // The benchmarks' handshake-only mix (no application data: every packet is handshake,
+    // mail dialogue or TCP), small: an 8 MiB target, thousands of connections of a thousand
+    // clients, most of them with connections on every worker. The census of each client is
+    // then split between the workers' partials and merged back.
+    let spec = gen::Spec {
+        target_bytes: 8 << 20,
+        bulk_packets: 0,
+        clients: 1000,
+        ..gen::Spec::default()
+    };
+    let (generated, one) = generated_same_whatever_the_threads(&spec, "handshake-only");
+    let records = &one.records;
+    assert_eq!(
+        records.len() as u64,
+        generated.connections,
+        "every generated connection gives one record"
+    );
+    // Not vacuous: clients come back, so their census is split between the workers.
+    let mut per_client = std::collections::HashMap::<_, u32>::new();
+    for r in records {
+        *per_client.entry(r.client.ip).or_default() += 1;
+    }
+    let returning = per_client.values().filter(|n| **n >= 4).count();
+    assert!(
+        records.len() > 3000 && returning > 300,
+        "{} records, {returning} clients with 4 connections or more",
+        records.len()
+    );
 }

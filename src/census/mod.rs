@@ -726,7 +726,15 @@ impl Census {
         for (key, client) in other.clients {
             let mine = self.clients.entry(key).or_default();
             for (service, counts) in client.services {
-                mine.services.entry(service).or_default().merge(&counts);
+                // A service new to this census takes the other's counts as they are.
+                match mine.services.entry(service) {
+                    std::collections::btree_map::Entry::Vacant(entry) => {
+                        entry.insert(counts);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut entry) => {
+                        entry.get_mut().merge(&counts);
+                    }
+                }
             }
         }
         for (service, latency) in other.latency_by_service {

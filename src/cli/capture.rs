@@ -92,9 +92,7 @@ pub use live_capture::capture;
 #[cfg(feature = "live")]
 mod live_capture {
     use std::cell::RefCell;
-    use std::collections::HashSet;
     use std::io::{self, Write};
-    use std::net::IpAddr;
     use std::path::Path;
     use std::process::ExitCode;
     use std::sync::atomic::AtomicBool;
@@ -105,7 +103,7 @@ mod live_capture {
 
     use tlscensus::capture::{default_filter, live, with_name_services};
     use tlscensus::census::Census;
-    use tlscensus::pipeline;
+    use tlscensus::pipeline::{self, Glance};
     use tlscensus::record::{rfc3339, Record};
     use tlscensus::source::SourceError;
 
@@ -149,7 +147,7 @@ mod live_capture {
             live::drop_privileges(user).map_err(anyhow::Error::msg)?;
         }
         // After giving up root: the spool belongs to the user that runs on.
-        let census = args.census.census()?;
+        let mut census = args.census.census()?;
         let clickhouse = match events_targets.clickhouse {
             Some(target) => Some(args.clickhouse.open(target, census.config.clone())?),
             None => None,
@@ -159,10 +157,8 @@ mod live_capture {
             devices.join(", ")
         );
 
+        let want_events = events.is_some() || clickhouse.is_some();
         let session = RefCell::new(Session {
-            census,
-            handshakes: 0,
-            below_12: HashSet::new(),
             events,
             clickhouse,
             write_error: None,
@@ -183,21 +179,28 @@ mod live_capture {
             threads: args.engine.threads(),
             reading: pipeline::Reading::OneReader,
         };
-        let outcome = pipeline::run_live(
+        // The workers count the census; the records come here only to be written.
+        let mut write_event = |record| session.borrow_mut().add(record);
+        let outputs = pipeline::Outputs {
+            census: Some(&mut census),
+            records: want_events.then_some(&mut write_event as &mut dyn FnMut(Record)),
+        };
+        pipeline::run_live(
             &mut source,
             &options,
-            &mut |record| session.borrow_mut().add(record),
+            outputs,
             &mut |err: SourceError| {
                 eprintln!("\ntlscensus: capture failed: {err}");
                 session.borrow_mut().source_errors += 1;
             },
-            &mut || {
+            &mut |live| {
                 let now = Instant::now();
                 if now >= next_report && !args.census.reports.is_empty() {
                     next_report = now + args.report_every;
                     let mut s = session.borrow_mut();
+                    let census = live.census().expect("the capture counts a census");
                     if let Err(e) = write_reports_about(
-                        &s.census,
+                        &census,
                         &args.census.reports,
                         "capture",
                         &about.json(false),
@@ -208,7 +211,9 @@ mod live_capture {
                 }
                 if status && now >= next_status {
                     next_status = now + Duration::from_secs(1);
-                    session.borrow().draw_status(&about.counters);
+                    session
+                        .borrow()
+                        .draw_status(&live.glance(), &about.counters);
                 }
             },
         );
@@ -216,16 +221,9 @@ mod live_capture {
         if status {
             eprintln!();
         }
-        let mut session = session.into_inner();
-        // Names from the UDP name services, learned by the workers.
-        session.census.names.merge_observed(&outcome.names);
-        write_reports_about(
-            &session.census,
-            &args.census.reports,
-            "capture",
-            &about.json(true),
-        )?;
-        session.finish(&args, &about.counters)
+        let session = session.into_inner();
+        write_reports_about(&census, &args.census.reports, "capture", &about.json(true))?;
+        session.finish(&census, &args, &about.counters)
     }
 
     /// Ctrl-C or SIGTERM once: stop cleanly (the flag the capture polls); a second time:
@@ -282,13 +280,9 @@ mod live_capture {
         }
     }
 
-    /// Everything the capture accumulates: the census, the status line's counts, the events
-    /// output and the errors met on the way.
+    /// What the capture keeps besides the census: the events output and the errors met on
+    /// the way.
     struct Session {
-        census: Census,
-        handshakes: u64,
-        /// Clients that offered or got less than TLS 1.2.
-        below_12: HashSet<IpAddr>,
         events: Option<Box<dyn Write>>,
         clickhouse: Option<ClickHouseSink>,
         write_error: Option<io::Error>,
@@ -297,17 +291,8 @@ mod live_capture {
     }
 
     impl Session {
+        /// Write a record's event.
         fn add(&mut self, record: Record) {
-            self.census.add(&record);
-            self.handshakes += 1;
-            let negotiated = record.server_hello.as_ref().map(|s| s.version.0);
-            let offered = record.client_hello.as_ref().map(|c| c.max_version.0);
-            if negotiated.or(offered).is_some_and(|v| v < 0x0303) {
-                self.below_12.insert(record.client.ip);
-            }
-            if self.events.is_none() && self.clickhouse.is_none() {
-                return;
-            }
             let line = serde_json::to_string(&record).expect("records always serialise");
             if let Some(ch) = &mut self.clickhouse {
                 ch.add(&record, &line);
@@ -319,13 +304,15 @@ mod live_capture {
             }
         }
 
-        fn draw_status(&self, counters: &live::Counters) {
+        /// The status line. Clients below TLS 1.2 are those the census shows offering or
+        /// negotiating less on any service.
+        fn draw_status(&self, glance: &Glance, counters: &live::Counters) {
             let (packets, _, dropped, if_dropped) = counters.get();
             eprint!(
                 "\r\x1b[Kpackets {packets}  handshakes {}  clients {}  below TLS 1.2 {}  drops {}",
-                self.handshakes,
-                self.census.clients.len(),
-                self.below_12.len(),
+                glance.handshakes,
+                glance.clients,
+                glance.below_tls12,
                 dropped + if_dropped
             );
             if let Some(ch) = &self.clickhouse {
@@ -334,18 +321,22 @@ mod live_capture {
         }
 
         /// The closing summary and drop warnings, then the errors met on the way.
-        fn finish(mut self, args: &CaptureArgs, counters: &live::Counters) -> Result<ExitCode> {
+        fn finish(
+            mut self,
+            census: &Census,
+            args: &CaptureArgs,
+            counters: &live::Counters,
+        ) -> Result<ExitCode> {
             if let Some(ch) = self.clickhouse.take() {
                 report_undelivered(&ch.close());
             }
             let (packets, received, dropped, if_dropped) = counters.get();
+            let glance = Glance::of(census);
             eprintln!(
                 "tlscensus: {packets} packets, {} handshakes, {} clients ({} below TLS 1.2); \
                  libpcap received {received}, dropped {dropped} (kernel) + {if_dropped} \
                  (interface)",
-                self.handshakes,
-                self.census.clients.len(),
-                self.below_12.len()
+                glance.handshakes, glance.clients, glance.below_tls12
             );
             if dropped > 0 {
                 eprintln!(
@@ -374,7 +365,7 @@ mod live_capture {
                 return Err(e);
             }
             if args.census.reports.is_empty() && args.events.is_empty() {
-                deliver(&self.census, &[], true)?;
+                deliver(census, &[], true)?;
             }
             Ok(if self.source_errors > 0 {
                 ExitCode::from(1)

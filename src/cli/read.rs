@@ -85,8 +85,10 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     let clickhouse_counts = clickhouse.as_ref().map(|c| c.counts_view());
     let mut write_error: Option<io::Error> = None;
     let mut line = Vec::with_capacity(4096);
-    let mut on_record = |record: Record| {
-        census.add(&record);
+    // Only with --events (a file, `-` or ClickHouse) do the records leave the workers,
+    // which count the census themselves.
+    let want_events = !matches!(sink, Sink::None) || clickhouse.is_some();
+    let mut write_event = |record: Record| {
         let to_file = !matches!(sink, Sink::None) && write_error.is_none();
         if to_file || clickhouse.is_some() {
             // One reused line buffer, one write per record: serde_json's many small writes
@@ -134,7 +136,10 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
         logs::read_logs(
             &logs,
             &args.engine.config().services,
-            &mut on_record,
+            &mut |record: Record| {
+                census.add(&record);
+                write_event(record);
+            },
             &mut |err: LogError| {
                 eprintln!("tlscensus: {err}");
                 if err.is_damage() {
@@ -146,13 +151,17 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     let files = pipeline::order_by_time(&captures);
     let progress = pipeline::Progress::default();
     let mut bar = ProgressBar::new(&files);
+    let outputs = pipeline::Outputs {
+        census: Some(&mut census),
+        records: want_events.then_some(&mut write_event as &mut dyn FnMut(Record)),
+    };
     let outcome = pipeline::run_with_progress(
         &files,
         &options,
         &progress,
-        &mut on_record,
+        outputs,
         &mut on_error,
-        &mut || match &clickhouse_counts {
+        &mut |_| match &clickhouse_counts {
             Some(view) => bar.draw_with(&progress, || status_text(&view.counts())),
             None => bar.draw(&progress),
         },
@@ -161,7 +170,6 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     let clickhouse_closing = clickhouse.map(|c| std::thread::spawn(move || c.close()));
     bar.finish();
     // Names from the UDP name services, learned by the workers.
-    census.names.merge_observed(&outcome.names);
     if args.resolve {
         resolve_names(&mut census, args.dns_server)?;
     }

@@ -87,9 +87,9 @@ pub fn print_stats(outcome: &pipeline::Outcome) {
     }
     if let Some(cpu) = p.aggregator_cpu {
         eprintln!(
-            "cpu aggregator         {:.3} s ({} records)",
+            "cpu aggregator         {:.3} s ({} records ordered)",
             cpu.as_secs_f64(),
-            stats.records
+            p.records_ordered
         );
     }
     for (name, n) in &p.source_counters {

@@ -181,24 +181,29 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     };
     let counters = pipeline::Progress::default();
     let mut stopping = false;
+    // The watch counts its census itself, from the records in order: whether a record
+    // counts depends on where the last run stopped (`Resume::judge`), and the state saved
+    // must hold exactly the records its resume point says were counted. Partial censuses
+    // in the workers would be a batch ahead of that point.
+    let mut on_record = |record| {
+        let mut s = session.borrow_mut();
+        s.follow(&progress);
+        if !stopping && stop.load(Ordering::Relaxed) {
+            stopping = true;
+            s.resume.stopping();
+        }
+        s.add(record);
+    };
     let outcome = pipeline::run_feed(
         &mut feed,
         &options,
         &counters,
-        &mut |record| {
-            let mut s = session.borrow_mut();
-            s.follow(&progress);
-            if !stopping && stop.load(Ordering::Relaxed) {
-                stopping = true;
-                s.resume.stopping();
-            }
-            s.add(record);
-        },
+        pipeline::Outputs::records(&mut on_record),
         &mut |err: SourceError| {
             eprintln!("\ntlscensus: {err}");
             session.borrow_mut().source_errors += 1;
         },
-        &mut || {
+        &mut |_| {
             let mut s = session.borrow_mut();
             s.follow(&progress);
             let notes = std::mem::take(&mut progress.files.lock().expect("feed state").notes);

@@ -1,5 +1,5 @@
-//! The aggregator (the caller's thread): the workers' records back in order, counters
-//! summed.
+//! The aggregator (the caller's thread): the workers' records back in order (when the
+//! caller wants them), counters summed.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -100,6 +100,7 @@ pub(super) fn aggregate(
                 upto: reached,
                 records,
             } => {
+                pipeline.records_ordered += records.len() as u64;
                 for (order, seq, record) in records {
                     heap.push(Reverse((order, seq, worker, RecordSlot(record))));
                 }
@@ -117,6 +118,7 @@ pub(super) fn aggregate(
             } => {
                 pipeline.worker_cpu[worker] = cpu;
                 pipeline.worker_frames[worker] = worker_stats.frames;
+                pipeline.records_ordered += records.len() as u64;
                 for (order, seq, record) in records {
                     heap.push(Reverse((order, seq, worker, RecordSlot(record))));
                 }

@@ -2,9 +2,14 @@
 //! the aggregator.
 //!
 //! ```text
-//!  reader ──batches──▶ worker 0 (own flow table) ──records──▶ aggregator (caller's thread)
-//!         ──batches──▶ worker 1 (own flow table) ──records──▶   reorders, writes, counts
+//!  reader ──batches──▶ worker 0 (own flows, own census) ──records──▶ aggregator (caller's
+//!         ──batches──▶ worker 1 (own flows, own census) ──records──▶   thread): reorders
 //! ```
+//!
+//! Each worker counts its records into its own partial census, merged into the caller's at
+//! the end (`partial.rs`): the census needs no record to leave its worker. Records go on to
+//! the aggregator only when the caller asks for them ([`Outputs::records`], to write
+//! events); without them no message crosses per record, and the aggregator only waits.
 //!
 //! The reader reads each file into pooled buffers ([`Block`]s), slices frames out of them and
 //! decodes each one once (the fixed-offset fast path of [`decode::decode`] for nearly every
@@ -27,11 +32,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 use hdrhistogram::Histogram;
 
+use crate::census::Census;
 use crate::engine::{Config, Stats};
 use crate::flow::Limits;
 use crate::record::Record;
@@ -42,6 +49,7 @@ const QUEUE_DEPTH: usize = 4;
 
 mod aggregator;
 mod batch;
+mod partial;
 mod reader;
 mod split;
 #[cfg(test)]
@@ -50,9 +58,11 @@ mod worker;
 
 use aggregator::{aggregate, ToAggregator};
 use batch::{Batch, Batcher};
+use partial::Tally;
+pub use partial::{Glance, Live, HAND_IN_CLIENTS};
 use reader::{new_wait_histogram, read, read_feed, read_live, Frames, ReadStats};
 pub use reader::{FeedStep, FileFeed, LiveSource, LIVE_POLL};
-use worker::work;
+use worker::{work, LaneOutputs};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -102,6 +112,9 @@ pub struct PipelineStats {
     pub batch_latency_us: Histogram<u64>,
     /// Most records the aggregator held back waiting for slower workers.
     pub reorder_peak: usize,
+    /// Records the workers sent the aggregator: every record when the caller wanted them
+    /// ([`Outputs::records`]), none otherwise (the workers count the census).
+    pub records_ordered: u64,
     pub elapsed: Duration,
     /// CPU time of each stage's thread, where the OS tells it (Linux): the reader, each
     /// worker, and the aggregator (the caller's thread, during the run).
@@ -139,13 +152,35 @@ pub fn thread_cpu_time() -> Option<Duration> {
     Some(Duration::from_nanos(nanos))
 }
 
+/// What the caller takes from a run: the census, the records, or both.
+pub struct Outputs<'a> {
+    /// The census the run's records are added to. Each worker counts its records into a
+    /// partial census of this one's configuration; the partials are merged into it at the
+    /// end (it may already hold counts: log records, a restored state).
+    pub census: Option<&'a mut Census>,
+    /// Every record, in the canonical order, on the caller's thread: for writing events.
+    /// `None`: no record leaves its worker.
+    pub records: Option<&'a mut dyn FnMut(Record)>,
+}
+
+impl<'a> Outputs<'a> {
+    /// The records alone.
+    pub fn records(sink: &'a mut dyn FnMut(Record)) -> Self {
+        Outputs {
+            census: None,
+            records: Some(sink),
+        }
+    }
+}
+
 /// What a run produced besides its records.
 #[derive(Debug)]
 pub struct Outcome {
     pub stats: Stats,
     pub pipeline: PipelineStats,
     /// Names the UDP name services gave addresses (all workers'), for the census
-    /// ([`crate::census::names::Names::merge_observed`]).
+    /// ([`crate::census::names::Names::merge_observed`]); already in [`Outputs::census`]
+    /// when the run was given one, at its end (reports during the run do not have them).
     pub names: crate::census::names::Names,
 }
 
@@ -166,9 +201,9 @@ pub fn run(
     run_frames(
         Frames::Files(files, &progress),
         options,
-        sink,
+        Outputs::records(sink),
         on_error,
-        &mut || {},
+        &mut |_| {},
     )
 }
 
@@ -188,9 +223,9 @@ pub fn run_in_blocks(
         Frames::Files(files, &progress),
         options,
         Some(block_bytes),
-        sink,
+        Outputs::records(sink),
         on_error,
-        &mut || {},
+        &mut |_| {},
     )
 }
 
@@ -203,54 +238,55 @@ pub struct Progress {
     pub frames: AtomicU64,
 }
 
-/// [`run`], publishing the reader's progress in `progress` and calling `on_tick` on the
-/// caller's thread at least every 100 ms (to draw a progress bar).
+/// [`run`] into `outputs`, publishing the reader's progress in `progress` and calling
+/// `on_tick` on the caller's thread at least every 100 ms (to draw a progress bar).
 pub fn run_with_progress(
     files: &[PathBuf],
     options: &Options,
     progress: &Progress,
-    sink: &mut impl FnMut(Record),
+    outputs: Outputs<'_>,
     on_error: &mut impl FnMut(SourceError),
-    on_tick: &mut impl FnMut(),
+    on_tick: &mut impl FnMut(&Live<'_>),
 ) -> Outcome {
     run_frames(
         Frames::Files(files, progress),
         options,
-        sink,
+        outputs,
         on_error,
         on_tick,
     )
 }
 
-/// Capture from a live source through the pipeline until it ends. Records reach `sink`
-/// in order as soon as every worker has passed them; `on_tick` runs on the caller's thread
-/// after every message from the workers and at least every 100 ms, for periodic work
-/// (status line, report rewrites). Batches leave the reader at least every 100 ms.
+/// Capture from a live source through the pipeline until it ends. Records (if wanted)
+/// reach `outputs` in order as soon as every worker has passed them; `on_tick` runs on the
+/// caller's thread after every message from the workers and at least every 100 ms, for
+/// periodic work (status line, report rewrites from [`Live`]). Batches leave the reader at
+/// least every 100 ms.
 pub fn run_live(
     source: &mut dyn LiveSource,
     options: &Options,
-    sink: &mut impl FnMut(Record),
+    outputs: Outputs<'_>,
     on_error: &mut impl FnMut(SourceError),
-    on_tick: &mut impl FnMut(),
+    on_tick: &mut impl FnMut(&Live<'_>),
 ) -> Outcome {
-    run_frames(Frames::Live(source), options, sink, on_error, on_tick)
+    run_frames(Frames::Live(source), options, outputs, on_error, on_tick)
 }
 
-/// Read the files a [`FileFeed`] hands over, as one stream, until it ends. Records reach
-/// `sink` in order as soon as every worker has passed them; `on_tick` runs on the caller's
-/// thread at least every 100 ms.
+/// Read the files a [`FileFeed`] hands over, as one stream, until it ends. Records (if
+/// wanted) reach `outputs` in order as soon as every worker has passed them; `on_tick` runs
+/// on the caller's thread at least every 100 ms.
 pub fn run_feed(
     feed: &mut dyn FileFeed,
     options: &Options,
     progress: &Progress,
-    sink: &mut impl FnMut(Record),
+    outputs: Outputs<'_>,
     on_error: &mut impl FnMut(SourceError),
-    on_tick: &mut impl FnMut(),
+    on_tick: &mut impl FnMut(&Live<'_>),
 ) -> Outcome {
     run_frames(
         Frames::Feed(feed, progress),
         options,
-        sink,
+        outputs,
         on_error,
         on_tick,
     )
@@ -259,11 +295,11 @@ pub fn run_feed(
 fn run_frames(
     frames: Frames<'_>,
     options: &Options,
-    sink: &mut impl FnMut(Record),
+    outputs: Outputs<'_>,
     on_error: &mut impl FnMut(SourceError),
-    on_tick: &mut impl FnMut(),
+    on_tick: &mut impl FnMut(&Live<'_>),
 ) -> Outcome {
-    run_frames_in_blocks(frames, options, None, sink, on_error, on_tick)
+    run_frames_in_blocks(frames, options, None, outputs, on_error, on_tick)
 }
 
 /// [`run_frames`], cutting files into blocks of `block_bytes` (`None`: the usual size) when
@@ -272,12 +308,27 @@ fn run_frames_in_blocks(
     frames: Frames<'_>,
     options: &Options,
     block_bytes: Option<usize>,
-    sink: &mut impl FnMut(Record),
+    outputs: Outputs<'_>,
     on_error: &mut impl FnMut(SourceError),
-    on_tick: &mut impl FnMut(),
+    on_tick: &mut impl FnMut(&Live<'_>),
 ) -> Outcome {
     let started = Instant::now();
     let threads = options.threads.max(1);
+    let Outputs {
+        mut census,
+        mut records,
+    } = outputs;
+    // The caller's census becomes the tally's total for the run, and comes back whole.
+    let tally = census.as_deref_mut().map(|census| {
+        let empty = Census::new(census.config.clone());
+        Arc::new(Tally::new(std::mem::replace(census, empty), threads))
+    });
+    let lanes: Vec<LaneOutputs> = (0..threads)
+        .map(|_| LaneOutputs {
+            tally: tally.clone(),
+            send_records: records.is_some(),
+        })
+        .collect();
     let mut worker_config = options.engine.clone();
     // Each worker holds its share of the flows: split the cap and the memory budget.
     worker_config.limits = Limits {
@@ -302,6 +353,7 @@ fn run_frames_in_blocks(
         frames_unshareable: 0,
         batch_latency_us: new_histogram(),
         reorder_peak: 0,
+        records_ordered: 0,
         elapsed: Duration::ZERO,
         reader_cpu: None,
         worker_cpu: vec![None; threads],
@@ -337,25 +389,25 @@ fn run_frames_in_blocks(
     pipeline.split_reading = shared.is_some();
     pipeline.mapped_reading = shared.is_some() && options.reading == Reading::Map;
     let ticker_limits = options.engine.limits;
+    let live = Live {
+        tally: tally.as_deref(),
+    };
     std::thread::scope(|scope| {
         // Whoever reads: the workers themselves, or one reader thread feeding them.
         let readers = match &shared {
-            Some(shared) => spawn_split(scope, shared, threads, &worker_config, to_agg),
-            None => spawn_with_reader(
-                scope,
-                frames,
-                threads,
-                &worker_config,
-                ticker_limits,
-                to_agg,
-            ),
+            Some(shared) => spawn_split(scope, shared, lanes, &worker_config, to_agg),
+            None => spawn_with_reader(scope, frames, lanes, &worker_config, ticker_limits, to_agg),
         };
         aggregate(
             threads,
             from_workers,
-            sink,
+            &mut |record| {
+                if let Some(sink) = &mut records {
+                    sink(record);
+                }
+            },
             on_error,
-            on_tick,
+            &mut || on_tick(&live),
             &mut stats,
             &mut names,
             &mut pipeline,
@@ -379,11 +431,17 @@ fn run_frames_in_blocks(
     pipeline.aggregator_cpu = thread_cpu_time()
         .zip(aggregator_cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
+    let names = names.into_names();
+    if let (Some(census), Some(tally)) = (census, tally) {
+        let tally = Arc::try_unwrap(tally).expect("the workers have ended");
+        *census = tally.into_census();
+        census.names.merge_observed(&names);
+    }
     pipeline.elapsed = started.elapsed();
     Outcome {
         stats,
         pipeline,
-        names: names.into_names(),
+        names,
     }
 }
 
@@ -394,19 +452,21 @@ type Readers<'scope> = Vec<std::thread::ScopedJoinHandle<'scope, ReadStats>>;
 fn spawn_split<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     shared: &'scope split::Shared<'_>,
-    threads: usize,
+    lanes: Vec<LaneOutputs>,
     config: &Config,
     to_agg: Sender<ToAggregator>,
 ) -> Readers<'scope> {
+    let threads = lanes.len();
     split::links(threads, &config.limits)
         .into_iter()
+        .zip(lanes)
         .enumerate()
-        .map(|(worker, links)| {
+        .map(|(worker, (links, outputs))| {
             let (to_agg, config) = (to_agg.clone(), config.clone());
             std::thread::Builder::new()
                 .name(format!("tlscensus-w{worker}"))
                 .spawn_scoped(scope, move || {
-                    split::work(worker, threads, config, links, shared, to_agg)
+                    split::work(worker, threads, config, outputs, links, shared, to_agg)
                 })
                 .expect("spawn worker thread")
         })
@@ -417,21 +477,22 @@ fn spawn_split<'scope>(
 fn spawn_with_reader<'scope, 'frames: 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     frames: Frames<'frames>,
-    threads: usize,
+    lanes: Vec<LaneOutputs>,
     config: &Config,
     ticker_limits: Limits,
     to_agg: Sender<ToAggregator>,
 ) -> Readers<'scope> {
+    let threads = lanes.len();
     let mut batch_senders = Vec::new();
     let (recycle_tx, recycle_rx) = bounded::<Batch>(threads * (QUEUE_DEPTH + 2));
-    for worker in 0..threads {
+    for (worker, outputs) in lanes.into_iter().enumerate() {
         let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
         batch_senders.push(tx);
         let (to_agg, recycle, config) = (to_agg.clone(), recycle_tx.clone(), config.clone());
         std::thread::Builder::new()
             .name(format!("tlscensus-w{worker}"))
             .spawn_scoped(scope, move || {
-                work(worker, threads, config, rx, to_agg, recycle)
+                work(worker, threads, config, outputs, rx, to_agg, recycle)
             })
             .expect("spawn worker thread");
     }

@@ -38,7 +38,7 @@ use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
 use super::aggregator::ToAggregator;
 use super::batch::{fragment_payload, worker_for, Batch, FrameRef, Mark};
 use super::reader::ReadStats;
-use super::worker::Lane;
+use super::worker::{Lane, LaneOutputs};
 use super::Progress;
 use crate::decode;
 use crate::engine::{Config, Ticker};
@@ -271,6 +271,7 @@ pub(super) fn work(
     worker: usize,
     workers: usize,
     config: Config,
+    outputs: LaneOutputs,
     links: Links,
     shared: &Shared<'_>,
     to_agg: Sender<ToAggregator>,
@@ -292,7 +293,7 @@ pub(super) fn work(
         to_agg: to_agg.clone(),
         stats: ReadStats::default(),
     };
-    let mut lane = Lane::new(worker, workers, config, to_agg);
+    let mut lane = Lane::new(worker, workers, config, outputs, to_agg);
     let mut own: VecDeque<Batch> = VecDeque::new();
     let total = shared.plan.blocks;
     let ahead = if shared.plan.map { MAPPED_AHEAD } else { AHEAD };

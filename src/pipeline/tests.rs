@@ -78,14 +78,8 @@ fn every_wait_is_in_the_wait_histogram() {
 /// cut inside a frame, and a record whose length field claims 4 GiB.
 #[test]
 fn split_reading_gives_what_one_reader_gives() {
-    let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&pcaps)
-        .expect("pcaps/")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
-    files.sort();
+    let pcaps = pcaps_dir();
+    let mut files = pcap_files();
     let dir = std::env::temp_dir().join(format!("tlscensus-split-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch directory");
     let whole = std::fs::read(pcaps.join("tls12.pcap")).expect("tls12.pcap");
@@ -203,4 +197,81 @@ fn frames_survive_packing() {
         segments > 100 && wide_seen > 0 && skipped > 0,
         "{segments} {wide_seen} {skipped}"
     );
+}
+
+/// The project's own captures.
+fn pcaps_dir() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps")
+}
+
+/// The classic pcap files of `pcaps/`, sorted by name.
+fn pcap_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pcaps_dir())
+        .expect("pcaps/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The workers' partial censuses, handed in to the total whenever they reach a few clients
+/// and copied for a report at any moment, count exactly what one census adding every record
+/// in order counts: the same report, byte for byte, at the end and at every snapshot.
+#[test]
+fn partial_censuses_handed_in_and_snapshots_count_every_record_once() {
+    use crate::census::{Census, CensusConfig, Policy};
+    use partial::{Glance, Live, Tally};
+
+    let files = pcap_files();
+    let options = Options {
+        engine: Config::default(),
+        threads: 1,
+        reading: Reading::OneReader,
+    };
+    let mut records = Vec::new();
+    run(&files, &options, &mut |r| records.push(r), &mut |_| {});
+    assert!(records.len() > 50, "{} records", records.len());
+    let config = CensusConfig::new(Vec::new(), Policy::parse::<&str>(&[]).unwrap());
+    let json = |census: &Census| {
+        let mut out = Vec::new();
+        crate::report::write(census, crate::report::Format::Json, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    for (workers, hand_in_at) in [(2, 1), (3, 2), (3, 5), (4, 1000)] {
+        // A census that already holds counts (as `read`'s logs or a restored watch state).
+        let mut sequential = Census::new(config.clone());
+        let (before, rest) = records.split_at(7);
+        before.iter().for_each(|r| sequential.add(r));
+        let tally = Tally::handing_in_at(sequential.clone(), workers, hand_in_at);
+        for (n, record) in rest.iter().enumerate() {
+            // Records go to workers by connection, so a client's records are spread.
+            let worker = (record.client.port as usize + n) % workers;
+            let clients = {
+                let mut partial = tally.partial(worker);
+                partial.add(record);
+                partial.clients.len()
+            };
+            tally.hand_in_if_full(worker, clients);
+            sequential.add(record);
+            if n % 17 == 0 {
+                let live = Live {
+                    tally: Some(&tally),
+                };
+                let now = live.census().expect("a census is counted");
+                assert_eq!(json(&now), json(&sequential), "snapshot after {n} records");
+                assert_eq!(
+                    live.glance(),
+                    Glance::of(&sequential),
+                    "status figures after {n} records"
+                );
+            }
+        }
+        assert_eq!(
+            json(&tally.into_census()),
+            json(&sequential),
+            "{workers} workers handing in at {hand_in_at} clients"
+        );
+    }
 }

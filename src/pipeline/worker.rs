@@ -1,5 +1,7 @@
-//! The workers: batches in, records out; each owns its share of the flows.
+//! The workers: batches in, records counted (and sent on, when the caller wants them); each
+//! owns its share of the flows and of the census.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -7,7 +9,9 @@ use hdrhistogram::Histogram;
 
 use super::aggregator::ToAggregator;
 use super::batch::{Batch, Mark};
+use super::partial::Tally;
 use super::{new_histogram, thread_cpu_time};
+use crate::census::Census;
 use crate::engine::{Config, Emitted, Engine, OrderKey};
 use crate::record::Record;
 
@@ -19,16 +23,53 @@ pub(super) const PROGRESS_EVERY: Duration = Duration::from_millis(5);
 /// Records a worker sends as soon as it holds them, however recent its last message.
 pub(super) const RECORDS_PER_MESSAGE: usize = 512;
 
+/// Run a batch's frames and marks through `engine`, in order.
+fn run_batch(engine: &mut Engine, batch: &Batch, emit: &mut impl FnMut(Emitted)) {
+    let mut marks = batch.marks.iter().peekable();
+    for (position, frame) in batch.frames.iter().enumerate() {
+        while let Some((_, mark)) = marks.next_if(|(before, _)| *before <= position) {
+            apply(engine, mark, emit);
+        }
+        if frame.is_fragment() {
+            let ip = frame.fragment_bytes(&batch.blocks);
+            let (ts, number) = (frame.ts_nanos, frame.frame_number);
+            engine.fragment(frame.index, ip, ts, number, emit);
+            continue;
+        }
+        let segment = frame.unpack(&batch.blocks, &batch.wide);
+        engine.decoded(
+            frame.index,
+            segment.as_ref().map_err(|skip| *skip),
+            frame.ts_nanos,
+            frame.frame_number,
+            emit,
+        );
+    }
+    for (_, mark) in marks {
+        apply(engine, mark, emit);
+    }
+}
+
+/// What a worker does with its records.
+#[derive(Clone)]
+pub(super) struct LaneOutputs {
+    /// The run's census: the worker counts its records into its partial there.
+    pub(super) tally: Option<Arc<Tally>>,
+    /// Whether the records go on to the aggregator (to be written as events).
+    pub(super) send_records: bool,
+}
+
 /// A worker thread: batches in, records out.
 pub(super) fn work(
     worker: usize,
     workers: usize,
     config: Config,
+    outputs: LaneOutputs,
     batches: Receiver<Batch>,
     to_agg: Sender<ToAggregator>,
     recycle: Sender<Batch>,
 ) {
-    let mut lane = Lane::new(worker, workers, config, to_agg);
+    let mut lane = Lane::new(worker, workers, config, outputs, to_agg);
     for mut batch in batches {
         let upto = lane.process(&batch);
         batch.clear();
@@ -47,6 +88,7 @@ pub(super) struct Lane {
     pub(super) engine: Engine,
     pub(super) latency: Histogram<u64>,
     pub(super) collected: Collector,
+    pub(super) outputs: LaneOutputs,
     pub(super) last_progress: Instant,
     pub(super) to_agg: Sender<ToAggregator>,
 }
@@ -56,6 +98,7 @@ impl Lane {
         worker: usize,
         workers: usize,
         config: Config,
+        outputs: LaneOutputs,
         to_agg: Sender<ToAggregator>,
     ) -> Self {
         let mut engine = Engine::new(config);
@@ -65,6 +108,7 @@ impl Lane {
             engine,
             latency: new_histogram(),
             collected: Collector::default(),
+            outputs,
             last_progress: Instant::now(),
             to_agg,
         }
@@ -73,29 +117,19 @@ impl Lane {
     /// Run a batch's frames and marks through the engine, in order. Returns the input
     /// position the batch covers.
     pub(super) fn process(&mut self, batch: &Batch) -> u64 {
-        let (engine, collected) = (&mut self.engine, &mut self.collected);
-        let mut marks = batch.marks.iter().peekable();
-        for (position, frame) in batch.frames.iter().enumerate() {
-            while let Some((_, mark)) = marks.next_if(|(before, _)| *before <= position) {
-                apply(engine, mark, collected);
-            }
-            if frame.is_fragment() {
-                let ip = frame.fragment_bytes(&batch.blocks);
-                let (ts, number) = (frame.ts_nanos, frame.frame_number);
-                engine.fragment(frame.index, ip, ts, number, &mut |e| collected.push(e));
-                continue;
-            }
-            let segment = frame.unpack(&batch.blocks, &batch.wide);
-            engine.decoded(
-                frame.index,
-                segment.as_ref().map_err(|skip| *skip),
-                frame.ts_nanos,
-                frame.frame_number,
-                &mut |e| collected.push(e),
-            );
-        }
-        for (_, mark) in marks {
-            apply(engine, mark, collected);
+        // The partial is locked once for the whole batch (see `partial.rs`).
+        let worker = self.worker;
+        let mut partial = self.outputs.tally.as_ref().map(|t| t.partial(worker));
+        let send = self.outputs.send_records;
+        run_batch(
+            &mut self.engine,
+            batch,
+            &mut emitter(partial.as_deref_mut(), &mut self.collected, send),
+        );
+        let clients = partial.as_ref().map_or(0, |p| p.clients.len());
+        drop(partial);
+        if let Some(tally) = &self.outputs.tally {
+            tally.hand_in_if_full(worker, clients);
         }
         if let Some(sent) = batch.sent {
             let _ = self
@@ -110,8 +144,12 @@ impl Lane {
     /// workers' records) go out every PROGRESS_EVERY, or sooner when many records wait:
     /// waking the aggregator for every batch cost more CPU, in futex wake-ups and context
     /// switches on a small machine, than it does in work. `false` once the aggregator has
-    /// gone (the run is over).
+    /// gone (the run is over). Without records to send, nothing is: the aggregator only
+    /// orders records, and the census is counted here.
     pub(super) fn report_progress(&mut self, upto: u64) -> bool {
+        if !self.outputs.send_records {
+            return true;
+        }
         if self.collected.records.len() < RECORDS_PER_MESSAGE
             && self.last_progress.elapsed() < PROGRESS_EVERY
         {
@@ -128,8 +166,15 @@ impl Lane {
 
     /// The input is over: flush the connections still open and hand in the rest.
     pub(super) fn finish(mut self) {
-        let collected = &mut self.collected;
-        self.engine.finish(&mut |e| collected.push(e));
+        let worker = self.worker;
+        let mut partial = self.outputs.tally.as_ref().map(|t| t.partial(worker));
+        let send = self.outputs.send_records;
+        self.engine.finish(&mut emitter(
+            partial.as_deref_mut(),
+            &mut self.collected,
+            send,
+        ));
+        drop(partial);
         let _ = self.to_agg.send(ToAggregator::Finished {
             worker: self.worker,
             records: std::mem::take(&mut self.collected.records),
@@ -141,10 +186,27 @@ impl Lane {
     }
 }
 
+/// What a worker does with each record the engine makes: count it in its partial census
+/// (locked by the caller), and keep it for the aggregator if the records are wanted.
+fn emitter<'a>(
+    mut partial: Option<&'a mut Census>,
+    collected: &'a mut Collector,
+    send: bool,
+) -> impl FnMut(Emitted) + 'a {
+    move |e: Emitted| {
+        if let Some(census) = &mut partial {
+            census.add(&e.record);
+        }
+        if send {
+            collected.push(e);
+        }
+    }
+}
+
 /// Carry out a batch's mark.
-pub(super) fn apply(engine: &mut Engine, mark: &Mark, collected: &mut Collector) {
+pub(super) fn apply(engine: &mut Engine, mark: &Mark, emit: &mut impl FnMut(Emitted)) {
     match mark {
-        Mark::Tick(index, now) => engine.tick(*index, *now, &mut |e| collected.push(e)),
+        Mark::Tick(index, now) => engine.tick(*index, *now, emit),
         Mark::BeginFile(name) => engine.begin_file(name.to_string()),
     }
 }
