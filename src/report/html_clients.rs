@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::csv::{client_cells, client_header, count_cells};
-use super::{counted, offered_label, would_fail_text};
+use super::{counted, offered_label};
 use crate::census::{Category, Census, ClientSummary, ServiceCountsInner};
 
 /// The view's script; allowed by the page's Content Security Policy through its hash.
@@ -65,6 +65,8 @@ struct ClientView<'a> {
     /// The primary category's rank, for sorting.
     rank: usize,
     categories: Vec<&'static str>,
+    /// `yes: reasons` or `no`, as the client was judged (per service, see
+    /// [`ClientSummary::would_fail`]).
     would_fail: String,
     /// (service, the client's primary category on it).
     services: Vec<(&'a str, &'static str)>,
@@ -114,7 +116,11 @@ fn view_of<'a>(census: &Census, c: &ClientSummary<'a>) -> ClientView<'a> {
             .position(|x| *x == c.primary)
             .unwrap_or(0),
         categories: c.categories.iter().map(|c| c.name()).collect(),
-        would_fail: would_fail_text(&total),
+        would_fail: if c.would_fail {
+            format!("yes: {}", c.would_fail_reasons.join("; "))
+        } else {
+            "no".to_string()
+        },
         services: c
             .client
             .services
