@@ -280,7 +280,7 @@ fn per_client_view_filters_searches_and_downloads_what_the_csv_report_says() {
     for (ip, sni) in hostile["sni"].as_object().unwrap() {
         let sni = sni.as_str().unwrap();
         assert!(
-            cell(ip, SNI).split(", ").any(|v| v == sni),
+            cell(ip, SNI).split("; ").any(|v| v == sni),
             "{ip}: SNI cell {:?} lacks {sni:?}",
             cell(ip, SNI)
         );

@@ -13,6 +13,31 @@
   var clients = data.clients;
   var header = data.header;
   var searchColumns = data.search.map(function (name) { return header.indexOf(name); });
+  // The cells shown and filtered on, by column name.
+  var at = {};
+  header.forEach(function (name, i) { at[name] = i; });
+  clients.forEach(function (c) {
+    var value = function (name) { return c.csv[at[name]]; };
+    c.ip = value('ip');
+    c.via = value('via');
+    c.direction = value('direction');
+    c.primary = value('primary');
+    c.categories = value('categories').split('; ').filter(Boolean);
+    c.would_fail = value('would_fail') === 'yes' ? 'yes: ' + value('would_fail_reasons') : 'no';
+    c.connections = value('connections');
+    c.sni = value('sni');
+    c.names = value('names');
+    c.software = value('software');
+    if (value('software_advice')) c.software += ' \u2014 fix: ' + value('software_advice');
+    c.first_seen = shortTime(value('first_seen'));
+    c.last_seen = shortTime(value('last_seen'));
+  });
+
+  // `2024-05-01 10:00:01` from an RFC 3339 time, as the other tables show it.
+  function shortTime(ts) {
+    if (!ts) return '-';
+    return ts.length >= 19 ? ts.slice(0, 19).replace('T', ' ') : ts;
+  }
 
   var controls = {
     category: document.getElementById('client-category'),
@@ -94,7 +119,7 @@
     cell(tr, c.categories.join(', '));
     cell(tr, c.would_fail);
     cell(tr, c.services.map(function (s) { return s[0] + ' (' + s[1] + ')'; }).join(', '));
-    cell(tr, String(c.connections), 'n');
+    cell(tr, c.connections, 'n');
     cell(tr, c.offered);
     cell(tr, c.negotiated);
     cell(tr, c.failures);

@@ -54,31 +54,21 @@ pub fn csp_hash(script: &str) -> String {
     )
 }
 
-/// One client as the view's script reads it: display texts, and the CSV cells (not yet
-/// neutralised: the script does it, as it writes the download).
+/// One client as the view's script reads it: its CSV cells (not yet neutralised: the script
+/// does it, as it writes the download), which the script also shows and searches, and the
+/// few texts the CSV has no cell for.
 #[derive(Serialize)]
 struct ClientView<'a> {
-    ip: String,
-    via: String,
-    direction: &'static str,
-    primary: &'static str,
     /// The primary category's rank, for sorting.
     rank: usize,
-    categories: Vec<&'static str>,
-    /// `yes: reasons` or `no`, as the client was judged (per service, see
-    /// [`ClientSummary::would_fail`]).
-    would_fail: String,
     /// (service, the client's primary category on it).
     services: Vec<(&'a str, &'static str)>,
-    connections: u64,
+    /// Range of the highest versions offered (`1.0-1.2`), as the other reports show it.
     offered: String,
+    /// `TLSv1.2: 3; ...`: the versions the servers selected.
     negotiated: String,
+    /// Failure reasons, then why sessions stayed in clear.
     failures: String,
-    sni: String,
-    names: String,
-    software: String,
-    first_seen: String,
-    last_seen: String,
     csv: Vec<String>,
 }
 
@@ -107,20 +97,10 @@ fn view_of<'a>(census: &Census, c: &ClientSummary<'a>) -> ClientView<'a> {
         failures.push_str(&plaintext);
     }
     ClientView {
-        ip: c.key.ip.to_string(),
-        via: c.key.via.map(|v| v.to_string()).unwrap_or_default(),
-        direction: c.key.direction.name(),
-        primary: c.primary.name(),
         rank: Category::ALL
             .iter()
             .position(|x| *x == c.primary)
             .unwrap_or(0),
-        categories: c.categories.iter().map(|c| c.name()).collect(),
-        would_fail: if c.would_fail {
-            format!("yes: {}", c.would_fail_reasons.join("; "))
-        } else {
-            "no".to_string()
-        },
         services: c
             .client
             .services
@@ -130,15 +110,9 @@ fn view_of<'a>(census: &Census, c: &ClientSummary<'a>) -> ClientView<'a> {
                 (name.as_str(), primary.name())
             })
             .collect(),
-        connections: total.connections,
         offered: offered_label(&total),
         negotiated: counted(&total.negotiated),
         failures,
-        sni: total.sni.summary(),
-        names: super::names_of(census, &c.key),
-        software: super::software_of(c.client),
-        first_seen: super::short_time(c.first_seen),
-        last_seen: super::short_time(c.last_seen),
         csv,
     }
 }
