@@ -202,6 +202,22 @@ fn per_client_view_filters_searches_and_downloads_what_the_csv_report_says() {
     assert!(total > 300, "only {total} clients in the census");
     let header: Vec<String> = serde_json::from_value(expected["header"].clone()).unwrap();
 
+    // Scripts run by hash only: no 'unsafe-inline' for scripts, so markup smuggled into
+    // the page could not run one (Chromium checks each script against the hashes).
+    let html = std::fs::read_to_string(&page).unwrap();
+    let csp_at = html.find("Content-Security-Policy\" content=\"").unwrap();
+    let csp = &html[csp_at..csp_at + html[csp_at..].find("\">").unwrap()];
+    let script_src = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .unwrap();
+    let sources: Vec<&str> = script_src.split_whitespace().skip(1).collect();
+    assert_eq!(sources.len(), 2, "{script_src}");
+    assert!(
+        sources.iter().all(|s| s.starts_with("'sha256-")),
+        "{script_src}"
+    );
+
     let url = format!("file://{}", page.display());
     for (i, (case, want)) in cases
         .iter()
