@@ -2,6 +2,10 @@
 //! charts (versions per service, versions over time), the services table and the sortable
 //! client table, at-risk clients first. Nothing is fetched: the page's Content Security
 //! Policy forbids every network load, and it has no external references.
+//!
+//! Above that table, the per-client view ([`super::html_clients`]): one row per client, with
+//! filters, a search and a CSV download, built by a script from a JSON data block. The
+//! policy lets the page's two scripts run by their SHA-256, and no other script.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -414,7 +418,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     html_clients::write_view(census, &clients, &mut o, out)?;
 
     o.push_str(
-        "<h2>Clients, at risk first</h2>\n<p>Click a column to sort. One row per client and \
+        "<h2>Clients and services, at risk first</h2>\n<p>Click a column to sort. One row per client and \
          service.</p>\n<table id=\"clients\" class=\"sortable\"><thead><tr>",
     );
     for (h, num) in [

@@ -182,7 +182,9 @@
       var v = p.get(k) || '';
       var select = controls[k];
       var known = Array.prototype.some.call(select.options, function (o) { return o.value === v; });
-      select.value = known ? v : '';
+      // A link made on another census may name a value this one lacks: it matches nothing.
+      if (!known) option(select, v, v + ' (0)');
+      select.value = v;
     });
     controls.q.value = p.get('q') || '';
     apply();
