@@ -38,6 +38,14 @@ fn python(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("python prints JSON")
 }
 
+/// Rows of a CSV file, as Python's csv module counts them.
+fn python_csv_rows(path: &Path) -> usize {
+    python(&["download", path.to_str().unwrap()])["rows"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
 /// A filter case as the page's fragment: `key=value&...`, every byte but letters and digits
 /// percent-encoded (URLSearchParams decodes them; a raw `+` would be a space).
 fn fragment(case: &Value) -> String {
@@ -281,6 +289,38 @@ fn per_client_view_filters_searches_and_downloads_what_the_csv_report_says() {
             );
         }
     }
+
+    // Without JavaScript the view stays hidden and the static table has every report row.
+    // (A copy of the page whose policy allows no script: Chromium's switch that disables
+    // scripts also stops --dump-dom.)
+    let noscript = work.join("census-noscript.html");
+    std::fs::write(
+        &noscript,
+        html.replacen(script_src, " script-src 'none'", 1),
+    )
+    .unwrap();
+    let out = run_chromium(
+        &browser,
+        &work,
+        "noscript",
+        &[
+            "--dump-dom".into(),
+            format!("file://{}", noscript.display()),
+        ],
+    );
+    let dom = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        dom.contains("<section id=\"client-view\" hidden=\"\">"),
+        "the view shows without a script"
+    );
+    let report_rows = python_csv_rows(&csv);
+    let static_table = &dom[dom.find("<table id=\"clients\"").unwrap()..];
+    let static_table = &static_table[..static_table.find("</table>").unwrap()];
+    assert_eq!(
+        static_table.matches("<tr class=").count(),
+        report_rows,
+        "static table rows"
+    );
 
     // Hostile values as the clients were given them (pcaps/names/expected_hostile.json):
     // each SNI is the text of its client's SNI cell, the EHLO name that of the Names cell.

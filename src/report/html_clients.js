@@ -141,6 +141,10 @@
     for (var i = 0; i < limit; i++) rows.appendChild(row(shown[i]));
     while (body.firstChild) body.removeChild(body.firstChild);
     body.appendChild(rows);
+    // The rows are in report order again: no column shows as sorted.
+    Array.prototype.forEach.call(body.parentNode.tHead.rows[0].cells, function (th) {
+      th.classList.remove('asc', 'desc');
+    });
     var text = shown.length + ' of ' + clients.length + ' clients';
     if (limit < shown.length) {
       text += '; the first ' + limit + ' are listed, the download holds all ' + shown.length;
