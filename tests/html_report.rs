@@ -7,96 +7,12 @@
 //! binary. Without one the test is skipped with a message, except under CI (`CI` set),
 //! where a missing browser is a failure.
 
+mod browser;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use serde_json::Value;
-
-fn chromium() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CHROMIUM") {
-        return Some(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path) {
-        for name in [
-            "chromium",
-            "chromium-browser",
-            "google-chrome",
-            "google-chrome-stable",
-        ] {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
-
-/// Run Chromium headless with a fresh profile; kill it after two minutes.
-fn run_chromium(browser: &Path, work: &Path, tag: &str, args: &[String]) -> Output {
-    let profile = work.join(format!("profile-{tag}"));
-    let mut cmd = Command::new(browser);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--hide-scrollbars",
-        "--enable-logging=stderr",
-        "--v=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(args)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("start chromium");
-    let id = child.id();
-    let start = Instant::now();
-    let handle = std::thread::spawn(move || child.wait_with_output());
-    while !handle.is_finished() {
-        if start.elapsed() > Duration::from_secs(120) {
-            // Our own child, by its id.
-            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
-            panic!("chromium did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    handle.join().unwrap().expect("chromium output")
-}
-
-/// Console lines Chromium logged for the page (`INFO:CONSOLE...`).
-fn console_lines(stderr: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(stderr)
-        .lines()
-        .filter(|l| l.contains(":CONSOLE"))
-        .map(str::to_string)
-        .collect()
-}
-
-/// URLs the page asked for, from a Chromium net log: request jobs started on behalf of a
-/// document (the browser's own background requests have no origin, "not an origin").
-fn page_requests(netlog: &Path) -> Vec<String> {
-    let log: Value = serde_json::from_str(&std::fs::read_to_string(netlog).unwrap())
-        .expect("chromium net log is JSON");
-    let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].clone();
-    log["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == start_job)
-        .filter(|e| e["params"]["initiator"] != "not an origin")
-        .filter_map(|e| e["params"]["url"].as_str())
-        .filter(|url| !url.starts_with("file:") && !url.starts_with("data:"))
-        .map(str::to_string)
-        .collect()
-}
+use browser::{chromium, console_lines, page_requests, run_chromium};
 
 fn png_size(bytes: &[u8]) -> (u32, u32) {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");

@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use super::{counted, version_columns, VERSION_COLUMNS};
-use crate::census::{ciphers, software, Category, Census};
+use crate::census::{ciphers, software, Category, Census, ClientSummary, ServiceCountsInner};
 
 fn names(categories: &[Category]) -> String {
     categories
@@ -36,23 +36,38 @@ pub fn neutralise_formula(cell: &mut String) {
     }
 }
 
+/// The leading columns, about the client as a whole.
+const CLIENT_COLUMNS: [&str; 7] = [
+    "ip",
+    "via",
+    "direction",
+    "primary",
+    "categories",
+    "would_fail",
+    "would_fail_reasons",
+];
+
 /// Column names, in order.
 pub fn header() -> Vec<String> {
-    let mut h: Vec<String> = [
-        "ip",
-        "via",
-        "direction",
-        "primary",
-        "categories",
-        "would_fail",
-        "would_fail_reasons",
-        "service",
-        "service_categories",
-        "connections",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut h: Vec<String> = CLIENT_COLUMNS.iter().map(|s| s.to_string()).collect();
+    h.extend(["service".to_string(), "service_categories".to_string()]);
+    h.extend(count_columns());
+    h
+}
+
+/// The columns of the HTML per-client view's download: the report's, with `services` (the
+/// client's services, `; `-separated) for `service` and `service_categories`, and the counts
+/// summed over the client's services.
+pub fn client_header() -> Vec<String> {
+    let mut h: Vec<String> = CLIENT_COLUMNS.iter().map(|s| s.to_string()).collect();
+    h.push("services".to_string());
+    h.extend(count_columns());
+    h
+}
+
+/// The columns from `connections` on: what was counted on a service (or, summed, a client).
+fn count_columns() -> Vec<String> {
+    let mut h = vec!["connections".to_string()];
     for prefix in ["offered", "negotiated"] {
         for (label, _) in VERSION_COLUMNS {
             let label = if label == "SSL" {
@@ -91,63 +106,74 @@ pub fn header() -> Vec<String> {
     h
 }
 
+/// The cells of [`CLIENT_COLUMNS`], not yet neutralised.
+pub(crate) fn client_cells(c: &ClientSummary<'_>) -> Vec<String> {
+    vec![
+        c.key.ip.to_string(),
+        c.key.via.map(|v| v.to_string()).unwrap_or_default(),
+        c.key.direction.name().to_string(),
+        c.primary.name().to_string(),
+        names(&c.categories),
+        if c.would_fail { "yes" } else { "no" }.to_string(),
+        c.would_fail_reasons.join("; "),
+    ]
+}
+
+/// The cells of [`count_columns`] for counts `s` of client `c`, not yet neutralised.
+pub(crate) fn count_cells(
+    census: &Census,
+    c: &ClientSummary<'_>,
+    s: &ServiceCountsInner,
+) -> Vec<String> {
+    let mut row = vec![s.connections.to_string()];
+    for counts in [&s.max_offered, &s.negotiated] {
+        row.extend(version_columns(counts).iter().map(u64::to_string));
+    }
+    let suites = s
+        .cipher_suites
+        .values
+        .keys()
+        .map(|code| ciphers::parse_code(code).map_or(code.to_string(), ciphers::label))
+        .collect::<Vec<_>>();
+    let mut suites = suites.join("; ");
+    if s.cipher_suites.other > 0 {
+        suites.push_str(&format!("; (+{} more connections)", s.cipher_suites.other));
+    }
+    let joined = |set: &crate::census::capped::CappedSet| set.summary().replace(", ", "; ");
+    row.extend([
+        s.plaintext.to_string(),
+        counted(&s.plaintext_reasons),
+        s.failed.to_string(),
+        counted(&s.failures),
+        s.incomplete.to_string(),
+        s.weak_cipher.to_string(),
+        suites,
+        joined(&s.sni),
+        joined(&s.alpn),
+        joined(&s.ja4),
+        joined(&s.servers),
+        s.first_seen.clone().unwrap_or_default(),
+        s.last_seen.clone().unwrap_or_default(),
+        super::names_of(census, &c.key).replace(", ", "; "),
+        s.sources.keys().collect::<Vec<_>>().join("; "),
+        s.negotiated_only.to_string(),
+    ]);
+    let hints = software::hints(c.client);
+    row.extend([software::summary(&hints), software::advice_summary(&hints)]);
+    row
+}
+
 pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
     w.write_record(header())?;
     // Every row is written through [`neutralise_formula`], so a new column is safe too.
     let clients = census.clients();
     for r in crate::census::rows(&clients) {
-        let (c, service, s) = (r.client, r.service, r.counts);
-        {
-            let mut row = vec![
-                c.key.ip.to_string(),
-                c.key.via.map(|v| v.to_string()).unwrap_or_default(),
-                c.key.direction.name().to_string(),
-                c.primary.name().to_string(),
-                names(&c.categories),
-                if c.would_fail { "yes" } else { "no" }.to_string(),
-                c.would_fail_reasons.join("; "),
-                service.to_string(),
-                names(&r.categories),
-                s.connections.to_string(),
-            ];
-            for counts in [&s.max_offered, &s.negotiated] {
-                row.extend(version_columns(counts).iter().map(u64::to_string));
-            }
-            let suites = s
-                .cipher_suites
-                .values
-                .keys()
-                .map(|code| ciphers::parse_code(code).map_or(code.to_string(), ciphers::label))
-                .collect::<Vec<_>>();
-            let mut suites = suites.join("; ");
-            if s.cipher_suites.other > 0 {
-                suites.push_str(&format!("; (+{} more connections)", s.cipher_suites.other));
-            }
-            let joined = |set: &crate::census::capped::CappedSet| set.summary().replace(", ", "; ");
-            row.extend([
-                s.plaintext.to_string(),
-                counted(&s.plaintext_reasons),
-                s.failed.to_string(),
-                counted(&s.failures),
-                s.incomplete.to_string(),
-                s.weak_cipher.to_string(),
-                suites,
-                joined(&s.sni),
-                joined(&s.alpn),
-                joined(&s.ja4),
-                joined(&s.servers),
-                s.first_seen.clone().unwrap_or_default(),
-                s.last_seen.clone().unwrap_or_default(),
-                super::names_of(census, &c.key).replace(", ", "; "),
-                s.sources.keys().collect::<Vec<_>>().join("; "),
-                s.negotiated_only.to_string(),
-            ]);
-            let hints = software::hints(c.client);
-            row.extend([software::summary(&hints), software::advice_summary(&hints)]);
-            row.iter_mut().for_each(neutralise_formula);
-            w.write_record(&row)?;
-        }
+        let mut row = client_cells(r.client);
+        row.extend([r.service.to_string(), names(&r.categories)]);
+        row.extend(count_cells(census, r.client, r.counts));
+        row.iter_mut().for_each(neutralise_formula);
+        w.write_record(&row)?;
     }
     w.flush()
 }

@@ -2,11 +2,16 @@
 //! charts (versions per service, versions over time), the services table and the sortable
 //! client table, at-risk clients first. Nothing is fetched: the page's Content Security
 //! Policy forbids every network load, and it has no external references.
+//!
+//! Above that table, the per-client view ([`super::html_clients`]): one row per client, with
+//! filters, a search and a CSV download, built by a script from a JSON data block. The
+//! policy lets the page's two scripts run by their SHA-256, and no other script.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use super::html_clients;
 use super::table::plural;
 use super::{
     client_label, counted, ms, offered_label, short_time, sources_label, would_fail_text, Overview,
@@ -287,7 +292,7 @@ fn td_num(out: &mut String, n: u64) {
 }
 
 /// Move what `o` holds to `out` once it is big enough to be worth a write.
-fn spill(o: &mut String, out: &mut dyn Write) -> io::Result<()> {
+pub(super) fn spill(o: &mut String, out: &mut dyn Write) -> io::Result<()> {
     if o.len() >= SPILL {
         out.write_all(o.as_bytes())?;
         o.clear();
@@ -320,11 +325,18 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     o.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
-         style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         style-src 'unsafe-inline'; script-src ",
+    );
+    // Only the page's own two scripts run: each is allowed by its hash, nothing else.
+    o.push_str(&html_clients::csp_hash(SCRIPT));
+    o.push(' ');
+    o.push_str(&html_clients::csp_hash(html_clients::SCRIPT));
+    o.push_str(
+        "\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>TLS census</title>\n<style>",
     );
     o.push_str(STYLE);
+    o.push_str(html_clients::STYLE);
     o.push_str("</style></head>\n<body>\n<h1>TLS census</h1>\n");
     let _ = writeln!(
         o,
@@ -403,8 +415,10 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     }
     o.push_str("</tbody></table>\n");
 
+    html_clients::write_view(census, &clients, &mut o, out)?;
+
     o.push_str(
-        "<h2>Clients, at risk first</h2>\n<p>Click a column to sort. One row per client and \
+        "<h2>Clients and services, at risk first</h2>\n<p>Click a column to sort. One row per client and \
          service.</p>\n<table id=\"clients\" class=\"sortable\"><thead><tr>",
     );
     for (h, num) in [

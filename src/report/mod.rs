@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod certificates;
 pub mod csv;
 pub mod html;
+pub mod html_clients;
 pub mod json;
 pub mod markdown;
 pub mod table;
