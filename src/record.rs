@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::tls::certificate::CertificateChain;
-use crate::tls::fingerprint::{self, Transport};
+use crate::tls::fingerprint::Transport;
 use crate::tls::hello::{is_grease, ClientHello, ServerHello};
+use crate::tls::hello_fingerprints;
 
 /// A protocol version code, serialised by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -263,7 +264,7 @@ impl ClientHelloRecord {
 
     /// A ClientHello that came over `transport` (JA4's first character says which).
     pub fn carried_by(hello: &ClientHello, transport: Transport) -> Self {
-        let ja3_full = fingerprint::ja3_string(hello);
+        let fingerprints = hello_fingerprints::client(hello, transport);
         ClientHelloRecord {
             record_version: Version(hello.record_version),
             legacy_version: Version(hello.legacy_version),
@@ -280,9 +281,9 @@ impl ClientHelloRecord {
             sni: hello.sni.clone(),
             alpn: hello.alpn.clone(),
             supported_groups: hello.supported_groups.clone(),
-            ja3: fingerprint::ja3_of_string(&ja3_full),
-            ja3_full,
-            ja4: fingerprint::ja4(hello, transport),
+            ja3: fingerprints.ja3,
+            ja3_full: fingerprints.ja3_full,
+            ja4: fingerprints.ja4,
             sslv2_cipher_specs: hello.sslv2_cipher_specs.clone(),
         }
     }
@@ -296,6 +297,7 @@ impl ServerHelloRecord {
 
     /// A ServerHello that came over `transport`.
     pub fn carried_by(hello: &ServerHello, hrr_seen: bool, transport: Transport) -> Self {
+        let fingerprints = hello_fingerprints::server(hello, transport);
         ServerHelloRecord {
             version: Version(hello.selected_version()),
             legacy_version: Version(hello.legacy_version),
@@ -306,8 +308,8 @@ impl ServerHelloRecord {
             alpn: hello.alpn.clone(),
             hrr: hrr_seen || hello.hrr,
             sslv2_format: hello.sslv2_format,
-            ja3s: fingerprint::ja3s(hello),
-            ja4s: fingerprint::ja4s(hello, transport),
+            ja3s: fingerprints.ja3s,
+            ja4s: fingerprints.ja4s,
         }
     }
 }
