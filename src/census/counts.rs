@@ -154,10 +154,7 @@ impl CountMap {
     /// Add `n` to the count of `name`, putting it in the map (even with `n` 0) if it is not:
     /// `*map.entry(name).or_default() += n`.
     pub fn add(&mut self, name: &str, n: u64) {
-        match self.find(name) {
-            Ok(i) => self.0[i].1 += n,
-            Err(i) => self.insert_at(i, Name::new(name), n),
-        }
+        self.add_at(self.find(name), name, n);
     }
 
     /// Set the count of `name`, returning the one it replaces, as a map's `insert`.
@@ -225,6 +222,16 @@ impl CountMap {
     /// Where `name` is (`Ok`), or where it would go (`Err`), in name order.
     pub fn position(&self, name: &str) -> Result<usize, usize> {
         self.find(name)
+    }
+
+    /// [`CountMap::add`] at the [`CountMap::position`] of `name` found just before, so
+    /// that a caller that looked first does not search twice.
+    pub fn add_at(&mut self, position: Result<usize, usize>, name: &str, n: u64) {
+        debug_assert_eq!(position, self.find(name));
+        match position {
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.insert_at(i, Name::new(name), n),
+        }
     }
 
     /// Where `name` is, or where it would go.
