@@ -9,7 +9,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use tlscensus::decode;
 use tlscensus::flow::reassembly::Reassembler;
+use tlscensus::record::ClientHelloRecord;
 use tlscensus::source::CaptureReader;
+use tlscensus::tls::fingerprint::{self, Transport};
+use tlscensus::tls::hello_fingerprints;
 use tlscensus::tls::stream::{Event, TlsStream};
 
 /// Frames of a capture in `pcaps/`: (link type, bytes).
@@ -108,5 +111,54 @@ fn bench_hello_parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_split_hello, bench_hello_parse);
+/// What a record carries for a ClientHello: its fingerprints built from scratch (what every
+/// connection paid before issue 27) against the per-thread memo a repeated hello hits.
+fn bench_hello_record(c: &mut Criterion) {
+    let stream: Vec<u8> = client_segments("tls13.pcap")
+        .into_iter()
+        .flat_map(|(_, p)| p)
+        .collect();
+    let mut hello = None;
+    TlsStream::new().feed(&stream, &mut |e| {
+        if let Event::ClientHello(h) = e {
+            hello = Some(h);
+        }
+    });
+    let hello = hello.expect("a ClientHello in tls13.pcap");
+    let mut group = c.benchmark_group("hello_record");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("fingerprints_computed", |b| {
+        b.iter(|| {
+            let hello = black_box(&*hello);
+            let ja3_full = fingerprint::ja3_string(hello);
+            let ja3 = fingerprint::ja3_of_string(&ja3_full);
+            let ja4 = fingerprint::ja4(hello, Transport::Tcp);
+            assert_eq!(ja3.len(), 32);
+            (ja3_full, ja3, ja4)
+        })
+    });
+    group.bench_function("fingerprints_memoised", |b| {
+        b.iter(|| {
+            let prints = hello_fingerprints::client(black_box(&*hello), Transport::Tcp);
+            assert_eq!(prints.ja3.len(), 32);
+            prints
+        })
+    });
+    group.bench_function("client_hello_record", |b| {
+        b.iter(|| {
+            let record = ClientHelloRecord::from_hello(black_box(&*hello).clone(), Transport::Tcp);
+            assert!(!record.ja4.is_empty());
+            record
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_split_hello,
+    bench_hello_parse,
+    bench_hello_record
+);
 criterion_main!(benches);

@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::tls::certificate::CertificateChain;
-use crate::tls::fingerprint::{self, Transport};
+use crate::tls::fingerprint::Transport;
 use crate::tls::hello::{is_grease, ClientHello, ServerHello};
+use crate::tls::hello_fingerprints;
 
 /// A protocol version code, serialised by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -263,7 +264,14 @@ impl ClientHelloRecord {
 
     /// A ClientHello that came over `transport` (JA4's first character says which).
     pub fn carried_by(hello: &ClientHello, transport: Transport) -> Self {
-        let ja3_full = fingerprint::ja3_string(hello);
+        Self::from_hello(hello.clone(), transport)
+    }
+
+    /// [`Self::carried_by`] of a hello no longer needed: its lists move into the record
+    /// instead of being copied (the engine builds one record per connection).
+    pub fn from_hello(hello: ClientHello, transport: Transport) -> Self {
+        let fingerprints = hello_fingerprints::client(&hello, transport);
+        let max_version = Version(hello.max_version());
         ClientHelloRecord {
             record_version: Version(hello.record_version),
             legacy_version: Version(hello.legacy_version),
@@ -273,17 +281,17 @@ impl ClientHelloRecord {
                 .filter(|v| !is_grease(**v))
                 .map(|v| Version(*v))
                 .collect(),
-            max_version: Version(hello.max_version()),
+            max_version,
             sslv2_format: hello.sslv2_format,
-            cipher_suites: hello.cipher_suites.clone(),
-            extensions: hello.extensions.clone(),
-            sni: hello.sni.clone(),
-            alpn: hello.alpn.clone(),
-            supported_groups: hello.supported_groups.clone(),
-            ja3: fingerprint::ja3_of_string(&ja3_full),
-            ja3_full,
-            ja4: fingerprint::ja4(hello, transport),
-            sslv2_cipher_specs: hello.sslv2_cipher_specs.clone(),
+            cipher_suites: hello.cipher_suites,
+            extensions: hello.extensions,
+            sni: hello.sni,
+            alpn: hello.alpn,
+            supported_groups: hello.supported_groups,
+            ja3: fingerprints.ja3,
+            ja3_full: fingerprints.ja3_full,
+            ja4: fingerprints.ja4,
+            sslv2_cipher_specs: hello.sslv2_cipher_specs,
         }
     }
 }
@@ -296,18 +304,24 @@ impl ServerHelloRecord {
 
     /// A ServerHello that came over `transport`.
     pub fn carried_by(hello: &ServerHello, hrr_seen: bool, transport: Transport) -> Self {
+        Self::from_hello(hello.clone(), hrr_seen, transport)
+    }
+
+    /// [`Self::carried_by`] of a hello no longer needed, whose lists move into the record.
+    pub fn from_hello(hello: ServerHello, hrr_seen: bool, transport: Transport) -> Self {
+        let fingerprints = hello_fingerprints::server(&hello, transport);
         ServerHelloRecord {
             version: Version(hello.selected_version()),
             legacy_version: Version(hello.legacy_version),
             cipher_suite: hello
                 .sslv2_cipher_spec
                 .unwrap_or(u32::from(hello.cipher_suite)),
-            extensions: hello.extensions.clone(),
-            alpn: hello.alpn.clone(),
+            extensions: hello.extensions,
+            alpn: hello.alpn,
             hrr: hrr_seen || hello.hrr,
             sslv2_format: hello.sslv2_format,
-            ja3s: fingerprint::ja3s(hello),
-            ja4s: fingerprint::ja4s(hello, transport),
+            ja3s: fingerprints.ja3s,
+            ja4s: fingerprints.ja4s,
         }
     }
 }

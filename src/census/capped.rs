@@ -27,7 +27,7 @@ impl CappedSet {
     pub fn add(&mut self, value: &str, cap: usize) {
         match self.values.position(value) {
             Err(i) if i >= cap => self.other += 1,
-            _ => self.values.add(value, 1),
+            found => self.values.add_at(found, value, 1),
         }
         self.other += self.values.truncate(cap);
     }

@@ -164,6 +164,10 @@ impl Inventory {
             s.leaf_missing += 1;
             return;
         };
+        // A server presents the same leaf on every connection: count it without copying it.
+        if s.count_kept(&leaf.sha256, 1, chain.chain_length) {
+            return;
+        }
         let kept = KeptCertificate {
             connections: 1,
             chain_length: chain.chain_length,
@@ -226,12 +230,20 @@ impl Inventory {
 }
 
 impl ServerCertificates {
+    /// Count more connections of a kept certificate; false when it is not kept.
+    fn count_kept(&mut self, sha256: &str, connections: u64, chain_length: Option<u32>) -> bool {
+        let Some(mine) = self.certificates.get_mut(sha256) else {
+            return false;
+        };
+        mine.connections += connections;
+        mine.chain_length = mine.chain_length.max(chain_length);
+        true
+    }
+
     /// Count a certificate's connections, keeping the first [`CAP_CERTIFICATES`] by
     /// fingerprint.
     fn add_kept(&mut self, sha256: &str, kept: KeptCertificate) {
-        if let Some(mine) = self.certificates.get_mut(sha256) {
-            mine.connections += kept.connections;
-            mine.chain_length = mine.chain_length.max(kept.chain_length);
+        if self.count_kept(sha256, kept.connections, kept.chain_length) {
             return;
         }
         self.certificates.insert(sha256.to_string(), kept);

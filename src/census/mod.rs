@@ -538,6 +538,27 @@ fn with_formatted<R>(args: std::fmt::Arguments<'_>, f: impl FnOnce(&str) -> R) -
     f(&args.to_string())
 }
 
+/// [`with_formatted`] of an address, an IPv4 one (the usual server) written octet by
+/// octet: the formatting machinery cost more than the lookup the text is for.
+fn with_address<R>(ip: IpAddr, f: impl FnOnce(&str) -> R) -> R {
+    let IpAddr::V4(v4) = ip else {
+        return with_formatted(format_args!("{ip}"), f);
+    };
+    let mut buf = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(octet).as_bytes();
+        buf[len..len + digits.len()].copy_from_slice(digits);
+        len += digits.len();
+    }
+    f(std::str::from_utf8(&buf[..len]).expect("digits and dots"))
+}
+
 fn failure_reason(record: &Record) -> String {
     match record.outcome {
         Outcome::NoServerHello => "no ServerHello".into(),
@@ -614,9 +635,7 @@ impl Census {
         s.connections += 1;
         min_opt(&mut s.first_seen, Some(&record.ts));
         max_opt(&mut s.last_seen, Some(&record.ts));
-        with_formatted(format_args!("{}", record.server.ip), |ip| {
-            s.servers.add(ip, CAP_SERVERS)
-        });
+        with_address(record.server.ip, |ip| s.servers.add(ip, CAP_SERVERS));
 
         s.sources.add(source_class(record.source), 1);
         if let Some(log) = &record.log {
@@ -879,6 +898,22 @@ mod tests {
         );
         let back: ServiceCounts = serde_json::from_str(&json).unwrap();
         assert_eq!(back, counts);
+    }
+
+    #[test]
+    fn addresses_are_written_as_std_writes_them() {
+        let mut addresses: Vec<IpAddr> = [0u32, 1, 255, 256, 0x0a00_0001, 0xc000_0203, u32::MAX]
+            .into_iter()
+            .map(|n| IpAddr::from(std::net::Ipv4Addr::from(n)))
+            .collect();
+        for octet in [0u8, 9, 10, 99, 100, 199, 200, 255] {
+            addresses.push(IpAddr::from([octet, 99, 100, octet]));
+        }
+        addresses.push("2001:db8::1".parse().unwrap());
+        addresses.push("::ffff:192.0.2.1".parse().unwrap());
+        for ip in addresses {
+            assert_eq!(with_address(ip, str::to_string), ip.to_string());
+        }
     }
 
     #[test]

@@ -74,10 +74,10 @@ impl Services {
     /// The service name of a server port.
     pub fn name(&self, port: u16) -> String {
         match port {
-            587 if self.smtp_ports.contains(&587) => "submission".into(),
-            _ if self.smtp_ports.contains(&port) => "smtp".into(),
-            _ if self.imap_ports.contains(&port) => "imap".into(),
-            _ if self.pop3_ports.contains(&port) => "pop3".into(),
+            587 if has(&self.smtp_ports, 587) => "submission".into(),
+            _ if has(&self.smtp_ports, port) => "smtp".into(),
+            _ if has(&self.imap_ports, port) => "imap".into(),
+            _ if has(&self.pop3_ports, port) => "pop3".into(),
             465 => "smtps".into(),
             993 => "imaps".into(),
             995 => "pop3s".into(),
@@ -97,11 +97,11 @@ impl Services {
 
     /// The mail protocol spoken on a server port, if any.
     pub fn mail(&self, port: u16) -> Option<MailProtocol> {
-        if self.smtp_ports.contains(&port) {
+        if has(&self.smtp_ports, port) {
             Some(MailProtocol::Smtp)
-        } else if self.imap_ports.contains(&port) {
+        } else if has(&self.imap_ports, port) {
             Some(MailProtocol::Imap)
-        } else if self.pop3_ports.contains(&port) {
+        } else if has(&self.pop3_ports, port) {
             Some(MailProtocol::Pop3)
         } else {
             None
@@ -109,7 +109,17 @@ impl Services {
     }
 
     fn forced(&self, port: u16) -> bool {
-        self.tls_ports.contains(&port)
+        has(&self.tls_ports, port)
+    }
+}
+
+/// `ports.contains(&port)`. The sets hold a few ports and are asked on every new connection
+/// and record, where a scan of their few entries costs less than hashing the port (SipHash).
+fn has(ports: &HashSet<u16>, port: u16) -> bool {
+    if ports.len() <= 8 {
+        ports.iter().any(|p| *p == port)
+    } else {
+        ports.contains(&port)
     }
 }
 
@@ -705,6 +715,21 @@ mod quic_share_tests {
                 cost.flows_within(budget),
                 FlowCost::of::<QuicConnection>()
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod services_tests {
+    use super::*;
+
+    #[test]
+    fn a_port_is_in_a_set_whatever_its_size() {
+        for size in [0u16, 1, 3, 8, 9, 40] {
+            let ports: HashSet<u16> = (0..size).map(|i| 25 + 7 * i).collect();
+            for port in 0..400 {
+                assert_eq!(has(&ports, port), ports.contains(&port), "{size} {port}");
+            }
         }
     }
 }

@@ -318,7 +318,7 @@ fn absorb(
 /// The record of a QUIC connection, if it carried a hello and was not reported yet.
 pub(super) fn report(
     key: &FlowKey,
-    conn: QuicConnection,
+    mut conn: QuicConnection,
     files: &[String],
     services: &Services,
     end_of_input: bool,
@@ -341,13 +341,9 @@ pub(super) fn report(
     } else {
         Outcome::NoServerHello
     };
-    let parts = hello_parts(
-        hs,
-        client,
-        files,
-        (conn.file, conn.first_ts),
-        Transport::Quic,
-    );
+    let (file, first_ts) = (conn.file, conn.first_ts);
+    let hs = &mut conn.handshake;
+    let parts = hello_parts(hs, client, files, (file, first_ts), Transport::Quic);
     Some(Record {
         ts: parts.ts,
         client: ClientEndpoint {

@@ -45,8 +45,9 @@ pub(super) fn report(
     if conn.phase != Phase::Open || (conn.body.is_none() && !conn.forced_port) {
         return None;
     }
-    let empty = Body::default();
-    let body = conn.body.as_deref().unwrap_or(&empty);
+    // The connection is done with: its hellos and certificate move into the record.
+    let mut conn = conn;
+    let mut body = conn.body.take().unwrap_or_default();
     let hs = &body.shared.handshake;
     let started_tls = body.halves.iter().any(|h| h.upper.tls.started_tls());
     let mail_dialogue = body
@@ -57,7 +58,7 @@ pub(super) fn report(
     if !hs.hello_seen() && !started_tls && !conn.forced_port && mail_dialogue.is_none() {
         return None;
     }
-    let client = client_side(key, &conn, body);
+    let client = client_side(key, &conn, &body);
     let server = client.other();
     let (client_ip, client_port) = key.endpoint(client);
     let (server_ip, server_port) = key.endpoint(server);
@@ -85,6 +86,7 @@ pub(super) fn report(
         Outcome::NoServerHello
     };
 
+    let hs = &mut body.shared.handshake;
     let parts = hello_parts(
         hs,
         client,
@@ -123,8 +125,8 @@ pub(super) fn report(
         client_hellos: hs.client_hellos,
         certificate: hs
             .certificate
-            .as_deref()
-            .cloned()
+            .take()
+            .map(|chain| *chain)
             .or_else(|| server_half.upper.tls.unfinished_certificate()),
         capture: parts.capture,
         ts: parts.ts,
@@ -149,10 +151,11 @@ pub(super) struct HelloParts {
     pub capture: CaptureRef,
 }
 
-/// The record fields that come from the hellos and alerts. `fallback` is the file and time
-/// of the connection's first packet, for a connection without a hello.
+/// The record fields that come from the hellos and alerts, the hellos taken from `hs`.
+/// `fallback` is the file and time of the connection's first packet, for a connection
+/// without a hello.
 pub(super) fn hello_parts(
-    hs: &Handshake,
+    hs: &mut Handshake,
     client: Side,
     files: &[String],
     fallback: (usize, i64),
@@ -182,13 +185,17 @@ pub(super) fn hello_parts(
         }
         _ => None,
     };
+    let hrr = hs.hrr;
     HelloParts {
         ts: rfc3339(ts),
-        client_hello: client_hello.map(|(h, _, _)| ClientHelloRecord::carried_by(h, transport)),
+        client_hello: hs
+            .client_hello
+            .take()
+            .map(|(h, _, _)| ClientHelloRecord::from_hello(*h, transport)),
         server_hello: hs
             .server_hello
-            .as_ref()
-            .map(|(h, _)| ServerHelloRecord::carried_by(h, hs.hrr, transport)),
+            .take()
+            .map(|(h, _)| ServerHelloRecord::from_hello(*h, hrr, transport)),
         alerts,
         handshake_us,
         capture: CaptureRef {

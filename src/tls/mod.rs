@@ -4,5 +4,6 @@
 pub mod certificate;
 pub mod fingerprint;
 pub mod hello;
+pub mod hello_fingerprints;
 pub mod parse;
 pub mod stream;
