@@ -203,13 +203,7 @@ pub fn generate_with_truth(
         path.display(),
         spec.target_bytes as f64 / 1e9
     );
-    // pcap global header (little-endian, µs, snaplen 262144, Ethernet).
-    out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-    out.write_all(&2u16.to_le_bytes())?;
-    out.write_all(&4u16.to_le_bytes())?;
-    out.write_all(&[0; 8])?;
-    out.write_all(&262_144u32.to_le_bytes())?;
-    out.write_all(&1u32.to_le_bytes())?;
+    write_pcap_header(&mut out)?;
 
     let mut rng = Rng::new(spec.seed);
     // The bytes of application data come from a stream of their own, so that the traffic's
@@ -507,6 +501,16 @@ pub struct TruthRow {
     pub template_file: String,
 }
 
+/// The pcap global header: little-endian, microseconds, snaplen 262144, Ethernet.
+fn write_pcap_header(out: &mut impl Write) -> std::io::Result<()> {
+    out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+    out.write_all(&2u16.to_le_bytes())?;
+    out.write_all(&4u16.to_le_bytes())?;
+    out.write_all(&[0; 8])?;
+    out.write_all(&262_144u32.to_le_bytes())?;
+    out.write_all(&1u32.to_le_bytes())
+}
+
 /// Write the flood capture to `path` and its truth (one line per real handshake: client
 /// address, client port, server address, server port, template file; tab-separated) to
 /// `truth`.
@@ -519,12 +523,7 @@ pub fn generate_flood(
     let templates: Vec<&Template> = templates.iter().filter(|t| t.port == 443).collect();
     let mut out = BufWriter::with_capacity(1 << 22, File::create(path)?);
     let mut truth_out = BufWriter::new(File::create(truth)?);
-    out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-    out.write_all(&2u16.to_le_bytes())?;
-    out.write_all(&4u16.to_le_bytes())?;
-    out.write_all(&[0; 8])?;
-    out.write_all(&262_144u32.to_le_bytes())?;
-    out.write_all(&1u32.to_le_bytes())?;
+    write_pcap_header(&mut out)?;
     let mut rng = Rng::new(flood.seed);
     let mut ciphertext = Rng::new(flood.seed ^ 0x5eed);
     let mut stats = Generated {

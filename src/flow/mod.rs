@@ -189,11 +189,11 @@ impl<V> FlowTable<V> {
             let flows = FlowCost::of::<V>().flows_within(bytes);
             limits.max_flows = flows.min(limits.max_flows);
         }
-        let (map, arrivals) = (HashMap::default(), VecDeque::new());
+        // Both start empty and grow with the connections held (see `flows_within`).
         FlowTable {
-            map,
+            map: HashMap::default(),
             limits,
-            arrivals,
+            arrivals: VecDeque::new(),
             evicted: 0,
             expired: 0,
             refused: 0,
