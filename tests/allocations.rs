@@ -45,13 +45,7 @@ fn a_flood_stays_within_the_flow_memory_budget() {
         },
         ..Config::default()
     });
-    let mut syn = vec![0u8; 54];
-    syn[12..14].copy_from_slice(&[0x08, 0x00]);
-    syn[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
-    syn[30..34].copy_from_slice(&[192, 0, 2, 1]);
-    syn[36..38].copy_from_slice(&443u16.to_be_bytes());
-    syn[46] = 0x50;
-    syn[47] = 0x02;
+    let mut syn = syn_to_443();
     let mut peak = 0i64;
     for i in 0..1_000_000u32 {
         syn[26..30].copy_from_slice(&(0x0b00_0000 | (i >> 6)).to_be_bytes());
@@ -93,6 +87,19 @@ fn a_flood_stays_within_the_flow_memory_budget() {
         peak <= BUDGET as i64,
         "peak heap {peak} bytes over the budget"
     );
+}
+
+/// An Ethernet/IPv4 SYN to 192.0.2.1:443 (RFC 791, RFC 793 fields; no options), whose source
+/// address (bytes 26..30) and port (34..36) the tests fill in per connection.
+fn syn_to_443() -> Vec<u8> {
+    let mut syn = vec![0u8; 54];
+    syn[12..14].copy_from_slice(&[0x08, 0x00]);
+    syn[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
+    syn[30..34].copy_from_slice(&[192, 0, 2, 1]);
+    syn[36..38].copy_from_slice(&443u16.to_be_bytes());
+    syn[46] = 0x50;
+    syn[47] = 0x02;
+    syn
 }
 
 /// (link type, frame) of every frame of a capture in `pcaps/`.
@@ -179,13 +186,7 @@ fn a_million_connections_fit_in_256_mib() {
         ..Config::default()
     });
     // SYNs of a million distinct connections: 10.0.0.0/8 clients to one server on 443.
-    let mut syn = vec![0u8; 54];
-    syn[12..14].copy_from_slice(&[0x08, 0x00]);
-    syn[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
-    syn[30..34].copy_from_slice(&[192, 0, 2, 1]);
-    syn[36..38].copy_from_slice(&443u16.to_be_bytes());
-    syn[46] = 0x50;
-    syn[47] = 0x02;
+    let mut syn = syn_to_443();
     let region = Region::new(GLOBAL);
     for i in 0..1_000_000u32 {
         syn[26..30].copy_from_slice(&(0x0a00_0000 | (i >> 6)).to_be_bytes());
@@ -238,13 +239,7 @@ fn syn_flood_is_evicted_and_real_handshakes_survive() {
         ..Config::default()
     });
     let mut records = Vec::new();
-    let mut syn = vec![0u8; 54];
-    syn[12..14].copy_from_slice(&[0x08, 0x00]);
-    syn[14..24].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6]);
-    syn[30..34].copy_from_slice(&[192, 0, 2, 1]);
-    syn[36..38].copy_from_slice(&443u16.to_be_bytes());
-    syn[46] = 0x50;
-    syn[47] = 0x02;
+    let mut syn = syn_to_443();
     let mut state = 0x1234_5678_9abc_def1_u64;
     let flood_per_real = 500_000 / real.len();
     let region = Region::new(GLOBAL);
