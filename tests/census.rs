@@ -33,10 +33,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn tlscensus(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
-        .args(args)
-        .output()
-        .expect("run tlscensus");
+    let out = common::run_to_end(Command::new(env!("CARGO_BIN_EXE_tlscensus")).args(args));
     assert!(
         out.status.success(),
         "tlscensus {args:?} failed: {}",

@@ -119,14 +119,14 @@ struct Run {
 /// `tlscensus read FILE --events OUT --stats`.
 fn read(file: &Path, tag: &str) -> Run {
     let events = tmp(&format!("{tag}.jsonl"));
-    let out = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
-        .arg("read")
-        .arg(file)
-        .arg("--events")
-        .arg(&events)
-        .arg("--stats")
-        .output()
-        .expect("run tlscensus");
+    let out = common::run_to_end(
+        Command::new(env!("CARGO_BIN_EXE_tlscensus"))
+            .arg("read")
+            .arg(file)
+            .arg("--events")
+            .arg(&events)
+            .arg("--stats"),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !stderr.contains("panicked"),

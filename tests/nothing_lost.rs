@@ -7,10 +7,7 @@ mod common;
 use std::process::Command;
 
 fn tlscensus(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tlscensus"))
-        .args(args)
-        .output()
-        .expect("run tlscensus")
+    common::run_to_end(Command::new(env!("CARGO_BIN_EXE_tlscensus")).args(args))
 }
 
 fn sample() -> String {

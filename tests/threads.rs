@@ -188,7 +188,7 @@ fn cli_with(files: &[PathBuf], threads: usize, dir: &Path, with_events: bool) ->
     for report in &reports {
         cmd.arg("--report").arg(report);
     }
-    let out = cmd.output().expect("run tlscensus");
+    let out = common::run_to_end(&mut cmd);
     let read = |p: &Path| {
         std::fs::read(p).unwrap_or_else(|e| {
             panic!(

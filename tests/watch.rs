@@ -22,7 +22,7 @@ fn tlscensus() -> Command {
 }
 
 fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run tlscensus");
+    let out = common::run_to_end(cmd);
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",

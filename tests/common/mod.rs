@@ -133,3 +133,29 @@ pub fn corpus_records_by_endpoints(
     }
     by_endpoints
 }
+
+/// Runs `command` to completion and returns what it wrote.
+///
+/// Under Wine, starting a process now and then fails with ERROR_INTERNAL_ERROR (1359) when
+/// many start at once: CI saw it once in `etl_files`' hundreds of runs. That is the test
+/// host, not tlscensus, so a process that could not be *started* is tried again, a few
+/// times and only on Windows. A process that started and then failed is never run again.
+pub fn run_to_end(command: &mut std::process::Command) -> std::process::Output {
+    let attempts = if cfg!(windows) { 5 } else { 1 };
+    let mut last_error = None;
+    for attempt in 0..attempts {
+        match command.output() {
+            Ok(out) => return out,
+            Err(e) => {
+                eprintln!(
+                    "could not run {:?} (attempt {}): {e}",
+                    command.get_program(),
+                    attempt + 1
+                );
+                last_error = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
+            }
+        }
+    }
+    panic!("run {:?}: {}", command.get_program(), last_error.unwrap());
+}
