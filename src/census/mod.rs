@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{Outcome, Record, Sender};
@@ -374,6 +375,9 @@ pub struct ClientSummary<'a> {
     pub connections: u64,
     pub first_seen: Option<&'a str>,
     pub last_seen: Option<&'a str>,
+    /// The categories of each of its services alone, in the order of `client.services`:
+    /// classified once here, since the rows and the service totals ask for them again.
+    pub found_per_service: Vec<Found>,
 }
 
 impl<'a> ClientSummary<'a> {
@@ -385,8 +389,11 @@ impl<'a> ClientSummary<'a> {
         let mut sources: Vec<&str> = Vec::new();
         let mut connections = 0;
         let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
+        let mut found_per_service = Vec::with_capacity(client.services.len());
         for s in client.services.values() {
-            found = found | Found::service(s);
+            let on_service = Found::service(s);
+            found_per_service.push(on_service);
+            found = found | on_service;
             reasons.extend(s.would_fail_reasons().map(|(r, _)| r));
             wire_reasons |= !s.policy_failures.is_empty();
             sources.extend(s.sources.keys());
@@ -414,6 +421,7 @@ impl<'a> ClientSummary<'a> {
             connections,
             first_seen,
             last_seen,
+            found_per_service,
         }
     }
 }
@@ -422,6 +430,8 @@ impl<'a> ClientSummary<'a> {
 #[derive(Debug, Clone)]
 pub struct Row<'a> {
     pub client: &'a ClientSummary<'a>,
+    /// The client's place in the list `rows` was given.
+    pub client_index: usize,
     pub service: &'a str,
     pub counts: &'a ServiceCounts,
     /// The categories of this client on this service alone, most severe first.
@@ -439,24 +449,28 @@ impl Row<'_> {
 pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
     // The key is computed once per row: comparing rows directly re-read each row's
     // categories and re-summed its policy failures, from cold memory, at every comparison.
+    // Built and sorted on the report threads (see `crate::report`).
     let mut rows: Vec<((Category, bool, usize), Row<'a>)> = clients
-        .iter()
+        .par_iter()
         .enumerate()
-        .flat_map(|(i, c)| {
-            c.client.services.iter().map(move |(name, counts)| {
-                let row = Row {
-                    client: c,
-                    service: name.as_str(),
-                    counts,
-                    categories: Found::service(counts).categories(),
-                };
-                ((row.primary(), counts.would_fail() == 0, i), row)
-            })
+        .flat_map_iter(|(i, c)| {
+            c.client.services.iter().zip(&c.found_per_service).map(
+                move |((name, counts), found)| {
+                    let row = Row {
+                        client: c,
+                        client_index: i,
+                        service: name.as_str(),
+                        counts,
+                        categories: found.categories(),
+                    };
+                    ((row.primary(), counts.would_fail() == 0, i), row)
+                },
+            )
         })
         .collect();
     // A client's index and a service name are unique together: the unstable sort gives the
     // one order.
-    rows.sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.service.cmp(b.service)));
+    rows.par_sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.service.cmp(b.service)));
     rows.into_iter().map(|(_, r)| r).collect()
 }
 
@@ -476,6 +490,24 @@ pub struct ServiceSummary {
     pub would_fail: u64,
     /// Their connections.
     pub would_fail_connections: u64,
+}
+
+impl ServiceSummary {
+    /// Add the totals of other clients (of the same service).
+    fn merge(&mut self, other: &ServiceSummary) {
+        self.clients += other.clients;
+        self.connections += other.connections;
+        self.negotiated.merge(&other.negotiated);
+        self.max_offered.merge(&other.max_offered);
+        self.plaintext += other.plaintext;
+        self.failed += other.failed;
+        self.incomplete += other.incomplete;
+        for (category, n) in &other.primary {
+            *self.primary.entry(*category).or_default() += n;
+        }
+        self.would_fail += other.would_fail;
+        self.would_fail_connections += other.would_fail_connections;
+    }
 }
 
 /// Why two censuses cannot be merged.
@@ -779,10 +811,11 @@ impl Census {
     /// The capture's end as the census knows it (its last handshake), in Unix seconds: what
     /// certificate expiry is measured against.
     pub fn capture_end(&self) -> Option<i64> {
+        // A walk over every client from cold memory: on the report threads.
         let last = self
             .clients
-            .values()
-            .flat_map(|c| c.services.values())
+            .par_iter()
+            .flat_map_iter(|(_, c)| c.services.values())
             .filter_map(|s| s.last_seen.as_deref())
             .max();
         certificates::end_of(last)
@@ -791,8 +824,8 @@ impl Census {
     /// Total connections counted.
     pub fn connections(&self) -> u64 {
         self.clients
-            .values()
-            .flat_map(|c| c.services.values())
+            .par_iter()
+            .flat_map_iter(|(_, c)| c.services.values())
             .map(|s| s.connections)
             .sum()
     }
@@ -800,14 +833,16 @@ impl Census {
     /// Every client with its classification, at-risk clients first: by primary category,
     /// then those the policy would break, then by connections (most first), then address.
     pub fn clients(&self) -> Vec<ClientSummary<'_>> {
+        // Classified on the report threads (see `crate::report`): each client is read from
+        // cold memory, so the work is in the reading and spreads over cores.
         let mut out: Vec<ClientSummary<'_>> = self
             .clients
-            .iter()
+            .par_iter()
             .map(|(key, client)| ClientSummary::of(*key, client))
             .collect();
         // Client keys are unique, so no two clients compare equal: the unstable sort gives
         // the one order.
-        out.sort_unstable_by(|a, b| {
+        out.par_sort_unstable_by(|a, b| {
             (
                 a.primary,
                 !a.would_fail,
@@ -824,35 +859,54 @@ impl Census {
         out
     }
 
-    /// Totals per service, from the classified clients.
+    /// Totals per service, from the classified clients: summed over blocks of clients on
+    /// the report threads, then the blocks' sums added up (every total is a sum or a count
+    /// map, so the order does not matter).
     pub fn services(&self, clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSummary> {
-        let mut out: BTreeMap<String, ServiceSummary> = BTreeMap::new();
-        for c in clients {
-            for (name, s) in &c.client.services {
-                // Look up before inserting: `entry` would want an owned name every time.
-                let t = match out.get_mut(name) {
-                    Some(t) => t,
-                    None => out.entry(name.clone()).or_default(),
-                };
-                t.clients += 1;
-                t.connections += s.connections;
-                t.negotiated.merge(&s.negotiated);
-                t.max_offered.merge(&s.max_offered);
-                t.plaintext += s.plaintext;
-                t.failed += s.failed;
-                t.incomplete += s.incomplete;
-                // The client's category on this service alone.
-                let primary = Found::service(s).primary();
-                *t.primary.entry(primary).or_default() += 1;
-                let failing = s.would_fail();
-                if failing > 0 {
-                    t.would_fail += 1;
-                    t.would_fail_connections += failing;
+        clients
+            .par_chunks(1024)
+            .map(service_totals)
+            .reduce(BTreeMap::new, |mut a, b| {
+                for (name, t) in b {
+                    match a.get_mut(&name) {
+                        Some(sum) => sum.merge(&t),
+                        None => {
+                            a.insert(name, t);
+                        }
+                    }
                 }
+                a
+            })
+    }
+}
+
+/// Totals per service over some clients.
+fn service_totals(clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSummary> {
+    let mut out: BTreeMap<String, ServiceSummary> = BTreeMap::new();
+    for c in clients {
+        for ((name, s), found) in c.client.services.iter().zip(&c.found_per_service) {
+            // Look up before inserting: `entry` would want an owned name every time.
+            let t = match out.get_mut(name) {
+                Some(t) => t,
+                None => out.entry(name.clone()).or_default(),
+            };
+            t.clients += 1;
+            t.connections += s.connections;
+            t.negotiated.merge(&s.negotiated);
+            t.max_offered.merge(&s.max_offered);
+            t.plaintext += s.plaintext;
+            t.failed += s.failed;
+            t.incomplete += s.incomplete;
+            // The client's category on this service alone.
+            *t.primary.entry(found.primary()).or_default() += 1;
+            let failing = s.would_fail();
+            if failing > 0 {
+                t.would_fail += 1;
+                t.would_fail_connections += failing;
             }
         }
-        out
     }
+    out
 }
 
 #[cfg(test)]

@@ -179,6 +179,7 @@ mod live_capture {
             threads: args.engine.threads(),
             reading: pipeline::Reading::OneReader,
         };
+        tlscensus::report::use_threads(options.threads);
         // The workers count the census; the records come here only to be written.
         let mut write_event = |record| session.borrow_mut().add(record);
         let outputs = pipeline::Outputs {

@@ -117,6 +117,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
         threads: args.engine.threads(),
         reading: args.reading,
     };
+    tlscensus::report::use_threads(options.threads);
     // Logs are told from captures by their header lines; what is not a log is left to the
     // capture readers, which name what they cannot read.
     let mut captures = Vec::new();

@@ -179,6 +179,7 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
         threads: args.engine.threads(),
         reading: pipeline::Reading::OneReader,
     };
+    tlscensus::report::use_threads(options.threads);
     let counters = pipeline::Progress::default();
     let mut stopping = false;
     // The watch counts its census itself, from the records in order: whether a record

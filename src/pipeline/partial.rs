@@ -100,6 +100,20 @@ impl Tally {
         if clients < self.hand_in_at || self.partials.len() == 1 {
             return;
         }
+        self.hand_in(worker);
+    }
+
+    /// Merge worker `worker`'s partial into the total now, when it has finished: the last
+    /// partials are then merged on the workers' threads, one while another still works,
+    /// rather than all on the caller's after every worker is done. One worker's partial is
+    /// left for [`Tally::into_census`] (nothing runs beside it).
+    pub(super) fn hand_in_last(&self, worker: usize) {
+        if self.partials.len() > 1 {
+            self.hand_in(worker);
+        }
+    }
+
+    fn hand_in(&self, worker: usize) {
         let mut total = lock(&self.total);
         let part = {
             let mut partial = self.partial(worker);

@@ -175,6 +175,9 @@ impl Lane {
             send,
         ));
         drop(partial);
+        if let Some(tally) = &self.outputs.tally {
+            tally.hand_in_last(worker);
+        }
         let _ = self.to_agg.send(ToAggregator::Finished {
             worker: self.worker,
             records: std::mem::take(&mut self.collected.records),

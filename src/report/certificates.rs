@@ -207,8 +207,7 @@ pub const TEXT_COLUMNS: [&str; 9] = [
 ];
 
 /// The headline: `3 certificates on 2 servers, measured at 2026-12-07T14:18:30Z: expired 1, ...`.
-pub fn headline(census: &Census) -> String {
-    let end = census.capture_end();
+pub fn headline(census: &Census, end: Option<i64>) -> String {
     let inventory = &census.certificates;
     let certificates: usize = inventory
         .servers
@@ -246,14 +245,16 @@ pub fn write_markdown(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     if census.certificates.is_empty() {
         return Ok(());
     }
+    // A walk over every client: once per report.
+    let end = census.capture_end();
     writeln!(out)?;
     writeln!(out, "## Server certificates (flagged first)")?;
     writeln!(out)?;
-    writeln!(out, "{}.", headline(census))?;
+    writeln!(out, "{}.", headline(census, end))?;
     writeln!(out)?;
     writeln!(out, "| {} |", TEXT_COLUMNS.join(" | "))?;
     writeln!(out, "|---|---|---|---|---|---|---|---|--:|")?;
-    for row in census.certificates.rows(census.capture_end()) {
+    for row in census.certificates.rows(end) {
         let cells: Vec<String> = text_cells(&row).iter().map(|c| md_cell(c)).collect();
         writeln!(out, "| {} |", cells.join(" | "))?;
     }
@@ -266,13 +267,15 @@ pub fn write_table(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     if census.certificates.is_empty() {
         return Ok(());
     }
+    // A walk over every client: once per report.
+    let end = census.capture_end();
     writeln!(out)?;
     super::table::wrap(
-        &format!("Server certificates: {}", headline(census)),
+        &format!("Server certificates: {}", headline(census, end)),
         0,
         out,
     )?;
-    for row in census.certificates.rows(census.capture_end()) {
+    for row in census.certificates.rows(end) {
         let [server, service, name, issuer, expires, key, signature, flags, conns] =
             text_cells(&row);
         let flags = if row.flags.is_empty() {
@@ -299,17 +302,19 @@ pub fn write_html(census: &Census, o: &mut String, esc: fn(&str) -> String) {
     if census.certificates.is_empty() {
         return;
     }
+    // A walk over every client: once per report.
+    let end = census.capture_end();
     let _ = write!(
         o,
         "<h2>Server certificates, flagged first</h2>\n<p>{}.</p>\n\
          <table id=\"certificates\" class=\"sortable\"><thead><tr>",
-        esc(&headline(census))
+        esc(&headline(census, end))
     );
     for column in TEXT_COLUMNS {
         let _ = write!(o, "<th>{}</th>", esc(column));
     }
     o.push_str("</tr></thead><tbody>\n");
-    for row in census.certificates.rows(census.capture_end()) {
+    for row in census.certificates.rows(end) {
         o.push_str("<tr>");
         for (i, cell) in text_cells(&row).iter().enumerate() {
             let class = if i == TEXT_COLUMNS.len() - 1 {

@@ -104,11 +104,9 @@ fn view_of<'a>(census: &Census, c: &ClientSummary<'a>) -> ClientView<'a> {
         services: c
             .client
             .services
-            .iter()
-            .map(|(name, s)| {
-                let primary = crate::census::Found::service(s).primary();
-                (name.as_str(), primary.name())
-            })
+            .keys()
+            .zip(&c.found_per_service)
+            .map(|(name, found)| (name.as_str(), found.primary().name()))
             .collect(),
         offered: offered_label(&total),
         negotiated: counted(&total.negotiated),

@@ -1,6 +1,11 @@
 //! The census in the forms admins use: a terminal table, CSV for the remediation
 //! spreadsheet, JSON for tools (and for `tlscensus merge`), Markdown, and a self-contained
 //! HTML page for the change board.
+//!
+//! A report of many clients classifies each of them and lays out a line or a row for each
+//! client and service, reading the whole census from cold memory. That work is spread over
+//! the report threads, rayon's global pool: [`use_threads`] sizes it to the run's
+//! `--threads`, since by the time a `read` writes its reports the workers are done.
 
 pub mod atomic;
 pub mod certificates;
@@ -18,6 +23,16 @@ use std::path::{Path, PathBuf};
 
 use crate::census::version::{parse_version, push_short};
 use crate::census::{Census, ClientSummary, CountMap, ServiceCountsInner, ServiceSummary};
+
+/// Build reports on `threads` threads (at least one). Only the first call of a process
+/// counts; without one, rayon's default applies (one thread per core).
+pub fn use_threads(threads: usize) {
+    // An error means the pool exists already: its size stands.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("tlscensus-report{i}"))
+        .build_global();
+}
 
 /// A report format, chosen by the file's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use rayon::prelude::*;
+
 use super::terminal::terminal_safe;
 use super::{ms, push_client_label, push_version_range, version_columns, Overview};
 use crate::census::{Category, Census, Row};
@@ -188,7 +190,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
         "TLS census: {} from {}, {} at risk; {} .. {} UTC",
-        plural(census.connections(), "connection"),
+        plural(clients.iter().map(|c| c.connections).sum(), "connection"),
         plural(clients.len() as u64, "client"),
         at_risk,
         first,
@@ -262,31 +264,47 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     )?;
     // CATEGORIES starts after the fixed columns; the rest of the width is theirs.
     let categories_width = WIDTH - 85;
-    // Rows are laid out in one text buffer, written out every 64 KiB: a `writeln!` per row
-    // to the output costs a call through it per field and per padding space.
-    let mut text = String::with_capacity(72 << 10);
-    let mut cells = Cells::default();
-    let mut named = std::collections::HashSet::new();
-    let mut hinted = std::collections::HashSet::new();
-    for row in crate::census::rows(&clients) {
-        row_line(&mut text, &mut cells, &row, categories_width);
-        // The client's names, once, under its first row: chosen by whoever sent them, so
-        // stripped of control characters and escape sequences.
-        if let Some(names) = census.names.get(&row.client.key.ip) {
-            if !names.is_empty() && named.insert(row.client.key) {
-                names_line(&mut text, &names.summary());
-            }
-        }
-        // Its software hints, once: from the project's fingerprint table, made safe all the same.
-        if hinted.insert(row.client.key) {
-            software_lines(&mut text, row.client.client)?;
-        }
-        if text.len() >= 64 << 10 {
-            out.write_all(text.as_bytes())?;
-            text.clear();
+    let rows = crate::census::rows(&clients);
+    // A client's names and software hints go once, under its first row.
+    let mut first_of_client = vec![false; rows.len()];
+    let mut client_seen = vec![false; clients.len()];
+    for (first, row) in first_of_client.iter_mut().zip(&rows) {
+        *first = !std::mem::replace(&mut client_seen[row.client_index], true);
+    }
+    // Rows are laid out in text blocks on the report threads (see `crate::report`), one
+    // round of blocks at a time so that only a round's text is held, and written in order.
+    // A `writeln!` per row to the output would cost a call through it per field and per
+    // padding space.
+    const BLOCK_ROWS: usize = 2048;
+    let round = BLOCK_ROWS * rayon::current_num_threads();
+    for (rows, firsts) in rows.chunks(round).zip(first_of_client.chunks(round)) {
+        let blocks: Vec<io::Result<String>> = rows
+            .par_chunks(BLOCK_ROWS)
+            .zip(firsts.par_chunks(BLOCK_ROWS))
+            .map(|(rows, firsts)| {
+                let mut text = String::with_capacity(BLOCK_ROWS * 96);
+                let mut cells = Cells::default();
+                for (row, first) in rows.iter().zip(firsts) {
+                    row_line(&mut text, &mut cells, row, categories_width);
+                    if !first {
+                        continue;
+                    }
+                    // Names are chosen by whoever sent them, hints come from the project's
+                    // fingerprint table: both made safe for the terminal all the same.
+                    if let Some(names) = census.names.get(&row.client.key.ip) {
+                        if !names.is_empty() {
+                            names_line(&mut text, &names.summary());
+                        }
+                    }
+                    software_lines(&mut text, row.client.client)?;
+                }
+                Ok(text)
+            })
+            .collect();
+        for text in blocks {
+            out.write_all(text?.as_bytes())?;
         }
     }
-    out.write_all(text.as_bytes())?;
     if clients
         .iter()
         .any(|c| c.sources.iter().any(|s| *s != "wire"))
