@@ -11,7 +11,22 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its v2 `mi_option_e`, which the bindings leave out).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Give freed pages back to the system at once instead of 10 ms later. The workers' flow
+/// tables, batches and connection buffers are freed by the time the report is built, and
+/// with the delay their pages were still resident then: 16 MiB of the peak on issue 27's
+/// handshake capture (`benches/NOTES.md`, "Issue 27: peak memory on the handshake capture").
+#[allow(unsafe_code)]
+fn purge_freed_pages_at_once() {
+    // SAFETY: sets one of the allocator's options, which it reads atomically; any value is
+    // valid for this one (0: purge at once).
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+}
+
 fn main() -> ExitCode {
+    purge_freed_pages_at_once();
     match cli::run() {
         Ok(code) => code,
         Err(err) => {

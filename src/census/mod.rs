@@ -18,6 +18,7 @@ pub mod counts;
 pub mod latency;
 pub mod names;
 pub mod policy;
+pub mod services;
 pub mod software;
 pub mod version;
 
@@ -36,6 +37,7 @@ pub use classify::{Category, Found};
 pub use counts::CountMap;
 use latency::Latency;
 pub use policy::Policy;
+pub use services::Services;
 
 /// Most distinct values kept per client and service (see [`capped`]).
 pub const CAP_SNI: usize = 32;
@@ -138,9 +140,8 @@ pub fn parse_server(text: &str) -> Result<IpNet, String> {
 /// One client's counts for one service: the fields of [`ServiceCountsInner`], which it
 /// dereferences to, behind a `Box`.
 ///
-/// Boxed because [`Client::services`] is a B-tree, and a B-tree node has room for 11 entries
-/// from its first one: with the counts inline (some 340 bytes) every client paid about 4 KB
-/// for its first service. Boxed, a node is some 370 bytes and each service one box.
+/// Boxed so that [`Client::services`] stays a slice of names and pointers, which it grows
+/// and searches: the counts are some 360 bytes.
 /// Serialised exactly as the fields (`transparent`).
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -351,9 +352,9 @@ pub struct ClientKey {
 /// Everything counted for one client.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Client {
-    /// Service → counts; most clients use one or two services, so the map is one B-tree
-    /// node of names and boxes (see [`ServiceCounts`]).
-    pub services: BTreeMap<String, ServiceCounts>,
+    /// Service → counts, in name order: a sorted slice of names and boxes (see
+    /// [`Services`] and [`ServiceCounts`]).
+    pub services: Services,
 }
 
 /// A client with its classification, as reports show it.
@@ -658,11 +659,7 @@ impl Census {
         }
         self.certificates.add(record);
         let services = &mut self.clients.entry(key).or_default().services;
-        // Look up before inserting: `entry` would want the name as a new `String` each time.
-        if !services.contains_key(&record.service) {
-            services.insert(record.service.clone(), ServiceCounts::default());
-        }
-        let s: &mut ServiceCountsInner = services.get_mut(&record.service).expect("inserted above");
+        let s: &mut ServiceCountsInner = services.get_or_default(&record.service);
 
         s.connections += 1;
         min_opt(&mut s.first_seen, Some(&record.ts));
@@ -775,18 +772,8 @@ impl Census {
             return Err(CensusError::Config("--policy"));
         }
         for (key, client) in other.clients {
-            let mine = self.clients.entry(key).or_default();
-            for (service, counts) in client.services {
-                // A service new to this census takes the other's counts as they are.
-                match mine.services.entry(service) {
-                    std::collections::btree_map::Entry::Vacant(entry) => {
-                        entry.insert(counts);
-                    }
-                    std::collections::btree_map::Entry::Occupied(mut entry) => {
-                        entry.get_mut().merge(&counts);
-                    }
-                }
-            }
+            // A service new to this census takes the other's counts as they are.
+            (self.clients.entry(key).or_default().services).merge(client.services);
         }
         for (service, latency) in other.latency_by_service {
             self.latency_by_service

@@ -99,7 +99,7 @@ struct ClientOut<'a> {
     names: Vec<NameEntry>,
     #[serde(skip_serializing_if = "is_zero")]
     names_other: u64,
-    services: &'a BTreeMap<String, ServiceCounts>,
+    services: &'a crate::census::Services,
     /// Programs public fingerprint data saw sending this client's JA3s (derived: recomputed
     /// from the services' `ja3` sets when a report is read back).
     software: Vec<software::Hint>,
