@@ -118,14 +118,53 @@ impl Found {
     }
 
     /// Every category that applies, most severe first; `[Ok]` when none does.
-    pub fn categories(self) -> Vec<Category> {
-        if self.0 == 0 {
-            return vec![Category::Ok];
+    pub fn categories(self) -> Categories {
+        let mut out = Categories {
+            list: [Category::Ok; Category::ALL.len()],
+            len: 0,
+        };
+        for c in Category::ALL {
+            if self.0 & (1 << c as u8) != 0 {
+                out.list[out.len as usize] = c;
+                out.len += 1;
+            }
         }
-        Category::ALL
-            .into_iter()
-            .filter(|c| self.0 & (1 << *c as u8) != 0)
-            .collect()
+        if out.len == 0 {
+            out.len = 1;
+        }
+        out
+    }
+}
+
+/// A list of categories, most severe first, held inline: a report keeps one for every
+/// client and every row of a client on a service, tens of thousands of them, and a vector
+/// each cost an allocation and 24 bytes more.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Categories {
+    list: [Category; Category::ALL.len()],
+    len: u8,
+}
+
+impl std::ops::Deref for Categories {
+    type Target = [Category];
+
+    fn deref(&self) -> &[Category] {
+        &self.list[..self.len as usize]
+    }
+}
+
+impl<'a> IntoIterator for &'a Categories {
+    type Item = &'a Category;
+    type IntoIter = std::slice::Iter<'a, Category>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for Categories {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
     }
 }
 

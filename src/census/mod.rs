@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::{Outcome, Record, Sender};
 use capped::CappedSet;
 use certificates::Inventory;
-pub use classify::{Category, Found};
+pub use classify::{Categories, Category, Found};
 pub use counts::CountMap;
 use latency::Latency;
 pub use policy::Policy;
@@ -363,7 +363,7 @@ pub struct ClientSummary<'a> {
     pub key: ClientKey,
     pub client: &'a Client,
     /// Every category that applies, most severe first.
-    pub categories: Vec<Category>,
+    pub categories: Categories,
     pub primary: Category,
     pub would_fail: bool,
     /// Why it would fail under the policy.
@@ -376,9 +376,18 @@ pub struct ClientSummary<'a> {
     pub connections: u64,
     pub first_seen: Option<&'a str>,
     pub last_seen: Option<&'a str>,
-    /// The categories of each of its services alone, in the order of `client.services`:
-    /// classified once here, since the rows and the service totals ask for them again.
-    pub found_per_service: Vec<Found>,
+    /// How it fares on each of its services alone, in the order of `client.services`:
+    /// classified once here, since the rows and the service totals ask again.
+    pub per_service: Vec<OnService>,
+}
+
+/// A client on one of its services.
+#[derive(Debug, Clone, Copy)]
+pub struct OnService {
+    /// The categories that apply on this service.
+    pub found: Found,
+    /// Some connection on this service would fail under the policy.
+    pub would_fail: bool,
 }
 
 impl<'a> ClientSummary<'a> {
@@ -390,10 +399,13 @@ impl<'a> ClientSummary<'a> {
         let mut sources: Vec<&str> = Vec::new();
         let mut connections = 0;
         let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
-        let mut found_per_service = Vec::with_capacity(client.services.len());
+        let mut per_service = Vec::with_capacity(client.services.len());
         for s in client.services.values() {
             let on_service = Found::service(s);
-            found_per_service.push(on_service);
+            per_service.push(OnService {
+                found: on_service,
+                would_fail: s.would_fail() > 0,
+            });
             found = found | on_service;
             reasons.extend(s.would_fail_reasons().map(|(r, _)| r));
             wire_reasons |= !s.policy_failures.is_empty();
@@ -422,7 +434,7 @@ impl<'a> ClientSummary<'a> {
             connections,
             first_seen,
             last_seen,
-            found_per_service,
+            per_service,
         }
     }
 }
@@ -436,7 +448,7 @@ pub struct Row<'a> {
     pub service: &'a str,
     pub counts: &'a ServiceCounts,
     /// The categories of this client on this service alone, most severe first.
-    pub categories: Vec<Category>,
+    pub categories: Categories,
 }
 
 impl Row<'_> {
@@ -448,27 +460,24 @@ impl Row<'_> {
 /// Every (client, service) row, at risk first: by the row's primary category, then rows
 /// the policy would break, then in client order, then by service name.
 pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
-    // The key is computed once per row: comparing rows directly re-read each row's
-    // categories and re-summed its policy failures, from cold memory, at every comparison.
-    // Built and sorted on the report threads (see `crate::report`).
-    let mut rows: Vec<((Category, bool, usize), Row<'a>)> = clients
-        .par_iter()
-        .enumerate()
-        .flat_map_iter(|(i, c)| {
-            c.client.services.iter().zip(&c.found_per_service).map(
-                move |((name, counts), found)| {
-                    let row = Row {
-                        client: c,
-                        client_index: i,
-                        service: name.as_str(),
-                        counts,
-                        categories: found.categories(),
-                    };
-                    ((row.primary(), counts.would_fail() == 0, i), row)
-                },
-            )
-        })
-        .collect();
+    // The sort key is made once per row, from what `ClientSummary::of` found: comparing
+    // rows directly re-read each row's categories and policy failures, from cold memory, at
+    // every comparison. The rows are made in one vector of their exact number and sorted in
+    // place on the report threads (see `crate::report`).
+    let mut rows: Vec<((Category, bool, usize), Row<'a>)> =
+        Vec::with_capacity(clients.iter().map(|c| c.per_service.len()).sum());
+    for (i, c) in clients.iter().enumerate() {
+        for ((name, counts), on) in c.client.services.iter().zip(&c.per_service) {
+            let row = Row {
+                client: c,
+                client_index: i,
+                service: name.as_str(),
+                counts,
+                categories: on.found.categories(),
+            };
+            rows.push(((row.primary(), !on.would_fail, i), row));
+        }
+    }
     // A client's index and a service name are unique together: the unstable sort gives the
     // one order.
     rows.par_sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.service.cmp(b.service)));
@@ -871,7 +880,7 @@ impl Census {
 fn service_totals(clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSummary> {
     let mut out: BTreeMap<String, ServiceSummary> = BTreeMap::new();
     for c in clients {
-        for ((name, s), found) in c.client.services.iter().zip(&c.found_per_service) {
+        for ((name, s), on) in c.client.services.iter().zip(&c.per_service) {
             // Look up before inserting: `entry` would want an owned name every time.
             let t = match out.get_mut(name) {
                 Some(t) => t,
@@ -885,11 +894,10 @@ fn service_totals(clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSumm
             t.failed += s.failed;
             t.incomplete += s.incomplete;
             // The client's category on this service alone.
-            *t.primary.entry(found.primary()).or_default() += 1;
-            let failing = s.would_fail();
-            if failing > 0 {
+            *t.primary.entry(on.found.primary()).or_default() += 1;
+            if on.would_fail {
                 t.would_fail += 1;
-                t.would_fail_connections += failing;
+                t.would_fail_connections += s.would_fail();
             }
         }
     }

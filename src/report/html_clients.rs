@@ -105,8 +105,8 @@ fn view_of<'a>(census: &Census, c: &ClientSummary<'a>) -> ClientView<'a> {
             .client
             .services
             .keys()
-            .zip(&c.found_per_service)
-            .map(|(name, found)| (name.as_str(), found.primary().name()))
+            .zip(&c.per_service)
+            .map(|(name, on)| (name.as_str(), on.found.primary().name()))
             .collect(),
         offered: offered_label(&total),
         negotiated: counted(&total.negotiated),
