@@ -466,3 +466,20 @@ fn a_stream_cut_half_way_keeps_what_its_own_tool_recovers() {
         assert_eq!(ours, theirs, "{tool} {args:?}");
     }
 }
+
+/// A compressed capture as its publisher ships it: zeek's
+/// `testing/btest/Traces/tls/tls-fragmented-handshake.pcap.gz` (in the corpus, BSD licence),
+/// whose handshake tshark dissects from the compressed file itself. Read from the file and
+/// through a pipe, its hellos are tshark's.
+#[test]
+fn a_published_gzip_capture_reads_as_tshark_reads_it() {
+    let corpus = "zeek/testing/btest/Traces/tls/tls-fragmented-handshake.pcap.gz";
+    let path = common::corpus_dir().join(corpus);
+    let truth = tshark_hellos(corpus);
+    assert_eq!(truth.len(), 2, "tshark: one ClientHello, one ServerHello");
+    let ours = records_of(&path);
+    assert_eq!(our_hellos(&ours), truth);
+    let (piped, stderr, ok) = piped_from("cat", &[path.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert_eq!(piped, ours);
+}
