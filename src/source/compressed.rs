@@ -290,7 +290,9 @@ impl<R: BufRead> ZstdFrames<R> {
             let checksum = if last && self.has_checksum { 4 } else { 0 };
             let whole = 3 + content + checksum;
             if !read_up_to(&mut self.src, &mut self.block, whole)? {
-                // Only the checksum missing: the content is whole, so decode it.
+                // Cut: a block whose content is whole (only the checksum after it is
+                // missing) is still decoded, its checksum left unchecked; a block cut in its
+                // content is dropped.
                 cut = true;
                 if self.block.len() < 3 + content {
                     self.block.clear();
