@@ -483,3 +483,27 @@ fn a_published_gzip_capture_reads_as_tshark_reads_it() {
     assert!(ok, "{stderr}");
     assert_eq!(piped, ours);
 }
+
+/// `read -` typed at a terminal, with nothing piped in: an error saying so at once, not a
+/// wait for input. The terminal is a real pseudo-terminal (Python's `pty`).
+#[test]
+fn standard_input_at_a_terminal_is_a_clear_error() {
+    const SCRIPT: &str = r#"
+import os, pty, subprocess, sys
+leader, follower = pty.openpty()
+run = subprocess.run([sys.argv[1], "read", "-"], stdin=follower, capture_output=True, timeout=20)
+sys.stdout.write(run.stderr.decode())
+sys.exit(run.returncode)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT, env!("CARGO_BIN_EXE_tlscensus")])
+        .output()
+        .expect("python3 runs (Debian's python3)");
+    let stderr = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("-: I/O error: standard input is a terminal"),
+        "{stderr} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
