@@ -225,6 +225,12 @@ fn standard_input_takes_any_format_through_a_pipe() {
             compressed("pktmon-tls12-drops.etl.zst"),
             original_of("pktmon-tls12-drops.etl.zst").0,
         ),
+        // Network Monitor (frame table at the end) and a plain .etl, uncompressed.
+        (netmon_capture(), netmon_capture()),
+        (
+            original_of("pktmon-tls12-drops.etl.zst").0,
+            original_of("pktmon-tls12-drops.etl.zst").0,
+        ),
     ];
     for (input, original) in cases {
         let (events, stderr, ok) = piped_from("cat", &[input.to_str().unwrap()]);
@@ -260,6 +266,14 @@ fn standard_input_among_files_is_read_once_in_the_given_order() {
     got.sort_by_key(key);
     want.sort_by_key(key);
     assert_eq!(got, want);
+}
+
+/// The corpus's Network Monitor 2.x capture.
+fn netmon_capture() -> PathBuf {
+    common::corpus_dir().join(
+        "prot-od-netcaps/[MS-CCROD]-captureALL/\
+         MS-CCROD_Example2Peer1Version1_Win2016_X64_Win10_X64_Domain_CePark.cap",
+    )
 }
 
 /// A gzip file of a capture made at test time by the gzip tool: Network Monitor's format,
