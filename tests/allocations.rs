@@ -28,6 +28,8 @@ fn main() {
     println!("a SYN flood is evicted and real handshakes survive: ok");
     a_flood_stays_within_the_flow_memory_budget();
     println!("a flood stays within the flow memory budget: ok");
+    a_quic_initial_flood_stays_bounded();
+    println!("a QUIC Initial flood stays bounded: ok");
 }
 
 /// `Limits::flow_memory` (`--flow-memory`): a million SYNs from distinct sources into an
@@ -87,6 +89,128 @@ fn a_flood_stays_within_the_flow_memory_budget() {
         peak <= BUDGET as i64,
         "peak heap {peak} bytes over the budget"
     );
+}
+
+/// QUIC connection state is bounded like the TCP flow table (issue 26): aioquic's first
+/// client Initial (`pcaps/quic.pcap`), sent again from 60,000 distinct sources. Each copy
+/// decrypts (the Initial keys depend only on the Destination Connection ID, RFC 9001 5.2),
+/// so each is a new connection holding a ClientHello. The QUIC table stays at its share of
+/// a 40 MiB budget, the rest is evicted and none refused, and the heap stops growing once
+/// the table is full. After the flood, the capture's real handshakes are still read as
+/// aioquic negotiated them (`pcaps/expected_quic.json`).
+fn a_quic_initial_flood_stays_bounded() {
+    const BUDGET: usize = 40 << 20;
+    const FLOOD: u32 = 60_000;
+    let capture = frames("quic.pcap");
+    let (link, first) = capture[0].clone();
+    // Ethernet, IPv4 without options, UDP: source address 26..30, source port 34..36.
+    assert_eq!(link, linktype::ETHERNET);
+    assert_eq!((first[14], first[23]), (0x45, 17), "IPv4 and UDP");
+    assert_eq!(
+        first[42] & 0xf0,
+        0xc0,
+        "a long header, Initial (RFC 9000 17.2.2)"
+    );
+    let mut engine = Engine::new(Config {
+        limits: Limits {
+            max_flows: usize::MAX,
+            flow_memory: Some(BUDGET),
+            ..Limits::default()
+        },
+        ..Config::default()
+    });
+    let cap = engine.max_quic_flows();
+    let region = Region::new(GLOBAL);
+    let (mut peak, mut live_when_full) = (0i64, 0i64);
+    let mut flood = first.clone();
+    let mut index = 0u64;
+    for i in 0..FLOOD {
+        flood[26..30].copy_from_slice(&(0x0a00_0000 | (i >> 8)).to_be_bytes());
+        flood[34..36].copy_from_slice(&(1024 + (i & 255) as u16).to_be_bytes());
+        index += 1;
+        let packet = Packet {
+            ts_nanos: 1_000_000_000 + i64::from(i) * 1000,
+            link_type: link,
+            data: &flood,
+            orig_len: flood.len() as u32,
+            frame_number: index,
+            interface: None,
+            direction: None,
+        };
+        engine.packet(index, &packet, &mut |_| {});
+        let change = region.change();
+        let live = change.bytes_allocated as i64 - change.bytes_deallocated as i64;
+        peak = peak.max(live);
+        if i as usize == 3 * cap {
+            live_when_full = live;
+        }
+    }
+    let change = region.change();
+    let live = change.bytes_allocated as i64 - change.bytes_deallocated as i64;
+    let stats = engine.stats();
+    eprintln!(
+        "QUIC flood: {FLOOD} Initials, {cap} connections held, {} evicted, {} refused, heap \
+         {:.1} MiB when full, {:.1} MiB at the end, peak {:.1} MiB, {:.0} bytes per connection \
+         held",
+        stats.flows_evicted,
+        stats.flows_refused,
+        live_when_full as f64 / 1048576.0,
+        live as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
+        live as f64 / cap as f64
+    );
+    assert!(
+        (FLOOD as usize) > 10 * cap,
+        "the flood is many tables' worth: cap {cap}"
+    );
+    assert_eq!(
+        stats.quic_connections,
+        u64::from(FLOOD),
+        "every copy opened"
+    );
+    assert_eq!(stats.quic_undecryptable, 0);
+    assert_eq!(engine.flows(), cap, "the QUIC table is full, never over");
+    assert_eq!(stats.flows_evicted as usize, FLOOD as usize - cap);
+    assert_eq!(stats.flows_refused, 0);
+    assert!(
+        live <= live_when_full + (1 << 20),
+        "the heap grew after the table filled: {live_when_full} -> {live} bytes"
+    );
+    assert!(
+        peak <= BUDGET as i64,
+        "peak heap {peak} bytes over the budget"
+    );
+
+    // The real handshakes after the flood (on loopback; the flood came from 10.0.0.0/8).
+    let mut records = Vec::new();
+    for (link, frame) in &capture {
+        index += 1;
+        let packet = Packet {
+            ts_nanos: 2_000_000_000 + index as i64,
+            link_type: *link,
+            data: frame,
+            orig_len: frame.len() as u32,
+            frame_number: index,
+            interface: None,
+            direction: None,
+        };
+        engine.packet(index, &packet, &mut |e| records.push(e.record));
+    }
+    engine.finish(&mut |e| records.push(e.record));
+    for fact in common::expected_script("expected_quic.json") {
+        let name = fact["name"].as_str().unwrap();
+        let record = records
+            .iter()
+            .find(|r| r.client.ip.is_loopback() && u64::from(r.client.port) == fact["client_port"])
+            .unwrap_or_else(|| panic!("{name}: lost after the flood"));
+        let sh = record.server_hello.as_ref().expect("ServerHello");
+        assert_eq!(u64::from(sh.cipher_suite), fact["cipher_suite"], "{name}");
+        assert_eq!(
+            record.client_hello.as_ref().and_then(|c| c.sni.as_deref()),
+            fact["sni"].as_str(),
+            "{name}"
+        );
+    }
 }
 
 /// An Ethernet/IPv4 SYN to 192.0.2.1:443 (RFC 791, RFC 793 fields; no options), whose source

@@ -225,6 +225,12 @@ fn standard_input_takes_any_format_through_a_pipe() {
             compressed("pktmon-tls12-drops.etl.zst"),
             original_of("pktmon-tls12-drops.etl.zst").0,
         ),
+        // Network Monitor (frame table at the end) and a plain .etl, uncompressed.
+        (netmon_capture(), netmon_capture()),
+        (
+            original_of("pktmon-tls12-drops.etl.zst").0,
+            original_of("pktmon-tls12-drops.etl.zst").0,
+        ),
     ];
     for (input, original) in cases {
         let (events, stderr, ok) = piped_from("cat", &[input.to_str().unwrap()]);
@@ -260,6 +266,14 @@ fn standard_input_among_files_is_read_once_in_the_given_order() {
     got.sort_by_key(key);
     want.sort_by_key(key);
     assert_eq!(got, want);
+}
+
+/// The corpus's Network Monitor 2.x capture.
+fn netmon_capture() -> PathBuf {
+    common::corpus_dir().join(
+        "prot-od-netcaps/[MS-CCROD]-captureALL/\
+         MS-CCROD_Example2Peer1Version1_Win2016_X64_Win10_X64_Domain_CePark.cap",
+    )
 }
 
 /// A gzip file of a capture made at test time by the gzip tool: Network Monitor's format,
@@ -404,4 +418,106 @@ fn config_default_is_what_the_cli_uses() {
     let run = common::run_files(std::slice::from_ref(&path), Config::default());
     let lib: Vec<Value> = run.records.iter().map(without_file).collect();
     assert_eq!(events, lib);
+}
+
+/// A stream cut half-way through keeps what the format's own tool recovers from it: the
+/// records of a cut file are those of the bytes `gzip -dc`, `zstd -dc` or `lz4 -dc` writes
+/// for the same cut file, and the error names the decompressed offset where that output ends.
+/// zstd keeps a window of up to the whole frame for back-references; a cut frame is ended
+/// there, so that window is handed out rather than lost. The capture (mercury's
+/// `quic-crypto-packets.pcap`, 960 KB) spans several blocks of each format: lz4 with 64 KiB
+/// blocks (`-B4`), zstd with its 128 KiB blocks, at its default level and at 19.
+#[test]
+fn a_stream_cut_half_way_keeps_what_its_own_tool_recovers() {
+    let original = common::corpus_dir().join("mercury/unit_tests/pcaps/quic-crypto-packets.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("gzip", &["-c"], "gz"),
+        ("zstd", &["-q", "-c"], "zst"),
+        ("zstd", &["-q", "-19", "-c"], "zst"),
+        ("lz4", &["-q", "-B4", "-c"], "lz4"),
+    ];
+    for (tool, args, ext) in cases {
+        let packed = Command::new(tool)
+            .args(*args)
+            .arg(&original)
+            .output()
+            .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+        assert!(packed.status.success(), "{tool} {args:?}");
+        let bytes = packed.stdout;
+        let cut = dir.path().join(format!("cut-{}.pcap.{ext}", args.len()));
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        // What the tool itself recovers: it writes the bytes before the cut, then fails.
+        let recovered = Command::new(tool)
+            .args(["-dc", cut.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!recovered.status.success(), "{tool} -dc of a cut file");
+        let prefix = dir
+            .path()
+            .join(format!("prefix-{tool}-{}.pcap", args.len()));
+        std::fs::write(&prefix, &recovered.stdout).unwrap();
+        assert!(
+            recovered.stdout.len() > 300_000,
+            "{tool} {args:?}: the cut keeps several blocks"
+        );
+
+        let (ours, stderr, ok) = read_cli(&[cut.to_str().unwrap()], Stdio::null());
+        assert!(!ok, "{tool} {args:?}: a cut file fails the run");
+        assert!(
+            stderr.contains(cut.to_str().unwrap())
+                && stderr.contains(&format!("{tool} stream cut short"))
+                && stderr.contains(&format!("stops at byte offset {}", recovered.stdout.len())),
+            "{tool} {args:?}: {stderr}"
+        );
+        let (theirs, _, _) = read_cli(&[prefix.to_str().unwrap()], Stdio::null());
+        assert!(
+            theirs.len() > 100,
+            "{tool} {args:?}: {} records",
+            theirs.len()
+        );
+        assert_eq!(ours, theirs, "{tool} {args:?}");
+    }
+}
+
+/// A compressed capture as its publisher ships it: zeek's
+/// `testing/btest/Traces/tls/tls-fragmented-handshake.pcap.gz` (in the corpus, BSD licence),
+/// whose handshake tshark dissects from the compressed file itself. Read from the file and
+/// through a pipe, its hellos are tshark's.
+#[test]
+fn a_published_gzip_capture_reads_as_tshark_reads_it() {
+    let corpus = "zeek/testing/btest/Traces/tls/tls-fragmented-handshake.pcap.gz";
+    let path = common::corpus_dir().join(corpus);
+    let truth = tshark_hellos(corpus);
+    assert_eq!(truth.len(), 2, "tshark: one ClientHello, one ServerHello");
+    let ours = records_of(&path);
+    assert_eq!(our_hellos(&ours), truth);
+    let (piped, stderr, ok) = piped_from("cat", &[path.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert_eq!(piped, ours);
+}
+
+/// `read -` typed at a terminal, with nothing piped in: an error saying so at once, not a
+/// wait for input. The terminal is a real pseudo-terminal (Python's `pty`).
+#[test]
+fn standard_input_at_a_terminal_is_a_clear_error() {
+    const SCRIPT: &str = r#"
+import os, pty, subprocess, sys
+leader, follower = pty.openpty()
+run = subprocess.run([sys.argv[1], "read", "-"], stdin=follower, capture_output=True, timeout=20)
+sys.stdout.write(run.stderr.decode())
+sys.exit(run.returncode)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT, env!("CARGO_BIN_EXE_tlscensus")])
+        .output()
+        .expect("python3 runs (Debian's python3)");
+    let stderr = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("-: I/O error: standard input is a terminal"),
+        "{stderr} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

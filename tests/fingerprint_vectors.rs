@@ -460,3 +460,90 @@ fn non_utf8_alpn_is_fingerprinted_from_its_bytes() {
     assert_eq!(&ja4[8..10], "bd", "{ja4}");
     assert_eq!(record["client_hello"]["alpn"][1], "http/1.1");
 }
+
+/// FoxIO's published ALPN cases that follow JA4.md's hex rule: the `CASES` of
+/// `test/pytest/test_alpn.py` in FoxIO-LLC/ja4-nginx-module (commit
+/// 06f2329345b8daf83e6d741580ed9b604dd02a5f), where Python's `ssl` offers
+/// `[value, "http/1.1"]` and FoxIO's module must print these two characters at the end of
+/// JA4_a. The ClientHellos here are made the same way, by Python's `ssl` (OpenSSL) into a
+/// memory buffer, and read by our parser, so the ALPN bytes come off the wire as a real TLS
+/// stack writes them.
+#[test]
+fn foxio_published_alpn_cases_from_real_client_hellos() {
+    // (first ALPN value, FoxIO's two characters); None: no ALPN extension.
+    const FOXIO_CASES: &[(Option<&str>, &str)] = &[
+        (None, "00"),
+        (Some("h"), "hh"),
+        (Some("h "), "60"),
+        (Some(" h"), "28"),
+        (Some("  "), "20"),
+        (Some("--"), "2d"),
+    ];
+    const SCRIPT: &str = r#"
+import ssl, sys
+for arg in sys.argv[1:]:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if arg != "-":
+        ctx.set_alpn_protocols([bytes.fromhex(arg).decode(), "http/1.1"])
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    conn = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        conn.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    print(outgoing.read().hex())
+"#;
+    let args: Vec<String> = FOXIO_CASES
+        .iter()
+        .map(|(alpn, _)| alpn.map_or("-".into(), |a| hex_of(a.as_bytes())))
+        .collect();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .args(&args)
+        .output()
+        .expect("python3 runs (Debian's python3)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), FOXIO_CASES.len());
+    for ((alpn, want), line) in FOXIO_CASES.iter().zip(&lines) {
+        let record = bytes_of_hex(line);
+        // One handshake record (RFC 8446 5.1) holding the ClientHello (type 1, 4.1.2).
+        assert_eq!(record[0], 22, "{alpn:?}: a handshake record");
+        let length = usize::from(u16::from_be_bytes([record[3], record[4]]));
+        assert_eq!(record.len(), 5 + length, "{alpn:?}: one record");
+        let message = &record[5..];
+        assert_eq!(message[0], 1, "{alpn:?}: a ClientHello");
+        let body_len = u32::from_be_bytes([0, message[1], message[2], message[3]]) as usize;
+        let record_version = u16::from_be_bytes([record[1], record[2]]);
+        let ch = tlscensus::tls::parse::client_hello(&message[4..4 + body_len], record_version)
+            .unwrap_or_else(|e| panic!("{alpn:?}: {e:?}"));
+        match alpn {
+            Some(first) => assert_eq!(ch.alpn, [*first, "http/1.1"], "{alpn:?}"),
+            None => assert!(ch.alpn.is_empty()),
+        }
+        let fingerprint = ja4(&ch, Transport::Tcp);
+        assert_eq!(&fingerprint[8..10], *want, "{alpn:?}: {fingerprint}");
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn bytes_of_hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}

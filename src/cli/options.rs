@@ -36,7 +36,8 @@ pub struct EngineArgs {
 
     /// Most connections tracked at once, all worker threads together (default: as many as
     /// --flow-memory holds). When the tables are full, connections that carried no data (a
-    /// SYN flood's) make room first; then new connections are refused and counted.
+    /// SYN flood's) and QUIC connections no server answered (an Initial flood's) make room
+    /// first; then new connections are refused and counted.
     #[arg(long, value_name = "N")]
     pub max_flows: Option<usize>,
 

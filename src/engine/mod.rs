@@ -296,6 +296,11 @@ impl Engine {
         self.flows.max_flows()
     }
 
+    /// Most QUIC connections tracked at once: the QUIC table's share of the limits.
+    pub fn max_quic_flows(&self) -> usize {
+        self.quic.max_flows()
+    }
+
     /// Start a new input file; frames after this belong to it.
     pub fn begin_file(&mut self, name: impl Into<String>) {
         self.files.push(name.into());

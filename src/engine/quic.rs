@@ -83,8 +83,12 @@ impl QuicConnection {
         (hs.client_hello.is_some() && final_server_hello) || hs.fatal_alert()
     }
 
+    /// What may make room in a full table: a reported connection, or one the server never
+    /// answered (an Initial flood's, like TCP's half-open connections), so that a flood of
+    /// client Initials cannot lock real handshakes out; an evicted one is reported with what
+    /// was seen.
     pub fn evictable(&self) -> bool {
-        self.reported
+        self.reported || self.largest[self.client.other().index()].is_none()
     }
 }
 

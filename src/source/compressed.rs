@@ -169,9 +169,19 @@ struct ZstdFrames<R: BufRead> {
     src: R,
     decoder: ruzstd::decoding::FrameDecoder,
     in_frame: bool,
+    /// Whether the current frame ends with a content checksum (RFC 8878 3.1.1.1.1).
+    has_checksum: bool,
+    /// The next block, read whole before the decoder sees it.
+    block: Vec<u8>,
     /// The error met while decoding, returned once the bytes before it are handed out.
     failed: Option<io::Error>,
 }
+
+/// Largest block content (RFC 8878 3.1.1.2.4: Block_Maximum_Size is at most 128 KiB).
+const ZSTD_MAX_BLOCK: usize = 128 << 10;
+/// An empty Raw block that is the frame's last (RFC 8878 3.1.1.2: Last_Block 1, type 0,
+/// size 0): what ends a frame cut short, so the decoder hands out its whole window.
+const ZSTD_EMPTY_LAST_BLOCK: [u8; 3] = [0x01, 0x00, 0x00];
 
 /// First magic of the skippable frames (0x184D2A50 to 0x184D2A5F), which hold no content.
 const ZSTD_SKIPPABLE_FIRST: u32 = 0x184D_2A50;
@@ -182,6 +192,8 @@ impl<R: BufRead> ZstdFrames<R> {
             src,
             decoder: ruzstd::decoding::FrameDecoder::new(),
             in_frame: false,
+            has_checksum: false,
+            block: Vec::new(),
             failed: None,
         }
     }
@@ -243,13 +255,85 @@ impl<R: BufRead> ZstdFrames<R> {
             }
             self.decoder.init(&header[..header_len]).map_err(invalid)?;
             self.in_frame = true;
+            self.has_checksum = descriptor & 0x04 != 0;
             return Ok(true);
         }
+    }
+
+    /// Decode the frame's next block. The block (and the checksum after the last one) is
+    /// read whole first, so a stream cut inside it never reaches the decoder: the frame is
+    /// ended there with an empty last block instead, which lets the decoder hand out the
+    /// window it keeps for back-references (up to the whole frame) rather than lose it, and
+    /// the cut is reported once those bytes are out.
+    fn decode_next_block(&mut self) -> io::Result<()> {
+        use ruzstd::decoding::BlockDecodingStrategy::UptoBlocks;
+        self.block.clear();
+        let mut cut = !read_up_to(&mut self.src, &mut self.block, 3)?;
+        if cut {
+            self.block.clear();
+        }
+        let mut last = false;
+        if !cut {
+            let header = u32::from_le_bytes([self.block[0], self.block[1], self.block[2], 0]);
+            last = header & 1 != 0;
+            let size = (header >> 3) as usize;
+            let content = match (header >> 1) & 3 {
+                1 => 1, // RLE: one byte, repeated `size` times
+                3 => return Err(invalid("a block of the reserved type")),
+                _ => size,
+            };
+            if size > ZSTD_MAX_BLOCK {
+                return Err(invalid(format!(
+                    "a {size}-byte block, over the {ZSTD_MAX_BLOCK}-byte maximum"
+                )));
+            }
+            let checksum = if last && self.has_checksum { 4 } else { 0 };
+            let whole = 3 + content + checksum;
+            if !read_up_to(&mut self.src, &mut self.block, whole)? {
+                // Cut: a block whose content is whole (only the checksum after it is
+                // missing) is still decoded, its checksum left unchecked; a block cut in its
+                // content is dropped.
+                cut = true;
+                if self.block.len() < 3 + content {
+                    self.block.clear();
+                } else {
+                    self.block.resize(whole, 0);
+                }
+            }
+        }
+        if cut && self.block.is_empty() {
+            self.block.extend_from_slice(&ZSTD_EMPTY_LAST_BLOCK);
+            if self.has_checksum {
+                self.block.extend_from_slice(&[0; 4]);
+            }
+        }
+        if let Err(e) = self
+            .decoder
+            .decode_blocks(&mut self.block.as_slice(), UptoBlocks(1))
+        {
+            return Err(zstd_error(e));
+        }
+        if cut {
+            // The content checksum of a cut frame would only say so again.
+            self.has_checksum = false;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                if last {
+                    "the frame's content checksum is missing"
+                } else {
+                    "the stream ends inside a block"
+                },
+            ));
+        }
+        Ok(())
     }
 
     /// After a frame's last byte is handed out: its content checksum, where it has one.
     fn end_frame(&mut self) -> io::Result<()> {
         self.in_frame = false;
+        if !self.has_checksum {
+            return Ok(());
+        }
         let stated = self.decoder.get_checksum_from_data();
         let computed = self.decoder.get_calculated_checksum();
         match (stated, computed) {
@@ -281,11 +365,9 @@ impl<R: BufRead> Read for ZstdFrames<R> {
                 return Ok(0);
             }
             while self.decoder.can_collect() < buf.len() && !self.decoder.is_finished() {
-                let want = buf.len() - self.decoder.can_collect();
-                let strategy = ruzstd::decoding::BlockDecodingStrategy::UptoBytes(want);
-                if let Err(e) = self.decoder.decode_blocks(&mut self.src, strategy) {
+                if let Err(e) = self.decode_next_block() {
                     // The bytes decoded before the damage are handed out first.
-                    self.failed = Some(zstd_error(e));
+                    self.failed = Some(e);
                     break;
                 }
             }
@@ -298,6 +380,13 @@ impl<R: BufRead> Read for ZstdFrames<R> {
             }
         }
     }
+}
+
+/// Read from `src` onto `buf` until it holds `len` bytes; `false` if the stream ended first.
+fn read_up_to(src: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> io::Result<bool> {
+    let want = len.saturating_sub(buf.len()) as u64;
+    let got = src.take(want).read_to_end(buf)?;
+    Ok(got as u64 == want)
 }
 
 /// A cut stream reads as "cut short", anything else as corrupt.

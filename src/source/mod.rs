@@ -137,6 +137,16 @@ impl CaptureReader {
     /// file (or input) is decompressed as it is read.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         if is_stdin(path) {
+            // A terminal would only wait for typing: say what `-` is for instead.
+            if io::IsTerminal::is_terminal(&io::stdin()) {
+                let why = "standard input is a terminal, not a capture: pipe one in, e.g. \
+                           `tcpdump -w - | tlscensus read -`";
+                return Err(SourceError::new(
+                    path,
+                    0,
+                    SourceErrorKind::Io(io::Error::other(why)),
+                ));
+            }
             let stdin = Box::new(io::stdin());
             return Self::with_input(Input::new(path.to_path_buf(), Src::Stream(stdin)));
         }
