@@ -621,4 +621,152 @@ fn server_logs_through_clickhouse_give_the_same_census() {
             "{ext}"
         );
     }
+
+    // A time range keeps that period's records only. The fixtures' periods are apart (the
+    // send log is of February 2018, the IIS logs of May 2024, the receive log and the
+    // capture of October-November 2026), so each period's census is `read` of its files.
+    let periods: [(&[&str], Vec<PathBuf>); 3] = [
+        (
+            &["--until", "2019-01-01T00:00:00Z"],
+            vec![logs.join("SEND2018022213-1.LOG.gz")],
+        ),
+        (
+            &[
+                "--since",
+                "2024-05-01T00:00:00Z",
+                "--until",
+                "2024-05-03T00:00:00Z",
+            ],
+            vec![logs.join("u_ex240501.log"), logs.join("u_ex240502.log.gz")],
+        ),
+        (
+            &["--since", "2026-01-01T00:00:00Z"],
+            vec![
+                pcap("smtp_starttls.pcap"),
+                logs.join("census/RECV2026112318-1.LOG"),
+            ],
+        ),
+    ];
+    for (range, files) in periods {
+        let local = work.path().join("period-local.json");
+        let remote = work.path().join("period-remote.json");
+        run_ok(
+            tlscensus()
+                .arg("read")
+                .args(&files)
+                .arg("--report")
+                .arg(&local),
+        );
+        run_ok(
+            tlscensus()
+                .args(["report", "--from", &server.url("tls.logs")])
+                .args(range)
+                .arg("--report")
+                .arg(&remote),
+        );
+        let census = fs::read_to_string(&remote).unwrap();
+        assert!(census.contains("\"clients\""), "{census}");
+        assert_eq!(census, fs::read_to_string(&local).unwrap(), "{range:?}");
+    }
+}
+
+/// A spool write that never finishes (its file is a named pipe nobody reads: a disk that
+/// stopped) holds up only the sender thread: records keep being added, and the counts keep
+/// being read, while it waits. Once the write goes through, every record is in the spool,
+/// in order, none dropped. Needs no server: ClickHouse's port refuses connections.
+#[test]
+fn a_stalled_spool_write_does_not_hold_up_the_record_path() {
+    use std::io::Read;
+    use std::sync::mpsc;
+    use tlscensus::engine::Services;
+    use tlscensus::logs::iis::IisParser;
+    use tlscensus::sink::clickhouse::{ClickHouseSink, Options};
+    use tlscensus::sink::target::Target;
+
+    // Real records: the IIS fixture's, as the log reader makes them.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/logs/u_ex240501.log");
+    let mut records = Vec::new();
+    IisParser::new(Services::default()).read(
+        fs::read(&fixture).unwrap().as_slice(),
+        "u_ex240501.log",
+        &mut |r| records.push(r),
+        &mut |_| {},
+    );
+    assert!(!records.is_empty());
+
+    let refused = free_port();
+    let spool = tempfile::tempdir().unwrap();
+    let target = Target::parse(&format!("clickhouse://127.0.0.1:{refused}/tls.events")).unwrap();
+    let mut options = Options::new(target, "exch01".into(), spool.path().to_path_buf());
+    options.batch_rows = 1;
+    options.timeout = Duration::from_secs(2);
+    options.close_timeout = Duration::from_secs(20);
+    let mut sink = ClickHouseSink::open(options, Default::default(), "r1".into()).unwrap();
+    // Batch 0's file is written beside its name first: make that a pipe nobody reads.
+    let stalled = spool.path().join("r1-000000000000.jsonl.tmp");
+    let made = Command::new("mkfifo").arg(&stalled).status().unwrap();
+    assert!(made.success());
+    let lines: Vec<String> = (0..2000)
+        .map(|i| serde_json::to_string(&records[i % records.len()]).unwrap())
+        .collect();
+    let line = |i: usize| lines[i].clone();
+    sink.add(&records[0], &line(0));
+    // The refused insert sends batch 0 to the spool, where its write blocks.
+    let view = sink.counts_view();
+    let (done_tx, done) = mpsc::channel();
+    let for_adder = lines.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let error_seen = view.counts().last_error.is_some();
+        for (i, line) in for_adder.iter().enumerate().skip(1) {
+            sink.add(&records[i % records.len()], line);
+        }
+        let _ = done_tx.send((sink, view.counts(), error_seen));
+    });
+    let (sink, counts, error_seen) = done
+        .recv_timeout(Duration::from_secs(20))
+        .expect("adding records waited on the stalled spool write");
+    assert!(error_seen, "ClickHouse's refusal is known by now");
+    assert_eq!(
+        (counts.spooled, counts.dropped),
+        (0, 0),
+        "batch 0 not written yet"
+    );
+
+    // The disk comes back: the pipe is read to its end, and a plain file with the same
+    // bytes put in its place (the spool renamed the pipe to the batch's name).
+    let mut written = Vec::new();
+    fs::File::open(&stalled)
+        .unwrap()
+        .read_to_end(&mut written)
+        .unwrap();
+    let batch0 = spool.path().join("r1-000000000000.jsonl");
+    let plain = spool.path().join("batch0.copy");
+    fs::write(&plain, &written).unwrap();
+    fs::rename(&plain, &batch0).unwrap();
+    assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), 1);
+
+    let counts = sink.close();
+    assert_eq!(
+        (counts.sent, counts.spooled, counts.dropped),
+        (0, 2000, 0),
+        "{counts:?}"
+    );
+    // Every record waits in the spool, one batch each, in the order added.
+    let mut names: Vec<String> = fs::read_dir(spool.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2000, "{:?}", &names[..3]);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(name, &format!("r1-{i:012}.jsonl"));
+    }
+    for i in [0, 1999] {
+        let row: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(spool.path().join(&names[i])).unwrap())
+                .unwrap();
+        assert_eq!(row["record"], line(i));
+        assert_eq!(row["seq"], i);
+    }
 }

@@ -202,8 +202,14 @@ pub struct LogReader {
 
 impl LogReader {
     pub fn new(services: Services) -> Self {
+        Self::with_client_fields(services, &[])
+    }
+
+    /// A reader that looks for the IIS true client in the custom fields `names` before the
+    /// usual ones ([`iis::TRUE_CLIENT_FIELDS`]).
+    pub fn with_client_fields(services: Services, names: &[String]) -> Self {
         LogReader {
-            iis: iis::IisParser::new(services.clone()),
+            iis: iis::IisParser::new(services.clone()).with_client_fields(names),
             receive: smtp::SmtpParser::new(LogKind::SmtpReceive, services.clone()),
             send: smtp::SmtpParser::new(LogKind::SmtpSend, services),
             stats: LogStats::default(),
@@ -274,10 +280,12 @@ impl LogReader {
 }
 
 /// Read `files` (each with its kind) in the order of their first time, as one stream per
-/// kind; returns what was counted.
+/// kind; `client_fields` name the IIS true client's custom field(s) if not a usual name.
+/// Returns what was counted.
 pub fn read_logs(
     files: &[(PathBuf, LogKind)],
     services: &Services,
+    client_fields: &[String],
     emit: &mut dyn FnMut(Record),
     on_error: &mut dyn FnMut(LogError),
 ) -> LogStats {
@@ -288,7 +296,7 @@ pub fn read_logs(
         .collect();
     // Files without a time keep their place after the timed ones.
     ordered.sort_by_key(|(ts, i, _, _)| (ts.is_none(), *ts, *i));
-    let mut reader = LogReader::new(services.clone());
+    let mut reader = LogReader::with_client_fields(services.clone(), client_fields);
     for (_, _, path, kind) in ordered {
         reader.read_file(path, kind, emit, on_error);
     }
