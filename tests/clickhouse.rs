@@ -770,3 +770,143 @@ fn a_stalled_spool_write_does_not_hold_up_the_record_path() {
         assert_eq!(row["seq"], i);
     }
 }
+
+/// A wrong password is said once, with where the credentials come from, and the records
+/// wait in the spool; the next run with the right one delivers them.
+#[test]
+fn a_wrong_password_is_said_once_and_the_records_wait() {
+    let Some(server) = Server::new(free_port()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    let events = work.path().join("events.jsonl");
+    let run = |password: &str| {
+        let mut c = tlscensus();
+        c.env("TLSCENSUS_CLICKHOUSE_PASSWORD", password)
+            .arg("read")
+            .args(SET_A.iter().map(|p| pcap(p)))
+            .arg("--events")
+            .arg(server.url("tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args([
+                "--sensor",
+                "exch01",
+                "--clickhouse-timeout",
+                "2s",
+                "--stats",
+            ])
+            .arg("--spool")
+            .arg(&spool);
+        run_ok(&mut c)
+    };
+    let out = run("not-the-password");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches("the user or password is not accepted")
+            .count(),
+        // The failure as it happens, and the last error at exit.
+        2,
+        "{stderr}"
+    );
+    assert!(stderr.contains("TLSCENSUS_CLICKHOUSE_PASSWORD"), "{stderr}");
+    assert!(stderr.contains("clickhouse sent        0"), "{stderr}");
+    let written = fs::read_to_string(&events).unwrap();
+    assert!(!written.is_empty());
+
+    let fixed_events = work.path().join("again.jsonl");
+    let mut c = tlscensus();
+    c.arg("read")
+        .arg(pcap("ipv6.pcap"))
+        .arg("--events")
+        .arg(server.url("tls.events"))
+        .arg("--events")
+        .arg(&fixed_events)
+        .args(["--sensor", "exch01"])
+        .arg("--spool")
+        .arg(&spool);
+    run_ok(&mut c);
+    let mut expected = written;
+    expected.push_str(&fs::read_to_string(&fixed_events).unwrap());
+    assert_eq!(stored_records(&server, "tls.events"), lines(&expected));
+}
+
+/// The DDL `schema clickhouse` prints and the rows `--events` spools, on a current ClickHouse
+/// release (chdb from PyPI: ClickHouse's engine in process; `tests/clickhouse_current.py`):
+/// the tables are made, a batch inserted twice collapses under FINAL, the census view
+/// counts each record once, and the records read back are the events file's lines. The
+/// Python comes from TLSCENSUS_CHDB_PYTHON (then it must work; `.ci/run` sets it), else
+/// target/chdb-venv; skipped, saying so, without either.
+#[test]
+fn the_schema_and_rows_work_on_a_current_clickhouse() {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/chdb-venv/bin/python");
+    let python = match std::env::var_os("TLSCENSUS_CHDB_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None if venv.exists() => venv,
+        None => {
+            eprintln!(
+                "SKIPPED: no chdb (python3 -m venv target/chdb-venv && \
+                 target/chdb-venv/bin/pip install chdb)"
+            );
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    let events = work.path().join("events.jsonl");
+    let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/logs");
+    // Nothing listens on the port: every row goes to the spool, as it would be sent.
+    let refused = free_port();
+    run_ok(
+        tlscensus()
+            .arg("read")
+            .args(SET_A.iter().chain(&SET_B).map(|p| pcap(p)))
+            .arg(logs.join("u_ex240501.log"))
+            .arg(logs.join("RECV2018022213-1.LOG"))
+            .arg("--events")
+            .arg(format!("clickhouse://127.0.0.1:{refused}/tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args(["--sensor", "exch01", "--clickhouse-timeout", "1s"])
+            .arg("--spool")
+            .arg(&spool),
+    );
+    let ddl = work.path().join("ddl.sql");
+    let out = run_ok(tlscensus().args(["schema", "clickhouse", "--table", "tls.events"]));
+    fs::write(&ddl, out.stdout).unwrap();
+    let out = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clickhouse_current.py"))
+        .arg(&ddl)
+        .arg(&spool)
+        .output()
+        .expect("run the chdb script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let version = answer["version"].as_str().unwrap();
+    let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+    assert!(major >= 23, "a current release, not {version}");
+    let written = fs::read_to_string(&events).unwrap();
+    let n = written.lines().count() as u64;
+    assert!(n > 20, "{n} records");
+    assert_eq!(answer["stored"], 2 * n, "each batch inserted twice");
+    assert_eq!(answer["final"], n);
+    assert_eq!(answer["census_connections"], n);
+    assert_eq!(
+        answer["tables"],
+        serde_json::json!(["events", "events_census"])
+    );
+    let mut back: Vec<String> = answer["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    back.sort();
+    assert_eq!(back, lines(&written));
+}

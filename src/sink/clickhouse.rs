@@ -404,12 +404,14 @@ fn counts_of(shared: &Shared) -> Counts {
 }
 
 /// Run the DDL (each statement `IF NOT EXISTS`) before the first insert; an error when the
-/// server could not be reached. A statement the server refuses (a user without the right to create, a
+/// server could not be reached or refused the credentials. A statement the server refuses (a user without the right to create, a
 /// Distributed table made by hand) is said once and does not stop the inserts: only an
 /// insert that fails sends rows to the spool.
 fn create_table(client: &Client, options: &Options) -> Result<(), SinkError> {
     for ddl in schema::for_target(&options.target) {
         match client.execute(&ddl) {
+            // Credentials refused: no insert will pass either; said once, as a failure.
+            Err(e) if e.is_authentication() => return Err(e),
             Err(e @ SinkError::Server { .. }) => {
                 let first_line = ddl.lines().next().unwrap_or("");
                 (options.notify)(&format!("{first_line}: {e}"));
