@@ -44,6 +44,8 @@ ALG_ID = {
 # Exchange's own spellings of ALG_ID names.
 SPELLINGS = {"CALG_ECDHE": "CALG_ECDH_EPHEM", "CALG_SHA": "CALG_SHA1"}
 WEAK_CIPHERS = {"CALG_RC4": "RC4", "CALG_3DES": "3DES", "CALG_DES": "DES", "CALG_RC2": "RC2"}
+# The service by server port (as the wire names it); a port without one is named by the
+# log: https for IIS, smtp for the SMTP logs.
 SERVICES = {25: "smtp", 587: "submission", 465: "smtps", 443: "https"}
 # The load balancer's client field: names given with --client-field first, then the usual
 # ones (README "Server logs"), each plain or as the request header cs(NAME); the first
@@ -130,7 +132,7 @@ def iis(path, out, sessions):
             "file": path, "line": number, "source": "iis-log", "ts": rfc3339(when),
             "client": [str(ipaddress.ip_address(f["c-ip"])), 0],
             "true_client": true if true != f["c-ip"] else None,
-            "server": [f["s-ip"], port], "service": SERVICES.get(port, "tcp/%d" % port),
+            "server": [f["s-ip"], port], "service": SERVICES.get(port, "https"),
             "version": version, "protocol": f["crypt-protocol"], "side": side,
             "cipher": cipher, "hash": hash_, "key_exchange": kx,
             "bits": [None, None, None], "weak": weak(cipher, hash_),
@@ -185,7 +187,7 @@ def smtp(path, send, out, sessions, seen, tls):
             "file": path, "line": number,
             "source": "smtp-send-log" if send else "smtp-receive-log",
             "ts": rfc3339(when), "client": list(client), "true_client": None,
-            "server": list(server), "service": SERVICES.get(server[1], "tcp/%d" % server[1]),
+            "server": list(server), "service": SERVICES.get(server[1], "smtp"),
             "version": PROTOCOL_NAMES[m.group(1)],
             "protocol": "SP_PROT_%s_%s" % (m.group(1), m.group(2)), "side": m.group(2).lower(),
             "cipher": names_[0], "hash": names_[1], "key_exchange": names_[2],

@@ -362,7 +362,7 @@ pub(crate) fn log_record(s: Session<'_>) -> Record {
         },
         // The logs name no transport; their sessions (SMTP, HTTPS) are taken to be TCP.
         transport: "tcp",
-        service: s.services.name(s.server.1),
+        service: service_name(s.kind, s.services.name(s.server.1)),
         starttls: s.starttls,
         starttls_offered: (mail && s.starttls.is_some()).then_some(true),
         starttls_reply: s.starttls.map(|_| "accepted".to_string()),
@@ -383,6 +383,19 @@ pub(crate) fn log_record(s: Session<'_>) -> Record {
         certificate: None,
         source: s.kind.source(),
         log: Some(s.log),
+    }
+}
+
+/// The service of a logged session: the server port's name, as on the wire; a port with
+/// no name of its own (`tcp/N`) is named by the log, which says what was spoken on it:
+/// `smtp` for an SMTP protocol log, `https` for IIS (Exchange's back-end site on 444).
+fn service_name(kind: LogKind, by_port: String) -> String {
+    if !by_port.starts_with("tcp/") {
+        return by_port;
+    }
+    match kind {
+        LogKind::Iis => "https".into(),
+        LogKind::SmtpReceive | LogKind::SmtpSend => "smtp".into(),
     }
 }
 
