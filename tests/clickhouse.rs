@@ -834,7 +834,7 @@ fn a_wrong_password_is_said_once_and_the_records_wait() {
 }
 
 /// The DDL `schema clickhouse` prints and the rows `--events` spools, on a current ClickHouse
-/// release (chdb from PyPI: ClickHouse's engine in process; `tests/clickhouse_current.py`):
+/// release (chdb-core from PyPI: ClickHouse's engine in process; `tests/clickhouse_current.py`):
 /// the tables are made, a batch inserted twice collapses under FINAL, the census view
 /// counts each record once, and the records read back are the events file's lines. The
 /// Python comes from TLSCENSUS_CHDB_PYTHON (then it must work; `.ci/run` sets it), else
@@ -848,7 +848,7 @@ fn the_schema_and_rows_work_on_a_current_clickhouse() {
         None => {
             eprintln!(
                 "SKIPPED: no chdb (python3 -m venv target/chdb-venv && \
-                 target/chdb-venv/bin/pip install chdb)"
+                 target/chdb-venv/bin/pip install chdb-core)"
             );
             return;
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The DDL of `tlscensus schema clickhouse` and the rows `--events clickhouse://` sends, on a
-current ClickHouse release: chdb (PyPI), ClickHouse's engine in process. For
+current ClickHouse release: chdb-core (PyPI), ClickHouse's engine in process. For
 tests/clickhouse.rs, which runs the same against Debian's 18.16 server; this covers the
 other end of "18.16 and current releases" (the HTTP interface itself is not exercised).
 
