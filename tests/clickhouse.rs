@@ -910,3 +910,41 @@ fn the_schema_and_rows_work_on_a_current_clickhouse() {
     back.sort();
     assert_eq!(back, lines(&written));
 }
+
+/// A spool too small for what waits is never silent: the records it cannot take are counted
+/// as dropped, in --stats and in the line said at exit, and the run still succeeds. Needs no
+/// server: ClickHouse's port refuses connections.
+#[test]
+fn a_full_spool_counts_and_says_what_it_dropped() {
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    let events = work.path().join("events.jsonl");
+    let refused = free_port();
+    let out = run_ok(
+        tlscensus()
+            .arg("read")
+            .args(SET_A.iter().map(|p| pcap(p)))
+            .arg("--events")
+            .arg(format!("clickhouse://127.0.0.1:{refused}/tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args(["--spool-max", "1K", "--clickhouse-timeout", "1s", "--stats"])
+            .arg("--spool")
+            .arg(&spool),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let n = fs::read_to_string(&events).unwrap().lines().count();
+    assert!(n > 5, "{n} records");
+    // Every batch is larger than 1 KiB: none fits.
+    assert!(stderr.contains("clickhouse spooled     0"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("clickhouse dropped     {n}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{n} records DROPPED (spool full)")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is full (1024 bytes)"), "{stderr}");
+    assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
+}
