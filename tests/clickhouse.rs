@@ -621,4 +621,330 @@ fn server_logs_through_clickhouse_give_the_same_census() {
             "{ext}"
         );
     }
+
+    // A time range keeps that period's records only. The fixtures' periods are apart (the
+    // send log is of February 2018, the IIS logs of May 2024, the receive log and the
+    // capture of October-November 2026), so each period's census is `read` of its files.
+    let periods: [(&[&str], Vec<PathBuf>); 3] = [
+        (
+            &["--until", "2019-01-01T00:00:00Z"],
+            vec![logs.join("SEND2018022213-1.LOG.gz")],
+        ),
+        (
+            &[
+                "--since",
+                "2024-05-01T00:00:00Z",
+                "--until",
+                "2024-05-03T00:00:00Z",
+            ],
+            vec![logs.join("u_ex240501.log"), logs.join("u_ex240502.log.gz")],
+        ),
+        (
+            &["--since", "2026-01-01T00:00:00Z"],
+            vec![
+                pcap("smtp_starttls.pcap"),
+                logs.join("census/RECV2026112318-1.LOG"),
+            ],
+        ),
+    ];
+    for (range, files) in periods {
+        let local = work.path().join("period-local.json");
+        let remote = work.path().join("period-remote.json");
+        run_ok(
+            tlscensus()
+                .arg("read")
+                .args(&files)
+                .arg("--report")
+                .arg(&local),
+        );
+        run_ok(
+            tlscensus()
+                .args(["report", "--from", &server.url("tls.logs")])
+                .args(range)
+                .arg("--report")
+                .arg(&remote),
+        );
+        let census = fs::read_to_string(&remote).unwrap();
+        assert!(census.contains("\"clients\""), "{census}");
+        assert_eq!(census, fs::read_to_string(&local).unwrap(), "{range:?}");
+    }
+}
+
+/// A spool write that never finishes (its file is a named pipe nobody reads: a disk that
+/// stopped) holds up only the sender thread: records keep being added, and the counts keep
+/// being read, while it waits. Once the write goes through, every record is in the spool,
+/// in order, none dropped. Needs no server: ClickHouse's port refuses connections.
+#[test]
+fn a_stalled_spool_write_does_not_hold_up_the_record_path() {
+    use std::io::Read;
+    use std::sync::mpsc;
+    use tlscensus::engine::Services;
+    use tlscensus::logs::iis::IisParser;
+    use tlscensus::sink::clickhouse::{ClickHouseSink, Options};
+    use tlscensus::sink::target::Target;
+
+    // Real records: the IIS fixture's, as the log reader makes them.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/logs/u_ex240501.log");
+    let mut records = Vec::new();
+    IisParser::new(Services::default()).read(
+        fs::read(&fixture).unwrap().as_slice(),
+        "u_ex240501.log",
+        &mut |r| records.push(r),
+        &mut |_| {},
+    );
+    assert!(!records.is_empty());
+
+    let refused = free_port();
+    let spool = tempfile::tempdir().unwrap();
+    let target = Target::parse(&format!("clickhouse://127.0.0.1:{refused}/tls.events")).unwrap();
+    let mut options = Options::new(target, "exch01".into(), spool.path().to_path_buf());
+    options.batch_rows = 1;
+    options.timeout = Duration::from_secs(2);
+    options.close_timeout = Duration::from_secs(20);
+    let mut sink = ClickHouseSink::open(options, Default::default(), "r1".into()).unwrap();
+    // Batch 0's file is written beside its name first: make that a pipe nobody reads.
+    let stalled = spool.path().join("r1-000000000000.jsonl.tmp");
+    let made = Command::new("mkfifo").arg(&stalled).status().unwrap();
+    assert!(made.success());
+    let lines: Vec<String> = (0..2000)
+        .map(|i| serde_json::to_string(&records[i % records.len()]).unwrap())
+        .collect();
+    let line = |i: usize| lines[i].clone();
+    sink.add(&records[0], &line(0));
+    // The refused insert sends batch 0 to the spool, where its write blocks.
+    let view = sink.counts_view();
+    let (done_tx, done) = mpsc::channel();
+    let for_adder = lines.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let error_seen = view.counts().last_error.is_some();
+        for (i, line) in for_adder.iter().enumerate().skip(1) {
+            sink.add(&records[i % records.len()], line);
+        }
+        let _ = done_tx.send((sink, view.counts(), error_seen));
+    });
+    let (sink, counts, error_seen) = done
+        .recv_timeout(Duration::from_secs(20))
+        .expect("adding records waited on the stalled spool write");
+    assert!(error_seen, "ClickHouse's refusal is known by now");
+    assert_eq!(
+        (counts.spooled, counts.dropped),
+        (0, 0),
+        "batch 0 not written yet"
+    );
+
+    // The disk comes back: the pipe is read to its end, and a plain file with the same
+    // bytes put in its place (the spool renamed the pipe to the batch's name).
+    let mut written = Vec::new();
+    fs::File::open(&stalled)
+        .unwrap()
+        .read_to_end(&mut written)
+        .unwrap();
+    let batch0 = spool.path().join("r1-000000000000.jsonl");
+    let plain = spool.path().join("batch0.copy");
+    fs::write(&plain, &written).unwrap();
+    fs::rename(&plain, &batch0).unwrap();
+    assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), 1);
+
+    let counts = sink.close();
+    assert_eq!(
+        (counts.sent, counts.spooled, counts.dropped),
+        (0, 2000, 0),
+        "{counts:?}"
+    );
+    // Every record waits in the spool, one batch each, in the order added.
+    let mut names: Vec<String> = fs::read_dir(spool.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2000, "{:?}", &names[..3]);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(name, &format!("r1-{i:012}.jsonl"));
+    }
+    for i in [0, 1999] {
+        let row: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(spool.path().join(&names[i])).unwrap())
+                .unwrap();
+        assert_eq!(row["record"], line(i));
+        assert_eq!(row["seq"], i);
+    }
+}
+
+/// A wrong password is said once, with where the credentials come from, and the records
+/// wait in the spool; the next run with the right one delivers them.
+#[test]
+fn a_wrong_password_is_said_once_and_the_records_wait() {
+    let Some(server) = Server::new(free_port()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    let events = work.path().join("events.jsonl");
+    let run = |password: &str| {
+        let mut c = tlscensus();
+        c.env("TLSCENSUS_CLICKHOUSE_PASSWORD", password)
+            .arg("read")
+            .args(SET_A.iter().map(|p| pcap(p)))
+            .arg("--events")
+            .arg(server.url("tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args([
+                "--sensor",
+                "exch01",
+                "--clickhouse-timeout",
+                "2s",
+                "--stats",
+            ])
+            .arg("--spool")
+            .arg(&spool);
+        run_ok(&mut c)
+    };
+    let out = run("not-the-password");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches("the user or password is not accepted")
+            .count(),
+        // The failure as it happens, and the last error at exit.
+        2,
+        "{stderr}"
+    );
+    assert!(stderr.contains("TLSCENSUS_CLICKHOUSE_PASSWORD"), "{stderr}");
+    assert!(stderr.contains("clickhouse sent        0"), "{stderr}");
+    let written = fs::read_to_string(&events).unwrap();
+    assert!(!written.is_empty());
+
+    let fixed_events = work.path().join("again.jsonl");
+    let mut c = tlscensus();
+    c.arg("read")
+        .arg(pcap("ipv6.pcap"))
+        .arg("--events")
+        .arg(server.url("tls.events"))
+        .arg("--events")
+        .arg(&fixed_events)
+        .args(["--sensor", "exch01"])
+        .arg("--spool")
+        .arg(&spool);
+    run_ok(&mut c);
+    let mut expected = written;
+    expected.push_str(&fs::read_to_string(&fixed_events).unwrap());
+    assert_eq!(stored_records(&server, "tls.events"), lines(&expected));
+}
+
+/// The DDL `schema clickhouse` prints and the rows `--events` spools, on a current ClickHouse
+/// release (chdb-core from PyPI: ClickHouse's engine in process; `tests/clickhouse_current.py`):
+/// the tables are made, a batch inserted twice collapses under FINAL, the census view
+/// counts each record once, and the records read back are the events file's lines. The
+/// Python comes from TLSCENSUS_CHDB_PYTHON (then it must work; `.ci/run` sets it), else
+/// target/chdb-venv; skipped, saying so, without either.
+#[test]
+fn the_schema_and_rows_work_on_a_current_clickhouse() {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/chdb-venv/bin/python");
+    let python = match std::env::var_os("TLSCENSUS_CHDB_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None if venv.exists() => venv,
+        None => {
+            eprintln!(
+                "SKIPPED: no chdb (python3 -m venv target/chdb-venv && \
+                 target/chdb-venv/bin/pip install chdb-core)"
+            );
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    let events = work.path().join("events.jsonl");
+    let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/logs");
+    // Nothing listens on the port: every row goes to the spool, as it would be sent.
+    let refused = free_port();
+    run_ok(
+        tlscensus()
+            .arg("read")
+            .args(SET_A.iter().chain(&SET_B).map(|p| pcap(p)))
+            .arg(logs.join("u_ex240501.log"))
+            .arg(logs.join("RECV2018022213-1.LOG"))
+            .arg("--events")
+            .arg(format!("clickhouse://127.0.0.1:{refused}/tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args(["--sensor", "exch01", "--clickhouse-timeout", "1s"])
+            .arg("--spool")
+            .arg(&spool),
+    );
+    let ddl = work.path().join("ddl.sql");
+    let out = run_ok(tlscensus().args(["schema", "clickhouse", "--table", "tls.events"]));
+    fs::write(&ddl, out.stdout).unwrap();
+    let out = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clickhouse_current.py"))
+        .arg(&ddl)
+        .arg(&spool)
+        .output()
+        .expect("run the chdb script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let version = answer["version"].as_str().unwrap();
+    let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+    assert!(major >= 23, "a current release, not {version}");
+    let written = fs::read_to_string(&events).unwrap();
+    let n = written.lines().count() as u64;
+    assert!(n > 20, "{n} records");
+    assert_eq!(answer["stored"], 2 * n, "each batch inserted twice");
+    assert_eq!(answer["final"], n);
+    assert_eq!(answer["census_connections"], n);
+    assert_eq!(
+        answer["tables"],
+        serde_json::json!(["events", "events_census"])
+    );
+    let mut back: Vec<String> = answer["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    back.sort();
+    assert_eq!(back, lines(&written));
+}
+
+/// A spool too small for what waits is never silent: the records it cannot take are counted
+/// as dropped, in --stats and in the line said at exit, and the run still succeeds. Needs no
+/// server: ClickHouse's port refuses connections.
+#[test]
+fn a_full_spool_counts_and_says_what_it_dropped() {
+    let work = tempfile::tempdir().unwrap();
+    let spool = work.path().join("spool");
+    let events = work.path().join("events.jsonl");
+    let refused = free_port();
+    let out = run_ok(
+        tlscensus()
+            .arg("read")
+            .args(SET_A.iter().map(|p| pcap(p)))
+            .arg("--events")
+            .arg(format!("clickhouse://127.0.0.1:{refused}/tls.events"))
+            .arg("--events")
+            .arg(&events)
+            .args(["--spool-max", "1K", "--clickhouse-timeout", "1s", "--stats"])
+            .arg("--spool")
+            .arg(&spool),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let n = fs::read_to_string(&events).unwrap().lines().count();
+    assert!(n > 5, "{n} records");
+    // Every batch is larger than 1 KiB: none fits.
+    assert!(stderr.contains("clickhouse spooled     0"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("clickhouse dropped     {n}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{n} records DROPPED (spool full)")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is full (1024 bytes)"), "{stderr}");
+    assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
 }

@@ -81,12 +81,24 @@ impl Drop for Killed {
 
 /// `tlscensus capture` on lo for these ports; returns once it is capturing.
 fn start_capture(dir: &Path, tls_port: u16, smtp_port: u16, every: &str) -> Killed {
+    start_capture_with(dir, tls_port, smtp_port, every, &[])
+}
+
+/// The same with `extra` arguments.
+fn start_capture_with(
+    dir: &Path,
+    tls_port: u16,
+    smtp_port: u16,
+    every: &str,
+    extra: &[&str],
+) -> Killed {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tlscensus"))
         .args(["capture", "-i", "lo", "--immediate", "--threads", "2"])
         .args(["--tls-port", &tls_port.to_string()])
         .args(["--smtp-port", &smtp_port.to_string()])
         .args(["--events", "events.jsonl", "--report", "census.json"])
         .args(["--report", "census.csv", "--report-every", every])
+        .args(extra)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -335,6 +347,55 @@ fn openssl_cipher_code(name: &str) -> String {
         }
     }
     panic!("openssl does not know {name}");
+}
+
+/// `capture --events clickhouse://...` beside the events file (issue 25), with ClickHouse
+/// down (its port refuses): the handshakes captured wait in the spool, each row carrying
+/// the very record line the events file has, for the next run to send.
+#[test]
+fn capture_sends_to_clickhouse_and_spools_while_it_is_down() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED live capture test: {why}");
+        return;
+    }
+    let dir = temp_dir("clickhouse");
+    make_cert(&dir);
+    let (tls_port, smtp_port, refused) = (free_port(), free_port(), free_port());
+    let _servers = servers(&dir, tls_port, smtp_port);
+    let url = format!("clickhouse://127.0.0.1:{refused}/tls.events");
+    let capture = start_capture_with(
+        &dir,
+        tls_port,
+        smtp_port,
+        "1h",
+        &[
+            "--events",
+            &url,
+            "--spool",
+            "spool",
+            "--clickhouse-timeout",
+            "1s",
+        ],
+    );
+    s_client(tls_port, &["-tls1_2"]);
+    s_client(tls_port, &["-tls1_3"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sigint_and_wait(capture).success());
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let mut want: Vec<&str> = events.lines().collect();
+    want.sort();
+    assert!(want.len() >= 2, "{events}");
+    let mut spooled: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir.join("spool")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for row in text.lines() {
+            let row: serde_json::Value = serde_json::from_str(row).unwrap();
+            spooled.push(row["record"].as_str().unwrap().to_string());
+        }
+    }
+    spooled.sort();
+    assert_eq!(spooled, want);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -13,7 +13,7 @@ receive log, the `>` rows of a send log, where the Exchange server is the client
 carry across files given in order. IIS requests of the same client, true client, server, port
 and crypt-* values at most 120 s apart are one session; its first line makes the record.
 
-Usage: logs_expected.py FILE...  (in time order)
+Usage: logs_expected.py [--client-field NAME]... FILE...  (in time order)
   -> JSON {"records": [...], "malformed": [[file, line]...], "sessions_without_tls": N}
 """
 import csv
@@ -44,8 +44,14 @@ ALG_ID = {
 # Exchange's own spellings of ALG_ID names.
 SPELLINGS = {"CALG_ECDHE": "CALG_ECDH_EPHEM", "CALG_SHA": "CALG_SHA1"}
 WEAK_CIPHERS = {"CALG_RC4": "RC4", "CALG_3DES": "3DES", "CALG_DES": "DES", "CALG_RC2": "RC2"}
+# The service by server port (as the wire names it); a port without one is named by the
+# log: https for IIS, smtp for the SMTP logs.
 SERVICES = {25: "smtp", 587: "submission", 465: "smtps", 443: "https"}
-TRUE_CLIENT = {"originalclientip", "x-forwarded-for", "cs(x-forwarded-for)"}
+# The load balancer's client field: names given with --client-field first, then the usual
+# ones (README "Server logs"), each plain or as the request header cs(NAME); the first
+# present counts.
+TRUE_CLIENT = ["originalclientip", "originalip", "x-original-client-ip", "x-forwarded-for",
+               "x-real-ip", "true-client-ip", "x-client-ip", "x-cluster-client-ip"]
 GAP = datetime.timedelta(seconds=120)
 
 
@@ -69,6 +75,20 @@ def host(text):
     """ip:port or [v6]:port"""
     h, _, port = text.rpartition(":")
     return str(ipaddress.ip_address(h.strip("[]"))), int(port)
+
+
+def forwarded(text):
+    """The first address of a forwarded-for list (IIS writes spaces as +): a.b.c.d[:port],
+    [v6][:port] or v6; None for "-" or anything else."""
+    first = text.split(",")[0].strip("+ ")
+    if first.startswith("[") and "]" in first:
+        first = first[1:first.index("]")]
+    elif first.count(":") == 1:
+        first = first.split(":")[0]
+    try:
+        return str(ipaddress.ip_address(first))
+    except ValueError:
+        return None
 
 
 def iis(path, out, sessions):
@@ -97,10 +117,9 @@ def iis(path, out, sessions):
 
         cipher, hash_, kx = alg("crypt-cipher"), alg("crypt-hash"), alg("crypt-keyexchange")
         true = None
-        for name in names:
-            if name in TRUE_CLIENT and f[name] != "-":
-                first = f[name].split(",")[0].strip("+")
-                true = first.rsplit(":", 1)[0] if first.count(":") == 1 else first
+        present = [n for w in CLIENT_FIELDS + TRUE_CLIENT for n in names if n in (w, "cs(%s)" % w)]
+        if present:
+            true = forwarded(f[present[0]])
         when = datetime.datetime.strptime(f["date"] + " " + f["time"], "%Y-%m-%d %H:%M:%S")
         port = int(f.get("s-port", "443"))
         key = (f["c-ip"], true, f["s-ip"], port, bits, cipher, hash_, kx)
@@ -113,7 +132,7 @@ def iis(path, out, sessions):
             "file": path, "line": number, "source": "iis-log", "ts": rfc3339(when),
             "client": [str(ipaddress.ip_address(f["c-ip"])), 0],
             "true_client": true if true != f["c-ip"] else None,
-            "server": [f["s-ip"], port], "service": SERVICES.get(port, "tcp/%d" % port),
+            "server": [f["s-ip"], port], "service": SERVICES.get(port, "https"),
             "version": version, "protocol": f["crypt-protocol"], "side": side,
             "cipher": cipher, "hash": hash_, "key_exchange": kx,
             "bits": [None, None, None], "weak": weak(cipher, hash_),
@@ -168,7 +187,7 @@ def smtp(path, send, out, sessions, seen, tls):
             "file": path, "line": number,
             "source": "smtp-send-log" if send else "smtp-receive-log",
             "ts": rfc3339(when), "client": list(client), "true_client": None,
-            "server": list(server), "service": SERVICES.get(server[1], "tcp/%d" % server[1]),
+            "server": list(server), "service": SERVICES.get(server[1], "smtp"),
             "version": PROTOCOL_NAMES[m.group(1)],
             "protocol": "SP_PROT_%s_%s" % (m.group(1), m.group(2)), "side": m.group(2).lower(),
             "cipher": names_[0], "hash": names_[1], "key_exchange": names_[2],
@@ -177,11 +196,18 @@ def smtp(path, send, out, sessions, seen, tls):
         })
 
 
+CLIENT_FIELDS = []
+
+
 def main():
+    args = sys.argv[1:]
+    while args and args[0] == "--client-field":
+        CLIENT_FIELDS.append(args[1].lower())
+        args = args[2:]
     out = {"records": [], "malformed": []}
     iis_sessions, receive, send = {}, {}, {}
     seen, tls = set(), set()
-    for path in sys.argv[1:]:
+    for path in args:
         head = "\n".join(lines_of(path)[:6])
         if "#Software: Microsoft Internet Information Services" in head:
             iis(path, out, iis_sessions)

@@ -39,8 +39,14 @@ fn fixtures() -> Vec<String> {
 
 /// Python's reading of the fixtures.
 fn independent(files: &[String]) -> Value {
+    independent_with(&[], files)
+}
+
+/// Python's reading of the fixtures, given `options` (`--client-field NAME`) first.
+fn independent_with(options: &[&str], files: &[String]) -> Value {
     let out = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/logs_expected.py"))
+        .args(options)
         .args(files)
         .output()
         .expect("python3 runs");
@@ -387,4 +393,53 @@ fn a_capture_on_standard_input_beside_a_log() {
     );
     assert_eq!(stdin["clients"], file["clients"]);
     assert_eq!(stdin["summary"], file["summary"]);
+}
+
+/// A load balancer's client field under a name the admin chose: `--client-field` names it,
+/// and it is looked for before the usual X-Forwarded-For; without the option the usual one
+/// counts. Python's reading, given the same option, says which address is the client.
+#[test]
+fn a_true_client_field_named_by_the_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("u_ex240601.log");
+    std::fs::write(
+        &path,
+        "#Software: Microsoft Internet Information Services 10.0\r\n\
+         #Version: 1.0\r\n\
+         #Date: 2024-06-01 00:00:00\r\n\
+         #Fields: date time s-ip cs-method cs-uri-stem s-port c-ip sc-status crypt-protocol \
+         crypt-cipher crypt-hash crypt-keyexchange cs(X-Forwarded-For) cs(X-LB-Client)\r\n\
+         2024-06-01 10:00:00 10.0.0.10 GET /owa/ 443 10.0.0.200 200 400 6610 800d ae06 \
+         10.9.9.9 192.0.2.71:40001\r\n\
+         2024-06-01 10:00:30 10.0.0.10 GET /owa/ 443 10.0.0.200 200 40 6603 8004 a400 \
+         10.9.9.8 [2001:db8::72]\r\n\
+         2024-06-01 10:01:00 10.0.0.10 GET /owa/ 443 10.0.0.201 200 400 6610 800d ae06 - -\r\n",
+    )
+    .unwrap();
+    let file = path.display().to_string();
+    for options in [vec![], vec!["--client-field", "X-LB-Client"]] {
+        let want = independent_with(&options, std::slice::from_ref(&file));
+        let mut args = vec!["read", "--events", "-"];
+        args.extend(&options);
+        args.push(&file);
+        let out = tlscensus(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| shape(&serde_json::from_str(l).unwrap()))
+            .collect();
+        assert_eq!(&ours, want["records"].as_array().unwrap(), "{options:?}");
+        let true_clients: Vec<&Value> = ours.iter().map(|r| &r["true_client"]).collect();
+        let expected = if options.is_empty() {
+            json!(["10.9.9.9", "10.9.9.8", null])
+        } else {
+            json!(["192.0.2.71", "2001:db8::72", null])
+        };
+        assert_eq!(json!(true_clients), expected);
+    }
 }

@@ -64,6 +64,13 @@ pub struct ReadArgs {
     #[arg(long, value_name = "IP[:PORT]", value_parser = tlscensus::names::resolve::parse_server, requires = "resolve")]
     dns_server: Option<std::net::SocketAddr>,
 
+    /// The IIS custom field that holds the true client's address behind a load balancer,
+    /// if it is none of the usual names (OriginalClientIP, OriginalIP, X-Original-Client-IP,
+    /// X-Forwarded-For, X-Real-IP, True-Client-IP, X-Client-IP, X-Cluster-Client-IP, each
+    /// also as cs(NAME)). Repeatable; looked for before the usual names.
+    #[arg(long, value_name = "NAME")]
+    client_field: Vec<String>,
+
     #[command(flatten)]
     census: CensusArgs,
 
@@ -137,6 +144,7 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
         logs::read_logs(
             &logs,
             &args.engine.config().services,
+            &args.client_field,
             &mut |record: Record| {
                 census.add(&record);
                 write_event(record);

@@ -4,8 +4,9 @@
 //!
 //! The TLS fields are the custom fields `crypt-protocol`, `crypt-cipher`, `crypt-hash` and
 //! `crypt-keyexchange` (Windows Server 2012 R2 and later), in hex without `0x`; `-` on plain
-//! HTTP. The client is `c-ip`; a load balancer's true client comes from a custom field named
-//! `OriginalClientIP`, `X-Forwarded-For` or `cs(X-Forwarded-For)`.
+//! HTTP. The client is `c-ip`; a load balancer's true client comes from a custom field: one
+//! the admin names (`read --client-field`), else one of [`TRUE_CLIENT_FIELDS`], each also
+//! as `cs(NAME)` (how IIS names a logged request header).
 //!
 //! IIS logs requests, not connections: lines of the same client, server, port and TLS
 //! parameters less than [`SESSION_GAP_NANOS`] apart are one session (IIS closes an idle
@@ -28,14 +29,29 @@ pub const SESSION_GAP_NANOS: i64 = 120 * 1_000_000_000;
 /// Most sessions remembered at once.
 pub const MAX_OPEN_SESSIONS: usize = 1 << 16;
 
-/// Custom field names a load balancer's client address is logged under (compared without
-/// case).
-const TRUE_CLIENT_FIELDS: [&str; 4] = [
-    "originalclientip",
-    "x-forwarded-for",
-    "cs(x-forwarded-for)",
-    "x-original-client-ip",
+/// Custom field names a load balancer's client address is commonly logged under, in the
+/// order they are looked for (compared without case, each also as `cs(NAME)`): the names
+/// Exchange guides give, and the request headers load balancers and CDNs set.
+pub const TRUE_CLIENT_FIELDS: [&str; 8] = [
+    "OriginalClientIP",
+    "OriginalIP",
+    "X-Original-Client-IP",
+    "X-Forwarded-For",
+    "X-Real-IP",
+    "True-Client-IP",
+    "X-Client-IP",
+    "X-Cluster-Client-IP",
 ];
+
+/// Whether a `#Fields:` name is the field `wanted`, plain or as `cs(wanted)`.
+fn names_field(name: &str, wanted: &str) -> bool {
+    name.eq_ignore_ascii_case(wanted)
+        || name
+            .strip_prefix("cs(")
+            .or_else(|| name.strip_prefix("CS("))
+            .and_then(|n| n.strip_suffix(')'))
+            .is_some_and(|n| n.eq_ignore_ascii_case(wanted))
+}
 
 /// Where each field is in a line, from the current `#Fields:`.
 #[derive(Debug, Default)]
@@ -54,7 +70,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn parse(names: &str) -> Result<Layout, String> {
+    fn parse(names: &str, true_client_fields: &[String]) -> Result<Layout, String> {
         let names: Vec<&str> = names.split_whitespace().collect();
         let find = |name: &str| names.iter().position(|n| n.eq_ignore_ascii_case(name));
         let need = |name: &str| {
@@ -73,7 +89,9 @@ impl Layout {
             cipher: find("crypt-cipher"),
             hash: find("crypt-hash"),
             key_exchange: find("crypt-keyexchange"),
-            true_client: TRUE_CLIENT_FIELDS.iter().find_map(|n| find(n)),
+            true_client: true_client_fields
+                .iter()
+                .find_map(|wanted| names.iter().position(|n| names_field(n, wanted))),
         })
     }
 }
@@ -103,6 +121,8 @@ pub struct FileCounts {
 /// The IIS parser; its sessions last across files (see [`super::LogReader`]).
 pub struct IisParser {
     services: Services,
+    /// Field names of the true client, looked for in this order.
+    true_client_fields: Vec<String>,
     /// Session → time of its last request.
     sessions: HashMap<SessionKey, i64>,
 }
@@ -111,8 +131,18 @@ impl IisParser {
     pub fn new(services: Services) -> Self {
         IisParser {
             services,
+            true_client_fields: TRUE_CLIENT_FIELDS.iter().map(|n| n.to_string()).collect(),
             sessions: HashMap::new(),
         }
+    }
+
+    /// Look for the true client in the custom fields `names` first (what an admin named
+    /// it, e.g. `X-LB-Client`), then in the usual [`TRUE_CLIENT_FIELDS`].
+    pub fn with_client_fields(mut self, names: &[String]) -> Self {
+        let mut fields = names.to_vec();
+        fields.append(&mut self.true_client_fields);
+        self.true_client_fields = fields;
+        self
     }
 
     /// Read one file (or stream) to its end.
@@ -145,7 +175,8 @@ impl IisParser {
             }
             if text[0] == b'#' {
                 if let Some(names) = text.strip_prefix(b"#Fields:") {
-                    let parsed = Layout::parse(&String::from_utf8_lossy(names));
+                    let parsed =
+                        Layout::parse(&String::from_utf8_lossy(names), &self.true_client_fields);
                     match &parsed {
                         Err(why) => problem(LogError::malformed(file, number, why.clone())),
                         Ok(layout) if layout.protocol.is_none() => problem(LogError::NoTlsFields {
@@ -325,4 +356,29 @@ impl IisParser {
 pub(crate) fn trim_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn true_client_fields_plain_or_as_request_headers() {
+        assert!(names_field("cs(X-Forwarded-For)", "x-forwarded-for"));
+        assert!(names_field("originalclientip", "OriginalClientIP"));
+        assert!(!names_field("cs(X-Forwarded-For)x", "X-Forwarded-For"));
+        let defaults: Vec<String> = TRUE_CLIENT_FIELDS.iter().map(|n| n.to_string()).collect();
+        let fields = "date time s-ip c-ip crypt-protocol cs(X-Real-IP)";
+        assert_eq!(
+            Layout::parse(fields, &defaults).unwrap().true_client,
+            Some(5)
+        );
+        let named = vec!["X-LB-Client".to_string()];
+        let fields = "date time s-ip c-ip crypt-protocol X-Forwarded-For X-LB-Client";
+        assert_eq!(Layout::parse(fields, &named).unwrap().true_client, Some(6));
+        assert_eq!(
+            Layout::parse(fields, &defaults).unwrap().true_client,
+            Some(5)
+        );
+    }
 }

@@ -202,8 +202,14 @@ pub struct LogReader {
 
 impl LogReader {
     pub fn new(services: Services) -> Self {
+        Self::with_client_fields(services, &[])
+    }
+
+    /// A reader that looks for the IIS true client in the custom fields `names` before the
+    /// usual ones ([`iis::TRUE_CLIENT_FIELDS`]).
+    pub fn with_client_fields(services: Services, names: &[String]) -> Self {
         LogReader {
-            iis: iis::IisParser::new(services.clone()),
+            iis: iis::IisParser::new(services.clone()).with_client_fields(names),
             receive: smtp::SmtpParser::new(LogKind::SmtpReceive, services.clone()),
             send: smtp::SmtpParser::new(LogKind::SmtpSend, services),
             stats: LogStats::default(),
@@ -274,10 +280,12 @@ impl LogReader {
 }
 
 /// Read `files` (each with its kind) in the order of their first time, as one stream per
-/// kind; returns what was counted.
+/// kind; `client_fields` name the IIS true client's custom field(s) if not a usual name.
+/// Returns what was counted.
 pub fn read_logs(
     files: &[(PathBuf, LogKind)],
     services: &Services,
+    client_fields: &[String],
     emit: &mut dyn FnMut(Record),
     on_error: &mut dyn FnMut(LogError),
 ) -> LogStats {
@@ -288,7 +296,7 @@ pub fn read_logs(
         .collect();
     // Files without a time keep their place after the timed ones.
     ordered.sort_by_key(|(ts, i, _, _)| (ts.is_none(), *ts, *i));
-    let mut reader = LogReader::new(services.clone());
+    let mut reader = LogReader::with_client_fields(services.clone(), client_fields);
     for (_, _, path, kind) in ordered {
         reader.read_file(path, kind, emit, on_error);
     }
@@ -354,7 +362,7 @@ pub(crate) fn log_record(s: Session<'_>) -> Record {
         },
         // The logs name no transport; their sessions (SMTP, HTTPS) are taken to be TCP.
         transport: "tcp",
-        service: s.services.name(s.server.1),
+        service: service_name(s.kind, s.services.name(s.server.1)),
         starttls: s.starttls,
         starttls_offered: (mail && s.starttls.is_some()).then_some(true),
         starttls_reply: s.starttls.map(|_| "accepted".to_string()),
@@ -375,6 +383,19 @@ pub(crate) fn log_record(s: Session<'_>) -> Record {
         certificate: None,
         source: s.kind.source(),
         log: Some(s.log),
+    }
+}
+
+/// The service of a logged session: the server port's name, as on the wire; a port with
+/// no name of its own (`tcp/N`) is named by the log, which says what was spoken on it:
+/// `smtp` for an SMTP protocol log, `https` for IIS (Exchange's back-end site on 444).
+fn service_name(kind: LogKind, by_port: String) -> String {
+    if !by_port.starts_with("tcp/") {
+        return by_port;
+    }
+    match kind {
+        LogKind::Iis => "https".into(),
+        LogKind::SmtpReceive | LogKind::SmtpSend => "smtp".into(),
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! The record path only appends a row to the open batch under an uncontended lock. Sealed
 //! batches wait in memory (bounded); beyond that bound, and for as long as ClickHouse fails,
-//! they go to the [`Spool`]. The sender always sends the oldest batch it knows of, in
+//! they go to the [`Spool`]. No lock is held while a batch is written to or read from disk,
+//! or sent: a slow disk or server holds up the thread that waits on it, not the others. The sender always sends the oldest batch it knows of, in
 //! memory or in the spool, so rows arrive in the order they were made, across outages and
 //! across runs. A batch whose insert failed or timed out is spooled and sent again later;
 //! if the first attempt did land after all, the table's key (the connection) collapses
@@ -26,7 +27,7 @@ use crate::record::Record;
 use super::http::Client;
 use super::row::{write_row, Origin};
 use super::schema;
-use super::spool::{rows_in, Spool};
+use super::spool::{delete_batch, read_batch, rows_in, write_batch, Reservation, Spool};
 use super::target::{Credentials, Target};
 use super::SinkError;
 
@@ -110,15 +111,20 @@ struct State {
     queued_bytes: usize,
     /// The batch from memory the sender is inserting now (the spool has its others).
     in_flight: Option<Batch>,
-    spool: Spool,
     closing: bool,
     /// `close` gave up waiting: the sender must touch nothing more.
     abandoned: bool,
     last_error: Option<String>,
 }
 
+/// Shared by the record path, the sender thread and `close`. Locks are taken state first,
+/// then spool, and neither is held while the disk or the network works: a slow disk or
+/// ClickHouse holds up only the thread that waits on it, never the record path's lock.
 struct Shared {
     state: Mutex<State>,
+    /// The spool's bookkeeping (which batches, in which order, how many bytes).
+    spool: Mutex<Spool>,
+    spool_dir: PathBuf,
     wake: Condvar,
     counters: Counters,
     origin: Origin,
@@ -130,42 +136,71 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keep `batch` in the spool, or count its rows dropped when it cannot be.
-    fn spool(&self, state: &mut State, batch: &Batch) {
-        match state.spool.put(&batch.name, &batch.rows) {
-            Ok(true) => {
-                self.counters
-                    .spooled
-                    .fetch_add(batch.count, Ordering::Relaxed);
-            }
-            Ok(false) => {
-                self.counters
-                    .dropped
-                    .fetch_add(batch.count, Ordering::Relaxed);
+    fn spool(&self) -> MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rows lost: counted, said, and kept as the last error.
+    fn drop_rows(&self, state: &mut State, count: u64, message: String) {
+        self.counters.dropped.fetch_add(count, Ordering::Relaxed);
+        (self.options.notify)(&message);
+        state.last_error = Some(message);
+    }
+
+    /// Take `batch` out of memory for the spool. Its place in the order is reserved now,
+    /// under the state lock, so the sender never overtakes it; it is pushed to `out` for
+    /// [`Shared::write_reserved`] once the lock is let go. A full spool drops it, counted.
+    fn reserve(&self, state: &mut State, batch: Batch, out: &mut Vec<Batch>) {
+        let reservation = self.spool().reserve(&batch.name, batch.rows.len() as u64);
+        match reservation {
+            Reservation::Granted => out.push(batch),
+            Reservation::Kept => {}
+            Reservation::Full => {
                 let message = format!(
                     "spool {} is full ({} bytes): {} records dropped",
-                    state.spool.dir().display(),
+                    self.spool_dir.display(),
                     self.options.spool_max_bytes,
                     batch.count
                 );
-                (self.options.notify)(&message);
-                state.last_error = Some(message);
-            }
-            Err(e) => {
-                self.counters
-                    .dropped
-                    .fetch_add(batch.count, Ordering::Relaxed);
-                let message = format!("{e}: {} records dropped", batch.count);
-                (self.options.notify)(&message);
-                state.last_error = Some(message);
+                self.drop_rows(state, batch.count, message);
             }
         }
     }
 
-    /// Seal the open batch: into the memory queue while it has room, else the spool.
-    fn seal(&self, state: &mut State) {
-        if state.open_rows == 0 {
+    /// Write batches [`Shared::reserve`] let through. Called with no lock held.
+    fn write_reserved(&self, batches: Vec<Batch>) {
+        if batches.is_empty() {
             return;
+        }
+        for batch in batches {
+            let written = write_batch(&self.spool_dir, &batch.name, &batch.rows);
+            let mut spool = self.spool();
+            match written {
+                Ok(()) => {
+                    spool.commit(&batch.name);
+                    self.counters
+                        .spooled
+                        .fetch_add(batch.count, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    spool.abort(&batch.name);
+                    drop(spool);
+                    let message = format!("{e}: {} records dropped", batch.count);
+                    self.drop_rows(&mut self.lock(), batch.count, message);
+                }
+            }
+        }
+        // The sender may be waiting for one of them.
+        self.wake.notify_all();
+    }
+
+    /// Seal the open batch: into the memory queue while it has room, else reserved in the
+    /// spool (returned, to be written once the lock is let go).
+    #[must_use]
+    fn seal(&self, state: &mut State) -> Vec<Batch> {
+        let mut to_write = Vec::new();
+        if state.open_rows == 0 {
+            return to_write;
         }
         let rows = std::mem::replace(
             &mut state.open,
@@ -184,21 +219,24 @@ impl Shared {
             state.queue.push_back(batch);
             self.wake.notify_one();
         } else {
-            self.spool(state, &batch);
+            self.reserve(state, batch, &mut to_write);
         }
+        to_write
     }
 
-    /// Everything in memory to the spool: ClickHouse is failing, or the run is ending
-    /// without it.
-    fn spool_all(&self, state: &mut State) {
-        self.seal(state);
+    /// Everything in memory reserved for the spool: ClickHouse is failing, or the run is
+    /// ending without it. Returns what to write once the lock is let go.
+    #[must_use]
+    fn take_all(&self, state: &mut State) -> Vec<Batch> {
+        let mut to_write = self.seal(state);
         if let Some(batch) = state.in_flight.take() {
-            self.spool(state, &batch);
+            self.reserve(state, batch, &mut to_write);
         }
         while let Some(batch) = state.queue.pop_front() {
             state.queued_bytes -= batch.rows.len();
-            self.spool(state, &batch);
+            self.reserve(state, batch, &mut to_write);
         }
+        to_write
     }
 }
 
@@ -229,11 +267,12 @@ impl ClickHouseSink {
                 queue: VecDeque::new(),
                 queued_bytes: 0,
                 in_flight: None,
-                spool,
                 closing: false,
                 abandoned: false,
                 last_error: None,
             }),
+            spool_dir: spool.dir().to_path_buf(),
+            spool: Mutex::new(spool),
             wake: Condvar::new(),
             counters: Counters::default(),
             origin: Origin {
@@ -264,27 +303,34 @@ impl ClickHouseSink {
     }
 
     /// Add one record; `line` is its JSON (as `--events FILE` has it, without the newline).
+    /// Only when the memory queue is full does the record path write a batch to the spool
+    /// itself (with no lock held): ClickHouse has been slower than the records for a while.
     pub fn add(&mut self, record: &Record, line: &str) {
         let shared = &*self.shared;
-        let mut state = shared.lock();
-        write_row(
-            &mut state.open,
-            &shared.origin,
-            self.seq,
-            &self.config,
-            record,
-            line,
-        );
-        self.seq += 1;
-        state.open_rows += 1;
-        if state.open_since.is_none() {
-            state.open_since = Some(Instant::now());
-        }
-        if state.open_rows >= shared.options.batch_rows
-            || state.open.len() >= shared.options.batch_bytes
-        {
-            shared.seal(&mut state);
-        }
+        let to_write = {
+            let mut state = shared.lock();
+            write_row(
+                &mut state.open,
+                &shared.origin,
+                self.seq,
+                &self.config,
+                record,
+                line,
+            );
+            self.seq += 1;
+            state.open_rows += 1;
+            if state.open_since.is_none() {
+                state.open_since = Some(Instant::now());
+            }
+            if state.open_rows >= shared.options.batch_rows
+                || state.open.len() >= shared.options.batch_bytes
+            {
+                shared.seal(&mut state)
+            } else {
+                Vec::new()
+            }
+        };
+        shared.write_reserved(to_write);
     }
 
     /// The counts so far.
@@ -301,12 +347,14 @@ impl ClickHouseSink {
     /// Deliver what can be delivered before the closing deadline, leave the rest in the
     /// spool, and give the final counts.
     pub fn close(mut self) -> Counts {
-        {
+        let to_write = {
             let mut state = self.shared.lock();
             state.closing = true;
-            self.shared.seal(&mut state);
+            let to_write = self.shared.seal(&mut state);
             self.shared.wake.notify_all();
-        }
+            to_write
+        };
+        self.shared.write_reserved(to_write);
         match self.done.recv_timeout(self.shared.options.close_timeout) {
             Ok(()) => {
                 if let Some(sender) = self.sender.take() {
@@ -315,13 +363,16 @@ impl ClickHouseSink {
             }
             Err(_) => {
                 // The sender is stuck in a request: leave it, and keep what it holds.
-                let mut state = self.shared.lock();
-                state.abandoned = true;
-                self.shared.spool_all(&mut state);
+                let to_write = {
+                    let mut state = self.shared.lock();
+                    state.abandoned = true;
+                    self.shared.take_all(&mut state)
+                };
+                self.shared.write_reserved(to_write);
                 (self.shared.options.notify)(&format!(
                     "ClickHouse did not take the last records within {:?}; they wait in the spool {}",
                     self.shared.options.close_timeout,
-                    state.spool.dir().display()
+                    self.shared.spool_dir.display()
                 ));
             }
         }
@@ -339,26 +390,28 @@ impl CountsView {
 }
 
 fn counts_of(shared: &Shared) -> Counts {
-    let state = shared.lock();
-    let (spool_batches, spool_bytes) = state.spool.len();
+    let last_error = shared.lock().last_error.clone();
+    let (spool_batches, spool_bytes) = shared.spool().len();
     Counts {
         sent: shared.counters.sent.load(Ordering::Relaxed),
         spooled: shared.counters.spooled.load(Ordering::Relaxed),
         dropped: shared.counters.dropped.load(Ordering::Relaxed),
         spool_batches,
         spool_bytes,
-        spool_dir: state.spool.dir().to_path_buf(),
-        last_error: state.last_error.clone(),
+        spool_dir: shared.spool_dir.clone(),
+        last_error,
     }
 }
 
 /// Run the DDL (each statement `IF NOT EXISTS`) before the first insert; an error when the
-/// server could not be reached. A statement the server refuses (a user without the right to create, a
+/// server could not be reached or refused the credentials. A statement the server refuses (a user without the right to create, a
 /// Distributed table made by hand) is said once and does not stop the inserts: only an
 /// insert that fails sends rows to the spool.
 fn create_table(client: &Client, options: &Options) -> Result<(), SinkError> {
     for ddl in schema::for_target(&options.target) {
         match client.execute(&ddl) {
+            // Credentials refused: no insert will pass either; said once, as a failure.
+            Err(e) if e.is_authentication() => return Err(e),
             Err(e @ SinkError::Server { .. }) => {
                 let first_line = ddl.lines().next().unwrap_or("");
                 (options.notify)(&format!("{first_line}: {e}"));
@@ -374,11 +427,12 @@ fn create_table(client: &Client, options: &Options) -> Result<(), SinkError> {
 /// Where the next batch comes from.
 enum Next {
     Memory(Batch),
-    Spooled(String, Arc<Vec<u8>>, u64),
+    Spooled(String),
 }
 
 /// The sender thread: create the table, then send the oldest batch, over and over; on a
 /// failure spool what is in memory and wait before trying again (1 s, doubling to 30 s).
+/// The state lock is let go for every request, file read and file write.
 fn send_loop(shared: &Shared) {
     let options = &shared.options;
     let client = Client::new(
@@ -400,9 +454,20 @@ fn send_loop(shared: &Shared) {
             .open_since
             .is_some_and(|t| t.elapsed() >= options.flush_every)
         {
-            shared.seal(&mut state);
+            let to_write = shared.seal(&mut state);
+            if !to_write.is_empty() {
+                drop(state);
+                shared.write_reserved(to_write);
+                state = shared.lock();
+                continue;
+            }
         }
-        let spooled = state.spool.oldest().map(str::to_string);
+        let (spooled, being_written) = {
+            let spool = shared.spool();
+            let oldest = spool.oldest().map(str::to_string);
+            let pending = oldest.as_deref().is_some_and(|n| spool.is_pending(n));
+            (oldest, pending)
+        };
         let take_memory = match (state.queue.front(), &spooled) {
             (Some(b), Some(s)) => b.name < *s,
             (Some(_), None) => true,
@@ -418,19 +483,16 @@ fn send_loop(shared: &Shared) {
             });
             Next::Memory(batch)
         } else if let Some(name) = spooled {
-            match state.spool.read(&name) {
-                Ok(rows) => {
-                    let count = rows_in(&rows);
-                    Next::Spooled(name, Arc::new(rows), count)
-                }
-                Err(e) => {
-                    // A batch file gone or unreadable: say so, and go on without it.
-                    (options.notify)(&e.to_string());
-                    state.last_error = Some(e.to_string());
-                    let _ = state.spool.remove(&name);
-                    continue;
-                }
+            if being_written {
+                // Another thread is writing the oldest batch: wait for it, to keep the order.
+                state = shared
+                    .wake
+                    .wait_timeout(state, Duration::from_millis(20))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                continue;
             }
+            Next::Spooled(name)
         } else if state.closing && state.open_rows == 0 {
             return;
         } else {
@@ -450,7 +512,21 @@ fn send_loop(shared: &Shared) {
 
         let (rows, count) = match &next {
             Next::Memory(b) => (Arc::clone(&b.rows), b.count),
-            Next::Spooled(_, rows, count) => (Arc::clone(rows), *count),
+            Next::Spooled(name) => match read_batch(&shared.spool_dir, name) {
+                Ok(rows) => {
+                    let count = rows_in(&rows);
+                    (Arc::new(rows), count)
+                }
+                Err(e) => {
+                    // A batch file gone or unreadable: say so, and go on without it.
+                    (options.notify)(&e.to_string());
+                    shared.spool().forget(name);
+                    let _ = delete_batch(&shared.spool_dir, name);
+                    state = shared.lock();
+                    state.last_error = Some(e.to_string());
+                    continue;
+                }
+            },
         };
         let mut result = Ok(());
         if !table_ready {
@@ -460,21 +536,24 @@ fn send_loop(shared: &Shared) {
         if result.is_ok() {
             result = client.insert(&table, &rows);
         }
+        let mut delete_error = None;
+        if let (Ok(()), Next::Spooled(name)) = (&result, &next) {
+            shared.spool().forget(name);
+            delete_error = delete_batch(&shared.spool_dir, name).err();
+        }
 
         state = shared.lock();
         if state.abandoned {
             return;
         }
         state.in_flight = None;
+        if let Some(e) = delete_error {
+            (options.notify)(&e.to_string());
+            state.last_error = Some(e.to_string());
+        }
         match result {
             Ok(()) => {
                 shared.counters.sent.fetch_add(count, Ordering::Relaxed);
-                if let Next::Spooled(name, ..) = &next {
-                    if let Err(e) = state.spool.remove(name) {
-                        (options.notify)(&e.to_string());
-                        state.last_error = Some(e.to_string());
-                    }
-                }
                 if failing {
                     failing = false;
                     backoff = Duration::from_secs(1);
@@ -488,16 +567,20 @@ fn send_loop(shared: &Shared) {
                 if !failing {
                     (options.notify)(&format!(
                         "{e}; records go to the spool {} until it is back",
-                        state.spool.dir().display()
+                        shared.spool_dir.display()
                     ));
                 }
                 failing = true;
                 state.last_error = Some(e.to_string());
-                if let Next::Memory(batch) = &next {
-                    shared.spool(&mut state, batch);
+                let mut to_write = Vec::new();
+                if let Next::Memory(batch) = next {
+                    shared.reserve(&mut state, batch, &mut to_write);
                 }
-                shared.spool_all(&mut state);
-                if state.closing {
+                to_write.extend(shared.take_all(&mut state));
+                drop(state);
+                shared.write_reserved(to_write);
+                state = shared.lock();
+                if state.closing || state.abandoned {
                     return;
                 }
                 let until = Instant::now() + backoff;
@@ -512,7 +595,12 @@ fn send_loop(shared: &Shared) {
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
                     // Meanwhile what is sealed goes straight to the spool, in order.
-                    shared.spool_all(&mut state);
+                    let to_write = shared.take_all(&mut state);
+                    if !to_write.is_empty() {
+                        drop(state);
+                        shared.write_reserved(to_write);
+                        state = shared.lock();
+                    }
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }

@@ -65,11 +65,20 @@ impl Client {
                 .lossy_utf8(true)
                 .read_to_string()
                 .unwrap_or_default();
-            return Err(SinkError::Server {
+            let mut error = SinkError::Server {
                 url: self.root.clone(),
                 status,
                 message: message.trim().to_string(),
-            });
+            };
+            if error.is_authentication() {
+                if let SinkError::Server { message, .. } = &mut error {
+                    message.push_str(&format!(
+                        " (the user or password is not accepted: {})",
+                        super::target::Credentials::where_from()
+                    ));
+                }
+            }
+            return Err(error);
         }
         Ok(body)
     }

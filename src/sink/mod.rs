@@ -39,3 +39,57 @@ pub enum SinkError {
         cause: std::io::Error,
     },
 }
+
+impl SinkError {
+    /// Whether the server refused the user or password (HTTP 401/403, or its error codes
+    /// for an unknown user, a wrong or missing password, a failed authentication): no
+    /// statement will go through until the credentials are fixed.
+    pub fn is_authentication(&self) -> bool {
+        match self {
+            SinkError::Server {
+                status, message, ..
+            } => {
+                // `Code: 193, e.displayText() = ...` (18.16), `Code: 516. DB::Exception: ...`
+                // (current releases).
+                let code = message
+                    .strip_prefix("Code: ")
+                    .and_then(|rest| rest.split([',', '.']).next())
+                    .and_then(|n| n.parse::<u32>().ok());
+                matches!(status, 401 | 403) || matches!(code, Some(192 | 193 | 194 | 516))
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_are_told_from_other_refusals() {
+        let server = |status, message: &str| SinkError::Server {
+            url: "http://127.0.0.1:8123/".into(),
+            status,
+            message: message.into(),
+        };
+        // As 18.16 and current servers word them.
+        assert!(server(
+            500,
+            "Code: 193, e.displayText() = DB::Exception: Wrong password for user census"
+        )
+        .is_authentication());
+        assert!(server(
+            500,
+            "Code: 516. DB::Exception: census: Authentication failed"
+        )
+        .is_authentication());
+        assert!(server(401, "anything").is_authentication());
+        assert!(!server(
+            500,
+            "Code: 164, e.displayText() = DB::Exception: Cannot insert into table in readonly mode"
+        )
+        .is_authentication());
+        assert!(!server(500, "Code: 1930, odd").is_authentication());
+    }
+}

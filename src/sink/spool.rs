@@ -7,6 +7,12 @@
 //! half batch to replay. The directory is bounded: a batch that would pass the bound is not
 //! written, and the caller counts its rows as dropped.
 //!
+//! Writing is split in three so that no lock is held while the disk works: [`Spool::reserve`]
+//! takes the batch's place in the order and its share of the bound (quick, under the
+//! caller's lock), [`write_batch`] writes the file (no lock), and [`Spool::commit`] or
+//! [`Spool::abort`] settles it. A reserved batch counts for [`Spool::oldest`] at once, so the
+//! sender waits for it rather than send a newer batch first.
+//!
 //! Two runs given the same directory at once would both replay its files; the table's row
 //! key makes the copies collapse into one (see [`super::schema`]), so nothing counts twice.
 
@@ -29,7 +35,21 @@ pub struct Spool {
     max_bytes: u64,
     /// Batch file name → its size, in replay order.
     files: BTreeMap<String, u64>,
+    /// Batches reserved and being written (not yet readable), with their sizes.
+    pending: BTreeMap<String, u64>,
+    /// Bytes of `files` and `pending`.
     bytes: u64,
+}
+
+/// What [`Spool::reserve`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Write the batch with [`write_batch`], then [`Spool::commit`] or [`Spool::abort`] it.
+    Granted,
+    /// The spool has (or is writing) this batch already: nothing to do.
+    Kept,
+    /// The batch would pass the bound: not kept; its rows are dropped.
+    Full,
 }
 
 impl Spool {
@@ -60,6 +80,7 @@ impl Spool {
             dir: dir.to_path_buf(),
             max_bytes,
             files,
+            pending: BTreeMap::new(),
             bytes,
         })
     }
@@ -73,65 +94,129 @@ impl Spool {
         format!("{run}-{id:012}.{BATCH_EXT}")
     }
 
-    /// Keep `rows` as batch `name`. `Ok(false)` when the spool is full (nothing written).
-    pub fn put(&mut self, name: &str, rows: &[u8]) -> Result<bool, SinkError> {
-        let len = rows.len() as u64;
-        if self.files.contains_key(name) {
-            return Ok(true);
+    /// Take batch `name`'s place in the order and `len` bytes of the bound.
+    pub fn reserve(&mut self, name: &str, len: u64) -> Reservation {
+        if self.files.contains_key(name) || self.pending.contains_key(name) {
+            return Reservation::Kept;
         }
         if self.bytes + len > self.max_bytes {
-            return Ok(false);
+            return Reservation::Full;
         }
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let written = (|| -> io::Result<()> {
-            let mut file = fs::File::create(&tmp)?;
-            // Not synced: the spool outlives a crash of tlscensus (the rename is atomic),
-            // not a power cut; a sync is a disk wait under the lock the record path shares.
-            file.write_all(rows)?;
-            fs::rename(&tmp, &path)
-        })();
-        if let Err(cause) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(SinkError::Spool { path, cause });
-        }
-        self.files.insert(name.to_string(), len);
+        self.pending.insert(name.to_string(), len);
         self.bytes += len;
-        Ok(true)
+        Reservation::Granted
     }
 
-    /// The oldest batch's name, if any.
+    /// A reserved batch is on disk: it can be read and replayed.
+    pub fn commit(&mut self, name: &str) {
+        if let Some(len) = self.pending.remove(name) {
+            self.files.insert(name.to_string(), len);
+        }
+    }
+
+    /// A reserved batch could not be written: give its place and bytes back.
+    pub fn abort(&mut self, name: &str) {
+        if let Some(len) = self.pending.remove(name) {
+            self.bytes -= len;
+        }
+    }
+
+    /// Keep `rows` as batch `name` at once (reserve, write, commit). `Ok(false)` when the
+    /// spool is full (nothing written).
+    pub fn put(&mut self, name: &str, rows: &[u8]) -> Result<bool, SinkError> {
+        match self.reserve(name, rows.len() as u64) {
+            Reservation::Kept => return Ok(true),
+            Reservation::Full => return Ok(false),
+            Reservation::Granted => {}
+        }
+        match write_batch(&self.dir, name, rows) {
+            Ok(()) => {
+                self.commit(name);
+                Ok(true)
+            }
+            Err(e) => {
+                self.abort(name);
+                Err(e)
+            }
+        }
+    }
+
+    /// The oldest batch's name, if any, written or still being written.
     pub fn oldest(&self) -> Option<&str> {
-        self.files.keys().next().map(String::as_str)
+        let files = self.files.keys().next();
+        let pending = self.pending.keys().next();
+        match (files, pending) {
+            (Some(f), Some(p)) => Some(f.min(p)),
+            (f, p) => f.or(p),
+        }
+        .map(String::as_str)
     }
 
-    /// A batch's rows.
+    /// Whether batch `name` is reserved but not yet on disk.
+    pub fn is_pending(&self, name: &str) -> bool {
+        self.pending.contains_key(name)
+    }
+
+    /// A batch's rows (read it without the lock with [`read_batch`]).
     pub fn read(&self, name: &str) -> Result<Vec<u8>, SinkError> {
-        let path = self.dir.join(name);
-        fs::read(&path).map_err(|cause| SinkError::Spool { path, cause })
+        read_batch(&self.dir, name)
     }
 
-    /// Forget a delivered batch.
-    pub fn remove(&mut self, name: &str) -> Result<(), SinkError> {
+    /// Forget a delivered batch (delete its file without the lock with [`delete_batch`]).
+    pub fn forget(&mut self, name: &str) {
         if let Some(len) = self.files.remove(name) {
             self.bytes -= len;
         }
-        let path = self.dir.join(name);
-        match fs::remove_file(&path) {
-            Err(cause) if cause.kind() != io::ErrorKind::NotFound => {
-                Err(SinkError::Spool { path, cause })
-            }
-            _ => Ok(()),
-        }
     }
 
-    /// Batches waiting, and their bytes.
+    /// Forget a delivered batch and delete its file.
+    pub fn remove(&mut self, name: &str) -> Result<(), SinkError> {
+        self.forget(name);
+        delete_batch(&self.dir, name)
+    }
+
+    /// Batches waiting (written or being written), and their bytes.
     pub fn len(&self) -> (usize, u64) {
-        (self.files.len(), self.bytes)
+        (self.files.len() + self.pending.len(), self.bytes)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.files.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// Write batch `name` into the spool directory `dir`: beside its name, then renamed into
+/// place. Not synced: the spool outlives a crash of tlscensus (the rename is atomic), not a
+/// power cut.
+pub fn write_batch(dir: &Path, name: &str, rows: &[u8]) -> Result<(), SinkError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let written = (|| -> io::Result<()> {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(rows)?;
+        fs::rename(&tmp, &path)
+    })();
+    if let Err(cause) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(SinkError::Spool { path, cause });
+    }
+    Ok(())
+}
+
+/// The rows of batch `name` in `dir`.
+pub fn read_batch(dir: &Path, name: &str) -> Result<Vec<u8>, SinkError> {
+    let path = dir.join(name);
+    fs::read(&path).map_err(|cause| SinkError::Spool { path, cause })
+}
+
+/// Delete batch `name` from `dir` (gone already is fine).
+pub fn delete_batch(dir: &Path, name: &str) -> Result<(), SinkError> {
+    let path = dir.join(name);
+    match fs::remove_file(&path) {
+        Err(cause) if cause.kind() != io::ErrorKind::NotFound => {
+            Err(SinkError::Spool { path, cause })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -164,5 +249,29 @@ mod tests {
         }
         assert_eq!(order, [b"a\n", b"b\n", b"c\n"]);
         assert!(!dir.path().join("r0-000000000001.jsonl.tmp").exists());
+    }
+
+    #[test]
+    fn a_reserved_batch_keeps_its_place_and_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 10).unwrap();
+        let (a, b) = (Spool::name_of("r1", 1), Spool::name_of("r1", 2));
+        assert_eq!(spool.reserve(&b, 4), Reservation::Granted);
+        assert!(spool.put(&a, b"a\n").unwrap());
+        assert_eq!(spool.reserve(&b, 4), Reservation::Kept);
+        // 2 + 4 bytes held: 5 more pass the bound of 10.
+        assert_eq!(spool.reserve("r1-x.jsonl", 5), Reservation::Full);
+        assert_eq!(spool.oldest(), Some(a.as_str()));
+        spool.remove(&a).unwrap();
+        // The batch being written is the oldest: the sender waits for it.
+        assert_eq!(spool.oldest(), Some(b.as_str()));
+        assert!(spool.is_pending(&b));
+        spool.abort(&b);
+        assert_eq!(spool.len(), (0, 0));
+        assert_eq!(spool.reserve(&b, 4), Reservation::Granted);
+        write_batch(dir.path(), &b, b"bbb\n").unwrap();
+        spool.commit(&b);
+        assert!(!spool.is_pending(&b));
+        assert_eq!(spool.read(&b).unwrap(), b"bbb\n");
     }
 }

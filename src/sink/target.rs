@@ -139,13 +139,24 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Where the credentials come from, for messages.
+    pub fn where_from() -> String {
+        format!(
+            "they come from {USER_ENV} and {PASSWORD_ENV}, or from the file \
+             --clickhouse-credentials names"
+        )
+    }
+
     /// From `file` when given (first line `USER:PASSWORD`, or `USER` alone for no
     /// password), else from the environment; none when neither names a user (ClickHouse's
     /// `default` user then).
     pub fn load(file: Option<&Path>) -> Result<Option<Credentials>, SinkError> {
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                SinkError::Credentials(format!("cannot read {}: {e}", path.display()))
+                SinkError::Credentials(format!(
+                    "--clickhouse-credentials {}: cannot read it: {e}",
+                    path.display()
+                ))
             })?;
             let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
             let (user, password) = line.split_once(':').unwrap_or((line, ""));
