@@ -52,15 +52,12 @@ fn a_flood_stays_within_the_flow_memory_budget() {
     for i in 0..1_000_000u32 {
         syn[26..30].copy_from_slice(&(0x0b00_0000 | (i >> 6)).to_be_bytes());
         syn[34..36].copy_from_slice(&(1024 + (i & 63) as u16).to_be_bytes());
-        let packet = Packet {
-            ts_nanos: 1_000_000_000 + i64::from(i),
-            link_type: linktype::ETHERNET,
-            data: &syn,
-            orig_len: 54,
-            frame_number: u64::from(i),
-            interface: None,
-            direction: None,
-        };
+        let packet = packet_at(
+            1_000_000_000 + i64::from(i),
+            linktype::ETHERNET,
+            &syn,
+            u64::from(i),
+        );
         engine.packet(2 * u64::from(i) + 1, &packet, &mut |_| {});
         if i % 65_536 == 0 {
             let change = region.change();
@@ -128,15 +125,7 @@ fn a_quic_initial_flood_stays_bounded() {
         flood[26..30].copy_from_slice(&(0x0a00_0000 | (i >> 8)).to_be_bytes());
         flood[34..36].copy_from_slice(&(1024 + (i & 255) as u16).to_be_bytes());
         index += 1;
-        let packet = Packet {
-            ts_nanos: 1_000_000_000 + i64::from(i) * 1000,
-            link_type: link,
-            data: &flood,
-            orig_len: flood.len() as u32,
-            frame_number: index,
-            interface: None,
-            direction: None,
-        };
+        let packet = packet_at(1_000_000_000 + i64::from(i) * 1000, link, &flood, index);
         engine.packet(index, &packet, &mut |_| {});
         let change = region.change();
         let live = change.bytes_allocated as i64 - change.bytes_deallocated as i64;
@@ -185,15 +174,7 @@ fn a_quic_initial_flood_stays_bounded() {
     let mut records = Vec::new();
     for (link, frame) in &capture {
         index += 1;
-        let packet = Packet {
-            ts_nanos: 2_000_000_000 + index as i64,
-            link_type: *link,
-            data: frame,
-            orig_len: frame.len() as u32,
-            frame_number: index,
-            interface: None,
-            direction: None,
-        };
+        let packet = packet_at(2_000_000_000 + index as i64, *link, frame, index);
         engine.packet(index, &packet, &mut |e| records.push(e.record));
     }
     engine.finish(&mut |e| records.push(e.record));
@@ -215,6 +196,19 @@ fn a_quic_initial_flood_stays_bounded() {
 
 /// An Ethernet/IPv4 SYN to 192.0.2.1:443 (RFC 791, RFC 793 fields; no options), whose source
 /// address (bytes 26..30) and port (34..36) the tests fill in per connection.
+/// A whole frame (not cut by a snaplen) as a reader hands it to the engine.
+fn packet_at(ts_nanos: i64, link_type: u32, data: &[u8], frame_number: u64) -> Packet<'_> {
+    Packet {
+        ts_nanos,
+        link_type,
+        data,
+        orig_len: data.len() as u32,
+        frame_number,
+        interface: None,
+        direction: None,
+    }
+}
+
 fn syn_to_443() -> Vec<u8> {
     let mut syn = vec![0u8; 54];
     syn[12..14].copy_from_slice(&[0x08, 0x00]);
@@ -272,15 +266,7 @@ fn decided_connections_cost_no_allocation() {
     let mut feed = |engine: &mut Engine, frames: &[(u32, Vec<u8>)], records: &mut usize| {
         for (link, data) in frames {
             index += 1;
-            let packet = Packet {
-                ts_nanos: 1_000_000_000 + index as i64,
-                link_type: *link,
-                data,
-                orig_len: data.len() as u32,
-                frame_number: index,
-                interface: None,
-                direction: None,
-            };
+            let packet = packet_at(1_000_000_000 + index as i64, *link, data, index);
             engine.packet(index, &packet, &mut |_| *records += 1);
         }
     };
@@ -315,15 +301,7 @@ fn a_million_connections_fit_in_256_mib() {
     for i in 0..1_000_000u32 {
         syn[26..30].copy_from_slice(&(0x0a00_0000 | (i >> 6)).to_be_bytes());
         syn[34..36].copy_from_slice(&(1024 + (i & 63) as u16).to_be_bytes());
-        let packet = Packet {
-            ts_nanos: 1_000_000_000,
-            link_type: linktype::ETHERNET,
-            data: &syn,
-            orig_len: 54,
-            frame_number: u64::from(i),
-            interface: None,
-            direction: None,
-        };
+        let packet = packet_at(1_000_000_000, linktype::ETHERNET, &syn, u64::from(i));
         engine.packet(u64::from(i), &packet, &mut |_| {});
     }
     let change = region.change();
@@ -377,27 +355,16 @@ fn syn_flood_is_evicted_and_real_handshakes_survive() {
             syn[26..30].copy_from_slice(&(state as u32 | 0x0b00_0000).to_be_bytes());
             syn[34..36].copy_from_slice(&((state >> 32) as u16 | 1024).to_be_bytes());
             index += 1;
-            let packet = Packet {
-                ts_nanos: 1_000_000_000 + index as i64,
-                link_type: linktype::ETHERNET,
-                data: &syn,
-                orig_len: 54,
-                frame_number: index,
-                interface: None,
-                direction: None,
-            };
+            let packet = packet_at(
+                1_000_000_000 + index as i64,
+                linktype::ETHERNET,
+                &syn,
+                index,
+            );
             engine.packet(index, &packet, &mut |e| records.push(e.record));
         }
         index += 1;
-        let packet = Packet {
-            ts_nanos: 1_000_000_000 + index as i64,
-            link_type: *link,
-            data: frame,
-            orig_len: frame.len() as u32,
-            frame_number: index,
-            interface: None,
-            direction: None,
-        };
+        let packet = packet_at(1_000_000_000 + index as i64, *link, frame, index);
         engine.packet(index, &packet, &mut |e| records.push(e.record));
         let change = region.change();
         peak = peak.max(change.bytes_allocated as i64 - change.bytes_deallocated as i64);
