@@ -39,14 +39,7 @@ fn main() {
 fn a_flood_stays_within_the_flow_memory_budget() {
     const BUDGET: usize = 40 << 20;
     let region = Region::new(GLOBAL);
-    let mut engine = Engine::new(Config {
-        limits: Limits {
-            max_flows: usize::MAX,
-            flow_memory: Some(BUDGET),
-            ..Limits::default()
-        },
-        ..Config::default()
-    });
+    let mut engine = engine_with_budget(BUDGET);
     let mut syn = syn_to_443();
     let mut peak = 0i64;
     for i in 0..1_000_000u32 {
@@ -108,14 +101,7 @@ fn a_quic_initial_flood_stays_bounded() {
         0xc0,
         "a long header, Initial (RFC 9000 17.2.2)"
     );
-    let mut engine = Engine::new(Config {
-        limits: Limits {
-            max_flows: usize::MAX,
-            flow_memory: Some(BUDGET),
-            ..Limits::default()
-        },
-        ..Config::default()
-    });
+    let mut engine = engine_with_budget(BUDGET);
     let cap = engine.max_quic_flows();
     let region = Region::new(GLOBAL);
     let (mut peak, mut live_when_full) = (0i64, 0i64);
@@ -196,6 +182,18 @@ fn a_quic_initial_flood_stays_bounded() {
 
 /// An Ethernet/IPv4 SYN to 192.0.2.1:443 (RFC 791, RFC 793 fields; no options), whose source
 /// address (bytes 26..30) and port (34..36) the tests fill in per connection.
+/// An engine whose flows are bounded by `budget` bytes of memory alone.
+fn engine_with_budget(budget: usize) -> Engine {
+    Engine::new(Config {
+        limits: Limits {
+            max_flows: usize::MAX,
+            flow_memory: Some(budget),
+            ..Limits::default()
+        },
+        ..Config::default()
+    })
+}
+
 /// A whole frame (not cut by a snaplen) as a reader hands it to the engine.
 fn packet_at(ts_nanos: i64, link_type: u32, data: &[u8], frame_number: u64) -> Packet<'_> {
     Packet {
