@@ -180,6 +180,33 @@ while True:
     c.close()
 "#;
 
+/// What every test here captures: a directory with a fresh certificate, and openssl's TLS
+/// and SMTP (STARTTLS) servers on free ports.
+struct Lab {
+    dir: PathBuf,
+    tls_port: u16,
+    smtp_port: u16,
+    servers: (Killed, Killed),
+}
+
+/// A [`Lab`] named `name`, or `None` (said on standard error) where live capture cannot run.
+fn lab(name: &str) -> Option<Lab> {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED live capture test: {why}");
+        return None;
+    }
+    let dir = temp_dir(name);
+    make_cert(&dir);
+    let (tls_port, smtp_port) = (free_port(), free_port());
+    let servers = servers(&dir, tls_port, smtp_port);
+    Some(Lab {
+        dir,
+        tls_port,
+        smtp_port,
+        servers,
+    })
+}
+
 fn servers(dir: &Path, tls_port: u16, smtp_port: u16) -> (Killed, Killed) {
     let tls = Command::new("openssl")
         .args(["s_server", "-accept", &tls_port.to_string()])
@@ -235,14 +262,15 @@ fn cipher_name(record: &serde_json::Value) -> Option<String> {
 
 #[test]
 fn captures_real_handshakes_and_stops_cleanly_on_sigint() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED live capture test: {why}");
+    let Some(Lab {
+        dir,
+        tls_port,
+        smtp_port,
+        servers: _servers,
+    }) = lab("handshakes")
+    else {
         return;
-    }
-    let dir = temp_dir("handshakes");
-    make_cert(&dir);
-    let (tls_port, smtp_port) = (free_port(), free_port());
-    let _servers = servers(&dir, tls_port, smtp_port);
+    };
     let capture = start_capture(&dir, tls_port, smtp_port, "5m");
 
     let legacy = ["-cipher", "DEFAULT:@SECLEVEL=0"];
@@ -354,14 +382,16 @@ fn openssl_cipher_code(name: &str) -> String {
 /// the very record line the events file has, for the next run to send.
 #[test]
 fn capture_sends_to_clickhouse_and_spools_while_it_is_down() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED live capture test: {why}");
+    let Some(Lab {
+        dir,
+        tls_port,
+        smtp_port,
+        servers: _servers,
+    }) = lab("clickhouse")
+    else {
         return;
-    }
-    let dir = temp_dir("clickhouse");
-    make_cert(&dir);
-    let (tls_port, smtp_port, refused) = (free_port(), free_port(), free_port());
-    let _servers = servers(&dir, tls_port, smtp_port);
+    };
+    let refused = free_port();
     let url = format!("clickhouse://127.0.0.1:{refused}/tls.events");
     let capture = start_capture_with(
         &dir,
@@ -400,14 +430,15 @@ fn capture_sends_to_clickhouse_and_spools_while_it_is_down() {
 
 #[test]
 fn periodic_report_is_valid_json_while_running() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED live capture test: {why}");
+    let Some(Lab {
+        dir,
+        tls_port,
+        smtp_port,
+        servers: _servers,
+    }) = lab("periodic")
+    else {
         return;
-    }
-    let dir = temp_dir("periodic");
-    make_cert(&dir);
-    let (tls_port, smtp_port) = (free_port(), free_port());
-    let _servers = servers(&dir, tls_port, smtp_port);
+    };
     let capture = start_capture(&dir, tls_port, smtp_port, "1s");
     let (version, _) = s_client(tls_port, &["-tls1_2"]);
     let report = dir.join("census.json");
@@ -442,20 +473,21 @@ fn periodic_report_is_valid_json_while_running() {
 /// Debian's: skipped with a message when missing).
 #[test]
 fn names_clients_from_the_dns_answers_it_captures() {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIPPED live capture test: {why}");
-        return;
-    }
     for tool in ["dnsmasq", "dig"] {
         if Command::new(tool).arg("--version").output().is_err() {
             eprintln!("SKIPPED live names test: {tool} not found (Debian: dnsmasq dnsutils)");
             return;
         }
     }
-    let dir = temp_dir("names");
-    make_cert(&dir);
-    let (tls_port, smtp_port) = (free_port(), free_port());
-    let _servers = servers(&dir, tls_port, smtp_port);
+    let Some(Lab {
+        dir,
+        tls_port,
+        smtp_port,
+        servers: _servers,
+    }) = lab("names")
+    else {
+        return;
+    };
     let capture = start_capture(&dir, tls_port, smtp_port, "5m");
     let _dnsmasq = Killed(
         Command::new("dnsmasq")
