@@ -733,6 +733,11 @@ fn a_stalled_spool_write_does_not_hold_up_the_record_path() {
         "batch 0 not written yet"
     );
 
+    // The run ends while the write still hangs: the sender must spool what was added
+    // meanwhile once the write goes through, not leave it in memory.
+    let closing = std::thread::spawn(move || sink.close());
+    std::thread::sleep(Duration::from_millis(300));
+
     // The disk comes back: the pipe is read to its end, and a plain file with the same
     // bytes put in its place (the spool renamed the pipe to the batch's name).
     let mut written = Vec::new();
@@ -746,7 +751,7 @@ fn a_stalled_spool_write_does_not_hold_up_the_record_path() {
     fs::rename(&plain, &batch0).unwrap();
     assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), 1);
 
-    let counts = sink.close();
+    let counts = closing.join().unwrap();
     assert_eq!(
         (counts.sent, counts.spooled, counts.dropped),
         (0, 2000, 0),

@@ -580,7 +580,15 @@ fn send_loop(shared: &Shared) {
                 drop(state);
                 shared.write_reserved(to_write);
                 state = shared.lock();
-                if state.closing || state.abandoned {
+                if state.abandoned {
+                    return;
+                }
+                if state.closing {
+                    // Records added while that write was under way are still in memory;
+                    // the run is ending, so they join the spool too.
+                    let to_write = shared.take_all(&mut state);
+                    drop(state);
+                    shared.write_reserved(to_write);
                     return;
                 }
                 let until = Instant::now() + backoff;
