@@ -904,6 +904,24 @@ fn service_totals(clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSumm
     out
 }
 
+impl CensusConfig {
+    /// The client [`Census::add`] counts `record` for: its address (the PROXY header's,
+    /// when a load balancer gave one), the load balancer, the direction. The pipeline
+    /// shards the run's census by it (`src/pipeline/shards.rs`).
+    pub fn client_key(&self, record: &Record) -> ClientKey {
+        let wire = record.client.ip;
+        let (ip, via) = match &record.client.proxied {
+            Some(p) => (p.ip, Some(wire)),
+            None => (wire, None),
+        };
+        ClientKey {
+            ip,
+            via,
+            direction: self.record_direction(record),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

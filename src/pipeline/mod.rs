@@ -2,12 +2,14 @@
 //! the aggregator.
 //!
 //! ```text
-//!  reader ──batches──▶ worker 0 (own flows, own census) ──records──▶ aggregator (caller's
-//!         ──batches──▶ worker 1 (own flows, own census) ──records──▶   thread): reorders
+//!  reader ──batches──▶ worker 0 (own flows) ──records──▶ aggregator (caller's
+//!         ──batches──▶ worker 1 (own flows) ──records──▶   thread): reorders
+//!                         ╰──────┴──▶ census, in shards by client
 //! ```
 //!
-//! Each worker counts its records into its own partial census, merged into the caller's at
-//! the end (`partial.rs`): the census needs no record to leave its worker. Records go on to
+//! Each worker counts its records into the run's census, which is cut into shards by client
+//! (`shards.rs`) and merged into the caller's at the end: the census needs no record to
+//! leave its worker. Records go on to
 //! the aggregator only when the caller asks for them ([`Outputs::records`], to write
 //! events); without them no message crosses per record, and the aggregator only waits.
 //!
@@ -49,8 +51,8 @@ const QUEUE_DEPTH: usize = 4;
 
 mod aggregator;
 mod batch;
-mod partial;
 mod reader;
+mod shards;
 mod split;
 #[cfg(test)]
 mod tests;
@@ -58,8 +60,8 @@ mod worker;
 
 use aggregator::{aggregate, ToAggregator};
 use batch::{Batch, Batcher};
-use partial::Tally;
-pub use partial::{Glance, Live, HAND_IN_CLIENTS};
+pub use shards::{Glance, Live};
+use shards::Tally;
 use reader::{new_wait_histogram, read, read_feed, read_live, Frames, ReadStats};
 pub use reader::{FeedStep, FileFeed, LiveSource, LIVE_POLL};
 use worker::{work, LaneOutputs};
@@ -154,9 +156,9 @@ pub fn thread_cpu_time() -> Option<Duration> {
 
 /// What the caller takes from a run: the census, the records, or both.
 pub struct Outputs<'a> {
-    /// The census the run's records are added to. Each worker counts its records into a
-    /// partial census of this one's configuration; the partials are merged into it at the
-    /// end (it may already hold counts: log records, a restored state).
+    /// The census the run's records are added to. The workers count their records into
+    /// shards of it by client, merged back into it at the end (it may already hold counts:
+    /// log records, a restored state).
     pub census: Option<&'a mut Census>,
     /// Every record, in the canonical order, on the caller's thread: for writing events.
     /// `None`: no record leaves its worker.

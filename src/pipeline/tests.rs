@@ -216,62 +216,129 @@ fn pcap_files() -> Vec<PathBuf> {
     files
 }
 
-/// The workers' partial censuses, handed in to the total whenever they reach a few clients
-/// and copied for a report at any moment, count exactly what one census adding every record
-/// in order counts: the same report, byte for byte, at the end and at every snapshot.
-#[test]
-fn partial_censuses_handed_in_and_snapshots_count_every_record_once() {
-    use crate::census::{Census, CensusConfig, Policy};
-    use partial::{Glance, Live, Tally};
-
-    let files = pcap_files();
+/// The corpus's records, in the canonical order, and a census configuration.
+fn corpus_records() -> (Vec<Record>, crate::census::CensusConfig) {
+    use crate::census::{CensusConfig, Policy};
     let options = Options {
         engine: Config::default(),
         threads: 1,
         reading: Reading::OneReader,
     };
     let mut records = Vec::new();
-    run(&files, &options, &mut |r| records.push(r), &mut |_| {});
+    run(&pcap_files(), &options, &mut |r| records.push(r), &mut |_| {});
     assert!(records.len() > 50, "{} records", records.len());
     let config = CensusConfig::new(Vec::new(), Policy::parse::<&str>(&[]).unwrap());
-    let json = |census: &Census| {
-        let mut out = Vec::new();
-        crate::report::write(census, crate::report::Format::Json, &mut out).unwrap();
-        String::from_utf8(out).unwrap()
-    };
-    for (workers, hand_in_at) in [(2, 1), (3, 2), (3, 5), (4, 1000)] {
+    (records, config)
+}
+
+/// A census as its JSON report.
+fn json(census: &crate::census::Census) -> String {
+    let mut out = Vec::new();
+    crate::report::write(census, crate::report::Format::Json, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// The census cut into shards by client, and copied for a report at any moment, counts
+/// exactly what one census adding every record in order counts: the same report, byte for
+/// byte, at the end and at every snapshot; and the status figures, kept record by record
+/// once asked for, are those of that census.
+#[test]
+fn sharded_census_and_snapshots_count_every_record_once() {
+    use crate::census::Census;
+    use shards::{Glance, Live, Tally};
+
+    let (records, config) = corpus_records();
+    let mut whole = Census::new(config.clone());
+    records.iter().for_each(|r| whole.add(r));
+    let figures = Glance::of(&whole);
+    // The corpus has what the figures count: clients with several records, and clients
+    // below TLS 1.2.
+    assert!(figures.clients < records.len() && figures.below_tls12 > 0, "{figures:?}");
+
+    for (shards, glance_from) in [(1, 0), (1, 30), (2, 0), (3, 11), (8, 0), (16, 40)] {
         // A census that already holds counts (as `read`'s logs or a restored watch state).
         let mut sequential = Census::new(config.clone());
         let (before, rest) = records.split_at(7);
         before.iter().for_each(|r| sequential.add(r));
-        let tally = Tally::handing_in_at(sequential.clone(), workers, hand_in_at);
+        let tally = Tally::with_shards(sequential.clone(), shards);
+        let live = Live {
+            tally: Some(&tally),
+        };
         for (n, record) in rest.iter().enumerate() {
-            // Records go to workers by connection, so a client's records are spread.
-            let worker = (record.client.port as usize + n) % workers;
-            let clients = {
-                let mut partial = tally.partial(worker);
-                partial.add(record);
-                partial.clients.len()
-            };
-            tally.hand_in_if_full(worker, clients);
+            tally.add(record);
             sequential.add(record);
-            if n % 17 == 0 {
-                let live = Live {
-                    tally: Some(&tally),
-                };
-                let now = live.census().expect("a census is counted");
-                assert_eq!(json(&now), json(&sequential), "snapshot after {n} records");
+            if n >= glance_from {
                 assert_eq!(
                     live.glance(),
                     Glance::of(&sequential),
-                    "status figures after {n} records"
+                    "{shards} shards: status figures after {n} records"
                 );
             }
+            if n % 17 == 0 {
+                let now = live.census().expect("a census is counted");
+                assert_eq!(json(&now), json(&sequential), "snapshot after {n} records");
+            }
         }
-        assert_eq!(
-            json(&tally.into_census()),
-            json(&sequential),
-            "{workers} workers handing in at {hand_in_at} clients"
-        );
+        assert_eq!(json(&tally.into_census()), json(&whole), "{shards} shards");
+    }
+}
+
+/// Workers adding to the shards at once, while snapshots are taken: the census at the end
+/// is the one census of every record, and no snapshot counts a record twice or loses one
+/// an earlier snapshot had.
+#[test]
+fn sharded_census_counted_by_threads_at_once() {
+    use crate::census::Census;
+    use shards::{Glance, Live, Tally};
+
+    let (records, config) = corpus_records();
+    let mut whole = Census::new(config.clone());
+    records.iter().for_each(|r| whole.add(r));
+    let total = Glance::of(&whole).handshakes;
+    for (workers, shards) in [(2, 8), (3, 4), (4, 16)] {
+        let tally = Tally::with_shards(Census::new(config.clone()), shards);
+        let live = Live {
+            tally: Some(&tally),
+        };
+        std::thread::scope(|scope| {
+            for worker in 0..workers {
+                let (tally, records) = (&tally, &records);
+                scope.spawn(move || {
+                    // By connection, as the workers get them: a client's records are spread.
+                    for record in records.iter().skip(worker).step_by(workers) {
+                        tally.add(record);
+                    }
+                });
+            }
+            let mut last = 0;
+            for _ in 0..20 {
+                let glance = live.glance();
+                let now = Glance::of(&live.census().expect("a census is counted"));
+                assert!(last <= glance.handshakes && glance.handshakes <= now.handshakes);
+                assert!(now.handshakes <= total, "{now:?} of {total} records");
+                last = now.handshakes;
+            }
+        });
+        assert_eq!(live.glance(), Glance::of(&whole));
+        assert_eq!(json(&tally.into_census()), json(&whole), "{workers} workers");
+    }
+}
+
+/// The client a record is sharded by is the one the census counts it for.
+#[test]
+fn client_key_is_the_census_key() {
+    use crate::census::Census;
+
+    use crate::census::{CensusConfig, Policy};
+
+    let (records, _) = corpus_records();
+    // With servers named, directions differ from the default's.
+    let servers = ["10.0.0.0/8", "192.168.0.0/16"].map(|s| s.parse().unwrap());
+    let config = CensusConfig::new(servers.to_vec(), Policy::default());
+    for record in &records {
+        let mut census = Census::new(config.clone());
+        census.add(record);
+        let key = config.client_key(record);
+        assert_eq!(census.clients.keys().collect::<Vec<_>>(), [&key], "{record:?}");
     }
 }

@@ -1,5 +1,5 @@
 //! The workers: batches in, records counted (and sent on, when the caller wants them); each
-//! owns its share of the flows and of the census.
+//! owns its share of the flows, and counts into the census's shards (`shards.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,9 +9,8 @@ use hdrhistogram::Histogram;
 
 use super::aggregator::ToAggregator;
 use super::batch::{Batch, Mark};
-use super::partial::Tally;
+use super::shards::Tally;
 use super::{new_histogram, thread_cpu_time};
-use crate::census::Census;
 use crate::engine::{Config, Emitted, Engine, OrderKey};
 use crate::record::Record;
 
@@ -53,7 +52,7 @@ fn run_batch(engine: &mut Engine, batch: &Batch, emit: &mut impl FnMut(Emitted))
 /// What a worker does with its records.
 #[derive(Clone)]
 pub(super) struct LaneOutputs {
-    /// The run's census: the worker counts its records into its partial there.
+    /// The run's census: the worker counts each record into its client's shard.
     pub(super) tally: Option<Arc<Tally>>,
     /// Whether the records go on to the aggregator (to be written as events).
     pub(super) send_records: bool,
@@ -117,20 +116,13 @@ impl Lane {
     /// Run a batch's frames and marks through the engine, in order. Returns the input
     /// position the batch covers.
     pub(super) fn process(&mut self, batch: &Batch) -> u64 {
-        // The partial is locked once for the whole batch (see `partial.rs`).
-        let worker = self.worker;
-        let mut partial = self.outputs.tally.as_ref().map(|t| t.partial(worker));
+        let tally = self.outputs.tally.as_deref();
         let send = self.outputs.send_records;
         run_batch(
             &mut self.engine,
             batch,
-            &mut emitter(partial.as_deref_mut(), &mut self.collected, send),
+            &mut emitter(tally, &mut self.collected, send),
         );
-        let clients = partial.as_ref().map_or(0, |p| p.clients.len());
-        drop(partial);
-        if let Some(tally) = &self.outputs.tally {
-            tally.hand_in_if_full(worker, clients);
-        }
         if let Some(sent) = batch.sent {
             let _ = self
                 .latency
@@ -164,20 +156,12 @@ impl Lane {
         self.to_agg.send(message).is_ok()
     }
 
-    /// The input is over: flush the connections still open and hand in the rest.
+    /// The input is over: flush the connections still open and send the rest.
     pub(super) fn finish(mut self) {
-        let worker = self.worker;
-        let mut partial = self.outputs.tally.as_ref().map(|t| t.partial(worker));
+        let tally = self.outputs.tally.as_deref();
         let send = self.outputs.send_records;
-        self.engine.finish(&mut emitter(
-            partial.as_deref_mut(),
-            &mut self.collected,
-            send,
-        ));
-        drop(partial);
-        if let Some(tally) = &self.outputs.tally {
-            tally.hand_in_last(worker);
-        }
+        self.engine
+            .finish(&mut emitter(tally, &mut self.collected, send));
         let _ = self.to_agg.send(ToAggregator::Finished {
             worker: self.worker,
             records: std::mem::take(&mut self.collected.records),
@@ -189,16 +173,16 @@ impl Lane {
     }
 }
 
-/// What a worker does with each record the engine makes: count it in its partial census
-/// (locked by the caller), and keep it for the aggregator if the records are wanted.
+/// What a worker does with each record the engine makes: count it in the run's census,
+/// and keep it for the aggregator if the records are wanted.
 fn emitter<'a>(
-    mut partial: Option<&'a mut Census>,
+    tally: Option<&'a Tally>,
     collected: &'a mut Collector,
     send: bool,
 ) -> impl FnMut(Emitted) + 'a {
     move |e: Emitted| {
-        if let Some(census) = &mut partial {
-            census.add(&e.record);
+        if let Some(tally) = tally {
+            tally.add(&e.record);
         }
         if send {
             collected.push(e);

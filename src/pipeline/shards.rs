@@ -1,0 +1,265 @@
+//! The census of a run, counted by the workers straight into shards by client.
+//!
+//! A client's connections are spread over every worker (by address and port, so that a
+//! load balancer's one address does not put all its traffic on one worker), so the run's
+//! census is cut by client instead: [`Tally`] holds a few [`Census`]es, each behind its own
+//! mutex, and a worker adds each record to the shard of its client, locking that shard for
+//! the one record. Each client is counted in exactly one shard, once; the shards merged at
+//! the end are the census one thread adding every record in order would count, because
+//! [`Census::merge`] is exact and does not depend on the order of the records (capped sets
+//! keep the first values by name, latencies are histograms, first and last times are
+//! minimum and maximum). Their clients are disjoint, so that merge only moves them.
+//!
+//! This replaced a partial census per worker, merged into the total every 2,048 clients:
+//! on issue 27's handshake capture a partial saw each client about once, so nearly every
+//! record was counted twice, and the second worker bought a fraction of what it should
+//! (`benches/NOTES.md`, "Issue 27: the census sharded by client"). With several shards per
+//! worker the lock a worker takes is nearly always free: a few tens of nanoseconds against
+//! the microseconds a record costs to count.
+//!
+//! Reports written during a run (`capture --report-every`, a status line) take the shards
+//! one at a time: each record is in exactly one shard, so a snapshot counts every record in
+//! it exactly once. It is not one instant of the input (a record added to a shard already
+//! copied is left for the next one).
+
+use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::census::version::below_tls12;
+use crate::census::{Census, CensusConfig, Client};
+use crate::record::Record;
+
+/// Shards per worker when several work: enough that two workers rarely want the same one
+/// at once.
+const SHARDS_PER_WORKER: usize = 4;
+
+/// The census of a run, in shards by client (one for a single worker: nothing to share).
+#[derive(Debug)]
+pub(super) struct Tally {
+    /// The caller's, which every shard has: what a record's client is.
+    config: CensusConfig,
+    shards: Box<[Mutex<Shard>]>,
+}
+
+/// One shard's census, and its status-line figures.
+#[derive(Debug)]
+struct Shard {
+    census: Census,
+    /// Counted from the first status line on (a `read` never asks), then kept up to date
+    /// record by record, so that a status line walks no census.
+    glance: Option<Glance>,
+}
+
+/// Lock a shard. A worker that panicked while holding it ends the run anyway (its join
+/// panics), so a poisoned lock still gives its counts.
+fn lock<T>(shard: &Mutex<T>) -> MutexGuard<'_, T> {
+    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The shard of the clients at `ip`, of `shards`: a multiplicative hash of the address,
+/// its high bits scaled to the number of shards. Every key of a client has its address,
+/// so each client, and each address's names, are in one shard.
+fn shard_of(ip: IpAddr, shards: usize) -> usize {
+    let bits = match ip {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            (bits as u64) ^ ((bits >> 64) as u64)
+        }
+    };
+    let mixed = bits.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((u128::from(mixed) * shards as u128) >> 64) as usize
+}
+
+impl Tally {
+    /// A tally for `workers` workers, which begins as `census` (it may hold counts: log
+    /// records, a restored state).
+    pub(super) fn new(census: Census, workers: usize) -> Self {
+        let shards = match workers {
+            0 | 1 => 1,
+            n => (n * SHARDS_PER_WORKER).next_power_of_two(),
+        };
+        Tally::with_shards(census, shards)
+    }
+
+    /// A tally of `shards` shards, which begins as `census`: its clients go to their shards,
+    /// the rest (timeline, latencies, names, certificates) to the first.
+    pub(super) fn with_shards(mut census: Census, shards: usize) -> Self {
+        let shards = shards.max(1);
+        // One shard keeps the map as it is.
+        let clients = match shards {
+            1 => Default::default(),
+            _ => std::mem::take(&mut census.clients),
+        };
+        let config = census.config.clone();
+        let mut parts: Vec<Census> = Vec::with_capacity(shards);
+        parts.push(census);
+        while parts.len() < shards {
+            parts.push(Census::new(config.clone()));
+        }
+        for (key, client) in clients {
+            parts[shard_of(key.ip, shards)].clients.insert(key, client);
+        }
+        let parts = parts
+            .into_iter()
+            .map(|census| {
+                Mutex::new(Shard {
+                    census,
+                    glance: None,
+                })
+            })
+            .collect();
+        Tally {
+            config,
+            shards: parts,
+        }
+    }
+
+    /// Count `record` in the shard of its client.
+    pub(super) fn add(&self, record: &Record) {
+        let shard = match self.shards.len() {
+            1 => 0,
+            n => shard_of(self.config.client_key(record).ip, n),
+        };
+        lock(&self.shards[shard]).add(record);
+    }
+
+    /// The whole census, once the workers are done.
+    pub(super) fn into_census(self) -> Census {
+        let shards = self.shards.into_vec().into_iter().map(|shard| {
+            shard
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .census
+        });
+        merge_disjoint(shards.collect())
+    }
+}
+
+impl Shard {
+    /// Count `record`, and keep the status-line figures if they are kept.
+    fn add(&mut self, record: &Record) {
+        let Some(glance) = &mut self.glance else {
+            self.census.add(record);
+            return;
+        };
+        let key = self.census.config.client_key(record);
+        let before = self.census.clients.get(&key).map(Glance::of_client);
+        self.census.add(record);
+        if let Some(after) = self.census.clients.get(&key) {
+            glance.add(Glance::of_client(after));
+        }
+        if let Some(before) = before {
+            glance.take(before);
+        }
+    }
+}
+
+/// One census of `shards`, whose clients are disjoint: the clients are moved into the
+/// largest shard's map, the rest merged.
+fn merge_disjoint(mut shards: Vec<Census>) -> Census {
+    let largest = (0..shards.len())
+        .max_by_key(|&i| shards[i].clients.len())
+        .expect("a tally has a shard");
+    let mut total = shards.swap_remove(largest);
+    let clients: usize = shards.iter().map(|s| s.clients.len()).sum();
+    total.clients.reserve(clients);
+    let expected = total.clients.len() + clients;
+    for mut shard in shards {
+        total.clients.extend(std::mem::take(&mut shard.clients));
+        total
+            .merge(shard)
+            .expect("every shard has the caller's configuration");
+    }
+    debug_assert_eq!(total.clients.len(), expected, "a client in two shards");
+    total
+}
+
+/// The census of a run still going, handed to the caller's periodic callback.
+pub struct Live<'a> {
+    pub(super) tally: Option<&'a Tally>,
+}
+
+/// The figures of a status line, from the census as of now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Glance {
+    /// Records counted (handshakes and mail sessions).
+    pub handshakes: u64,
+    /// Distinct clients (address, load balancer, direction).
+    pub clients: usize,
+    /// Those of them that offered or negotiated less than TLS 1.2 on any service.
+    pub below_tls12: usize,
+}
+
+impl Glance {
+    /// The figures of a whole census.
+    pub fn of(census: &Census) -> Glance {
+        let mut glance = Glance::default();
+        for client in census.clients.values() {
+            glance.add(Glance::of_client(client));
+        }
+        glance
+    }
+
+    /// One client's figures: its records, itself, and whether it is below TLS 1.2.
+    fn of_client(client: &Client) -> Glance {
+        Glance {
+            handshakes: client.services.values().map(|s| s.connections).sum(),
+            clients: 1,
+            below_tls12: usize::from(below_tls12_client(client)),
+        }
+    }
+
+    fn add(&mut self, other: Glance) {
+        self.handshakes += other.handshakes;
+        self.clients += other.clients;
+        self.below_tls12 += other.below_tls12;
+    }
+
+    /// Take out figures counted in before (a client's, before a record of it).
+    fn take(&mut self, counted: Glance) {
+        self.handshakes -= counted.handshakes;
+        self.clients -= counted.clients;
+        self.below_tls12 -= counted.below_tls12;
+    }
+}
+
+/// Whether a client offered, or a server gave it, less than TLS 1.2 on any service.
+fn below_tls12_client(client: &Client) -> bool {
+    client.services.values().any(|s| {
+        s.negotiated
+            .keys()
+            .chain(s.max_offered.keys())
+            .any(below_tls12)
+    })
+}
+
+impl Live<'_> {
+    /// The census as of now (`None` when the run counts no census): the shards copied one
+    /// at a time, each while the workers wait for it.
+    pub fn census(&self) -> Option<Census> {
+        let tally = self.tally?;
+        let shards = tally
+            .shards
+            .iter()
+            .map(|shard| lock(shard).census.clone())
+            .collect();
+        Some(merge_disjoint(shards))
+    }
+
+    /// Records counted so far, clients and clients below TLS 1.2: each shard's figures,
+    /// counted at the first call and kept since. Clients are disjoint across shards, so the
+    /// figures add up.
+    pub fn glance(&self) -> Glance {
+        let Some(tally) = self.tally else {
+            return Glance::default();
+        };
+        let mut glance = Glance::default();
+        for shard in tally.shards.iter() {
+            let mut shard = lock(shard);
+            let Shard { census, glance: kept } = &mut *shard;
+            glance.add(*kept.get_or_insert_with(|| Glance::of(census)));
+        }
+        glance
+    }
+}
