@@ -175,6 +175,8 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
             None => bar.draw(&progress),
         },
     );
+    // The workers have ended: what they freed goes back before the reports are built.
+    crate::reclaim_freed_pages();
     // The last batches go to ClickHouse (or the spool) while the reports are written.
     let clickhouse_closing = clickhouse.map(|c| std::thread::spawn(move || c.close()));
     bar.finish();

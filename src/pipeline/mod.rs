@@ -60,10 +60,10 @@ mod worker;
 
 use aggregator::{aggregate, ToAggregator};
 use batch::{Batch, Batcher};
-pub use shards::{Glance, Live};
-use shards::Tally;
 use reader::{new_wait_histogram, read, read_feed, read_live, Frames, ReadStats};
 pub use reader::{FeedStep, FileFeed, LiveSource, LIVE_POLL};
+use shards::Tally;
+pub use shards::{Glance, Live};
 use worker::{work, LaneOutputs};
 
 /// How to run.

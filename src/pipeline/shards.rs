@@ -10,17 +10,26 @@
 //! keep the first values by name, latencies are histograms, first and last times are
 //! minimum and maximum). Their clients are disjoint, so that merge only moves them.
 //!
+//! What a record adds beside its client — the timeline, the latency histograms, the
+//! certificate inventory — is kept per worker, not per shard: each shard holding its own
+//! (some 700 KB of histograms, whatever its clients) cost memory by the number of shards.
+//! While a worker counts a record, its own run-wide maps are swapped into the shard's
+//! census ([`swap_run_wide`], a few words each), so [`Census::add`] counts every part where
+//! it belongs.
+//!
 //! This replaced a partial census per worker, merged into the total every 2,048 clients:
 //! on issue 27's handshake capture a partial saw each client about once, so nearly every
-//! record was counted twice, and the second worker bought a fraction of what it should
-//! (`benches/NOTES.md`, "Issue 27: the census sharded by client"). With several shards per
-//! worker the lock a worker takes is nearly always free: a few tens of nanoseconds against
-//! the microseconds a record costs to count.
+//! record was counted twice (`benches/NOTES.md`, "Issue 27: the census sharded by
+//! client"). With several shards per worker the lock a worker takes for a record is nearly
+//! always free: a few tens of nanoseconds against the microseconds a record costs to count.
 //!
 //! Reports written during a run (`capture --report-every`, a status line) take the shards
-//! one at a time: each record is in exactly one shard, so a snapshot counts every record in
-//! it exactly once. It is not one instant of the input (a record added to a shard already
-//! copied is left for the next one).
+//! and the workers' run-wide parts one at a time: each record's counts are in exactly one
+//! shard and one worker's part, so a snapshot counts every record in it exactly once. It is
+//! not one instant of the input (a record added to a shard already copied is left for the
+//! next one), and it may hold a record's client counts without its run-wide ones or the
+//! reverse, for a record counted while the snapshot was taken. A worker holds its run-wide
+//! part for a batch, so a snapshot waits for a batch at most.
 
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
@@ -33,12 +42,15 @@ use crate::record::Record;
 /// at once.
 const SHARDS_PER_WORKER: usize = 4;
 
-/// The census of a run, in shards by client (one for a single worker: nothing to share).
+/// The census of a run, in shards by client (one for a single worker: nothing to share),
+/// and each worker's run-wide counts.
 #[derive(Debug)]
 pub(super) struct Tally {
     /// The caller's, which every shard has: what a record's client is.
     config: CensusConfig,
     shards: Box<[Mutex<Shard>]>,
+    /// Each worker's timeline, latencies and certificates, in a census of no client.
+    run_wide: Box<[Mutex<Census>]>,
 }
 
 /// One shard's census, and its status-line figures.
@@ -53,7 +65,9 @@ struct Shard {
 /// Lock a shard. A worker that panicked while holding it ends the run anyway (its join
 /// panics), so a poisoned lock still gives its counts.
 fn lock<T>(shard: &Mutex<T>) -> MutexGuard<'_, T> {
-    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The shard of the clients at `ip`, of `shards`: a multiplicative hash of the address,
@@ -79,12 +93,13 @@ impl Tally {
             0 | 1 => 1,
             n => (n * SHARDS_PER_WORKER).next_power_of_two(),
         };
-        Tally::with_shards(census, shards)
+        Tally::with_shards(census, workers, shards)
     }
 
-    /// A tally of `shards` shards, which begins as `census`: its clients go to their shards,
-    /// the rest (timeline, latencies, names, certificates) to the first.
-    pub(super) fn with_shards(mut census: Census, shards: usize) -> Self {
+    /// A tally for `workers` workers, of `shards` shards, which begins as `census`: its
+    /// clients go to their shards, the rest (timeline, latencies, names, certificates) to
+    /// the first.
+    pub(super) fn with_shards(mut census: Census, workers: usize, shards: usize) -> Self {
         let shards = shards.max(1);
         // One shard keeps the map as it is.
         let clients = match shards {
@@ -109,31 +124,82 @@ impl Tally {
                 })
             })
             .collect();
+        let run_wide = (0..workers.max(1))
+            .map(|_| Mutex::new(Census::new(config.clone())))
+            .collect();
         Tally {
             config,
             shards: parts,
+            run_wide,
         }
     }
 
-    /// Count `record` in the shard of its client.
-    pub(super) fn add(&self, record: &Record) {
-        let shard = match self.shards.len() {
-            1 => 0,
-            n => shard_of(self.config.client_key(record).ip, n),
-        };
-        lock(&self.shards[shard]).add(record);
+    /// Worker `worker`'s counter, its run-wide part locked (for a batch).
+    pub(super) fn counter(&self, worker: usize) -> Counter<'_> {
+        Counter {
+            tally: self,
+            run_wide: lock(&self.run_wide[worker]),
+        }
     }
 
     /// The whole census, once the workers are done.
     pub(super) fn into_census(self) -> Census {
-        let shards = self.shards.into_vec().into_iter().map(|shard| {
-            shard
-                .into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .census
-        });
-        merge_disjoint(shards.collect())
+        let shards = self
+            .shards
+            .into_vec()
+            .into_iter()
+            .map(|shard| shard.into_inner().unwrap_or_else(|p| p.into_inner()).census);
+        let run_wide = self
+            .run_wide
+            .into_vec()
+            .into_iter()
+            .map(|run_wide| run_wide.into_inner().unwrap_or_else(|p| p.into_inner()));
+        add_run_wide(merge_disjoint(shards.collect()), run_wide)
     }
+}
+
+/// A worker's hold on the tally while it counts a batch's records.
+pub(super) struct Counter<'a> {
+    tally: &'a Tally,
+    run_wide: MutexGuard<'a, Census>,
+}
+
+impl Counter<'_> {
+    /// Count `record`: its client in its client's shard, the rest in the worker's part.
+    pub(super) fn add(&mut self, record: &Record) {
+        let shards = &self.tally.shards;
+        let shard = match shards.len() {
+            1 => 0,
+            n => shard_of(self.tally.config.client_key(record).ip, n),
+        };
+        let mut shard = lock(&shards[shard]);
+        swap_run_wide(&mut shard.census, &mut self.run_wide);
+        shard.add(record);
+        swap_run_wide(&mut shard.census, &mut self.run_wide);
+    }
+}
+
+/// `census` with the workers' run-wide parts added. The first part's maps are moved in
+/// (and what `census` had merged into them), not merged into new ones: on a `read` the
+/// census has none of its own, and each latency histogram is some 26 KB to allocate.
+fn add_run_wide(mut census: Census, run_wide: impl IntoIterator<Item = Census>) -> Census {
+    for (n, mut part) in run_wide.into_iter().enumerate() {
+        if n == 0 {
+            swap_run_wide(&mut census, &mut part);
+        }
+        census
+            .merge(part)
+            .expect("every part has the caller's configuration");
+    }
+    census
+}
+
+/// Exchange what two censuses count beside their clients and the clients' names.
+fn swap_run_wide(a: &mut Census, b: &mut Census) {
+    std::mem::swap(&mut a.timeline, &mut b.timeline);
+    std::mem::swap(&mut a.latency_by_service, &mut b.latency_by_service);
+    std::mem::swap(&mut a.latency_by_server, &mut b.latency_by_server);
+    std::mem::swap(&mut a.certificates, &mut b.certificates);
 }
 
 impl Shard {
@@ -235,8 +301,8 @@ fn below_tls12_client(client: &Client) -> bool {
 }
 
 impl Live<'_> {
-    /// The census as of now (`None` when the run counts no census): the shards copied one
-    /// at a time, each while the workers wait for it.
+    /// The census as of now (`None` when the run counts no census): the shards and the
+    /// workers' run-wide parts copied one at a time, each while the workers wait for it.
     pub fn census(&self) -> Option<Census> {
         let tally = self.tally?;
         let shards = tally
@@ -244,7 +310,8 @@ impl Live<'_> {
             .iter()
             .map(|shard| lock(shard).census.clone())
             .collect();
-        Some(merge_disjoint(shards))
+        let run_wide: Vec<Census> = tally.run_wide.iter().map(|r| lock(r).clone()).collect();
+        Some(add_run_wide(merge_disjoint(shards), run_wide))
     }
 
     /// Records counted so far, clients and clients below TLS 1.2: each shard's figures,
@@ -257,7 +324,10 @@ impl Live<'_> {
         let mut glance = Glance::default();
         for shard in tally.shards.iter() {
             let mut shard = lock(shard);
-            let Shard { census, glance: kept } = &mut *shard;
+            let Shard {
+                census,
+                glance: kept,
+            } = &mut *shard;
             glance.add(*kept.get_or_insert_with(|| Glance::of(census)));
         }
         glance

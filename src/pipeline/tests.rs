@@ -225,7 +225,12 @@ fn corpus_records() -> (Vec<Record>, crate::census::CensusConfig) {
         reading: Reading::OneReader,
     };
     let mut records = Vec::new();
-    run(&pcap_files(), &options, &mut |r| records.push(r), &mut |_| {});
+    run(
+        &pcap_files(),
+        &options,
+        &mut |r| records.push(r),
+        &mut |_| {},
+    );
     assert!(records.len() > 50, "{} records", records.len());
     let config = CensusConfig::new(Vec::new(), Policy::parse::<&str>(&[]).unwrap());
     (records, config)
@@ -253,19 +258,24 @@ fn sharded_census_and_snapshots_count_every_record_once() {
     let figures = Glance::of(&whole);
     // The corpus has what the figures count: clients with several records, and clients
     // below TLS 1.2.
-    assert!(figures.clients < records.len() && figures.below_tls12 > 0, "{figures:?}");
+    assert!(
+        figures.clients < records.len() && figures.below_tls12 > 0,
+        "{figures:?}"
+    );
 
     for (shards, glance_from) in [(1, 0), (1, 30), (2, 0), (3, 11), (8, 0), (16, 40)] {
         // A census that already holds counts (as `read`'s logs or a restored watch state).
         let mut sequential = Census::new(config.clone());
         let (before, rest) = records.split_at(7);
         before.iter().for_each(|r| sequential.add(r));
-        let tally = Tally::with_shards(sequential.clone(), shards);
+        let tally = Tally::with_shards(sequential.clone(), 2, shards);
         let live = Live {
             tally: Some(&tally),
         };
         for (n, record) in rest.iter().enumerate() {
-            tally.add(record);
+            // Records go to workers by connection, so a client's records are spread.
+            let worker = (record.client.port as usize + n) % 2;
+            tally.counter(worker).add(record);
             sequential.add(record);
             if n >= glance_from {
                 assert_eq!(
@@ -296,7 +306,7 @@ fn sharded_census_counted_by_threads_at_once() {
     records.iter().for_each(|r| whole.add(r));
     let total = Glance::of(&whole).handshakes;
     for (workers, shards) in [(2, 8), (3, 4), (4, 16)] {
-        let tally = Tally::with_shards(Census::new(config.clone()), shards);
+        let tally = Tally::with_shards(Census::new(config.clone()), workers, shards);
         let live = Live {
             tally: Some(&tally),
         };
@@ -305,8 +315,10 @@ fn sharded_census_counted_by_threads_at_once() {
                 let (tally, records) = (&tally, &records);
                 scope.spawn(move || {
                     // By connection, as the workers get them: a client's records are spread.
-                    for record in records.iter().skip(worker).step_by(workers) {
-                        tally.add(record);
+                    let batches = records.iter().skip(worker).step_by(workers);
+                    for batch in batches.collect::<Vec<_>>().chunks(3) {
+                        let mut counter = tally.counter(worker);
+                        batch.iter().for_each(|record| counter.add(record));
                     }
                 });
             }
@@ -320,7 +332,11 @@ fn sharded_census_counted_by_threads_at_once() {
             }
         });
         assert_eq!(live.glance(), Glance::of(&whole));
-        assert_eq!(json(&tally.into_census()), json(&whole), "{workers} workers");
+        assert_eq!(
+            json(&tally.into_census()),
+            json(&whole),
+            "{workers} workers"
+        );
     }
 }
 
@@ -339,6 +355,10 @@ fn client_key_is_the_census_key() {
         let mut census = Census::new(config.clone());
         census.add(record);
         let key = config.client_key(record);
-        assert_eq!(census.clients.keys().collect::<Vec<_>>(), [&key], "{record:?}");
+        assert_eq!(
+            census.clients.keys().collect::<Vec<_>>(),
+            [&key],
+            "{record:?}"
+        );
     }
 }

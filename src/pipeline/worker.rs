@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 
 use super::aggregator::ToAggregator;
 use super::batch::{Batch, Mark};
-use super::shards::Tally;
+use super::shards::{Counter, Tally};
 use super::{new_histogram, thread_cpu_time};
 use crate::engine::{Config, Emitted, Engine, OrderKey};
 use crate::record::Record;
@@ -116,13 +116,16 @@ impl Lane {
     /// Run a batch's frames and marks through the engine, in order. Returns the input
     /// position the batch covers.
     pub(super) fn process(&mut self, batch: &Batch) -> u64 {
-        let tally = self.outputs.tally.as_deref();
+        // The worker's run-wide counts are locked once for the whole batch (`shards.rs`).
+        let worker = self.worker;
+        let mut counter = self.outputs.tally.as_ref().map(|t| t.counter(worker));
         let send = self.outputs.send_records;
         run_batch(
             &mut self.engine,
             batch,
-            &mut emitter(tally, &mut self.collected, send),
+            &mut emitter(counter.as_mut(), &mut self.collected, send),
         );
+        drop(counter);
         if let Some(sent) = batch.sent {
             let _ = self
                 .latency
@@ -158,10 +161,12 @@ impl Lane {
 
     /// The input is over: flush the connections still open and send the rest.
     pub(super) fn finish(mut self) {
-        let tally = self.outputs.tally.as_deref();
+        let worker = self.worker;
+        let mut counter = self.outputs.tally.as_ref().map(|t| t.counter(worker));
         let send = self.outputs.send_records;
         self.engine
-            .finish(&mut emitter(tally, &mut self.collected, send));
+            .finish(&mut emitter(counter.as_mut(), &mut self.collected, send));
+        drop(counter);
         let _ = self.to_agg.send(ToAggregator::Finished {
             worker: self.worker,
             records: std::mem::take(&mut self.collected.records),
@@ -175,14 +180,14 @@ impl Lane {
 
 /// What a worker does with each record the engine makes: count it in the run's census,
 /// and keep it for the aggregator if the records are wanted.
-fn emitter<'a>(
-    tally: Option<&'a Tally>,
+fn emitter<'a, 't>(
+    mut counter: Option<&'a mut Counter<'t>>,
     collected: &'a mut Collector,
     send: bool,
-) -> impl FnMut(Emitted) + 'a {
+) -> impl FnMut(Emitted) + use<'a, 't> {
     move |e: Emitted| {
-        if let Some(tally) = tally {
-            tally.add(&e.record);
+        if let Some(counter) = &mut counter {
+            counter.add(&e.record);
         }
         if send {
             collected.push(e);
