@@ -29,8 +29,7 @@ fn purge_freed_pages_at_once() {
 /// mimalloc keeps an ended thread's heap ("abandoned") until another thread takes it over, and
 /// blocks freed into it meanwhile — the workers' flow tables and batches, the census's
 /// shards merged into one on the caller's thread — stayed resident while the report was
-/// built: 4 to 5 MB of the peak on issue 27's handshake capture (`benches/NOTES.md`, "Issue
-/// 27: the census sharded by client").
+/// built (`benches/NOTES.md`, "Issue 27: the census sharded by client").
 #[allow(unsafe_code)]
 pub fn reclaim_freed_pages() {
     // SAFETY: `mi_collect` has no precondition. Forced, on the main thread, it also takes

@@ -12,7 +12,8 @@
 //!
 //! What a record adds beside its client — the timeline, the latency histograms, the
 //! certificate inventory — is kept per worker, not per shard: each shard holding its own
-//! (some 700 KB of histograms, whatever its clients) cost memory by the number of shards.
+//! (a latency histogram per service and per server, whatever its clients) cost memory by
+//! the number of shards.
 //! While a worker counts a record, its own run-wide maps are swapped into the shard's
 //! census ([`swap_run_wide`], a few words each), so [`Census::add`] counts every part where
 //! it belongs.
