@@ -219,6 +219,8 @@ mod live_capture {
             },
         );
         source.update_stats();
+        // The workers have ended: what they freed goes back before the last reports.
+        crate::reclaim_freed_pages();
         if status {
             eprintln!();
         }

@@ -184,7 +184,7 @@ pub fn watch(args: WatchArgs) -> Result<ExitCode> {
     let mut stopping = false;
     // The watch counts its census itself, from the records in order: whether a record
     // counts depends on where the last run stopped (`Resume::judge`), and the state saved
-    // must hold exactly the records its resume point says were counted. Partial censuses
+    // must hold exactly the records its resume point says were counted. A census counted
     // in the workers would be a batch ahead of that point.
     let mut on_record = |record| {
         let mut s = session.borrow_mut();
