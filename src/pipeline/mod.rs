@@ -4,14 +4,15 @@
 //! ```text
 //!  reader ──batches──▶ worker 0 (own flows) ──records──▶ aggregator (caller's
 //!         ──batches──▶ worker 1 (own flows) ──records──▶   thread): reorders
-//!                         ╰──────┴──▶ census, in shards by client
+//!                          │
+//!                          └──each record──▶ the census, in shards by client
 //! ```
 //!
-//! Each worker counts its records into the run's census, which is cut into shards by client
+//! The workers count their records into the run's census, cut into shards by client
 //! (`shards.rs`) and merged into the caller's at the end: the census needs no record to
-//! leave its worker. Records go on to
-//! the aggregator only when the caller asks for them ([`Outputs::records`], to write
-//! events); without them no message crosses per record, and the aggregator only waits.
+//! leave its worker. Records go on to the aggregator only when the caller asks for them
+//! ([`Outputs::records`], to write events); without them no message crosses per record,
+//! and the aggregator only waits.
 //!
 //! The reader reads each file into pooled buffers ([`Block`]s), slices frames out of them and
 //! decodes each one once (the fixed-offset fast path of [`decode::decode`] for nearly every
