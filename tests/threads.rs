@@ -524,8 +524,8 @@ fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_generated_capt
 fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_handshake_only_capture() {
     // The benchmarks' handshake-only mix (no application data: every packet is handshake,
     // mail dialogue or TCP), small: an 8 MiB target, thousands of connections of a thousand
-    // clients, most of them with connections on every worker. The census of each client is
-    // then split between the workers' partials and merged back.
+    // clients, most of them with connections on every worker. Each client is then counted
+    // by every worker, into the one shard of the census that holds it.
     let spec = gen::Spec {
         target_bytes: 8 << 20,
         bulk_packets: 0,
@@ -539,7 +539,7 @@ fn one_two_and_four_threads_give_the_same_events_and_reports_on_a_handshake_only
         generated.connections,
         "every generated connection gives one record"
     );
-    // Not vacuous: clients come back, so their census is split between the workers.
+    // Not vacuous: clients come back, so their census is counted by several workers.
     let mut per_client = std::collections::HashMap::<_, u32>::new();
     for r in records {
         *per_client.entry(r.client.ip).or_default() += 1;
