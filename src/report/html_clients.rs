@@ -88,7 +88,7 @@ fn view_of<'a>(census: &Census, c: &ClientSummary<'a>) -> ClientView<'a> {
     );
     csv.extend(count_cells(census, c, &total));
     let mut failures = counted(&total.failures);
-    let plaintext = counted(&total.plaintext_reasons);
+    let plaintext = counted(total.plaintext_reasons());
     if !plaintext.is_empty() {
         if !failures.is_empty() {
             failures.push_str("; ");
