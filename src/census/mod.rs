@@ -1165,6 +1165,140 @@ mod tests {
         assert_eq!(back, counts);
     }
 
+    /// The allocator's size classes run 192, 224, 256, ... 384: the counts of every client
+    /// service are one block, so a few bytes past 224 would cost 32 more each.
+    #[test]
+    fn service_counts_fit_a_224_byte_block() {
+        assert!(std::mem::size_of::<ServiceCountsInner>() <= 224);
+    }
+
+    /// Counts with every key set to something other than its default.
+    fn every_key_set() -> ServiceCountsInner {
+        let mut s = ServiceCountsInner {
+            connections: 40,
+            failed: 2,
+            ..Default::default()
+        };
+        s.negotiated.add("TLSv1.2", 30);
+        s.max_offered.add("TLSv1.3", 30);
+        s.failures.add("no ServerHello", 2);
+        s.policy_failures.add("offers at most TLSv1.1", 1);
+        s.sources.add("wire", 30);
+        s.sources.add("iis-log", 10);
+        s.see("2024-05-01T10:23:45.123456Z");
+        s.see("2024-05-01 11:00:00");
+        let u = s.uncommon_mut();
+        u.plaintext = 3;
+        u.plaintext_reasons.add("STARTTLS refused (454)", 3);
+        u.incomplete = 4;
+        u.server_limited = 5;
+        u.weak_cipher = 6;
+        u.negotiated_only = 10;
+        u.log_negotiated.add("TLSv1.0", 10);
+        u.log_policy_failures.add("negotiated TLSv1.0", 10);
+        for set in Set::ALL {
+            for i in 0..=set.cap() {
+                s.add_to(set, &format!("v{i:02}"));
+            }
+        }
+        s
+    }
+
+    /// The keys, in the order of the fields of the struct the report was derived from
+    /// before the counts were split (and so the order of every report written since).
+    const KEYS: [&str; 23] = [
+        "connections",
+        "negotiated",
+        "max_offered",
+        "plaintext",
+        "failed",
+        "failures",
+        "plaintext_reasons",
+        "incomplete",
+        "server_limited",
+        "weak_cipher",
+        "policy_failures",
+        "first_seen",
+        "last_seen",
+        "cipher_suites",
+        "sni",
+        "alpn",
+        "ja4",
+        "servers",
+        "ja3",
+        "sources",
+        "negotiated_only",
+        "log_negotiated",
+        "log_policy_failures",
+    ];
+
+    #[test]
+    fn written_with_every_key_in_order_and_read_back_whole() {
+        let s = every_key_set();
+        let json = serde_json::to_string(&s).unwrap();
+        let at: Vec<usize> = KEYS
+            .iter()
+            .map(|k| {
+                json.find(&format!("\"{k}\":"))
+                    .unwrap_or_else(|| panic!("{k}"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value.as_object().unwrap().len(), KEYS.len());
+        assert_eq!(value["first_seen"], "2024-05-01 11:00:00");
+        assert_eq!(value["last_seen"], "2024-05-01T10:23:45.123456Z");
+        assert_eq!(value["weak_cipher"], 6);
+        assert_eq!(value["alpn"]["other"], 1);
+        assert_eq!(value["alpn"]["values"].as_object().unwrap().len(), CAP_ALPN);
+        let back: ServiceCountsInner = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    /// A report that leaves out the keys added over time reads as it always did, and one
+    /// without the keys that were always there fails as it always did.
+    #[test]
+    fn reads_reports_without_the_later_keys() {
+        let old = r#"{"connections":2,"negotiated":{"TLSv1.2":2},"max_offered":{},
+            "plaintext":0,"failed":0,"first_seen":null,"last_seen":"2024-05-01T10:23:45.123456Z"}"#;
+        let s: ServiceCountsInner = serde_json::from_str(old).unwrap();
+        assert_eq!(s.connections, 2);
+        assert!(s.uncommon.is_none());
+        assert!(s.first_seen().is_none());
+        assert_eq!(
+            s.last_seen().map(|t| t.to_string()).as_deref(),
+            Some("2024-05-01T10:23:45.123456Z")
+        );
+        let err = serde_json::from_str::<ServiceCountsInner>(r#"{"negotiated":{}}"#).unwrap_err();
+        assert!(
+            err.to_string().starts_with("missing field `connections`"),
+            "{err}"
+        );
+    }
+
+    /// Counts split in two and merged equal the counts of one, whichever half has the
+    /// uncommon counts, and a box of zeros equals no box.
+    #[test]
+    fn merged_halves_equal_the_whole() {
+        let whole = every_key_set();
+        let mut none = ServiceCountsInner::default();
+        none.merge(&whole);
+        assert_eq!(none, whole);
+        let mut boxed = ServiceCountsInner::default();
+        boxed.uncommon_mut();
+        assert_eq!(boxed, ServiceCountsInner::default());
+        boxed.merge(&whole);
+        assert_eq!(boxed, whole);
+        let mut twice = whole.clone();
+        twice.merge(&whole);
+        assert_eq!(twice.plaintext(), 6);
+        assert_eq!(whole.alpn().other, 1);
+        assert_eq!(twice.alpn().other, 2);
+        assert!(twice.alpn().values.values().all(|n| n == 2));
+        assert_eq!(twice.first_seen(), whole.first_seen());
+    }
+
     #[test]
     fn addresses_are_written_as_std_writes_them() {
         let mut addresses: Vec<IpAddr> = [0u32, 1, 255, 256, 0x0a00_0001, 0xc000_0203, u32::MAX]

@@ -137,7 +137,10 @@ pub(crate) fn count_cells(
         .collect::<Vec<_>>();
     let mut suites = suites.join("; ");
     if s.cipher_suites().other > 0 {
-        suites.push_str(&format!("; (+{} more connections)", s.cipher_suites().other));
+        suites.push_str(&format!(
+            "; (+{} more connections)",
+            s.cipher_suites().other
+        ));
     }
     let joined = |set: crate::census::capped::Capped<'_>| set.summary().replace(", ", "; ");
     row.extend([

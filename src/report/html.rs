@@ -489,8 +489,14 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 .join(", ");
             td(&mut o, &suites);
             td(&mut o, &s.sni().summary());
-            td(&mut o, &short_time(s.first_seen().map(Seen::text).as_deref()));
-            td(&mut o, &short_time(s.last_seen().map(Seen::text).as_deref()));
+            td(
+                &mut o,
+                &short_time(s.first_seen().map(Seen::text).as_deref()),
+            );
+            td(
+                &mut o,
+                &short_time(s.last_seen().map(Seen::text).as_deref()),
+            );
             td(&mut o, &super::names_of(census, &c.key));
             td(&mut o, &sources_label(s));
             td(&mut o, &super::software_of(c.client));

@@ -216,8 +216,22 @@ impl<'a> Overview<'a> {
     pub fn of(census: &'a Census) -> Self {
         let clients = census.clients();
         let services = census.services(&clients);
-        let first = short_time(clients.iter().filter_map(|c| c.first_seen).min().map(Seen::text).as_deref());
-        let last = short_time(clients.iter().filter_map(|c| c.last_seen).max().map(Seen::text).as_deref());
+        let first = short_time(
+            clients
+                .iter()
+                .filter_map(|c| c.first_seen)
+                .min()
+                .map(Seen::text)
+                .as_deref(),
+        );
+        let last = short_time(
+            clients
+                .iter()
+                .filter_map(|c| c.last_seen)
+                .max()
+                .map(Seen::text)
+                .as_deref(),
+        );
         let would_fail = clients.iter().filter(|c| c.would_fail).count();
         let at_risk = clients.iter().filter(|c| c.primary.is_at_risk()).count();
         Overview {
