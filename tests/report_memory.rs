@@ -81,7 +81,6 @@ fn census(n: usize) -> Census {
             let version = ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"][(i + s) % 4];
             let mut c = ServiceCountsInner::default();
             c.connections = 1 + (i % 13) as u64;
-            c.failed = (i % 4 == 0) as u64;
             if i % 9 == 0 {
                 c.uncommon_mut().plaintext = 1;
             }
@@ -93,7 +92,9 @@ fn census(n: usize) -> Census {
             c.negotiated.insert(version.into(), c.connections);
             c.max_offered.insert("TLSv1.3".into(), c.connections);
             if i % 4 == 0 {
-                c.failures.insert("server alert protocol_version".into(), 1);
+                let u = c.uncommon_mut();
+                u.failed = 1;
+                u.failures.insert("server alert protocol_version".into(), 1);
             }
             if version < "TLSv1.2" {
                 c.policy_failures

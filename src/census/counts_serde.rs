@@ -48,8 +48,8 @@ impl<'a> Out<'a> {
             negotiated: &s.negotiated,
             max_offered: &s.max_offered,
             plaintext: s.plaintext(),
-            failed: s.failed,
-            failures: &s.failures,
+            failed: s.failed(),
+            failures: s.failures(),
             plaintext_reasons: s.plaintext_reasons(),
             incomplete: s.incomplete(),
             server_limited: s.server_limited(),
@@ -123,14 +123,28 @@ impl In {
     pub fn into_counts(self) -> ServiceCountsInner {
         let mut s = ServiceCountsInner {
             connections: self.connections,
-            failed: self.failed,
             negotiated: self.negotiated,
             max_offered: self.max_offered,
-            failures: self.failures,
             policy_failures: self.policy_failures,
             sources: self.sources,
             ..ServiceCountsInner::default()
         };
+        let uncommon = super::Uncommon {
+            failed: self.failed,
+            failures: self.failures,
+            plaintext: self.plaintext,
+            plaintext_reasons: self.plaintext_reasons,
+            incomplete: self.incomplete,
+            server_limited: self.server_limited,
+            weak_cipher: self.weak_cipher,
+            negotiated_only: self.negotiated_only,
+            log_negotiated: self.log_negotiated,
+            log_policy_failures: self.log_policy_failures,
+            overflow: None,
+        };
+        if uncommon != *s.uncommon() {
+            s.uncommon = Some(Box::new(uncommon));
+        }
         let sets = [
             (Set::CipherSuites, self.cipher_suites),
             (Set::Sni, self.sni),
@@ -142,24 +156,8 @@ impl In {
         for (set, read) in sets {
             s.sets[set as usize] = read.values;
             if read.other > 0 {
-                s.uncommon_mut().other[set as usize] = read.other;
+                s.uncommon_mut().overflow_mut().other[set as usize] = read.other;
             }
-        }
-        let uncommon = super::Uncommon {
-            plaintext: self.plaintext,
-            plaintext_reasons: self.plaintext_reasons,
-            incomplete: self.incomplete,
-            server_limited: self.server_limited,
-            weak_cipher: self.weak_cipher,
-            negotiated_only: self.negotiated_only,
-            log_negotiated: self.log_negotiated,
-            log_policy_failures: self.log_policy_failures,
-            other: s.uncommon().other,
-            first_seen: None,
-            last_seen: None,
-        };
-        if uncommon != *s.uncommon() {
-            s.uncommon = Some(Box::new(uncommon));
         }
         if let Some(first) = &self.first_seen {
             s.set_seen(super::End::First, Seen::of(first));

@@ -177,8 +177,8 @@ impl std::fmt::Debug for ServiceCounts {
     }
 }
 
-/// The counts of [`ServiceCounts`]: inline what most clients have (216 bytes, so that
-/// the allocator's 224-byte blocks hold them), behind one box ([`Uncommon`]) what few do.
+/// The counts of [`ServiceCounts`]: inline what most clients have (192 bytes, one of the
+/// allocator's 192-byte blocks), behind one box ([`Uncommon`]) what few do.
 ///
 /// Written and read as the JSON object it always was ([`counts_serde`]): every key, in
 /// the same order, with the same values.
@@ -186,31 +186,31 @@ impl std::fmt::Debug for ServiceCounts {
 pub struct ServiceCountsInner {
     /// Connections (TLS handshakes and mail sessions).
     pub connections: u64,
-    /// Handshakes that ended in an alert or without a ServerHello.
-    pub failed: u64,
     /// Version the server selected → connections.
     pub negotiated: CountMap,
     /// Highest version the client offered → connections.
     pub max_offered: CountMap,
-    /// Why they failed (`server alert protocol_version`, `no ServerHello`) → connections.
-    pub failures: CountMap,
     /// Connections that would fail under the policy, by reason.
     pub policy_failures: CountMap,
     /// Where the connections were seen: `wire`, `iis-log`, `smtp-log` → connections.
     pub sources: CountMap,
     /// The values kept of each capped set, by [`Set`]; the connections beyond each cap
-    /// are counted in [`Uncommon::other`].
+    /// are counted apart ([`Overflow`]), since they nearly never are any.
     sets: [CountMap; Set::ALL.len()],
     first_seen: Stamp,
     last_seen: Stamp,
     uncommon: Option<Box<Uncommon>>,
 }
 
-/// The counts of a client's service that are zero or empty for nearly every client (on
-/// issue 27's handshake capture, 9,132 of 62,111 client services have any): boxed apart,
-/// allocated the first time one is counted.
+/// The counts of a client's service that are zero or empty for most clients (failures,
+/// mail in clear, server logs' counts): boxed apart, allocated the first time one is
+/// counted. Figures in benches/NOTES.md, "the census's per-service counts made smaller".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Uncommon {
+    /// Handshakes that ended in an alert or without a ServerHello.
+    pub failed: u64,
+    /// Why they failed (`server alert protocol_version`, `no ServerHello`) → connections.
+    pub failures: CountMap,
     /// Mail sessions that never started TLS.
     pub plaintext: u64,
     /// Why mail stayed in clear (`STARTTLS not offered`, `STARTTLS refused (454)`, ...).
@@ -230,15 +230,30 @@ pub struct Uncommon {
     /// count as would-fail only where no handshake on the wire showed what the client
     /// offers (see [`ServiceCountsInner::would_fail_reasons`]).
     pub log_policy_failures: CountMap,
+    /// What goes beyond the usual, in a box of its own.
+    overflow: Option<Box<Overflow>>,
+}
+
+/// What a client's counts without an [`Uncommon`] box read.
+static NO_UNCOMMON: std::sync::LazyLock<Uncommon> = std::sync::LazyLock::new(Uncommon::default);
+
+/// Rarer still than the [`Uncommon`] counts (none on issue 27's handshake capture): a set
+/// beyond its cap, a time in another form than the usual (a report edited by hand).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Overflow {
     /// Connections whose value fell outside each capped set's kept values, by [`Set`].
-    pub other: [u64; Set::ALL.len()],
+    other: [u64; Set::ALL.len()],
     /// First and last seen when not in the form [`seen`] packs.
     first_seen: Option<Box<str>>,
     last_seen: Option<Box<str>>,
 }
 
-/// What a client's counts without an [`Uncommon`] box read.
-static NO_UNCOMMON: std::sync::LazyLock<Uncommon> = std::sync::LazyLock::new(Uncommon::default);
+/// What an [`Uncommon`] without an [`Overflow`] box reads.
+static NO_OVERFLOW: Overflow = Overflow {
+    other: [0; Set::ALL.len()],
+    first_seen: None,
+    last_seen: None,
+};
 
 /// The capped sets of a client's service: values seen, at most a cap of them kept (see
 /// [`capped`]).
@@ -305,6 +320,14 @@ impl ServiceCountsInner {
         self.uncommon.get_or_insert_with(Box::default)
     }
 
+    pub fn failed(&self) -> u64 {
+        self.uncommon().failed
+    }
+
+    pub fn failures(&self) -> &CountMap {
+        &self.uncommon().failures
+    }
+
     pub fn plaintext(&self) -> u64 {
         self.uncommon().plaintext
     }
@@ -341,7 +364,7 @@ impl ServiceCountsInner {
     pub fn set(&self, set: Set) -> Capped<'_> {
         Capped {
             values: &self.sets[set as usize],
-            other: self.uncommon().other[set as usize],
+            other: self.uncommon().overflow().other[set as usize],
         }
     }
 
@@ -377,7 +400,7 @@ impl ServiceCountsInner {
     pub fn add_to(&mut self, set: Set, value: &str) {
         let beyond = capped::add(&mut self.sets[set as usize], value, set.cap());
         if beyond > 0 {
-            self.uncommon_mut().other[set as usize] += beyond;
+            self.uncommon_mut().overflow_mut().other[set as usize] += beyond;
         }
     }
 
@@ -393,8 +416,8 @@ impl ServiceCountsInner {
 
     fn seen(&self, end: End) -> Option<Seen<'_>> {
         let (stamp, text) = match end {
-            End::First => (self.first_seen, &self.uncommon().first_seen),
-            End::Last => (self.last_seen, &self.uncommon().last_seen),
+            End::First => (self.first_seen, &self.uncommon().overflow().first_seen),
+            End::Last => (self.last_seen, &self.uncommon().overflow().last_seen),
         };
         match stamp.bits() {
             Some(bits) => Some(Seen::Packed(bits)),
@@ -428,12 +451,17 @@ impl ServiceCountsInner {
         let stamp = match seen {
             Seen::Packed(bits) => {
                 if let Some(uncommon) = &mut self.uncommon {
-                    *uncommon.seen_text(end) = None;
+                    if let Some(overflow) = &mut uncommon.overflow {
+                        *overflow.seen_text(end) = None;
+                        if **overflow == NO_OVERFLOW {
+                            uncommon.overflow = None;
+                        }
+                    }
                 }
                 Stamp::packed(bits)
             }
             Seen::Text(text) => {
-                *self.uncommon_mut().seen_text(end) = Some(text.into());
+                *self.uncommon_mut().overflow_mut().seen_text(end) = Some(text.into());
                 Stamp::TEXT
             }
         };
@@ -445,23 +473,23 @@ impl ServiceCountsInner {
 
     pub fn merge(&mut self, o: &ServiceCountsInner) {
         self.connections += o.connections;
-        self.failed += o.failed;
         self.negotiated.merge(&o.negotiated);
         self.max_offered.merge(&o.max_offered);
-        self.failures.merge(&o.failures);
         self.policy_failures.merge(&o.policy_failures);
         self.sources.merge(&o.sources);
         self.widen(o.first_seen(), o.last_seen());
         for set in Set::ALL {
             let i = set as usize;
             let beyond = capped::merge(&mut self.sets[i], &o.sets[i], set.cap());
-            let beyond = beyond + o.uncommon().other[i];
+            let beyond = beyond + o.uncommon().overflow().other[i];
             if beyond > 0 {
-                self.uncommon_mut().other[i] += beyond;
+                self.uncommon_mut().overflow_mut().other[i] += beyond;
             }
         }
         if let Some(theirs) = &o.uncommon {
             let mine = self.uncommon_mut();
+            mine.failed += theirs.failed;
+            mine.failures.merge(&theirs.failures);
             mine.plaintext += theirs.plaintext;
             mine.plaintext_reasons.merge(&theirs.plaintext_reasons);
             mine.incomplete += theirs.incomplete;
@@ -508,6 +536,17 @@ impl ServiceCountsInner {
 }
 
 impl Uncommon {
+    fn overflow(&self) -> &Overflow {
+        self.overflow.as_deref().unwrap_or(&NO_OVERFLOW)
+    }
+
+    /// [`Self::overflow`] to count into, boxed on first use.
+    fn overflow_mut(&mut self) -> &mut Overflow {
+        self.overflow.get_or_insert_with(Box::default)
+    }
+}
+
+impl Overflow {
     fn seen_text(&mut self, end: End) -> &mut Option<Box<str>> {
         match end {
             End::First => &mut self.first_seen,
@@ -520,10 +559,8 @@ impl Uncommon {
 impl PartialEq for ServiceCountsInner {
     fn eq(&self, o: &Self) -> bool {
         self.connections == o.connections
-            && self.failed == o.failed
             && self.negotiated == o.negotiated
             && self.max_offered == o.max_offered
-            && self.failures == o.failures
             && self.policy_failures == o.policy_failures
             && self.sources == o.sources
             && self.sets == o.sets
@@ -940,8 +977,9 @@ impl Census {
         }
         let label: Cow<'static, str> = match record.outcome {
             Outcome::Alert | Outcome::NoServerHello => {
-                s.failed += 1;
-                s.failures.add(&failure_reason(record), 1);
+                let u = s.uncommon_mut();
+                u.failed += 1;
+                u.failures.add(&failure_reason(record), 1);
                 "failed".into()
             }
             Outcome::Plaintext => {
@@ -1107,7 +1145,7 @@ fn service_totals(clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSumm
             t.negotiated.merge(&s.negotiated);
             t.max_offered.merge(&s.max_offered);
             t.plaintext += s.plaintext();
-            t.failed += s.failed;
+            t.failed += s.failed();
             t.incomplete += s.incomplete();
             // The client's category on this service alone.
             *t.primary.entry(on.found.primary()).or_default() += 1;
@@ -1165,29 +1203,54 @@ mod tests {
         assert_eq!(back, counts);
     }
 
-    /// The allocator's size classes run 192, 224, 256, ... 384: the counts of every client
-    /// service are one block, so a few bytes past 224 would cost 32 more each.
+    /// The allocator's size classes run 160, 192, 224, ... 384: the counts of every client
+    /// service are one block, so a few bytes past 192 would cost 32 more each.
     #[test]
-    fn service_counts_fit_a_224_byte_block() {
-        assert!(std::mem::size_of::<ServiceCountsInner>() <= 224);
+    fn service_counts_fit_a_192_byte_block() {
+        assert!(std::mem::size_of::<ServiceCountsInner>() <= 192);
+        assert!(std::mem::size_of::<Uncommon>() <= 128);
+    }
+
+    /// A time in another form kept as text until a usual one replaces it, and then the
+    /// counts are those of the usual times alone.
+    #[test]
+    fn times_in_other_forms_kept_until_replaced() {
+        let (a, b) = ("2024-05-01T09:00:00.000000Z", "2024-05-02T00:00:00.000000Z");
+        let mut mixed = ServiceCountsInner::default();
+        mixed.see("2024-05-01Z");
+        assert_eq!(mixed.first_seen().unwrap().to_string(), "2024-05-01Z");
+        mixed.see(a);
+        assert_eq!(mixed.first_seen().unwrap().to_string(), a);
+        assert_eq!(mixed.last_seen().unwrap().to_string(), "2024-05-01Z");
+        mixed.see(b);
+        assert_eq!(mixed.last_seen().unwrap().to_string(), b);
+        assert!(mixed.uncommon().overflow.is_none());
+        let mut usual = ServiceCountsInner::default();
+        usual.see(b);
+        usual.see(a);
+        assert_eq!(mixed, usual);
+        assert_eq!(
+            serde_json::to_string(&mixed).unwrap(),
+            serde_json::to_string(&usual).unwrap()
+        );
     }
 
     /// Counts with every key set to something other than its default.
     fn every_key_set() -> ServiceCountsInner {
         let mut s = ServiceCountsInner {
             connections: 40,
-            failed: 2,
             ..Default::default()
         };
         s.negotiated.add("TLSv1.2", 30);
         s.max_offered.add("TLSv1.3", 30);
-        s.failures.add("no ServerHello", 2);
         s.policy_failures.add("offers at most TLSv1.1", 1);
         s.sources.add("wire", 30);
         s.sources.add("iis-log", 10);
         s.see("2024-05-01T10:23:45.123456Z");
         s.see("2024-05-01 11:00:00");
         let u = s.uncommon_mut();
+        u.failed = 2;
+        u.failures.add("no ServerHello", 2);
         u.plaintext = 3;
         u.plaintext_reasons.add("STARTTLS refused (454)", 3);
         u.incomplete = 4;

@@ -146,8 +146,8 @@ pub(crate) fn count_cells(
     row.extend([
         s.plaintext().to_string(),
         counted(s.plaintext_reasons()),
-        s.failed.to_string(),
-        counted(&s.failures),
+        s.failed().to_string(),
+        counted(s.failures()),
         s.incomplete().to_string(),
         s.weak_cipher().to_string(),
         suites,

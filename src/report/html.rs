@@ -473,7 +473,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             td_num(&mut o, s.connections);
             td(&mut o, &offered_label(s));
             td(&mut o, &counted(&s.negotiated));
-            td(&mut o, &counted(&s.failures));
+            td(&mut o, &counted(s.failures()));
             let suites = s
                 .cipher_suites()
                 .values

@@ -127,7 +127,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", "),
                 cell(&would),
-                cell(&counted(&s.failures)),
+                cell(&counted(s.failures())),
                 cell(&s.sni().summary()),
                 short_time(s.first_seen().map(Seen::text).as_deref()),
                 short_time(s.last_seen().map(Seen::text).as_deref()),
