@@ -180,8 +180,8 @@ impl std::fmt::Debug for ServiceCounts {
 /// The counts of [`ServiceCounts`]: inline what most clients have (192 bytes, one of the
 /// allocator's 192-byte blocks), behind one box ([`Uncommon`]) what few do.
 ///
-/// Written and read as the JSON object it always was ([`counts_serde`]): every key, in
-/// the same order, with the same values.
+/// Written and read as the JSON object it always was (see `counts_serde.rs`): every key,
+/// in the same order, with the same values.
 #[derive(Clone, Default)]
 pub struct ServiceCountsInner {
     /// Connections (TLS handshakes and mail sessions).
