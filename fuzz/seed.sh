@@ -61,3 +61,10 @@ fi
 mkdir -p "$out/logs_iis" "$out/logs_smtp"
 cp "$root"/tests/logs/u_ex*.log "$out/logs_iis/" 2>/dev/null || true
 cp "$root"/tests/logs/RECV*.LOG "$root"/tests/logs/census/*.LOG "$out/logs_smtp/" 2>/dev/null || true
+# The census's counts (census_counts): one service's counts from a JSON report, as written,
+# and two times, the usual form and another.
+mkdir -p "$out/census_counts"
+printf '%s' '{"connections":6,"negotiated":{"TLSv1.0":3,"TLSv1.3":2},"max_offered":{"TLSv1.3":3},"plaintext":1,"failed":1,"failures":{"no ServerHello":1},"plaintext_reasons":{"STARTTLS refused (454)":1},"incomplete":0,"server_limited":1,"weak_cipher":0,"policy_failures":{"offers at most TLSv1.0":2},"first_seen":"2023-11-14T22:13:20.433445Z","last_seen":"2023-11-14 22:13:35","cipher_suites":{"values":{"0x1302":2},"other":0},"sni":{"values":{"a.example":1},"other":2},"alpn":{"values":{"h2":1},"other":0},"ja4":{"values":{},"other":0},"servers":{"values":{"192.0.2.1":1},"other":0},"ja3":{"values":{},"other":0},"sources":{"wire":6},"negotiated_only":1,"log_negotiated":{"TLSv1.0":1},"log_policy_failures":{}}' \
+  >"$out/census_counts/report-service"
+printf '%s' '2023-11-14T22:13:20.433445Z2023-11-14T22:13:20.433446Z' >"$out/census_counts/two-times"
+printf '%s' '2023-11-14T22:13:20.433445Z2023-11-14 22:13:20' >"$out/census_counts/times-two-forms"

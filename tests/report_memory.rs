@@ -11,8 +11,7 @@ use std::sync::Mutex;
 
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use tlscensus::census::{
-    Census, CensusConfig, Client, ClientKey, Direction, ServiceCounts, ServiceCountsInner,
-    CAP_ALPN, CAP_CIPHER_SUITES, CAP_JA4, CAP_SERVERS, CAP_SNI,
+    Census, CensusConfig, Client, ClientKey, Direction, ServiceCounts, ServiceCountsInner, Set,
 };
 use tlscensus::report::{html, json};
 
@@ -80,30 +79,32 @@ fn census(n: usize) -> Census {
         for s in 0..=(i % 3) {
             let name = services[(i + s) % services.len()];
             let version = ["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"][(i + s) % 4];
-            let mut c = ServiceCountsInner {
-                connections: 1 + (i % 13) as u64,
-                failed: (i % 4 == 0) as u64,
-                plaintext: (i % 9 == 0) as u64,
-                incomplete: (i % 17 == 0) as u64,
-                first_seen: Some(format!("{}:{:02}.123456Z", &hour(i)[..14], i % 60)),
-                last_seen: Some(format!("{}:59.999999Z", &hour(i + 3)[..14])),
-                ..Default::default()
-            };
+            let mut c = ServiceCountsInner::default();
+            c.connections = 1 + (i % 13) as u64;
+            if i % 9 == 0 {
+                c.uncommon_mut().plaintext = 1;
+            }
+            if i % 17 == 0 {
+                c.uncommon_mut().incomplete = 1;
+            }
+            c.see(&format!("{}:{:02}.123456Z", &hour(i)[..14], i % 60));
+            c.see(&format!("{}:59.999999Z", &hour(i + 3)[..14]));
             c.negotiated.insert(version.into(), c.connections);
             c.max_offered.insert("TLSv1.3".into(), c.connections);
             if i % 4 == 0 {
-                c.failures.insert("server alert protocol_version".into(), 1);
+                let u = c.uncommon_mut();
+                u.failed = 1;
+                u.failures.insert("server alert protocol_version".into(), 1);
             }
             if version < "TLSv1.2" {
                 c.policy_failures
                     .insert(format!("{version} below TLSv1.2"), 1);
             }
-            c.sni
-                .add(&format!("host-{}.example.org\t\"ü\"", i % 97), CAP_SNI);
-            c.alpn.add("h2", CAP_ALPN);
-            c.ja4.add(&format!("t13d1516h2_{i:012x}"), CAP_JA4);
-            c.cipher_suites.add("0xc02f", CAP_CIPHER_SUITES);
-            c.servers.add(&format!("10.0.{}.1", i % 3), CAP_SERVERS);
+            c.add_to(Set::Sni, &format!("host-{}.example.org\t\"ü\"", i % 97));
+            c.add_to(Set::Alpn, "h2");
+            c.add_to(Set::Ja4, &format!("t13d1516h2_{i:012x}"));
+            c.add_to(Set::CipherSuites, "0xc02f");
+            c.add_to(Set::Servers, &format!("10.0.{}.1", i % 3));
             client
                 .services
                 .insert(name.to_string(), ServiceCounts::from(c));

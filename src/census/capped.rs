@@ -25,20 +25,64 @@ pub struct CappedSet {
 impl CappedSet {
     /// Count one connection with `value`, keeping at most `cap` distinct values.
     pub fn add(&mut self, value: &str, cap: usize) {
-        match self.values.position(value) {
-            Err(i) if i >= cap => self.other += 1,
-            found => self.values.add_at(found, value, 1),
-        }
-        self.other += self.values.truncate(cap);
+        self.other += add(&mut self.values, value, cap);
     }
 
     /// Add another set's counts: the union in value order, of which the first `cap` are kept
     /// and the rest counted in `other` — what one set fed both sets' connections would hold.
     pub fn merge(&mut self, other: &CappedSet, cap: usize) {
-        self.values.merge(&other.values);
-        self.other += other.other + self.values.truncate(cap);
+        self.other += other.other + merge(&mut self.values, &other.values, cap);
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.view().is_empty()
+    }
+
+    /// `a, b, c (+4 more connections)`.
+    pub fn summary(&self) -> String {
+        self.view().summary()
+    }
+
+    /// The set as [`Capped`], the form a client's counts hand out.
+    pub fn view(&self) -> Capped<'_> {
+        Capped {
+            values: &self.values,
+            other: self.other,
+        }
+    }
+}
+
+/// [`CappedSet::add`] on the kept values alone: returns the connections to count in the
+/// set's `other` (the one added, when its value is not kept, or those of a value it
+/// pushed out). A client's counts keep the values inline and `other`, nearly always 0,
+/// apart (see [`super::ServiceCountsInner`]).
+pub fn add(values: &mut CountMap, value: &str, cap: usize) -> u64 {
+    let beyond = match values.position(value) {
+        Err(i) if i >= cap => 1,
+        found => {
+            values.add_at(found, value, 1);
+            0
+        }
+    };
+    beyond + values.truncate(cap)
+}
+
+/// [`CappedSet::merge`] on the kept values alone: returns the connections of the values
+/// that fell beyond the cap, to count in `other` besides the other set's own.
+pub fn merge(values: &mut CountMap, other: &CountMap, cap: usize) -> u64 {
+    values.merge(other);
+    values.truncate(cap)
+}
+
+/// A capped set as a client's counts hold it: its kept values and the connections beyond
+/// them. Written exactly as a [`CappedSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capped<'a> {
+    pub values: &'a CountMap,
+    pub other: u64,
+}
+
+impl Capped<'_> {
     pub fn is_empty(&self) -> bool {
         self.values.is_empty() && self.other == 0
     }

@@ -102,10 +102,10 @@ impl Found {
             bit(
                 s.max_offered.iter().any(|(v, n)| n > 0 && below_tls12(v)) || s.legacy_by_logs(),
                 Category::LegacyOnly,
-            ) | bit(s.server_limited > 0, Category::ServerLimited)
-                | bit(s.failed > 0, Category::Failing)
-                | bit(s.weak_cipher > 0, Category::WeakCipher)
-                | bit(s.plaintext > 0, Category::NoTls),
+            ) | bit(s.server_limited() > 0, Category::ServerLimited)
+                | bit(s.failed() > 0, Category::Failing)
+                | bit(s.weak_cipher() > 0, Category::WeakCipher)
+                | bit(s.plaintext() > 0, Category::NoTls),
         )
     }
 

@@ -15,9 +15,11 @@ pub mod certificates;
 pub mod ciphers;
 pub mod classify;
 pub mod counts;
+mod counts_serde;
 pub mod latency;
 pub mod names;
 pub mod policy;
+pub mod seen;
 pub mod services;
 pub mod software;
 pub mod version;
@@ -31,12 +33,14 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{Outcome, Record, Sender};
-use capped::CappedSet;
+use capped::Capped;
 use certificates::Inventory;
 pub use classify::{Categories, Category, Found};
 pub use counts::CountMap;
 use latency::Latency;
 pub use policy::Policy;
+use seen::Stamp;
+pub use seen::{Seen, SeenText};
 pub use services::Services;
 
 /// Most distinct values kept per client and service (see [`capped`]).
@@ -141,7 +145,7 @@ pub fn parse_server(text: &str) -> Result<IpNet, String> {
 /// dereferences to, behind a `Box`.
 ///
 /// Boxed so that [`Client::services`] stays a slice of names and pointers, which it grows
-/// and searches: the counts are some 360 bytes.
+/// and searches: the counts are some 200 bytes.
 /// Serialised exactly as the fields (`transparent`).
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -173,8 +177,12 @@ impl std::fmt::Debug for ServiceCounts {
     }
 }
 
-/// The counts of [`ServiceCounts`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// The counts of [`ServiceCounts`]: inline what most clients have (192 bytes, one of the
+/// allocator's 192-byte blocks), behind one box ([`Uncommon`]) what few do.
+///
+/// Written and read as the JSON object it always was (see `counts_serde.rs`): every key,
+/// in the same order, with the same values.
+#[derive(Clone, Default)]
 pub struct ServiceCountsInner {
     /// Connections (TLS handshakes and mail sessions).
     pub connections: u64,
@@ -182,61 +190,115 @@ pub struct ServiceCountsInner {
     pub negotiated: CountMap,
     /// Highest version the client offered → connections.
     pub max_offered: CountMap,
-    /// Mail sessions that never started TLS.
-    pub plaintext: u64,
+    /// Connections that would fail under the policy, by reason.
+    pub policy_failures: CountMap,
+    /// Where the connections were seen: `wire`, `iis-log`, `smtp-log` → connections.
+    pub sources: CountMap,
+    /// The values kept of each capped set, by [`Set`]; the connections beyond each cap
+    /// are counted apart ([`Overflow`]), since they nearly never are any.
+    sets: [CountMap; Set::ALL.len()],
+    first_seen: Stamp,
+    last_seen: Stamp,
+    uncommon: Option<Box<Uncommon>>,
+}
+
+/// The counts of a client's service that are zero or empty for most clients (failures,
+/// mail in clear, server logs' counts): boxed apart, allocated the first time one is
+/// counted. Figures in benches/NOTES.md, "the census's per-service counts made smaller".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uncommon {
     /// Handshakes that ended in an alert or without a ServerHello.
     pub failed: u64,
     /// Why they failed (`server alert protocol_version`, `no ServerHello`) → connections.
-    #[serde(default)]
     pub failures: CountMap,
+    /// Mail sessions that never started TLS.
+    pub plaintext: u64,
     /// Why mail stayed in clear (`STARTTLS not offered`, `STARTTLS refused (454)`, ...).
-    #[serde(default)]
     pub plaintext_reasons: CountMap,
     /// Connections whose hellos were never seen whole (capture gaps, end of capture).
-    #[serde(default)]
     pub incomplete: u64,
     /// Connections where the client offered TLS 1.2+ and the server picked less.
-    #[serde(default)]
     pub server_limited: u64,
     /// Connections that negotiated a weak suite.
-    #[serde(default)]
     pub weak_cipher: u64,
-    /// Connections that would fail under the policy, by reason.
-    #[serde(default)]
-    pub policy_failures: CountMap,
-    pub first_seen: Option<String>,
-    pub last_seen: Option<String>,
-    /// Negotiated suites (`0xc02f`).
-    #[serde(default)]
-    pub cipher_suites: CappedSet,
-    #[serde(default)]
-    pub sni: CappedSet,
-    /// Protocols the client offered.
-    #[serde(default)]
-    pub alpn: CappedSet,
-    #[serde(default)]
-    pub ja4: CappedSet,
-    /// Server addresses it connected to.
-    #[serde(default)]
-    pub servers: CappedSet,
-    /// JA3s (MD5) the client sent: the key of the software hints ([`software`]).
-    #[serde(default)]
-    pub ja3: CappedSet,
-    /// Where the connections were seen: `wire`, `iis-log`, `smtp-log` → connections.
-    #[serde(default)]
-    pub sources: CountMap,
     /// Connections known only from a server's log: the negotiated version, never what the
     /// client offered.
-    #[serde(default)]
     pub negotiated_only: u64,
     /// Their negotiated versions (also counted in `negotiated`).
-    #[serde(default)]
     pub log_negotiated: CountMap,
     /// Connections from logs that negotiated below the policy's minimum, by reason. They
     /// count as would-fail only where no handshake on the wire showed what the client
     /// offers (see [`ServiceCountsInner::would_fail_reasons`]).
-    #[serde(default)]
     pub log_policy_failures: CountMap,
+    /// What goes beyond the usual, in a box of its own.
+    overflow: Option<Box<Overflow>>,
+}
+
+/// What a client's counts without an [`Uncommon`] box read.
+static NO_UNCOMMON: std::sync::LazyLock<Uncommon> = std::sync::LazyLock::new(Uncommon::default);
+
+/// Rarer still than the [`Uncommon`] counts (none on issue 27's handshake capture): a set
+/// beyond its cap, a time in another form than the usual (a report edited by hand).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Overflow {
+    /// Connections whose value fell outside each capped set's kept values, by [`Set`].
+    other: [u64; Set::ALL.len()],
+    /// First and last seen when not in the form [`seen`] packs.
+    first_seen: Option<Box<str>>,
+    last_seen: Option<Box<str>>,
+}
+
+/// What an [`Uncommon`] without an [`Overflow`] box reads.
+static NO_OVERFLOW: Overflow = Overflow {
+    other: [0; Set::ALL.len()],
+    first_seen: None,
+    last_seen: None,
+};
+
+/// The capped sets of a client's service: values seen, at most a cap of them kept (see
+/// [`capped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Set {
+    /// Negotiated suites (`0xc02f`).
+    CipherSuites,
+    Sni,
+    /// Protocols the client offered.
+    Alpn,
+    Ja4,
+    /// Server addresses it connected to.
+    Servers,
+    /// JA3s (MD5) the client sent: the key of the software hints ([`software`]).
+    Ja3,
+}
+
+impl Set {
+    pub const ALL: [Set; 6] = [
+        Set::CipherSuites,
+        Set::Sni,
+        Set::Alpn,
+        Set::Ja4,
+        Set::Servers,
+        Set::Ja3,
+    ];
+
+    /// Most distinct values kept.
+    pub fn cap(self) -> usize {
+        match self {
+            Set::CipherSuites => CAP_CIPHER_SUITES,
+            Set::Sni => CAP_SNI,
+            Set::Alpn => CAP_ALPN,
+            Set::Ja4 => CAP_JA4,
+            Set::Servers => CAP_SERVERS,
+            Set::Ja3 => CAP_JA3,
+        }
+    }
+}
+
+/// Which of a service's two times.
+#[derive(Clone, Copy)]
+enum End {
+    First,
+    Last,
 }
 
 /// The census's name for a record's `source`: both SMTP logs are `smtp-log`.
@@ -247,61 +309,196 @@ pub fn source_class(source: &str) -> &str {
     }
 }
 
-/// Set `a` to `b` when `b` is earlier (or `a` unset).
-fn min_opt(a: &mut Option<String>, b: Option<&str>) {
-    if let Some(b) = b {
-        if a.as_deref().is_none_or(|a| b < a) {
-            set_str(a, b);
-        }
-    }
-}
-
-/// Set `a` to `b` when `b` is later (or `a` unset).
-fn max_opt(a: &mut Option<String>, b: Option<&str>) {
-    if let Some(b) = b {
-        if a.as_deref().is_none_or(|a| b > a) {
-            set_str(a, b);
-        }
-    }
-}
-
-/// `*a = Some(b.to_string())`, in the string already there when there is one.
-fn set_str(a: &mut Option<String>, b: &str) {
-    match a {
-        Some(a) => {
-            a.clear();
-            a.push_str(b);
-        }
-        None => *a = Some(b.to_string()),
-    }
-}
-
 impl ServiceCountsInner {
+    /// The counts that few clients have (all zero and empty when none were counted).
+    pub fn uncommon(&self) -> &Uncommon {
+        self.uncommon.as_deref().unwrap_or(&NO_UNCOMMON)
+    }
+
+    /// [`Self::uncommon`] to count into, boxed on first use.
+    pub fn uncommon_mut(&mut self) -> &mut Uncommon {
+        self.uncommon.get_or_insert_with(Box::default)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.uncommon().failed
+    }
+
+    pub fn failures(&self) -> &CountMap {
+        &self.uncommon().failures
+    }
+
+    pub fn plaintext(&self) -> u64 {
+        self.uncommon().plaintext
+    }
+
+    pub fn plaintext_reasons(&self) -> &CountMap {
+        &self.uncommon().plaintext_reasons
+    }
+
+    pub fn incomplete(&self) -> u64 {
+        self.uncommon().incomplete
+    }
+
+    pub fn server_limited(&self) -> u64 {
+        self.uncommon().server_limited
+    }
+
+    pub fn weak_cipher(&self) -> u64 {
+        self.uncommon().weak_cipher
+    }
+
+    pub fn negotiated_only(&self) -> u64 {
+        self.uncommon().negotiated_only
+    }
+
+    pub fn log_negotiated(&self) -> &CountMap {
+        &self.uncommon().log_negotiated
+    }
+
+    pub fn log_policy_failures(&self) -> &CountMap {
+        &self.uncommon().log_policy_failures
+    }
+
+    /// One capped set: its kept values and the connections beyond them.
+    pub fn set(&self, set: Set) -> Capped<'_> {
+        Capped {
+            values: &self.sets[set as usize],
+            other: self.uncommon().overflow().other[set as usize],
+        }
+    }
+
+    /// Negotiated suites (`0xc02f`).
+    pub fn cipher_suites(&self) -> Capped<'_> {
+        self.set(Set::CipherSuites)
+    }
+
+    pub fn sni(&self) -> Capped<'_> {
+        self.set(Set::Sni)
+    }
+
+    /// Protocols the client offered.
+    pub fn alpn(&self) -> Capped<'_> {
+        self.set(Set::Alpn)
+    }
+
+    pub fn ja4(&self) -> Capped<'_> {
+        self.set(Set::Ja4)
+    }
+
+    /// Server addresses it connected to.
+    pub fn servers(&self) -> Capped<'_> {
+        self.set(Set::Servers)
+    }
+
+    /// JA3s (MD5) the client sent: the key of the software hints ([`software`]).
+    pub fn ja3(&self) -> Capped<'_> {
+        self.set(Set::Ja3)
+    }
+
+    /// Count one connection with `value` in a capped set.
+    pub fn add_to(&mut self, set: Set, value: &str) {
+        let beyond = capped::add(&mut self.sets[set as usize], value, set.cap());
+        if beyond > 0 {
+            self.uncommon_mut().overflow_mut().other[set as usize] += beyond;
+        }
+    }
+
+    /// The earliest connection's time.
+    pub fn first_seen(&self) -> Option<Seen<'_>> {
+        self.seen(End::First)
+    }
+
+    /// The latest connection's time.
+    pub fn last_seen(&self) -> Option<Seen<'_>> {
+        self.seen(End::Last)
+    }
+
+    fn seen(&self, end: End) -> Option<Seen<'_>> {
+        let (stamp, text) = match end {
+            End::First => (self.first_seen, &self.uncommon().overflow().first_seen),
+            End::Last => (self.last_seen, &self.uncommon().overflow().last_seen),
+        };
+        match stamp.bits() {
+            Some(bits) => Some(Seen::Packed(bits)),
+            None if stamp == Stamp::TEXT => text.as_deref().map(Seen::Text),
+            None => None,
+        }
+    }
+
+    /// Count a connection at time `ts` into the first and last seen.
+    pub fn see(&mut self, ts: &str) {
+        let seen = Seen::of(ts);
+        self.widen(Some(seen), Some(seen));
+    }
+
+    /// Move the first seen back to `first` when it is earlier, the last seen on to `last`
+    /// when it is later.
+    fn widen(&mut self, first: Option<Seen<'_>>, last: Option<Seen<'_>>) {
+        if let Some(first) = first {
+            if self.first_seen().is_none_or(|mine| first < mine) {
+                self.set_seen(End::First, first);
+            }
+        }
+        if let Some(last) = last {
+            if self.last_seen().is_none_or(|mine| last > mine) {
+                self.set_seen(End::Last, last);
+            }
+        }
+    }
+
+    fn set_seen(&mut self, end: End, seen: Seen<'_>) {
+        let stamp = match seen {
+            Seen::Packed(bits) => {
+                if let Some(uncommon) = &mut self.uncommon {
+                    if let Some(overflow) = &mut uncommon.overflow {
+                        *overflow.seen_text(end) = None;
+                        if **overflow == NO_OVERFLOW {
+                            uncommon.overflow = None;
+                        }
+                    }
+                }
+                Stamp::packed(bits)
+            }
+            Seen::Text(text) => {
+                *self.uncommon_mut().overflow_mut().seen_text(end) = Some(text.into());
+                Stamp::TEXT
+            }
+        };
+        match end {
+            End::First => self.first_seen = stamp,
+            End::Last => self.last_seen = stamp,
+        }
+    }
+
     pub fn merge(&mut self, o: &ServiceCountsInner) {
         self.connections += o.connections;
         self.negotiated.merge(&o.negotiated);
         self.max_offered.merge(&o.max_offered);
-        self.plaintext += o.plaintext;
-        self.failed += o.failed;
-        self.failures.merge(&o.failures);
-        self.plaintext_reasons.merge(&o.plaintext_reasons);
-        self.incomplete += o.incomplete;
-        self.server_limited += o.server_limited;
-        self.weak_cipher += o.weak_cipher;
         self.policy_failures.merge(&o.policy_failures);
-        min_opt(&mut self.first_seen, o.first_seen.as_deref());
-        max_opt(&mut self.last_seen, o.last_seen.as_deref());
-        self.cipher_suites
-            .merge(&o.cipher_suites, CAP_CIPHER_SUITES);
-        self.sni.merge(&o.sni, CAP_SNI);
-        self.alpn.merge(&o.alpn, CAP_ALPN);
-        self.ja4.merge(&o.ja4, CAP_JA4);
-        self.servers.merge(&o.servers, CAP_SERVERS);
-        self.ja3.merge(&o.ja3, CAP_JA3);
         self.sources.merge(&o.sources);
-        self.negotiated_only += o.negotiated_only;
-        self.log_negotiated.merge(&o.log_negotiated);
-        self.log_policy_failures.merge(&o.log_policy_failures);
+        self.widen(o.first_seen(), o.last_seen());
+        for set in Set::ALL {
+            let i = set as usize;
+            let beyond = capped::merge(&mut self.sets[i], &o.sets[i], set.cap());
+            let beyond = beyond + o.uncommon().overflow().other[i];
+            if beyond > 0 {
+                self.uncommon_mut().overflow_mut().other[i] += beyond;
+            }
+        }
+        if let Some(theirs) = &o.uncommon {
+            let mine = self.uncommon_mut();
+            mine.failed += theirs.failed;
+            mine.failures.merge(&theirs.failures);
+            mine.plaintext += theirs.plaintext;
+            mine.plaintext_reasons.merge(&theirs.plaintext_reasons);
+            mine.incomplete += theirs.incomplete;
+            mine.server_limited += theirs.server_limited;
+            mine.weak_cipher += theirs.weak_cipher;
+            mine.negotiated_only += theirs.negotiated_only;
+            mine.log_negotiated.merge(&theirs.log_negotiated);
+            mine.log_policy_failures.merge(&theirs.log_policy_failures);
+        }
     }
 
     /// Whether anything is known of what the client offered: a hello on the wire.
@@ -315,7 +512,7 @@ impl ServiceCountsInner {
         let logs = if self.offers_seen() {
             None
         } else {
-            Some(self.log_policy_failures.iter())
+            Some(self.log_policy_failures().iter())
         };
         self.policy_failures
             .iter()
@@ -332,9 +529,64 @@ impl ServiceCountsInner {
     pub fn legacy_by_logs(&self) -> bool {
         !self.offers_seen()
             && self
-                .log_negotiated
+                .log_negotiated()
                 .iter()
                 .any(|(v, n)| n > 0 && version::below_tls12(v))
+    }
+}
+
+impl Uncommon {
+    fn overflow(&self) -> &Overflow {
+        self.overflow.as_deref().unwrap_or(&NO_OVERFLOW)
+    }
+
+    /// [`Self::overflow`] to count into, boxed on first use.
+    fn overflow_mut(&mut self) -> &mut Overflow {
+        self.overflow.get_or_insert_with(Box::default)
+    }
+}
+
+impl Overflow {
+    fn seen_text(&mut self, end: End) -> &mut Option<Box<str>> {
+        match end {
+            End::First => &mut self.first_seen,
+            End::Last => &mut self.last_seen,
+        }
+    }
+}
+
+/// Equal when every count is: a box of zeros counts as no box.
+impl PartialEq for ServiceCountsInner {
+    fn eq(&self, o: &Self) -> bool {
+        self.connections == o.connections
+            && self.negotiated == o.negotiated
+            && self.max_offered == o.max_offered
+            && self.policy_failures == o.policy_failures
+            && self.sources == o.sources
+            && self.sets == o.sets
+            && self.first_seen == o.first_seen
+            && self.last_seen == o.last_seen
+            && self.uncommon() == o.uncommon()
+    }
+}
+
+impl Eq for ServiceCountsInner {}
+
+impl std::fmt::Debug for ServiceCountsInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        counts_serde::Out::of(self).fmt(f)
+    }
+}
+
+impl Serialize for ServiceCountsInner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        counts_serde::Out::of(self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceCountsInner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        counts_serde::In::deserialize(d).map(counts_serde::In::into_counts)
     }
 }
 
@@ -374,8 +626,8 @@ pub struct ClientSummary<'a> {
     /// Where its evidence came from (`iis-log`, `smtp-log`, `wire`), sorted.
     pub sources: Vec<&'a str>,
     pub connections: u64,
-    pub first_seen: Option<&'a str>,
-    pub last_seen: Option<&'a str>,
+    pub first_seen: Option<Seen<'a>>,
+    pub last_seen: Option<Seen<'a>>,
     /// How it fares on each of its services alone, in the order of `client.services`:
     /// classified once here, since the rows and the service totals ask again.
     pub per_service: Vec<OnService>,
@@ -398,7 +650,7 @@ impl<'a> ClientSummary<'a> {
         let mut wire_reasons = false;
         let mut sources: Vec<&str> = Vec::new();
         let mut connections = 0;
-        let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
+        let (mut first_seen, mut last_seen) = (None::<Seen>, None::<Seen>);
         let mut per_service = Vec::with_capacity(client.services.len());
         for s in client.services.values() {
             let on_service = Found::service(s);
@@ -411,10 +663,10 @@ impl<'a> ClientSummary<'a> {
             wire_reasons |= !s.policy_failures.is_empty();
             sources.extend(s.sources.keys());
             connections += s.connections;
-            if let Some(f) = s.first_seen.as_deref() {
+            if let Some(f) = s.first_seen() {
                 first_seen = Some(first_seen.map_or(f, |m| m.min(f)));
             }
-            if let Some(l) = s.last_seen.as_deref() {
+            if let Some(l) = s.last_seen() {
                 last_seen = Some(last_seen.map_or(l, |m| m.max(l)));
             }
         }
@@ -671,22 +923,22 @@ impl Census {
         let s: &mut ServiceCountsInner = services.get_or_default(&record.service);
 
         s.connections += 1;
-        min_opt(&mut s.first_seen, Some(&record.ts));
-        max_opt(&mut s.last_seen, Some(&record.ts));
-        with_address(record.server.ip, |ip| s.servers.add(ip, CAP_SERVERS));
+        s.see(&record.ts);
+        with_address(record.server.ip, |ip| s.add_to(Set::Servers, ip));
 
         s.sources.add(source_class(record.source), 1);
         if let Some(log) = &record.log {
             let version = log.version.name();
-            s.negotiated_only += 1;
             s.negotiated.add(&version, 1);
-            s.log_negotiated.add(&version, 1);
+            let u = s.uncommon_mut();
+            u.negotiated_only += 1;
+            u.log_negotiated.add(&version, 1);
             if log.weak.is_some() {
-                s.weak_cipher += 1;
+                u.weak_cipher += 1;
             }
             if let Some(min) = self.config.policy.min_version.as_deref() {
                 if version::parse_version(min).is_some_and(|min| log.version.0 < min) {
-                    s.log_policy_failures.add(
+                    u.log_policy_failures.add(
                         &format!("negotiated {version} (in logs; offered versions unknown)"),
                         1,
                     );
@@ -698,13 +950,13 @@ impl Census {
         if let Some(ch) = ch {
             s.max_offered.add(&ch.max_version.name(), 1);
             if let Some(sni) = &ch.sni {
-                s.sni.add(sni, CAP_SNI);
+                s.add_to(Set::Sni, sni);
             }
             for proto in &ch.alpn {
-                s.alpn.add(proto, CAP_ALPN);
+                s.add_to(Set::Alpn, proto);
             }
-            s.ja4.add(&ch.ja4, CAP_JA4);
-            s.ja3.add(&ch.ja3, CAP_JA3);
+            s.add_to(Set::Ja4, &ch.ja4);
+            s.add_to(Set::Ja3, &ch.ja3);
             if let Some(reason) = self.config.policy.violation(ch) {
                 s.policy_failures.add(&reason, 1);
             }
@@ -712,30 +964,32 @@ impl Census {
         if let Some(sh) = sh {
             s.negotiated.add(&sh.version.name(), 1);
             with_formatted(format_args!("{}", ciphers::Code(sh.cipher_suite)), |code| {
-                s.cipher_suites.add(code, CAP_CIPHER_SUITES)
+                s.add_to(Set::CipherSuites, code)
             });
             if ciphers::weakness(sh.cipher_suite).is_some() {
-                s.weak_cipher += 1;
+                s.uncommon_mut().weak_cipher += 1;
             }
             if let Some(ch) = ch {
                 if ch.max_version.0 >= version::TLS12 && sh.version.0 < version::TLS12 {
-                    s.server_limited += 1;
+                    s.uncommon_mut().server_limited += 1;
                 }
             }
         }
         let label: Cow<'static, str> = match record.outcome {
             Outcome::Alert | Outcome::NoServerHello => {
-                s.failed += 1;
-                s.failures.add(&failure_reason(record), 1);
+                let u = s.uncommon_mut();
+                u.failed += 1;
+                u.failures.add(&failure_reason(record), 1);
                 "failed".into()
             }
             Outcome::Plaintext => {
-                s.plaintext += 1;
-                s.plaintext_reasons.add(&plaintext_reason(record), 1);
+                let u = s.uncommon_mut();
+                u.plaintext += 1;
+                u.plaintext_reasons.add(&plaintext_reason(record), 1);
                 "plaintext".into()
             }
             Outcome::Incomplete => {
-                s.incomplete += 1;
+                s.uncommon_mut().incomplete += 1;
                 "incomplete".into()
             }
             Outcome::Negotiated => match (sh, &record.log) {
@@ -812,9 +1066,9 @@ impl Census {
             .clients
             .par_iter()
             .flat_map_iter(|(_, c)| c.services.values())
-            .filter_map(|s| s.last_seen.as_deref())
+            .filter_map(|s| s.last_seen())
             .max();
-        certificates::end_of(last)
+        certificates::end_of(last.map(Seen::text).as_deref())
     }
 
     /// Total connections counted.
@@ -890,9 +1144,9 @@ fn service_totals(clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSumm
             t.connections += s.connections;
             t.negotiated.merge(&s.negotiated);
             t.max_offered.merge(&s.max_offered);
-            t.plaintext += s.plaintext;
-            t.failed += s.failed;
-            t.incomplete += s.incomplete;
+            t.plaintext += s.plaintext();
+            t.failed += s.failed();
+            t.incomplete += s.incomplete();
             // The client's category on this service alone.
             *t.primary.entry(on.found.primary()).or_default() += 1;
             if on.would_fail {
@@ -953,10 +1207,10 @@ mod tests {
         );
         let mut counts = ServiceCounts::from(ServiceCountsInner {
             connections: 3,
-            first_seen: Some("2024-05-01T10:00:00Z".into()),
             ..Default::default()
         });
-        counts.sni.add("example.org", CAP_SNI);
+        counts.see("2024-05-01T10:00:00Z");
+        counts.add_to(Set::Sni, "example.org");
         let json = serde_json::to_string(&counts).unwrap();
         assert_eq!(json, serde_json::to_string(&*counts).unwrap());
         assert!(
@@ -965,6 +1219,165 @@ mod tests {
         );
         let back: ServiceCounts = serde_json::from_str(&json).unwrap();
         assert_eq!(back, counts);
+    }
+
+    /// The allocator's size classes run 160, 192, 224, ... 384: the counts of every client
+    /// service are one block, so a few bytes past 192 would cost 32 more each.
+    #[test]
+    fn service_counts_fit_a_192_byte_block() {
+        assert!(std::mem::size_of::<ServiceCountsInner>() <= 192);
+        assert!(std::mem::size_of::<Uncommon>() <= 128);
+    }
+
+    /// A time in another form kept as text until a usual one replaces it, and then the
+    /// counts are those of the usual times alone.
+    #[test]
+    fn times_in_other_forms_kept_until_replaced() {
+        let (a, b) = ("2024-05-01T09:00:00.000000Z", "2024-05-02T00:00:00.000000Z");
+        let mut mixed = ServiceCountsInner::default();
+        mixed.see("2024-05-01Z");
+        assert_eq!(mixed.first_seen().unwrap().to_string(), "2024-05-01Z");
+        mixed.see(a);
+        assert_eq!(mixed.first_seen().unwrap().to_string(), a);
+        assert_eq!(mixed.last_seen().unwrap().to_string(), "2024-05-01Z");
+        mixed.see(b);
+        assert_eq!(mixed.last_seen().unwrap().to_string(), b);
+        assert!(mixed.uncommon().overflow.is_none());
+        let mut usual = ServiceCountsInner::default();
+        usual.see(b);
+        usual.see(a);
+        assert_eq!(mixed, usual);
+        assert_eq!(
+            serde_json::to_string(&mixed).unwrap(),
+            serde_json::to_string(&usual).unwrap()
+        );
+    }
+
+    /// Counts with every key set to something other than its default.
+    fn every_key_set() -> ServiceCountsInner {
+        let mut s = ServiceCountsInner {
+            connections: 40,
+            ..Default::default()
+        };
+        s.negotiated.add("TLSv1.2", 30);
+        s.max_offered.add("TLSv1.3", 30);
+        s.policy_failures.add("offers at most TLSv1.1", 1);
+        s.sources.add("wire", 30);
+        s.sources.add("iis-log", 10);
+        s.see("2024-05-01T10:23:45.123456Z");
+        s.see("2024-05-01 11:00:00");
+        let u = s.uncommon_mut();
+        u.failed = 2;
+        u.failures.add("no ServerHello", 2);
+        u.plaintext = 3;
+        u.plaintext_reasons.add("STARTTLS refused (454)", 3);
+        u.incomplete = 4;
+        u.server_limited = 5;
+        u.weak_cipher = 6;
+        u.negotiated_only = 10;
+        u.log_negotiated.add("TLSv1.0", 10);
+        u.log_policy_failures.add("negotiated TLSv1.0", 10);
+        for set in Set::ALL {
+            for i in 0..=set.cap() {
+                s.add_to(set, &format!("v{i:02}"));
+            }
+        }
+        s
+    }
+
+    /// The keys, in the order of the fields of the struct the report was derived from
+    /// before the counts were split (and so the order of every report written since).
+    const KEYS: [&str; 23] = [
+        "connections",
+        "negotiated",
+        "max_offered",
+        "plaintext",
+        "failed",
+        "failures",
+        "plaintext_reasons",
+        "incomplete",
+        "server_limited",
+        "weak_cipher",
+        "policy_failures",
+        "first_seen",
+        "last_seen",
+        "cipher_suites",
+        "sni",
+        "alpn",
+        "ja4",
+        "servers",
+        "ja3",
+        "sources",
+        "negotiated_only",
+        "log_negotiated",
+        "log_policy_failures",
+    ];
+
+    #[test]
+    fn written_with_every_key_in_order_and_read_back_whole() {
+        let s = every_key_set();
+        let json = serde_json::to_string(&s).unwrap();
+        let at: Vec<usize> = KEYS
+            .iter()
+            .map(|k| {
+                json.find(&format!("\"{k}\":"))
+                    .unwrap_or_else(|| panic!("{k}"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value.as_object().unwrap().len(), KEYS.len());
+        assert_eq!(value["first_seen"], "2024-05-01 11:00:00");
+        assert_eq!(value["last_seen"], "2024-05-01T10:23:45.123456Z");
+        assert_eq!(value["weak_cipher"], 6);
+        assert_eq!(value["alpn"]["other"], 1);
+        assert_eq!(value["alpn"]["values"].as_object().unwrap().len(), CAP_ALPN);
+        let back: ServiceCountsInner = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    /// A report that leaves out the keys added over time reads as it always did, and one
+    /// without the keys that were always there fails as it always did.
+    #[test]
+    fn reads_reports_without_the_later_keys() {
+        let old = r#"{"connections":2,"negotiated":{"TLSv1.2":2},"max_offered":{},
+            "plaintext":0,"failed":0,"first_seen":null,"last_seen":"2024-05-01T10:23:45.123456Z"}"#;
+        let s: ServiceCountsInner = serde_json::from_str(old).unwrap();
+        assert_eq!(s.connections, 2);
+        assert!(s.uncommon.is_none());
+        assert!(s.first_seen().is_none());
+        assert_eq!(
+            s.last_seen().map(|t| t.to_string()).as_deref(),
+            Some("2024-05-01T10:23:45.123456Z")
+        );
+        let err = serde_json::from_str::<ServiceCountsInner>(r#"{"negotiated":{}}"#).unwrap_err();
+        assert!(
+            err.to_string().starts_with("missing field `connections`"),
+            "{err}"
+        );
+    }
+
+    /// Counts split in two and merged equal the counts of one, whichever half has the
+    /// uncommon counts, and a box of zeros equals no box.
+    #[test]
+    fn merged_halves_equal_the_whole() {
+        let whole = every_key_set();
+        let mut none = ServiceCountsInner::default();
+        none.merge(&whole);
+        assert_eq!(none, whole);
+        let mut boxed = ServiceCountsInner::default();
+        boxed.uncommon_mut();
+        assert_eq!(boxed, ServiceCountsInner::default());
+        boxed.merge(&whole);
+        assert_eq!(boxed, whole);
+        let mut twice = whole.clone();
+        twice.merge(&whole);
+        assert_eq!(twice.plaintext(), 6);
+        assert_eq!(whole.alpn().other, 1);
+        assert_eq!(twice.alpn().other, 2);
+        assert!(twice.alpn().values.values().all(|n| n == 2));
+        assert_eq!(twice.first_seen(), whole.first_seen());
     }
 
     #[test]

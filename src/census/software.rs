@@ -150,7 +150,7 @@ pub fn advice(entry: &Entry) -> Option<&'static str> {
 pub fn hints(client: &Client) -> Vec<Hint> {
     let mut all: Vec<(&str, &Entry)> = Vec::new();
     for s in client.services.values() {
-        for ja3 in s.ja3.values.keys() {
+        for ja3 in s.ja3().values.keys() {
             all.extend(dominant(ja3).map(|e| (ja3, e)));
         }
     }

@@ -130,33 +130,36 @@ pub(crate) fn count_cells(
         row.extend(version_columns(counts).iter().map(u64::to_string));
     }
     let suites = s
-        .cipher_suites
+        .cipher_suites()
         .values
         .keys()
         .map(|code| ciphers::parse_code(code).map_or(code.to_string(), ciphers::label))
         .collect::<Vec<_>>();
     let mut suites = suites.join("; ");
-    if s.cipher_suites.other > 0 {
-        suites.push_str(&format!("; (+{} more connections)", s.cipher_suites.other));
+    if s.cipher_suites().other > 0 {
+        suites.push_str(&format!(
+            "; (+{} more connections)",
+            s.cipher_suites().other
+        ));
     }
-    let joined = |set: &crate::census::capped::CappedSet| set.summary().replace(", ", "; ");
+    let joined = |set: crate::census::capped::Capped<'_>| set.summary().replace(", ", "; ");
     row.extend([
-        s.plaintext.to_string(),
-        counted(&s.plaintext_reasons),
-        s.failed.to_string(),
-        counted(&s.failures),
-        s.incomplete.to_string(),
-        s.weak_cipher.to_string(),
+        s.plaintext().to_string(),
+        counted(s.plaintext_reasons()),
+        s.failed().to_string(),
+        counted(s.failures()),
+        s.incomplete().to_string(),
+        s.weak_cipher().to_string(),
         suites,
-        joined(&s.sni),
-        joined(&s.alpn),
-        joined(&s.ja4),
-        joined(&s.servers),
-        s.first_seen.clone().unwrap_or_default(),
-        s.last_seen.clone().unwrap_or_default(),
+        joined(s.sni()),
+        joined(s.alpn()),
+        joined(s.ja4()),
+        joined(s.servers()),
+        s.first_seen().map(|t| t.to_string()).unwrap_or_default(),
+        s.last_seen().map(|t| t.to_string()).unwrap_or_default(),
         super::names_of(census, &c.key).replace(", ", "; "),
         s.sources.keys().collect::<Vec<_>>().join("; "),
-        s.negotiated_only.to_string(),
+        s.negotiated_only().to_string(),
     ]);
     let hints = software::hints(c.client);
     row.extend([software::summary(&hints), software::advice_summary(&hints)]);

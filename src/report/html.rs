@@ -16,7 +16,7 @@ use super::table::plural;
 use super::{
     client_label, counted, ms, offered_label, short_time, sources_label, would_fail_text, Overview,
 };
-use crate::census::{ciphers, Category, Census, ServiceSummary};
+use crate::census::{ciphers, Category, Census, Seen, ServiceSummary};
 
 /// Connection labels in chart order, with their colours.
 const SERIES: [(&str, &str); 9] = [
@@ -473,9 +473,9 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             td_num(&mut o, s.connections);
             td(&mut o, &offered_label(s));
             td(&mut o, &counted(&s.negotiated));
-            td(&mut o, &counted(&s.failures));
+            td(&mut o, &counted(s.failures()));
             let suites = s
-                .cipher_suites
+                .cipher_suites()
                 .values
                 .keys()
                 .map(|code| {
@@ -488,9 +488,15 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ");
             td(&mut o, &suites);
-            td(&mut o, &s.sni.summary());
-            td(&mut o, &short_time(s.first_seen.as_deref()));
-            td(&mut o, &short_time(s.last_seen.as_deref()));
+            td(&mut o, &s.sni().summary());
+            td(
+                &mut o,
+                &short_time(s.first_seen().map(Seen::text).as_deref()),
+            );
+            td(
+                &mut o,
+                &short_time(s.last_seen().map(Seen::text).as_deref()),
+            );
             td(&mut o, &super::names_of(census, &c.key));
             td(&mut o, &sources_label(s));
             td(&mut o, &super::software_of(c.client));

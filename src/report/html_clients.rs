@@ -87,8 +87,8 @@ fn view_of<'a>(census: &Census, c: &ClientSummary<'a>) -> ClientView<'a> {
             .join("; "),
     );
     csv.extend(count_cells(census, c, &total));
-    let mut failures = counted(&total.failures);
-    let plaintext = counted(&total.plaintext_reasons);
+    let mut failures = counted(total.failures());
+    let plaintext = counted(total.plaintext_reasons());
     if !plaintext.is_empty() {
         if !failures.is_empty() {
             failures.push_str("; ");

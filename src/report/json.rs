@@ -29,7 +29,7 @@ use crate::census::names::{NameEntry, NameSet};
 use crate::census::software;
 use crate::census::{
     Category, Census, CensusConfig, CensusError, Client, ClientKey, ClientSummary, CountMap,
-    Direction, ServiceCounts, ServiceSummary,
+    Direction, Seen, ServiceCounts, ServiceSummary,
 };
 
 /// The JSON report's `format_version`.
@@ -94,8 +94,8 @@ struct ClientOut<'a> {
     /// Where the evidence came from: `wire`, `iis-log`, `smtp-log`.
     sources: &'a [&'a str],
     connections: u64,
-    first_seen: Option<&'a str>,
-    last_seen: Option<&'a str>,
+    first_seen: Option<Seen<'a>>,
+    last_seen: Option<Seen<'a>>,
     names: Vec<NameEntry>,
     #[serde(skip_serializing_if = "is_zero")]
     names_other: u64,
@@ -125,7 +125,7 @@ struct Out<'a> {
 /// The summary of the classified clients.
 fn summary(census: &Census, clients: &[ClientSummary<'_>]) -> Summary {
     let mut primary = BTreeMap::new();
-    let (mut first_seen, mut last_seen) = (None::<&str>, None::<&str>);
+    let (mut first_seen, mut last_seen) = (None::<Seen>, None::<Seen>);
     for c in clients {
         *primary.entry(c.primary).or_default() += 1;
         if let Some(f) = c.first_seen {
@@ -142,8 +142,8 @@ fn summary(census: &Census, clients: &[ClientSummary<'_>]) -> Summary {
     Summary {
         connections: census.connections(),
         clients: clients.len() as u64,
-        first_seen: first_seen.map(str::to_string),
-        last_seen: last_seen.map(str::to_string),
+        first_seen: first_seen.map(|t| t.to_string()),
+        last_seen: last_seen.map(|t| t.to_string()),
         primary,
         would_fail: clients.iter().filter(|c| c.would_fail).count() as u64,
     }

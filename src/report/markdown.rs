@@ -7,7 +7,7 @@ use super::{
     client_label, counted, ms, offered_label, short_time, sources_label, version_columns,
     version_range, would_fail_text, Overview,
 };
-use crate::census::{Category, Census};
+use crate::census::{Category, Census, Seen};
 
 /// Make text safe inside a Markdown table cell: `|` would end the cell and a line break
 /// the row, and Markdown renderers pass HTML through, so `<`, `>` and `&` become entities
@@ -127,10 +127,10 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", "),
                 cell(&would),
-                cell(&counted(&s.failures)),
-                cell(&s.sni.summary()),
-                short_time(s.first_seen.as_deref()),
-                short_time(s.last_seen.as_deref()),
+                cell(&counted(s.failures())),
+                cell(&s.sni().summary()),
+                short_time(s.first_seen().map(Seen::text).as_deref()),
+                short_time(s.last_seen().map(Seen::text).as_deref()),
                 cell(&super::names_of(census, &c.key)),
                 sources_label(s),
                 cell(&super::software_of(c.client)),

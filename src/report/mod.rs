@@ -22,7 +22,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::census::version::{parse_version, push_short};
-use crate::census::{Census, ClientSummary, CountMap, ServiceCountsInner, ServiceSummary};
+use crate::census::{Census, ClientSummary, CountMap, Seen, ServiceCountsInner, ServiceSummary};
 
 /// Build reports on `threads` threads (at least one). Only the first call of a process
 /// counts; without one, rayon's default applies (one thread per core).
@@ -194,7 +194,7 @@ pub(crate) fn would_fail_text(s: &ServiceCountsInner) -> String {
 
 /// The versions offered, or `logs` when only server logs saw the client (offers unknown).
 pub(crate) fn offered_label(s: &ServiceCountsInner) -> String {
-    if s.max_offered.is_empty() && s.negotiated_only > 0 {
+    if s.max_offered.is_empty() && s.negotiated_only() > 0 {
         return "logs".into();
     }
     version_range(&s.max_offered)
@@ -216,8 +216,22 @@ impl<'a> Overview<'a> {
     pub fn of(census: &'a Census) -> Self {
         let clients = census.clients();
         let services = census.services(&clients);
-        let first = short_time(clients.iter().filter_map(|c| c.first_seen).min());
-        let last = short_time(clients.iter().filter_map(|c| c.last_seen).max());
+        let first = short_time(
+            clients
+                .iter()
+                .filter_map(|c| c.first_seen)
+                .min()
+                .map(Seen::text)
+                .as_deref(),
+        );
+        let last = short_time(
+            clients
+                .iter()
+                .filter_map(|c| c.last_seen)
+                .max()
+                .map(Seen::text)
+                .as_deref(),
+        );
         let would_fail = clients.iter().filter(|c| c.would_fail).count();
         let at_risk = clients.iter().filter(|c| c.primary.is_at_risk()).count();
         Overview {

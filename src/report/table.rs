@@ -99,7 +99,7 @@ fn row_line(text: &mut String, cells: &mut Cells, row: &Row<'_>, categories_widt
         cells.label.clear();
     }
     cells.offered.clear();
-    if s.max_offered.is_empty() && s.negotiated_only > 0 {
+    if s.max_offered.is_empty() && s.negotiated_only() > 0 {
         // Seen only in server logs: what it offers is unknown.
         cells.offered.push_str("logs");
     } else {
@@ -114,8 +114,8 @@ fn row_line(text: &mut String, cells: &mut Cells, row: &Row<'_>, categories_widt
     push_right(text, number.format(s.connections), 6);
     push_left(text, &cells.offered, 8);
     push_left(text, &cells.got, 8);
-    push_right(text, number.format(s.failed), 5);
-    push_right(text, number.format(s.plaintext), 5);
+    push_right(text, number.format(s.failed()), 5);
+    push_right(text, number.format(s.plaintext()), 5);
     push_left(text, if s.would_fail() > 0 { "yes" } else { "no" }, 5);
     text.push_str(&categories_cell(&row.categories, categories_width));
     text.push('\n');
@@ -333,7 +333,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     let mut failures: BTreeMap<&str, u64> = BTreeMap::new();
     for c in &clients {
         for s in c.client.services.values() {
-            for (r, n) in s.failures.iter().chain(&s.plaintext_reasons) {
+            for (r, n) in s.failures().iter().chain(s.plaintext_reasons()) {
                 *failures.entry(r).or_default() += n;
             }
         }
