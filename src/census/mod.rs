@@ -111,6 +111,22 @@ impl CensusConfig {
         }
     }
 
+    /// The client [`Census::add`] counts `record` for: its address (the PROXY header's,
+    /// when a load balancer gave one), the load balancer, the direction. The pipeline
+    /// shards the run's census by it (`src/pipeline/shards.rs`).
+    pub fn client_key(&self, record: &Record) -> ClientKey {
+        let wire = record.client.ip;
+        let (ip, via) = match &record.client.proxied {
+            Some(p) => (p.ip, Some(wire)),
+            None => (wire, None),
+        };
+        ClientKey {
+            ip,
+            via,
+            direction: self.record_direction(record),
+        }
+    }
+
     /// The direction of a record's connection: [`Self::direction`], except that an Exchange
     /// send log knows its server was the client, even when no --server says so.
     pub fn record_direction(&self, record: &Record) -> Direction {
@@ -903,13 +919,8 @@ impl Census {
 
     /// Count one connection's record.
     pub fn add(&mut self, record: &Record) {
-        let wire = record.client.ip;
-        let (ip, via) = match &record.client.proxied {
-            Some(p) => (p.ip, Some(wire)),
-            None => (wire, None),
-        };
-        let direction = self.config.record_direction(record);
-        let key = ClientKey { ip, via, direction };
+        let key = self.config.client_key(record);
+        let ip = key.ip;
         if let Some(smtp) = &record.smtp {
             self.names
                 .add_from_client(ip, &smtp.helo, names::NameSource::Ehlo);
@@ -1156,24 +1167,6 @@ fn service_totals(clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSumm
         }
     }
     out
-}
-
-impl CensusConfig {
-    /// The client [`Census::add`] counts `record` for: its address (the PROXY header's,
-    /// when a load balancer gave one), the load balancer, the direction. The pipeline
-    /// shards the run's census by it (`src/pipeline/shards.rs`).
-    pub fn client_key(&self, record: &Record) -> ClientKey {
-        let wire = record.client.ip;
-        let (ip, via) = match &record.client.proxied {
-            Some(p) => (p.ip, Some(wire)),
-            None => (wire, None),
-        };
-        ClientKey {
-            ip,
-            via,
-            direction: self.record_direction(record),
-        }
-    }
 }
 
 #[cfg(test)]
