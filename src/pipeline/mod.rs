@@ -385,7 +385,12 @@ fn run_frames_in_blocks(
     }
     let shared = match (&plan, &frames) {
         (Some((plan, _)), Frames::Files(_, progress)) => {
-            Some(split::Shared::new(plan, progress, threads))
+            Some(split::Shared::new(
+                plan,
+                progress,
+                threads,
+                &worker_config.limits,
+            ))
         }
         _ => None,
     };
@@ -460,7 +465,7 @@ fn spawn_split<'scope>(
     to_agg: Sender<ToAggregator>,
 ) -> Readers<'scope> {
     let threads = lanes.len();
-    split::links(threads, &config.limits)
+    split::links(threads)
         .into_iter()
         .zip(lanes)
         .enumerate()

@@ -5,13 +5,13 @@
 //! decodes, shards and hands off every frame on one core while the workers wait for it
 //! (figures in `benches/NOTES.md`, "Constants and the runs behind them"). A pcap file can
 //! be read from anywhere once a record boundary is known, so the files are cut into
-//! fixed-size blocks dealt round-robin: block `k` belongs to worker `k mod N`, which
+//! fixed-size blocks, split in file order by whichever worker is free to. A worker
 //!
 //! ```text
-//!  1. reads the block with a positioned read (the workers read their blocks at once);
-//!  2. waits to be told where the block's first record starts, walks the record headers to
-//!     the block's end and tells the next block's worker where the next record starts, how
-//!     many frames came before it and the idle ticker's state (a cheap, serial relay);
+//!  1. takes the walk (a lock held by one worker at a time): the next block's number, where
+//!     its first record starts, how many frames came before it and the idle ticker's state;
+//!  2. reads (or maps) that block, walks its record headers to its end and moves the walk on
+//!     to the next block (cheap, and the only serial step), then lets the walk go;
 //!  3. decodes every frame of the block, picks its worker by the connection's symmetric
 //!     hash and packs it into that worker's part of the block (the same 64-byte frame
 //!     records the reader thread makes), keeping its own part and sending the others theirs;
@@ -20,20 +20,25 @@
 //! and every worker processes its part of every block in block order, so each connection's
 //! frames, and the idle ticks, reach its engine in input order with the same input
 //! positions as from the reader thread: the records, their order and every report are
-//! byte-identical whichever way the files were read and whatever the number of threads.
+//! byte-identical whichever way the files were read, whoever split which block, and
+//! whatever the number of threads.
 //!
-//! A worker reads at most [`AHEAD`] of its blocks beyond the part it is processing; so
-//! parts, relays and read buffers in flight stay bounded (a few MiB), and no channel fills.
+//! Who splits a block is not fixed: a worker that is ahead of the others splits more, one
+//! that fell behind (it had more of the connections' work, or lost its core for a while)
+//! splits less, so the faster one does not wait for the slower one's blocks
+//! (`benches/NOTES.md`, "Issue 27: split reading's waits"). No block is split [`AHEAD`]
+//! per worker or more past the slowest worker's part; so parts and read buffers in flight
+//! stay bounded (a few MiB), and no channel fills.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Select, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 
 use super::aggregator::ToAggregator;
 use super::batch::{fragment_payload, worker_for, Batch, FrameRef, Mark};
@@ -63,14 +68,18 @@ pub(super) const MAPPED_BLOCK_BYTES: usize = 1 << 20;
 const BLOCKS_PER_WINDOW: u64 = 2;
 /// Room past a block's end in each read buffer, for the record that straddles it.
 const BLOCK_SLACK: usize = 64 << 10;
-/// How many of its own blocks a worker may have read beyond the block it is processing.
+/// Blocks split per worker beyond the slowest worker's part: no block is split
+/// `AHEAD × workers` or more past the block the slowest worker is processing.
 const AHEAD: u64 = 4;
 /// The same for mapped blocks (four times as large).
 const MAPPED_AHEAD: u64 = 2;
-/// How long a worker watches for a part or relay before it sleeps: long enough to catch
-/// most hand-offs without a context switch, short enough not to burn the core the other
-/// worker needs (`benches/NOTES.md`).
+/// How long a worker watches for a part (or for room to split) before it sleeps: long
+/// enough to catch most hand-offs without a context switch, short enough not to burn the
+/// core the other worker needs (`benches/NOTES.md`).
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+/// How long a sleeping worker sleeps before it looks again whether the slowest worker has
+/// moved on (which sends no message): it sleeps only when it is the full window ahead.
+const SLEEP_AT_MOST: Duration = Duration::from_micros(200);
 
 /// One input file as the workers share it.
 struct PlannedFile {
@@ -180,8 +189,8 @@ impl Plan {
     }
 }
 
-/// What the worker of one block tells the worker of the next: the state of the serial
-/// walk through the input, as it stands at the next block's start.
+/// The state of the serial walk through the input, as it stands at a block's start: what
+/// the worker that walked one block leaves for the worker that walks the next.
 #[derive(Debug, Clone)]
 struct Relay {
     /// File offset of the next record (at or past the next block's start).
@@ -195,42 +204,37 @@ struct Relay {
     stopped: bool,
 }
 
-/// What one worker needs to reach the others.
-pub(super) struct Links {
-    relay_in: Receiver<Relay>,
-    relay_out: Sender<Relay>,
-    /// Parts for each worker (own slot unused).
-    parts_out: Vec<Sender<Batch>>,
-    /// Parts from each worker (own slot unused).
-    parts_in: Vec<Receiver<Batch>>,
+/// The serial walk through the input: the next block to walk and the state at its start.
+/// Whoever holds it walks that block and moves it on.
+struct Walk {
+    next: u64,
+    relay: Relay,
 }
 
-/// The channels between `workers` workers: a relay ring (worker `v` tells `v + 1`, the
-/// worker of the next block) seeded with the input's start, and a part channel for every
-/// pair. Capacities are above the most that [`AHEAD`] lets be in flight, so sends never
+/// A part of block `.0` for the receiving worker.
+type Part = (u64, Batch);
+
+/// What one worker needs to reach the others.
+pub(super) struct Links {
+    /// Parts for this worker, from whichever workers split their blocks.
+    parts_in: Receiver<Part>,
+    /// Parts for each other worker (none for itself: its own parts never cross threads).
+    parts_out: Vec<Option<Sender<Part>>>,
+}
+
+/// The part channels of `workers` workers: one into each, which every other worker sends
+/// to. Capacities are above the most that [`AHEAD`] lets be in flight, so sends never
 /// block.
-pub(super) fn links(workers: usize, limits: &Limits) -> Vec<Links> {
-    let depth = 2 * AHEAD as usize + 4;
-    let relays: Vec<(Sender<Relay>, Receiver<Relay>)> =
+pub(super) fn links(workers: usize) -> Vec<Links> {
+    let depth = 2 * AHEAD as usize * workers + 4;
+    let channels: Vec<(Sender<Part>, Receiver<Part>)> =
         (0..workers).map(|_| bounded(depth)).collect();
-    let start = Relay {
-        next_record: FILE_HEADER_LEN as u64,
-        frames: 0,
-        file_frames: 0,
-        ticker: Ticker::new(limits),
-        stopped: false,
-    };
-    relays[0].0.send(start).expect("relay channel has room");
-    // parts[from][to]
-    let parts: Vec<Vec<(Sender<Batch>, Receiver<Batch>)>> = (0..workers)
-        .map(|_| (0..workers).map(|_| bounded(depth)).collect())
-        .collect();
     (0..workers)
         .map(|w| Links {
-            relay_in: relays[w].1.clone(),
-            relay_out: relays[(w + 1) % workers].0.clone(),
-            parts_out: (0..workers).map(|to| parts[w][to].0.clone()).collect(),
-            parts_in: (0..workers).map(|from| parts[from][w].1.clone()).collect(),
+            parts_in: channels[w].1.clone(),
+            parts_out: (0..workers)
+                .map(|to| (to != w).then(|| channels[to].0.clone()))
+                .collect(),
         })
         .collect()
 }
@@ -248,10 +252,32 @@ pub(super) struct Shared<'a> {
     /// The mapped windows the blocks in flight lie in: (file, window, mapping). Every block
     /// of a window holds its mapping; the last one dropped unmaps it.
     windows: Mutex<Vec<(usize, u64, Weak<Mapping>)>>,
+    /// The serial walk, taken by one worker at a time.
+    walk: Mutex<Walk>,
+    /// `walk.next`, for looking without taking the lock.
+    walked: AtomicU64,
+    /// Each worker's next block to process.
+    positions: Vec<AtomicU64>,
+    /// A worker has panicked (maybe holding the walk, or with a block it took unsplit):
+    /// the others stop instead of waiting for it.
+    failed: AtomicBool,
 }
 
 impl Shared<'_> {
-    pub(super) fn new<'a>(plan: &'a Plan, progress: &'a Progress, workers: usize) -> Shared<'a> {
+    /// `limits` are the workers' (for the idle ticker's state, which the walk carries).
+    pub(super) fn new<'a>(
+        plan: &'a Plan,
+        progress: &'a Progress,
+        workers: usize,
+        limits: &Limits,
+    ) -> Shared<'a> {
+        let start = Relay {
+            next_record: FILE_HEADER_LEN as u64,
+            frames: 0,
+            file_frames: 0,
+            ticker: Ticker::new(limits),
+            stopped: false,
+        };
         Shared {
             plan,
             progress,
@@ -259,14 +285,58 @@ impl Shared<'_> {
             recycle: bounded(workers * workers * (2 * AHEAD as usize + 4)),
             spin: std::thread::available_parallelism().is_ok_and(|cores| workers <= cores.get()),
             windows: Mutex::new(Vec::new()),
+            walk: Mutex::new(Walk {
+                next: 0,
+                relay: start,
+            }),
+            walked: AtomicU64::new(0),
+            positions: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// The first block no worker may split yet: [`AHEAD`] (or [`MAPPED_AHEAD`]) per worker
+    /// past the slowest worker's position.
+    fn limit(&self) -> u64 {
+        let ahead = if self.plan.map { MAPPED_AHEAD } else { AHEAD };
+        let slowest = self
+            .positions
+            .iter()
+            .map(|p| p.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0);
+        slowest + ahead * self.positions.len() as u64
+    }
+}
+
+/// Marks the run failed if its worker panics, so that the others stop waiting for it.
+struct PanicFlag<'a>(&'a AtomicBool);
+
+impl Drop for PanicFlag<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
         }
     }
 }
 
-/// One worker of a split-reading run: reads its blocks, and processes its part of every
-/// block in order. It never sits waiting on one thing while it could do another: between
-/// parts it reads and relays whatever blocks it can, and it sleeps only when it has neither
-/// the part it needs next nor the relay for a block it has read.
+/// What came of trying to split the next block.
+enum Claim {
+    /// Split: its parts are in this worker's `pending` or on their way.
+    Split,
+    /// Another worker holds the walk (it will have split the block in a moment).
+    Busy,
+    /// No block may be split now: all are, or the next is too far ahead of the slowest
+    /// worker.
+    Nothing,
+    /// The walk was left half done by a worker that panicked.
+    Failed,
+}
+
+/// One worker of a split-reading run: processes its part of every block in order, and
+/// splits blocks whenever it may (see the module's documentation). It splits before it
+/// processes, so that the others have their parts early, and sleeps only when it has
+/// neither its next part nor a block it may split.
 pub(super) fn work(
     worker: usize,
     workers: usize,
@@ -276,14 +346,11 @@ pub(super) fn work(
     shared: &Shared<'_>,
     to_agg: Sender<ToAggregator>,
 ) -> ReadStats {
+    let _flag = PanicFlag(&shared.failed);
     let mut reader = BlockReader {
-        worker,
         workers,
         shared,
         links: &links,
-        next_own: worker as u64,
-        prepared: None,
-        relay: None,
         handles: Vec::new(),
         found: Vec::new(),
         ticks: Vec::new(),
@@ -294,45 +361,60 @@ pub(super) fn work(
         stats: ReadStats::default(),
     };
     let mut lane = Lane::new(worker, workers, config, outputs, to_agg);
-    let mut own: VecDeque<Batch> = VecDeque::new();
+    // Parts that have arrived (or were kept) before their turn, by block.
+    let mut pending: BTreeMap<u64, Batch> = BTreeMap::new();
     let total = shared.plan.blocks;
-    let ahead = if shared.plan.map { MAPPED_AHEAD } else { AHEAD };
-    let window = ahead * workers as u64;
     let mut block = 0;
     while block < total {
-        if !reader.advance(block + window, &mut own) {
+        if shared.failed.load(Ordering::Acquire) {
             break;
         }
-        let from = (block % workers as u64) as usize;
-        let part = if from == worker {
-            own.pop_front()
+        while let Ok((number, part)) = links.parts_in.try_recv() {
+            pending.insert(number, part);
+        }
+        let claim = if shared.walked.load(Ordering::Acquire) < shared.limit().min(total) {
+            reader.split_next(&mut pending, false)
         } else {
-            match links.parts_in[from].try_recv() {
-                Ok(part) => Some(part),
-                Err(TryRecvError::Empty) => None,
-                // The other worker has died; its panic ends the run.
-                Err(TryRecvError::Disconnected) => break,
-            }
+            Claim::Nothing
         };
-        let Some(mut part) = part else {
-            reader.wait((from != worker).then_some(from), block + window);
+        let Some(mut part) = pending.remove(&block) else {
+            let claim = match claim {
+                // Nothing else to do: wait for the walk, and split the block after.
+                Claim::Busy => reader.split_next(&mut pending, true),
+                Claim::Nothing => {
+                    if let Some((number, part)) = reader.wait(block) {
+                        pending.insert(number, part);
+                    }
+                    Claim::Nothing
+                }
+                claim => claim,
+            };
+            if matches!(claim, Claim::Failed) {
+                break;
+            }
             continue;
         };
+        if matches!(claim, Claim::Failed) {
+            break;
+        }
         let upto = lane.process(&part);
         part.clear();
         let _ = shared.recycle.0.try_send(part);
+        block += 1;
+        shared.positions[worker].store(block, Ordering::Release);
         if !lane.report_progress(upto) {
             break;
         }
-        block += 1;
     }
+    // Those waiting for this worker to move on must not wait for it any longer.
+    shared.positions[worker].store(u64::MAX, Ordering::Release);
     lane.finish();
     reader.stats.guesses_kept = reader.walker.guesses_kept;
     reader.stats.guesses_rewalked = reader.walker.guesses_rewalked;
     reader.stats
 }
 
-/// A block read or mapped, waiting for its relay.
+/// A block read or mapped.
 struct Prepared {
     number: u64,
     span: BlockSpan,
@@ -358,16 +440,9 @@ impl BlockBytes {
 
 /// The reading half of a split-reading worker.
 struct BlockReader<'a> {
-    worker: usize,
     workers: usize,
     shared: &'a Shared<'a>,
     links: &'a Links,
-    /// This worker's next block to read.
-    next_own: u64,
-    /// That block, once read.
-    prepared: Option<Prepared>,
-    /// Its relay, once received.
-    relay: Option<Relay>,
     /// This worker's own handle of each file, opened on first use.
     handles: Vec<Option<File>>,
     /// The records of the block being read (reused).
@@ -383,59 +458,76 @@ struct BlockReader<'a> {
 }
 
 impl BlockReader<'_> {
-    /// Read, walk and split own blocks below `limit` for as long as their relays are there
-    /// (reading the next one right after, so that only the walk waits for a relay). Parts
-    /// go to `own` or to their workers. `false` if the worker before has died.
-    fn advance(&mut self, limit: u64, own: &mut VecDeque<Batch>) -> bool {
-        loop {
-            if self.prepared.is_none() {
-                if self.next_own >= self.shared.plan.blocks || self.next_own >= limit {
-                    return true;
-                }
-                self.prepared = Some(self.read_block(self.next_own));
+    /// Take the walk (waiting for it if `wait`, else only if no other worker holds it), and
+    /// split the next block (if it may be split yet). Its parts go to `pending` (this
+    /// worker's) or to their workers.
+    fn split_next(&mut self, pending: &mut BTreeMap<u64, Batch>, wait: bool) -> Claim {
+        let shared = self.shared;
+        // `None`: another worker holds it; `Some(Err(..))`: one panicked while holding it.
+        let taken = if wait {
+            let waiting = Instant::now();
+            let taken = shared.walk.lock().map_err(|_| ());
+            self.stats.waited_since(waiting);
+            Some(taken)
+        } else {
+            match shared.walk.try_lock() {
+                Ok(walk) => Some(Ok(walk)),
+                Err(TryLockError::WouldBlock) => None,
+                Err(TryLockError::Poisoned(_)) => Some(Err(())),
             }
-            if self.relay.is_none() {
-                match self.links.relay_in.try_recv() {
-                    Ok(relay) => self.relay = Some(relay),
-                    Err(TryRecvError::Empty) => return true,
-                    Err(TryRecvError::Disconnected) => return false,
-                }
-            }
-            if let (Some(prepared), Some(relay)) = (self.prepared.take(), self.relay.take()) {
-                self.split_block(prepared, relay, own);
-                self.next_own += self.workers as u64;
-            }
+        };
+        let mut walk = match taken {
+            Some(Ok(walk)) => walk,
+            None => return Claim::Busy,
+            Some(Err(())) => return Claim::Failed,
+        };
+        let number = walk.next;
+        // Looked at again now that the walk is held: another worker may have moved it on.
+        if number >= shared.plan.blocks.min(shared.limit()) {
+            return Claim::Nothing;
         }
+        let mut prepared = self.read_block(number);
+        let relay = walk.relay.clone();
+        let next = self.walk_block(&mut prepared, &relay);
+        walk.relay = next.clone();
+        walk.next = number + 1;
+        shared.walked.store(number + 1, Ordering::Release);
+        drop(walk);
+        self.split_block(prepared, &relay, &next, pending);
+        Claim::Split
     }
 
-    /// Sleep until the part from worker `from` (none: an own part) or, if a block is read
-    /// and within `limit`, its relay arrives.
-    fn wait(&mut self, from: Option<usize>, limit: u64) {
-        let part = from.map(|from| &self.links.parts_in[from]);
-        let relay = self
-            .prepared
-            .as_ref()
-            .is_some_and(|p| p.number < limit)
-            .then_some(&self.links.relay_in);
-        // Never both missing (an own part is missing only while its block waits for its
-        // relay), but a select with nothing to wait for would panic.
-        if part.is_none() && relay.is_none() {
-            return;
+    /// No block may be split: wait for a part (that of `block`, if another worker is
+    /// splitting it) or for room to split, whichever comes first. A part that came is
+    /// returned.
+    fn wait(&mut self, block: u64) -> Option<Part> {
+        let shared = self.shared;
+        let total = shared.plan.blocks;
+        let ready = || {
+            !self.links.parts_in.is_empty()
+                || shared.failed.load(Ordering::Acquire)
+                || shared.walked.load(Ordering::Acquire) < shared.limit().min(total)
+        };
+        if ready() {
+            // Room to split opened since the last look: try again at once.
+            return None;
         }
         let waiting = Instant::now();
-        let ready = || part.is_some_and(|c| !c.is_empty()) || relay.is_some_and(|c| !c.is_empty());
-        if !(self.shared.spin && spin_until(ready)) {
-            let mut select = Select::new();
-            if let Some(part) = part {
-                select.recv(part);
-            }
-            if let Some(relay) = relay {
-                select.recv(relay);
-            }
-            // Ready (or disconnected, which the caller's next try notices); nothing taken.
-            let _ = select.ready();
+        if !(shared.spin && spin_until(ready)) {
+            // The part of `block` comes as a message; room to split comes when the slowest
+            // worker moves on, which sends none, so the sleep is short. A worker sleeps
+            // for that only when it is the whole window ahead.
+            let taken = shared.walked.load(Ordering::Acquire) > block;
+            let sleep = if taken { SPIN_BEFORE_SLEEP * 1000 } else { SLEEP_AT_MOST };
+            let came = self.links.parts_in.recv_timeout(sleep);
+            self.stats.waited_since(waiting);
+            return match came {
+                Ok(part) => Some(part),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+            };
         }
         self.stats.waited_since(waiting);
+        None
     }
 
     fn report(&self, error: SourceError) {
@@ -464,33 +556,25 @@ impl BlockReader<'_> {
         }
     }
 
-    /// Walk a read block from where its relay says, relay the walk on, and split its frames
-    /// into one part per worker: this worker's goes to `own`, the others are sent.
-    fn split_block(&mut self, prepared: Prepared, relay: Relay, own: &mut VecDeque<Batch>) {
-        let Prepared {
-            number,
-            span,
-            bytes,
-        } = prepared;
+    /// Walk block `prepared` from where `relay` (the walk's state at its start) says, into
+    /// `found` and `ticks`; the walk's state at the next block's start. Errors are reported
+    /// here, in input order (the walk is serial).
+    fn walk_block(&mut self, prepared: &mut Prepared, relay: &Relay) -> Relay {
         let plan = self.shared.plan;
+        let span = prepared.span;
         let file = &plan.files[span.file];
         let mut next = relay.clone();
         self.found.clear();
         self.ticks.clear();
-        let (bytes, walked) = match (relay.stopped, bytes) {
-            (true, bytes) => (bytes.ok(), Ok(())),
-            (false, Ok(mut bytes)) => {
-                let walked = self.walk(span, &mut bytes, &mut next.next_record);
-                (Some(bytes), walked)
-            }
-            (false, Err(err)) => (
-                None,
-                Err(SourceError {
-                    path: file.path.clone(),
-                    offset: span.start,
-                    kind: SourceErrorKind::Io(err),
-                }),
-            ),
+        let walked = match (relay.stopped, &mut prepared.bytes) {
+            (true, _) => Ok(()),
+            (false, Ok(bytes)) => self.walk(span, bytes, &mut next.next_record),
+            (false, Err(err)) => Err(SourceError {
+                path: file.path.clone(),
+                offset: span.start,
+                // Taken: the block has no bytes to split either way.
+                kind: SourceErrorKind::Io(std::mem::replace(err, io::ErrorKind::Other.into())),
+            }),
         };
         if let Err(error) = walked {
             self.report(error);
@@ -509,20 +593,35 @@ impl BlockReader<'_> {
         let walked_to = file.bytes_before + next.next_record.min(file.len);
         progress.bytes.fetch_max(walked_to, Ordering::Relaxed);
         progress.frames.fetch_max(next.frames, Ordering::Relaxed);
-        if number + 1 < plan.blocks {
-            if plan.span(number + 1).file != span.file {
-                next.next_record = FILE_HEADER_LEN as u64;
-                next.file_frames = 0;
-                next.stopped = false;
-            }
-            // Never full (see `links`); a closed channel means the next worker has gone.
-            let _ = self.links.relay_out.send(next.clone());
+        if prepared.number + 1 < plan.blocks && plan.span(prepared.number + 1).file != span.file
+        {
+            next.next_record = FILE_HEADER_LEN as u64;
+            next.file_frames = 0;
+            next.stopped = false;
         }
+        next
+    }
 
+    /// Split the frames of block `prepared` (walked from `relay` into `found`; `next` is
+    /// the walk's state after it) into one part per worker: this worker's goes to
+    /// `pending`, the others are sent.
+    fn split_block(
+        &mut self,
+        prepared: Prepared,
+        relay: &Relay,
+        next: &Relay,
+        pending: &mut BTreeMap<u64, Batch>,
+    ) {
+        let Prepared {
+            number,
+            span,
+            bytes,
+        } = prepared;
+        let file = &self.shared.plan.files[span.file];
         let block = match bytes {
-            Some(BlockBytes::Mapped { mapping, from }) => Block::mapped(mapping, from),
-            Some(BlockBytes::Read { data, .. }) => self.shared.pool.seal(data),
-            None => self.shared.pool.seal(Vec::new()),
+            Ok(BlockBytes::Mapped { mapping, from }) => Block::mapped(mapping, from),
+            Ok(BlockBytes::Read { data, .. }) => self.shared.pool.seal(data),
+            Err(_) => self.shared.pool.seal(Vec::new()),
         };
         let mut parts = std::mem::take(&mut self.parts);
         let recycled = &self.shared.recycle.1;
@@ -532,17 +631,21 @@ impl BlockReader<'_> {
                 part.mark(Mark::BeginFile(Arc::clone(&file.name)));
             }
         }
-        self.split(&relay, file.layout, &block, &mut parts);
+        self.split(relay, file.layout, &block, &mut parts);
         let upto = 2 * next.frames + 1;
         let sent = Instant::now();
         for (to, mut part) in parts.drain(..).enumerate() {
             part.upto = upto;
             part.sent = Some(sent);
-            if to == self.worker {
-                own.push_back(part);
-            } else {
-                self.stats.batches += 1;
-                let _ = self.links.parts_out[to].send(part);
+            match &self.links.parts_out[to] {
+                Some(out) => {
+                    self.stats.batches += 1;
+                    // Never full (see `links`); a closed channel means that worker has gone.
+                    let _ = out.send((number, part));
+                }
+                None => {
+                    pending.insert(number, part);
+                }
             }
         }
         self.parts = parts;
