@@ -35,7 +35,7 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
@@ -66,6 +66,8 @@ pub(super) const MAPPED_BLOCK_BYTES: usize = 1 << 20;
 /// [`MAPPED_AHEAD`] 2, some 6 MiB of the file at a time); one block per window is slower,
 /// because each unmapping interrupts every core of the process (`benches/NOTES.md`).
 const BLOCKS_PER_WINDOW: u64 = 2;
+/// Bytes per page, at most: [`BlockReader::fault_in_next`] touches one byte in each.
+const PAGE_BYTES: usize = 4 << 10;
 /// Room past a block's end in each read buffer, for the record that straddles it.
 const BLOCK_SLACK: usize = 64 << 10;
 /// Blocks split per worker beyond the slowest worker's part: no block is split
@@ -249,9 +251,12 @@ pub(super) struct Shared<'a> {
     /// Whether a worker may spin before it sleeps: only when each has a core of its own
     /// (otherwise the spinning one would hold up the worker it waits for).
     spin: bool,
-    /// The mapped windows the blocks in flight lie in: (file, window, mapping). Every block
-    /// of a window holds its mapping; the last one dropped unmaps it.
-    windows: Mutex<Vec<(usize, u64, Weak<Mapping>)>>,
+    /// The mapped windows the blocks in flight lie in. Every block of a window holds its
+    /// mapping, and so does this list, until a worker that splits blocks finds the window
+    /// done with (see [`BlockReader::unmap_done`]).
+    windows: Mutex<Vec<MappedWindow>>,
+    /// Blocks below this one have had their pages faulted in ahead of their walk.
+    faulted: AtomicU64,
     /// The serial walk, taken by one worker at a time.
     walk: Mutex<Walk>,
     /// `walk.next`, for looking without taking the lock.
@@ -285,6 +290,7 @@ impl Shared<'_> {
             recycle: bounded(workers * workers * (2 * AHEAD as usize + 4)),
             spin: std::thread::available_parallelism().is_ok_and(|cores| workers <= cores.get()),
             windows: Mutex::new(Vec::new()),
+            faulted: AtomicU64::new(0),
             walk: Mutex::new(Walk {
                 next: 0,
                 relay: start,
@@ -307,6 +313,16 @@ impl Shared<'_> {
             .unwrap_or(0);
         slowest + ahead * self.positions.len() as u64
     }
+}
+
+/// A window of a file mapped for the blocks in it.
+struct MappedWindow {
+    file: usize,
+    window: u64,
+    /// The window's last block: once it has been walked, no block will take the mapping
+    /// again.
+    last_block: u64,
+    mapping: Arc<Mapping>,
 }
 
 /// Marks the run failed if its worker panics, so that the others stop waiting for it.
@@ -408,6 +424,7 @@ pub(super) fn work(
     }
     // Those waiting for this worker to move on must not wait for it any longer.
     shared.positions[worker].store(u64::MAX, Ordering::Release);
+    reader.unmap_done();
     lane.finish();
     reader.stats.guesses_kept = reader.walker.guesses_kept;
     reader.stats.guesses_rewalked = reader.walker.guesses_rewalked;
@@ -494,7 +511,61 @@ impl BlockReader<'_> {
         shared.walked.store(number + 1, Ordering::Release);
         drop(walk);
         self.split_block(prepared, &relay, &next, pending);
+        self.unmap_done();
+        self.fault_in_next();
         Claim::Split
+    }
+
+    /// Unmap the windows whose blocks have all been walked and processed by every worker.
+    /// Done by a worker that splits blocks (mostly the one ahead, which has time to spare)
+    /// rather than by whichever worker processes a window's last part (mostly the one
+    /// behind), and never under the walk's lock.
+    fn unmap_done(&mut self) {
+        let walked = self.shared.walked.load(Ordering::Acquire);
+        let mut done = Vec::new();
+        {
+            let mut windows = self
+                .shared
+                .windows
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Only this list clones the mappings (under its lock), so a count of one stays
+            // one.
+            windows.retain(|w| {
+                let unused = w.last_block < walked && Arc::strong_count(&w.mapping) == 1;
+                if unused {
+                    done.push(Arc::clone(&w.mapping));
+                }
+                !unused
+            });
+        }
+        // Unmapped here, outside the list's lock.
+        drop(done);
+    }
+
+    /// Fault in the pages of the next block to walk, if it may be split and no worker has
+    /// yet: so that its walk, which holds the walk's lock, does not take the page faults.
+    fn fault_in_next(&mut self) {
+        let shared = self.shared;
+        let plan = shared.plan;
+        let next = shared.walked.load(Ordering::Acquire);
+        if !plan.map || next >= plan.blocks.min(shared.limit()) {
+            return;
+        }
+        if shared.faulted.fetch_max(next + 1, Ordering::AcqRel) > next {
+            return;
+        }
+        let span = plan.span(next);
+        let Some((mapping, from)) = self.window(next, span) else {
+            return;
+        };
+        let bytes = &mapping.bytes()[from..];
+        let len = ((span.end - span.start) as usize).min(bytes.len());
+        let mut sum = 0u8;
+        for at in (0..len).step_by(PAGE_BYTES) {
+            sum ^= bytes[at];
+        }
+        std::hint::black_box(sum);
     }
 
     /// No block may be split: wait for a part (that of `block`, if another worker is
@@ -685,16 +756,24 @@ impl BlockReader<'_> {
             .unwrap_or_else(PoisonError::into_inner);
         let live = windows
             .iter()
-            .find(|(f, w, _)| (*f, *w) == (span.file, window))
-            .and_then(|(_, _, mapping)| mapping.upgrade());
+            .find(|w| (w.file, w.window) == (span.file, window))
+            .map(|w| Arc::clone(&w.mapping));
         if let Some(mapping) = live {
             return Some((mapping, from));
         }
         let end = start + BLOCKS_PER_WINDOW * plan.block_bytes as u64 + BLOCK_SLACK as u64;
         let len = (end.min(file.len) - start) as usize;
         let mapping = Arc::new(self.map(span.file, start, len).ok()?);
-        windows.retain(|(_, _, mapping)| mapping.strong_count() > 0);
-        windows.push((span.file, window, Arc::downgrade(&mapping)));
+        let file_end = plan
+            .files
+            .get(span.file + 1)
+            .map_or(plan.blocks, |next| next.first_block);
+        windows.push(MappedWindow {
+            file: span.file,
+            window,
+            last_block: (file.first_block + (window + 1) * BLOCKS_PER_WINDOW).min(file_end) - 1,
+            mapping: Arc::clone(&mapping),
+        });
         Some((mapping, from))
     }
 
