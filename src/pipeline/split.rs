@@ -367,6 +367,7 @@ pub(super) fn work(
         workers,
         shared,
         links: &links,
+        ahead: None,
         handles: Vec::new(),
         found: Vec::new(),
         ticks: Vec::new(),
@@ -460,6 +461,8 @@ struct BlockReader<'a> {
     workers: usize,
     shared: &'a Shared<'a>,
     links: &'a Links,
+    /// A block read before taking the walk (see [`BlockReader::split_next`]).
+    ahead: Option<Prepared>,
     /// This worker's own handle of each file, opened on first use.
     handles: Vec<Option<File>>,
     /// The records of the block being read (reused).
@@ -480,6 +483,14 @@ impl BlockReader<'_> {
     /// worker's) or to their workers.
     fn split_next(&mut self, pending: &mut BTreeMap<u64, Batch>, wait: bool) -> Claim {
         let shared = self.shared;
+        // Read (or map) the block this worker expects to walk before taking the walk, so
+        // that the workers' reads overlap: the next one, or the one after when another
+        // worker holds the walk (it is walking the next).
+        let expected = shared.walked.load(Ordering::Acquire) + u64::from(wait);
+        let stale = self.ahead.as_ref().is_none_or(|p| p.number < expected);
+        if stale && expected < shared.plan.blocks.min(shared.limit()) {
+            self.ahead = Some(self.read_block(expected));
+        }
         // `None`: another worker holds it; `Some(Err(..))`: one panicked while holding it.
         let taken = if wait {
             let waiting = Instant::now();
@@ -503,7 +514,14 @@ impl BlockReader<'_> {
         if number >= shared.plan.blocks.min(shared.limit()) {
             return Claim::Nothing;
         }
-        let mut prepared = self.read_block(number);
+        let mut prepared = match self.ahead.take() {
+            Some(ahead) if ahead.number == number => ahead,
+            // Another worker walked the one this worker read; one further on is kept.
+            ahead => {
+                self.ahead = ahead.filter(|p| p.number > number);
+                self.read_block(number)
+            }
+        };
         let relay = walk.relay.clone();
         let next = self.walk_block(&mut prepared, &relay);
         walk.relay = next.clone();
@@ -605,7 +623,7 @@ impl BlockReader<'_> {
         let _ = self.to_agg.send(ToAggregator::SourceError(error));
     }
 
-    /// Map or read block `number` (before its relay is there: the workers' reads overlap).
+    /// Map or read block `number`.
     fn read_block(&mut self, number: u64) -> Prepared {
         let plan = self.shared.plan;
         let span = plan.span(number);
