@@ -301,9 +301,11 @@ impl Shared<'_> {
         }
     }
 
-    /// The first block no worker may split yet: [`AHEAD`] (or [`MAPPED_AHEAD`]) per worker
-    /// past the slowest worker's position.
-    fn limit(&self) -> u64 {
+    /// The first block the worker processing `block` may not split yet: one [`AHEAD`] (or
+    /// [`MAPPED_AHEAD`]) past its own position, and one per worker past the slowest
+    /// worker's. So a worker behind the others leaves the blocks further on to them, and
+    /// one ahead splits them, up to the whole window (which bounds the memory in flight).
+    fn room(&self, block: u64) -> u64 {
         let ahead = if self.plan.map { MAPPED_AHEAD } else { AHEAD };
         let slowest = self
             .positions
@@ -311,7 +313,8 @@ impl Shared<'_> {
             .map(|p| p.load(Ordering::Acquire))
             .min()
             .unwrap_or(0);
-        slowest + ahead * self.positions.len() as u64
+        let window = slowest.saturating_add(ahead * self.positions.len() as u64);
+        window.min(block + ahead).min(self.plan.blocks)
     }
 }
 
@@ -389,15 +392,16 @@ pub(super) fn work(
         while let Ok((number, part)) = links.parts_in.try_recv() {
             pending.insert(number, part);
         }
-        let claim = if shared.walked.load(Ordering::Acquire) < shared.limit().min(total) {
-            reader.split_next(&mut pending, false)
+        let upto = shared.room(block);
+        let claim = if shared.walked.load(Ordering::Acquire) < upto {
+            reader.split_next(&mut pending, upto, false)
         } else {
             Claim::Nothing
         };
         let Some(mut part) = pending.remove(&block) else {
             let claim = match claim {
                 // Nothing else to do: wait for the walk, and split the block after.
-                Claim::Busy => reader.split_next(&mut pending, true),
+                Claim::Busy => reader.split_next(&mut pending, upto, true),
                 Claim::Nothing => {
                     if let Some((number, part)) = reader.wait(block) {
                         pending.insert(number, part);
@@ -479,16 +483,16 @@ struct BlockReader<'a> {
 
 impl BlockReader<'_> {
     /// Take the walk (waiting for it if `wait`, else only if no other worker holds it), and
-    /// split the next block (if it may be split yet). Its parts go to `pending` (this
-    /// worker's) or to their workers.
-    fn split_next(&mut self, pending: &mut BTreeMap<u64, Batch>, wait: bool) -> Claim {
+    /// split the next block if it is below `upto` (see [`Shared::room`]). Its parts go to
+    /// `pending` (this worker's) or to their workers.
+    fn split_next(&mut self, pending: &mut BTreeMap<u64, Batch>, upto: u64, wait: bool) -> Claim {
         let shared = self.shared;
         // Read (or map) the block this worker expects to walk before taking the walk, so
         // that the workers' reads overlap: the next one, or the one after when another
         // worker holds the walk (it is walking the next).
         let expected = shared.walked.load(Ordering::Acquire) + u64::from(wait);
         let stale = self.ahead.as_ref().is_none_or(|p| p.number < expected);
-        if stale && expected < shared.plan.blocks.min(shared.limit()) {
+        if stale && expected < upto {
             self.ahead = Some(self.read_block(expected));
         }
         // `None`: another worker holds it; `Some(Err(..))`: one panicked while holding it.
@@ -511,7 +515,8 @@ impl BlockReader<'_> {
         };
         let number = walk.next;
         // Looked at again now that the walk is held: another worker may have moved it on.
-        if number >= shared.plan.blocks.min(shared.limit()) {
+        // (`upto` only grows, as the workers move on.)
+        if number >= upto {
             return Claim::Nothing;
         }
         let mut prepared = match self.ahead.take() {
@@ -530,7 +535,7 @@ impl BlockReader<'_> {
         drop(walk);
         self.split_block(prepared, &relay, &next, pending);
         self.unmap_done();
-        self.fault_in_next();
+        self.fault_in_next(upto);
         Claim::Split
     }
 
@@ -563,11 +568,11 @@ impl BlockReader<'_> {
 
     /// Fault in the pages of the next block to walk, if it may be split and no worker has
     /// yet: so that its walk, which holds the walk's lock, does not take the page faults.
-    fn fault_in_next(&mut self) {
+    fn fault_in_next(&mut self, upto: u64) {
         let shared = self.shared;
         let plan = shared.plan;
         let next = shared.walked.load(Ordering::Acquire);
-        if !plan.map || next >= plan.blocks.min(shared.limit()) {
+        if !plan.map || next >= upto {
             return;
         }
         if shared.faulted.fetch_max(next + 1, Ordering::AcqRel) > next {
@@ -591,11 +596,10 @@ impl BlockReader<'_> {
     /// returned.
     fn wait(&mut self, block: u64) -> Option<Part> {
         let shared = self.shared;
-        let total = shared.plan.blocks;
         let ready = || {
             !self.links.parts_in.is_empty()
                 || shared.failed.load(Ordering::Acquire)
-                || shared.walked.load(Ordering::Acquire) < shared.limit().min(total)
+                || shared.walked.load(Ordering::Acquire) < shared.room(block)
         };
         if ready() {
             // Room to split opened since the last look: try again at once.
