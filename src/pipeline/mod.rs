@@ -27,11 +27,12 @@
 //! [`OrderKey`]; the aggregator releases them in that order once every worker has passed
 //! the position, so the output is byte-identical whatever the number of threads.
 //!
-//! Classic pcap files on disk skip the reader thread: the workers read them, each its share
-//! of fixed-size blocks, and send each other the frames of the others' connections
-//! ([`Reading::Split`], in `split.rs`). The reader thread was the run's bottleneck; this way
-//! reading, walking and decoding are spread over every core. The frames each worker gets,
-//! their input positions and the ticks between them are the same either way.
+//! Classic pcap files on disk skip the reader thread: the workers read them in fixed-size
+//! blocks, each block split by whichever worker is free, and send each other the frames of
+//! the others' connections ([`Reading::Split`], in `split.rs`). The reader thread was the
+//! run's bottleneck; this way reading, walking and decoding are spread over every core. The
+//! frames each worker gets, their input positions and the ticks between them are the same
+//! either way.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -80,9 +81,9 @@ pub struct Options {
 /// Who reads capture files, and how. Every way gives the same records in the same order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Reading {
-    /// The workers, each its share of the file, when every input is a classic pcap file on
-    /// disk (see `split.rs`), through memory maps (`source::mapped`: no copy, and only the
-    /// bytes the walk needs are touched); one reader thread for anything else.
+    /// The workers, block by block, when every input is a classic pcap file on disk (see
+    /// `split.rs`), through memory maps (`source::mapped`: no copy, and only the bytes the
+    /// walk needs are touched); one reader thread for anything else.
     #[default]
     Map,
     /// As [`Reading::Map`], with `read` calls into buffers instead of maps: for files that
@@ -104,10 +105,10 @@ pub struct PipelineStats {
     pub queue_waits: u64,
     /// Time spent in those waits, all threads together.
     pub queue_wait_time: Duration,
-    /// How long each of those waits took, in µs. A split-reading worker's waits are of two
-    /// kinds: those its spin ended (tens of µs) and those it slept through until the other
-    /// worker had a core again (hundreds of µs on a 2-core VM, where the aggregator takes
-    /// one from time to time).
+    /// How long each of those waits took, in µs. A split-reading worker waits for a part
+    /// another worker is splitting, for the walk another holds, or (when it is the whole
+    /// window ahead) for the slowest worker to move on: the waits its spin ended take tens
+    /// of µs, those it slept through until the other worker had a core again hundreds.
     pub queue_wait_us: Histogram<u64>,
     /// Frames that were not in the reader's buffer (an internal error; always 0).
     pub frames_unshareable: u64,
@@ -384,14 +385,12 @@ fn run_frames_in_blocks(
         errors.drain(..).for_each(&mut *on_error);
     }
     let shared = match (&plan, &frames) {
-        (Some((plan, _)), Frames::Files(_, progress)) => {
-            Some(split::Shared::new(
-                plan,
-                progress,
-                threads,
-                &worker_config.limits,
-            ))
-        }
+        (Some((plan, _)), Frames::Files(_, progress)) => Some(split::Shared::new(
+            plan,
+            progress,
+            threads,
+            &worker_config.limits,
+        )),
         _ => None,
     };
     pipeline.split_reading = shared.is_some();

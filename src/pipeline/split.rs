@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::aggregator::ToAggregator;
 use super::batch::{fragment_payload, worker_for, Batch, FrameRef, Mark};
@@ -611,13 +611,15 @@ impl BlockReader<'_> {
             // worker moves on, which sends none, so the sleep is short. A worker sleeps
             // for that only when it is the whole window ahead.
             let taken = shared.walked.load(Ordering::Acquire) > block;
-            let sleep = if taken { SPIN_BEFORE_SLEEP * 1000 } else { SLEEP_AT_MOST };
+            let sleep = if taken {
+                SPIN_BEFORE_SLEEP * 1000
+            } else {
+                SLEEP_AT_MOST
+            };
             let came = self.links.parts_in.recv_timeout(sleep);
             self.stats.waited_since(waiting);
-            return match came {
-                Ok(part) => Some(part),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-            };
+            // A timeout, or every other worker gone: the caller looks again.
+            return came.ok();
         }
         self.stats.waited_since(waiting);
         None
@@ -686,8 +688,7 @@ impl BlockReader<'_> {
         let walked_to = file.bytes_before + next.next_record.min(file.len);
         progress.bytes.fetch_max(walked_to, Ordering::Relaxed);
         progress.frames.fetch_max(next.frames, Ordering::Relaxed);
-        if prepared.number + 1 < plan.blocks && plan.span(prepared.number + 1).file != span.file
-        {
+        if prepared.number + 1 < plan.blocks && plan.span(prepared.number + 1).file != span.file {
             next.next_record = FILE_HEADER_LEN as u64;
             next.file_frames = 0;
             next.stopped = false;
