@@ -392,16 +392,16 @@ pub(super) fn work(
         while let Ok((number, part)) = links.parts_in.try_recv() {
             pending.insert(number, part);
         }
-        let upto = shared.room(block);
-        let claim = if shared.walked.load(Ordering::Acquire) < upto {
-            reader.split_next(&mut pending, upto, false)
+        let room = shared.room(block);
+        let claim = if shared.walked.load(Ordering::Acquire) < room {
+            reader.split_next(&mut pending, room, false)
         } else {
             Claim::Nothing
         };
         let Some(mut part) = pending.remove(&block) else {
             let claim = match claim {
                 // Nothing else to do: wait for the walk, and split the block after.
-                Claim::Busy => reader.split_next(&mut pending, upto, true),
+                Claim::Busy => reader.split_next(&mut pending, room, true),
                 Claim::Nothing => {
                     if let Some((number, part)) = reader.wait(block) {
                         pending.insert(number, part);
@@ -429,6 +429,7 @@ pub(super) fn work(
     }
     // Those waiting for this worker to move on must not wait for it any longer.
     shared.positions[worker].store(u64::MAX, Ordering::Release);
+    reader.ahead = None;
     reader.unmap_done();
     lane.finish();
     reader.stats.guesses_kept = reader.walker.guesses_kept;
