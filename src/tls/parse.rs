@@ -39,6 +39,16 @@ mod ext {
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const SUPPORTED_VERSIONS: u16 = 43;
     pub const KEY_SHARE: u16 = 51;
+    pub const SERVER_NAME: u16 = 0;
+    pub const ALPN: u16 = 16;
+    /// The ClientHello extensions whose values come from tls-parser.
+    pub const READ_BY_TLS_PARSER: [u16; 5] = [
+        SERVER_NAME,
+        ALPN,
+        SUPPORTED_VERSIONS,
+        SUPPORTED_GROUPS,
+        SIGNATURE_ALGORITHMS,
+    ];
 }
 
 /// Walk an extensions block (RFC 8446 4.2): yields (type, whole extension bytes, data).
@@ -79,6 +89,11 @@ pub fn client_hello(body: &[u8], record_version: u16) -> Result<ClientHello, Hel
                 hello.ec_point_formats = data.get(1..).unwrap_or_default().to_vec()
             }
             _ => {}
+        }
+        // Only the extensions read below go through tls-parser: it builds an owned value for
+        // every one it knows (lists, key shares, tickets), which is most of a hello's cost.
+        if !ext::READ_BY_TLS_PARSER.contains(&ext_type) {
+            continue;
         }
         // A malformed extension body is kept as a type and otherwise ignored: for a census it
         // is better to read what is there than to drop the hello.
@@ -177,6 +192,9 @@ pub fn server_hello(body: &[u8], record_version: u16) -> Result<ServerHello, Hel
         if ext_type == ext::SUPPORTED_VERSIONS {
             // A ServerHello carries exactly one version (RFC 8446 4.2.1).
             hello.supported_version = be_u16_list(data).next();
+            continue;
+        }
+        if ext_type != ext::ALPN {
             continue;
         }
         if let Ok((_, TlsExtension::ALPN(names))) = parse_tls_server_hello_extension(whole) {
