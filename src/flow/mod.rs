@@ -90,7 +90,8 @@ impl FlowKey {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
                 let (a, b) = (a.to_bits(), b.to_bits());
                 let endpoint = |ip: u32, port: u16| (IpAddr::V4(Ipv4Addr::from_bits(ip)), port);
-                if (u64::from(a) << 16 | u64::from(sport)) <= (u64::from(b) << 16 | u64::from(dport))
+                if (u64::from(a) << 16 | u64::from(sport))
+                    <= (u64::from(b) << 16 | u64::from(dport))
                 {
                     let (lo, hi) = (endpoint(a, sport), endpoint(b, dport));
                     (FlowKey { lo, hi }, Side::Lo)

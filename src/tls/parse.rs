@@ -1,14 +1,14 @@
-//! Hello message parsing: tls-parser for TLS-format hellos (the ClientHello extensions a
-//! record reads are read in place by [`super::extensions`], as tls-parser reads them), by hand
-//! for the SSLv2 record format, which tls-parser does not read (RFC 6101 appendix E, and the
+//! Hello message parsing: tls-parser for TLS-format ServerHellos; the ClientHello's layout and
+//! the extensions a record reads are read in place by [`super::extensions`], exactly as
+//! tls-parser reads them; by hand for the SSLv2 record format, which tls-parser does not read (RFC 6101 appendix E, and the
 //! SSL 2.0 draft's CLIENT-HELLO / SERVER-HELLO layouts).
 //!
 //! Input is one whole handshake message body, borrowed; the output is the small owned summary
 //! of [`super::hello`].
 
 use tls_parser::{
-    parse_tls_handshake_client_hello, parse_tls_handshake_msg_server_hello,
-    parse_tls_server_hello_extension, TlsExtension, TlsMessageHandshake,
+    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension, TlsExtension,
+    TlsMessageHandshake,
 };
 
 use super::extensions;
@@ -65,15 +65,14 @@ fn be_u16_list(bytes: &[u8]) -> impl Iterator<Item = u16> + '_ {
 
 /// Parse a TLS ClientHello body (RFC 8446 4.1.2, RFC 5246 7.4.1.2).
 pub fn client_hello(body: &[u8], record_version: u16) -> Result<ClientHello, HelloError> {
-    let (_, contents) =
-        parse_tls_handshake_client_hello(body).map_err(|_| HelloError::ClientHello)?;
+    let layout = extensions::client_hello_layout(body).ok_or(HelloError::ClientHello)?;
     let mut hello = ClientHello {
         record_version,
-        legacy_version: contents.version.0,
-        cipher_suites: contents.ciphers.iter().map(|c| c.0).collect(),
+        legacy_version: layout.version,
+        cipher_suites: be_u16_list(layout.cipher_suites).collect(),
         ..ClientHello::default()
     };
-    let block = contents.ext.unwrap_or_default();
+    let block = layout.extensions.unwrap_or_default();
     hello.extensions.reserve_exact(extensions(block).count());
     for (ext_type, _, data) in extensions(block) {
         hello.extensions.push(ext_type);
