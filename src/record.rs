@@ -337,11 +337,12 @@ impl ClientHelloRecord {
         ClientHelloRecord {
             record_version: Version(hello.record_version),
             legacy_version: Version(hello.legacy_version),
+            // Collected in place: the hello's vector becomes the record's.
             supported_versions: hello
                 .supported_versions
-                .iter()
-                .filter(|v| !is_grease(**v))
-                .map(|v| Version(*v))
+                .into_iter()
+                .filter(|v| !is_grease(*v))
+                .map(Version)
                 .collect(),
             max_version,
             sslv2_format: hello.sslv2_format,
