@@ -434,7 +434,7 @@ impl Engine {
         let files = &self.files;
         let services = &self.config.services;
         let stats = &mut self.stats;
-        let (key, side) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+        let (key, side) = FlowKey::of(&seg.src, seg.sport, &seg.dst, seg.dport);
         if seg.payload_truncated {
             stats.truncated_frames += 1;
         }
@@ -503,7 +503,7 @@ impl Engine {
         let files = &self.files;
         let services = &self.config.services;
         let stats = &mut self.stats;
-        let (key, side) = FlowKey::new((seg.src, seg.sport), (seg.dst, seg.dport));
+        let (key, side) = FlowKey::of(&seg.src, seg.sport, &seg.dst, seg.dport);
         let file = self.files.len().saturating_sub(1);
         let entry = match self.flows.get_mut(&key) {
             Some(entry) => entry,

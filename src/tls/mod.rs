@@ -2,6 +2,7 @@
 //! server's certificate, fingerprints.
 
 pub mod certificate;
+pub mod extensions;
 pub mod fingerprint;
 pub mod hello;
 pub mod hello_fingerprints;

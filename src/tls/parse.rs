@@ -1,16 +1,17 @@
-//! Hello message parsing: tls-parser for TLS-format hellos and their extensions, by hand for
-//! the SSLv2 record format, which tls-parser does not read (RFC 6101 appendix E, and the
+//! Hello message parsing: tls-parser for TLS-format ServerHellos; the ClientHello's layout and
+//! the extensions a record reads are read in place by [`super::extensions`], exactly as
+//! tls-parser reads them; by hand for the SSLv2 record format, which tls-parser does not read (RFC 6101 appendix E, and the
 //! SSL 2.0 draft's CLIENT-HELLO / SERVER-HELLO layouts).
 //!
 //! Input is one whole handshake message body, borrowed; the output is the small owned summary
 //! of [`super::hello`].
 
 use tls_parser::{
-    parse_tls_client_hello_extension, parse_tls_handshake_client_hello,
-    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension, SNIType, TlsExtension,
+    parse_tls_handshake_msg_server_hello, parse_tls_server_hello_extension, TlsExtension,
     TlsMessageHandshake,
 };
 
+use super::extensions;
 use super::hello::{ClientHello, ServerHello, SSL2};
 
 /// Why a hello could not be read. A hello that is merely incomplete never gets here: the
@@ -39,6 +40,8 @@ mod ext {
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const SUPPORTED_VERSIONS: u16 = 43;
     pub const KEY_SHARE: u16 = 51;
+    pub const SERVER_NAME: u16 = 0;
+    pub const ALPN: u16 = 16;
 }
 
 /// Walk an extensions block (RFC 8446 4.2): yields (type, whole extension bytes, data).
@@ -62,56 +65,61 @@ fn be_u16_list(bytes: &[u8]) -> impl Iterator<Item = u16> + '_ {
 
 /// Parse a TLS ClientHello body (RFC 8446 4.1.2, RFC 5246 7.4.1.2).
 pub fn client_hello(body: &[u8], record_version: u16) -> Result<ClientHello, HelloError> {
-    let (_, contents) =
-        parse_tls_handshake_client_hello(body).map_err(|_| HelloError::ClientHello)?;
+    let layout = extensions::client_hello_layout(body).ok_or(HelloError::ClientHello)?;
     let mut hello = ClientHello {
         record_version,
-        legacy_version: contents.version.0,
-        cipher_suites: contents.ciphers.iter().map(|c| c.0).collect(),
+        legacy_version: layout.version,
+        cipher_suites: be_u16_list(layout.cipher_suites).collect(),
         ..ClientHello::default()
     };
-    for (ext_type, whole, data) in extensions(contents.ext.unwrap_or_default()) {
+    let block = layout.extensions.unwrap_or_default();
+    hello.extensions.reserve_exact(extensions(block).count());
+    for (ext_type, _, data) in extensions(block) {
         hello.extensions.push(ext_type);
+        // A malformed extension body is kept as a type and otherwise ignored: for a census it
+        // is better to read what is there than to drop the hello. The bodies are read as
+        // tls-parser reads them ([`super::extensions`]).
         match ext_type {
             // key_share (RFC 8446 4.2.8): tls-parser keeps it raw, so walk the entries here.
             ext::KEY_SHARE => hello.key_share_groups = key_share_groups(data),
             ext::EC_POINT_FORMATS => {
                 hello.ec_point_formats = data.get(1..).unwrap_or_default().to_vec()
             }
-            _ => {}
-        }
-        // A malformed extension body is kept as a type and otherwise ignored: for a census it
-        // is better to read what is there than to drop the hello.
-        let Ok((_, parsed)) = parse_tls_client_hello_extension(whole) else {
-            continue;
-        };
-        match parsed {
-            TlsExtension::SNI(names) => {
-                hello.sni = names
-                    .iter()
-                    .find(|(kind, _)| *kind == SNIType::HostName)
-                    .map(|(_, name)| String::from_utf8_lossy(name).into_owned());
+            ext::SERVER_NAME => {
+                if let Ok(name) = extensions::server_name(data) {
+                    hello.sni = name.map(|name| String::from_utf8_lossy(name).into_owned());
+                }
             }
-            TlsExtension::ALPN(names) => {
-                hello.alpn = names
-                    .iter()
-                    .map(|n| String::from_utf8_lossy(n).into_owned())
-                    .collect();
-                hello.alpn_first_raw = names.first().and_then(|n| unless_utf8(n));
+            ext::ALPN => {
+                if let Ok(names) = extensions::alpn(data) {
+                    hello.alpn = names
+                        .iter()
+                        .map(|n| String::from_utf8_lossy(n).into_owned())
+                        .collect();
+                    hello.alpn_first_raw = names.first().and_then(|n| unless_utf8(n));
+                }
             }
-            TlsExtension::SupportedVersions(versions) => {
-                hello.supported_versions = versions.iter().map(|v| v.0).collect();
+            ext::SUPPORTED_VERSIONS => {
+                if let Ok(versions) = extensions::supported_versions(data) {
+                    hello.supported_versions = versions;
+                }
             }
-            TlsExtension::EllipticCurves(groups) => {
-                hello.supported_groups = groups.iter().map(|g| g.0).collect();
+            ext::SUPPORTED_GROUPS => {
+                if let Ok(groups) = extensions::supported_groups(data) {
+                    hello.supported_groups = groups;
+                }
             }
-            TlsExtension::SignatureAlgorithms(algs) => hello.signature_algorithms = algs,
+            ext::SIGNATURE_ALGORITHMS => {
+                if let Ok(algorithms) = extensions::signature_algorithms(data) {
+                    hello.signature_algorithms = algorithms;
+                }
+            }
             _ => {}
         }
     }
     // tls-parser reads a supported_groups or signature_algorithms list only when its length
     // is consistent; fall back to the raw pairs so a sloppy client is still described.
-    for (ext_type, _, data) in extensions(contents.ext.unwrap_or_default()) {
+    for (ext_type, _, data) in extensions(block) {
         let list = data.get(2..).unwrap_or_default();
         match ext_type {
             ext::SUPPORTED_GROUPS if hello.supported_groups.is_empty() => {
@@ -172,11 +180,16 @@ pub fn server_hello(body: &[u8], record_version: u16) -> Result<ServerHello, Hel
         hrr: random == HRR_RANDOM,
         ..ServerHello::default()
     };
-    for (ext_type, whole, data) in extensions(ext_block.unwrap_or_default()) {
+    let block = ext_block.unwrap_or_default();
+    hello.extensions.reserve_exact(extensions(block).count());
+    for (ext_type, whole, data) in extensions(block) {
         hello.extensions.push(ext_type);
         if ext_type == ext::SUPPORTED_VERSIONS {
             // A ServerHello carries exactly one version (RFC 8446 4.2.1).
             hello.supported_version = be_u16_list(data).next();
+            continue;
+        }
+        if ext_type != ext::ALPN {
             continue;
         }
         if let Ok((_, TlsExtension::ALPN(names))) = parse_tls_server_hello_extension(whole) {
