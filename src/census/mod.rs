@@ -740,6 +740,8 @@ pub struct Row<'a> {
     pub counts: &'a ServiceCounts,
     /// The categories of this client on this service alone, most severe first.
     pub categories: Categories,
+    /// Some connection on this service would fail under the policy.
+    pub would_fail: bool,
 }
 
 impl Row<'_> {
@@ -751,11 +753,11 @@ impl Row<'_> {
 /// Every (client, service) row, at risk first: by the row's primary category, then rows
 /// the policy would break, then in client order, then by service name.
 pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
-    // The sort key is made once per row, from what `ClientSummary::of` found: comparing
-    // rows directly re-read each row's categories and policy failures, from cold memory, at
-    // every comparison. The rows are made, sorted in place and stripped of their keys on
-    // the report threads (see `crate::report`): each reads every client's services again.
-    let mut rows: Vec<((Category, bool, usize), Row<'a>)> = clients
+    // The rows hold what they are sorted by, from what `ClientSummary::of` found:
+    // comparing rows by their client re-read each row's categories and policy failures,
+    // from cold memory, at every comparison. They are made and sorted in place on the
+    // report threads (see `crate::report`).
+    let mut rows: Vec<Row<'a>> = clients
         .par_iter()
         .enumerate()
         .flat_map_iter(|(i, c)| {
@@ -763,22 +765,24 @@ pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
                 .services
                 .iter()
                 .zip(&c.per_service)
-                .map(move |((name, counts), on)| {
-                    let row = Row {
-                        client: c,
-                        client_index: i,
-                        service: name.as_str(),
-                        counts,
-                        categories: on.found.categories(),
-                    };
-                    ((row.primary(), !on.would_fail, i), row)
+                .map(move |((name, counts), on)| Row {
+                    client: c,
+                    client_index: i,
+                    service: name.as_str(),
+                    counts,
+                    categories: on.found.categories(),
+                    would_fail: on.would_fail,
                 })
         })
         .collect();
     // A client's index and a service name are unique together: the unstable sort gives the
     // one order.
-    rows.par_sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.service.cmp(b.service)));
-    rows.into_par_iter().map(|(_, r)| r).collect()
+    rows.par_sort_unstable_by(|a, b| {
+        (a.primary(), !a.would_fail, a.client_index)
+            .cmp(&(b.primary(), !b.would_fail, b.client_index))
+            .then_with(|| a.service.cmp(b.service))
+    });
+    rows
 }
 
 /// Per-service totals over all clients.
@@ -1160,35 +1164,40 @@ impl Census {
     pub fn clients_and_services(
         &self,
     ) -> (Vec<ClientSummary<'_>>, BTreeMap<String, ServiceSummary>) {
-        type Part<'a> = (Vec<ClientSummary<'a>>, BTreeMap<String, ServiceSummary>);
         // In blocks of clients, each touched first (see `ServiceCountsInner::touch`), small
         // enough for what they touch to stay in the core's cache until they are classified.
+        // Each rayon job adds its clients' totals up apart, handed over when it ends.
+        const TOUCH_CLIENTS: usize = 32;
         let all: Vec<(&ClientKey, &Client)> = self.clients.iter().collect();
-        let parts: Vec<Part<'_>> = all
-            .par_chunks(32)
-            .fold(
-                || (Vec::new(), BTreeMap::new()),
-                |(mut list, mut totals): Part<'_>, block| {
-                    let touched = block
-                        .iter()
-                        .flat_map(|(_, client)| client.services.values())
-                        .fold(0, |sum, s| sum ^ s.touch());
-                    std::hint::black_box(touched);
-                    for (key, client) in block {
-                        let c = ClientSummary::of(**key, client);
-                        add_service_totals(&mut totals, &c);
-                        list.push(c);
+        let parts = std::sync::Mutex::new(Vec::new());
+        let mut clients: Vec<ClientSummary<'_>> = all
+            .par_iter()
+            .enumerate()
+            .map_init(
+                || TotalsPart {
+                    totals: BTreeMap::new(),
+                    parts: &parts,
+                },
+                |part, (i, (key, client))| {
+                    if i % TOUCH_CLIENTS == 0 {
+                        let block = &all[i..all.len().min(i + TOUCH_CLIENTS)];
+                        let touched = block
+                            .iter()
+                            .flat_map(|(_, client)| client.services.values())
+                            .fold(0, |sum, s| sum ^ s.touch());
+                        std::hint::black_box(touched);
                     }
-                    (list, totals)
+                    let c = ClientSummary::of(**key, client);
+                    add_service_totals(&mut part.totals, &c);
+                    c
                 },
             )
             .collect();
-        let mut clients = Vec::with_capacity(parts.iter().map(|(list, _)| list.len()).sum());
-        let mut services = BTreeMap::new();
-        for (list, totals) in parts {
-            clients.extend(list);
-            services = merge_service_totals(services, totals);
-        }
+        let services = parts
+            .into_inner()
+            .expect("a report thread panicked")
+            .into_iter()
+            .fold(BTreeMap::new(), merge_service_totals);
         sort_clients(&mut clients);
         (clients, services)
     }
@@ -1213,6 +1222,22 @@ fn sort_clients(out: &mut [ClientSummary<'_>]) {
                 b.key,
             ))
     });
+}
+
+/// One rayon job's per-service totals in [`Census::clients_and_services`], added to the
+/// list of the jobs' totals when the job is done with it.
+struct TotalsPart<'p> {
+    totals: BTreeMap<String, ServiceSummary>,
+    parts: &'p std::sync::Mutex<Vec<BTreeMap<String, ServiceSummary>>>,
+}
+
+impl Drop for TotalsPart<'_> {
+    fn drop(&mut self) {
+        let totals = std::mem::take(&mut self.totals);
+        if let Ok(mut parts) = self.parts.lock() {
+            parts.push(totals);
+        }
+    }
 }
 
 /// Totals per service over some clients.

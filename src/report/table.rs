@@ -413,6 +413,10 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     }
     // The capture's end from the clients at hand, not from another walk over the census.
     let end = Census::capture_end_of(&clients);
+    // The clients' lists were made on the report threads: freed there, in parallel, rather
+    // than one by one across threads on this one.
+    drop(rows);
+    clients.into_par_iter().for_each(drop);
     super::certificates::write_table_at(census, end, out)
 }
 
