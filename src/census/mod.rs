@@ -1010,9 +1010,7 @@ impl Census {
         }
         if let Some(sh) = sh {
             s.negotiated.add(&sh.version.name(), 1);
-            with_formatted(format_args!("{}", ciphers::Code(sh.cipher_suite)), |code| {
-                s.add_to(Set::CipherSuites, code)
-            });
+            ciphers::Code(sh.cipher_suite).with_text(|code| s.add_to(Set::CipherSuites, code));
             if ciphers::weakness(sh.cipher_suite).is_some() {
                 s.uncommon_mut().weak_cipher += 1;
             }
