@@ -188,6 +188,25 @@ impl std::fmt::Display for Code {
     }
 }
 
+impl Code {
+    /// Hand `f` the code as [`Display`](std::fmt::Display) writes it (`0xc02f`), made
+    /// without the formatting machinery: the census writes one per record only to look it
+    /// up, and `write!` was most of that.
+    pub fn with_text<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let suite = self.0;
+        let significant = (32 - suite.leading_zeros() as usize).div_ceil(4);
+        let digits = significant.max(if suite > 0xffff { 6 } else { 4 });
+        let mut text = [0u8; 10];
+        text[..2].copy_from_slice(b"0x");
+        for (i, slot) in text[2..2 + digits].iter_mut().enumerate() {
+            let shift = 4 * (digits - 1 - i);
+            *slot = HEX[(suite >> shift) as usize & 0xf];
+        }
+        f(std::str::from_utf8(&text[..2 + digits]).expect("hex digits"))
+    }
+}
+
 /// Parse `0xc02f` (or a decimal number) back into a suite code.
 pub fn parse_code(text: &str) -> Option<u32> {
     match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
@@ -218,6 +237,31 @@ pub fn lookup(text: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The census's suite keys are the text reports have always written: `write!`'s
+    /// `{:#06x}` (`{:#08x}` above 16 bits), here std's own hex formatting.
+    #[test]
+    fn code_text_is_what_display_writes() {
+        let mut values = vec![0, 1, 0xf, 0x10, 0xff, 0x100, 0xc02f, 0xfffe, 0xffff];
+        values.extend([
+            0x1_0000,
+            0xab_cdef,
+            0xff_ffff,
+            0x100_0000,
+            0x1234_5678,
+            u32::MAX,
+        ]);
+        values.extend((0..=u32::MAX).step_by(0x0123_4567));
+        for v in values {
+            let want = if v > 0xffff {
+                format!("{v:#08x}")
+            } else {
+                format!("{v:#06x}")
+            };
+            assert_eq!(Code(v).with_text(str::to_string), want, "{v:#x}");
+            assert_eq!(Code(v).to_string(), want);
+        }
+    }
 
     #[test]
     fn table_is_sorted_for_binary_search() {

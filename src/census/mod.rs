@@ -517,6 +517,22 @@ impl ServiceCountsInner {
         }
     }
 
+    /// One word of each part of these counts that the reports read (the counts, their
+    /// version, policy, source and JA3 maps, the uncommon box), combined. A report reading
+    /// many clients' counts from cold memory touches a block of them first, in a loop
+    /// small enough for the loads to overlap, instead of waiting on each in turn while it
+    /// classifies a client or lays a row out.
+    pub fn touch(&self) -> u64 {
+        let first = |m: &CountMap| m.values().next().unwrap_or(0);
+        self.connections
+            ^ first(&self.max_offered)
+            ^ first(&self.negotiated)
+            ^ first(&self.policy_failures)
+            ^ first(&self.sources)
+            ^ first(&self.sets[Set::Ja3 as usize])
+            ^ self.uncommon().failed
+    }
+
     /// Whether anything is known of what the client offered: a hello on the wire.
     fn offers_seen(&self) -> bool {
         !self.max_offered.is_empty()
@@ -647,6 +663,10 @@ pub struct ClientSummary<'a> {
     /// How it fares on each of its services alone, in the order of `client.services`:
     /// classified once here, since the rows and the service totals ask again.
     pub per_service: Vec<OnService>,
+    /// Its software hints ([`software::hints`]), found in the same pass over its counts:
+    /// every report shows them, and reading the counts again from cold memory for them was
+    /// most of what they cost.
+    pub software: Vec<software::Hint>,
 }
 
 /// A client on one of its services.
@@ -668,7 +688,9 @@ impl<'a> ClientSummary<'a> {
         let mut connections = 0;
         let (mut first_seen, mut last_seen) = (None::<Seen>, None::<Seen>);
         let mut per_service = Vec::with_capacity(client.services.len());
+        let mut software = Vec::new();
         for s in client.services.values() {
+            software::add_candidates(&mut software, s);
             let on_service = Found::service(s);
             per_service.push(OnService {
                 found: on_service,
@@ -703,6 +725,7 @@ impl<'a> ClientSummary<'a> {
             first_seen,
             last_seen,
             per_service,
+            software: software::choose(software),
         }
     }
 }
@@ -717,6 +740,8 @@ pub struct Row<'a> {
     pub counts: &'a ServiceCounts,
     /// The categories of this client on this service alone, most severe first.
     pub categories: Categories,
+    /// Some connection on this service would fail under the policy.
+    pub would_fail: bool,
 }
 
 impl Row<'_> {
@@ -728,28 +753,36 @@ impl Row<'_> {
 /// Every (client, service) row, at risk first: by the row's primary category, then rows
 /// the policy would break, then in client order, then by service name.
 pub fn rows<'a>(clients: &'a [ClientSummary<'a>]) -> Vec<Row<'a>> {
-    // The sort key is made once per row, from what `ClientSummary::of` found: comparing
-    // rows directly re-read each row's categories and policy failures, from cold memory, at
-    // every comparison. The rows are made in one vector of their exact number and sorted in
-    // place on the report threads (see `crate::report`).
-    let mut rows: Vec<((Category, bool, usize), Row<'a>)> =
-        Vec::with_capacity(clients.iter().map(|c| c.per_service.len()).sum());
-    for (i, c) in clients.iter().enumerate() {
-        for ((name, counts), on) in c.client.services.iter().zip(&c.per_service) {
-            let row = Row {
-                client: c,
-                client_index: i,
-                service: name.as_str(),
-                counts,
-                categories: on.found.categories(),
-            };
-            rows.push(((row.primary(), !on.would_fail, i), row));
-        }
-    }
+    // The rows hold what they are sorted by, from what `ClientSummary::of` found:
+    // comparing rows by their client re-read each row's categories and policy failures,
+    // from cold memory, at every comparison. They are made and sorted in place on the
+    // report threads (see `crate::report`).
+    let mut rows: Vec<Row<'a>> = clients
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, c)| {
+            c.client
+                .services
+                .iter()
+                .zip(&c.per_service)
+                .map(move |((name, counts), on)| Row {
+                    client: c,
+                    client_index: i,
+                    service: name.as_str(),
+                    counts,
+                    categories: on.found.categories(),
+                    would_fail: on.would_fail,
+                })
+        })
+        .collect();
     // A client's index and a service name are unique together: the unstable sort gives the
     // one order.
-    rows.par_sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.service.cmp(b.service)));
-    rows.into_iter().map(|(_, r)| r).collect()
+    rows.par_sort_unstable_by(|a, b| {
+        (a.primary(), !a.would_fail, a.client_index)
+            .cmp(&(b.primary(), !b.would_fail, b.client_index))
+            .then_with(|| a.service.cmp(b.service))
+    });
+    rows
 }
 
 /// Per-service totals over all clients.
@@ -799,7 +832,10 @@ pub enum CensusError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Census {
     pub config: CensusConfig,
-    pub clients: HashMap<ClientKey, Client>,
+    /// Hashed with foldhash, not SipHash: every record looks its client up, and the shards'
+    /// clients are moved into one map at the end (keys are addresses seen on the wire; the
+    /// seed is random per process all the same).
+    pub clients: HashMap<ClientKey, Client, foldhash::fast::RandomState>,
     /// Handshake latency per service.
     pub latency_by_service: BTreeMap<String, Latency>,
     /// Handshake latency per server address.
@@ -908,7 +944,7 @@ impl Census {
     pub fn new(config: CensusConfig) -> Self {
         Census {
             config,
-            clients: HashMap::new(),
+            clients: HashMap::default(),
             latency_by_service: BTreeMap::new(),
             latency_by_server: BTreeMap::new(),
             timeline: BTreeMap::new(),
@@ -974,9 +1010,7 @@ impl Census {
         }
         if let Some(sh) = sh {
             s.negotiated.add(&sh.version.name(), 1);
-            with_formatted(format_args!("{}", ciphers::Code(sh.cipher_suite)), |code| {
-                s.add_to(Set::CipherSuites, code)
-            });
+            ciphers::Code(sh.cipher_suite).with_text(|code| s.add_to(Set::CipherSuites, code));
             if ciphers::weakness(sh.cipher_suite).is_some() {
                 s.uncommon_mut().weak_cipher += 1;
             }
@@ -1082,6 +1116,13 @@ impl Census {
         certificates::end_of(last.map(Seen::text).as_deref())
     }
 
+    /// [`Census::capture_end`] from the census's classified clients, which hold each
+    /// client's last connection already: no walk over the census.
+    pub fn capture_end_of(clients: &[ClientSummary<'_>]) -> Option<i64> {
+        let last = clients.iter().filter_map(|c| c.last_seen).max();
+        certificates::end_of(last.map(Seen::text).as_deref())
+    }
+
     /// Total connections counted.
     pub fn connections(&self) -> u64 {
         self.clients
@@ -1101,22 +1142,7 @@ impl Census {
             .par_iter()
             .map(|(key, client)| ClientSummary::of(*key, client))
             .collect();
-        // Client keys are unique, so no two clients compare equal: the unstable sort gives
-        // the one order.
-        out.par_sort_unstable_by(|a, b| {
-            (
-                a.primary,
-                !a.would_fail,
-                std::cmp::Reverse(a.connections),
-                a.key,
-            )
-                .cmp(&(
-                    b.primary,
-                    !b.would_fail,
-                    std::cmp::Reverse(b.connections),
-                    b.key,
-                ))
-        });
+        sort_clients(&mut out);
         out
     }
 
@@ -1127,17 +1153,88 @@ impl Census {
         clients
             .par_chunks(1024)
             .map(service_totals)
-            .reduce(BTreeMap::new, |mut a, b| {
-                for (name, t) in b {
-                    match a.get_mut(&name) {
-                        Some(sum) => sum.merge(&t),
-                        None => {
-                            a.insert(name, t);
-                        }
+            .reduce(BTreeMap::new, merge_service_totals)
+    }
+
+    /// [`Census::clients`] and their [`Census::services`] in one pass over the census: a
+    /// client's totals are added while its counts, read from cold memory to classify it,
+    /// are still in the cache (a second pass read them all again).
+    pub fn clients_and_services(
+        &self,
+    ) -> (Vec<ClientSummary<'_>>, BTreeMap<String, ServiceSummary>) {
+        // In blocks of clients, each touched first (see `ServiceCountsInner::touch`), small
+        // enough for what they touch to stay in the core's cache until they are classified.
+        // Each rayon job adds its clients' totals up apart, handed over when it ends.
+        const TOUCH_CLIENTS: usize = 32;
+        let all: Vec<(&ClientKey, &Client)> = self.clients.iter().collect();
+        let parts = std::sync::Mutex::new(Vec::new());
+        let mut clients: Vec<ClientSummary<'_>> = all
+            .par_iter()
+            .enumerate()
+            .map_init(
+                || TotalsPart {
+                    totals: BTreeMap::new(),
+                    parts: &parts,
+                },
+                |part, (i, (key, client))| {
+                    if i % TOUCH_CLIENTS == 0 {
+                        let block = &all[i..all.len().min(i + TOUCH_CLIENTS)];
+                        let touched = block
+                            .iter()
+                            .flat_map(|(_, client)| client.services.values())
+                            .fold(0, |sum, s| sum ^ s.touch());
+                        std::hint::black_box(touched);
                     }
-                }
-                a
-            })
+                    let c = ClientSummary::of(**key, client);
+                    add_service_totals(&mut part.totals, &c);
+                    c
+                },
+            )
+            .collect();
+        let services = parts
+            .into_inner()
+            .expect("a report thread panicked")
+            .into_iter()
+            .fold(BTreeMap::new(), merge_service_totals);
+        sort_clients(&mut clients);
+        (clients, services)
+    }
+}
+
+/// Clients in report order: at-risk first, by primary category, then those the policy
+/// would break, then by connections (most first), then address.
+fn sort_clients(out: &mut [ClientSummary<'_>]) {
+    // Client keys are unique, so no two clients compare equal: the unstable sort gives
+    // the one order.
+    out.par_sort_unstable_by(|a, b| {
+        (
+            a.primary,
+            !a.would_fail,
+            std::cmp::Reverse(a.connections),
+            a.key,
+        )
+            .cmp(&(
+                b.primary,
+                !b.would_fail,
+                std::cmp::Reverse(b.connections),
+                b.key,
+            ))
+    });
+}
+
+/// One rayon job's per-service totals in [`Census::clients_and_services`], added to the
+/// list of the jobs' totals when the job is done with it.
+struct TotalsPart<'p> {
+    totals: BTreeMap<String, ServiceSummary>,
+    parts: &'p std::sync::Mutex<Vec<BTreeMap<String, ServiceSummary>>>,
+}
+
+impl Drop for TotalsPart<'_> {
+    fn drop(&mut self) {
+        let totals = std::mem::take(&mut self.totals);
+        if let Ok(mut parts) = self.parts.lock() {
+            parts.push(totals);
+        }
     }
 }
 
@@ -1145,28 +1242,49 @@ impl Census {
 fn service_totals(clients: &[ClientSummary<'_>]) -> BTreeMap<String, ServiceSummary> {
     let mut out: BTreeMap<String, ServiceSummary> = BTreeMap::new();
     for c in clients {
-        for ((name, s), on) in c.client.services.iter().zip(&c.per_service) {
-            // Look up before inserting: `entry` would want an owned name every time.
-            let t = match out.get_mut(name) {
-                Some(t) => t,
-                None => out.entry(name.clone()).or_default(),
-            };
-            t.clients += 1;
-            t.connections += s.connections;
-            t.negotiated.merge(&s.negotiated);
-            t.max_offered.merge(&s.max_offered);
-            t.plaintext += s.plaintext();
-            t.failed += s.failed();
-            t.incomplete += s.incomplete();
-            // The client's category on this service alone.
-            *t.primary.entry(on.found.primary()).or_default() += 1;
-            if on.would_fail {
-                t.would_fail += 1;
-                t.would_fail_connections += s.would_fail();
+        add_service_totals(&mut out, c);
+    }
+    out
+}
+
+/// Add the totals of `other` to `totals` (of other clients).
+fn merge_service_totals(
+    mut totals: BTreeMap<String, ServiceSummary>,
+    other: BTreeMap<String, ServiceSummary>,
+) -> BTreeMap<String, ServiceSummary> {
+    for (name, t) in other {
+        match totals.get_mut(&name) {
+            Some(sum) => sum.merge(&t),
+            None => {
+                totals.insert(name, t);
             }
         }
     }
-    out
+    totals
+}
+
+/// Add one client's services to the totals per service.
+fn add_service_totals(out: &mut BTreeMap<String, ServiceSummary>, c: &ClientSummary<'_>) {
+    for ((name, s), on) in c.client.services.iter().zip(&c.per_service) {
+        // Look up before inserting: `entry` would want an owned name every time.
+        let t = match out.get_mut(name) {
+            Some(t) => t,
+            None => out.entry(name.clone()).or_default(),
+        };
+        t.clients += 1;
+        t.connections += s.connections;
+        t.negotiated.merge(&s.negotiated);
+        t.max_offered.merge(&s.max_offered);
+        t.plaintext += s.plaintext();
+        t.failed += s.failed();
+        t.incomplete += s.incomplete();
+        // The client's category on this service alone.
+        *t.primary.entry(on.found.primary()).or_default() += 1;
+        if on.would_fail {
+            t.would_fail += 1;
+            t.would_fail_connections += s.would_fail();
+        }
+    }
 }
 
 #[cfg(test)]

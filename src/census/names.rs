@@ -159,7 +159,9 @@ impl NameSet {
 /// Names per address, for the whole census.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Names {
-    pub by_address: HashMap<IpAddr, NameSet>,
+    /// Hashed with foldhash: the workers' names are merged into one at the end of a run,
+    /// on the caller's thread, where SipHash was most of the merge.
+    pub by_address: HashMap<IpAddr, NameSet, foldhash::fast::RandomState>,
     /// Names not kept because [`CAP_NAMED_ADDRESSES`] addresses already had names.
     pub dropped: u64,
 }

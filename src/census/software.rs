@@ -116,18 +116,28 @@ pub fn advice(entry: &Entry) -> Option<&'static str> {
     if entry.legacy_version >= 0x0303 {
         return None;
     }
-    let name = entry.process.to_ascii_lowercase();
-    if name.starts_with("java") {
+    // Compared without case, without a lowered copy of the name per hint.
+    let name = entry.process;
+    if name
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|head| head.eq_ignore_ascii_case(b"java"))
+    {
         return Some(
             "Java 7 and older: enable TLS 1.2 explicitly (-Dhttps.protocols=TLSv1.2, \
              -Djdk.tls.client.protocols=TLSv1.2, or SSLContext.getInstance(\"TLSv1.2\")), \
              or move to Java 8+",
         );
     }
-    if matches!(
-        name.as_str(),
-        "powershell.exe" | "powershell_ise.exe" | "w3wp.exe" | "msbuild.exe"
-    ) {
+    if [
+        "powershell.exe",
+        "powershell_ise.exe",
+        "w3wp.exe",
+        "msbuild.exe",
+    ]
+    .iter()
+    .any(|known| name.eq_ignore_ascii_case(known))
+    {
         return Some(
             ".NET Framework 3.5/4.x: set SystemDefaultTlsVersions=1 and SchUseStrongCrypto=1 \
              under HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\v2.0.50727 and v4.0.30319 (and \
@@ -148,11 +158,30 @@ pub fn advice(entry: &Entry) -> Option<&'static str> {
 /// A client's hints: the [`dominant`] program of every JA3 it sent (on any service), the
 /// most seen first, at most [`MAX_HINTS`], one per program and OS.
 pub fn hints(client: &Client) -> Vec<Hint> {
-    let mut all: Vec<(&str, &Entry)> = Vec::new();
+    let mut found = Vec::new();
     for s in client.services.values() {
-        for ja3 in s.ja3().values.keys() {
-            all.extend(dominant(ja3).map(|e| (ja3, e)));
-        }
+        add_candidates(&mut found, s);
+    }
+    choose(found)
+}
+
+/// The [`dominant`] programs of one service's JA3s, added to `found` for [`choose`]: the
+/// census's classification gathers them in its one pass over each client's counts
+/// ([`super::ClientSummary`]), which reads them from cold memory.
+pub(crate) fn add_candidates<'a>(
+    found: &mut Vec<(&'a str, &'static Entry)>,
+    s: &'a super::ServiceCountsInner,
+) {
+    for ja3 in s.ja3().values.keys() {
+        found.extend(dominant(ja3).map(|e| (ja3, e)));
+    }
+}
+
+/// The hints of a client's [`add_candidates`]: the most seen first, at most
+/// [`MAX_HINTS`], one per program and OS.
+pub(crate) fn choose(mut all: Vec<(&str, &'static Entry)>) -> Vec<Hint> {
+    if all.is_empty() {
+        return Vec::new();
     }
     all.sort_by(|(ja, a), (jb, b)| {
         b.seen

@@ -175,8 +175,6 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
             None => bar.draw(&progress),
         },
     );
-    // The workers have ended: what they freed goes back before the reports are built.
-    crate::reclaim_freed_pages();
     // The last batches go to ClickHouse (or the spool) while the reports are written.
     let clickhouse_closing = clickhouse.map(|c| std::thread::spawn(move || c.close()));
     bar.finish();
@@ -206,13 +204,16 @@ pub fn read(args: ReadArgs) -> Result<ExitCode> {
     }
     let table = events.file.as_deref() != Some(Path::new("-"));
     // Syncing the events file to disk waits on the device while the reports are built: the
-    // two overlap.
+    // two overlap. So does giving back what the workers freed, which only this thread can
+    // do (mimalloc takes over ended threads' heaps on the main thread): it was a serial step
+    // of the run's tail, and it is done long before the reports' memory peaks.
     let (closed, delivered) = std::thread::scope(|scope| {
         let closing = scope.spawn(|| sink.close(events_path));
-        let delivered = deliver(&census, &args.census.reports, table);
+        let delivering = scope.spawn(|| deliver(&census, &args.census.reports, table));
+        crate::reclaim_freed_pages();
         (
             closing.join().expect("closing the events panicked"),
-            delivered,
+            delivering.join().expect("writing the reports panicked"),
         )
     });
     closed?;

@@ -268,7 +268,15 @@ pub fn write_table(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         return Ok(());
     }
     // A walk over every client: once per report.
-    let end = census.capture_end();
+    write_table_at(census, census.capture_end(), out)
+}
+
+/// [`write_table`] for a capture that ended at `end` ([`Census::capture_end`]), when the
+/// caller knows it already.
+pub fn write_table_at(census: &Census, end: Option<i64>, out: &mut dyn Write) -> io::Result<()> {
+    if census.certificates.is_empty() {
+        return Ok(());
+    }
     writeln!(out)?;
     super::table::wrap(
         &format!("Server certificates: {}", headline(census, end)),

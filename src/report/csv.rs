@@ -161,8 +161,10 @@ pub(crate) fn count_cells(
         s.sources.keys().collect::<Vec<_>>().join("; "),
         s.negotiated_only().to_string(),
     ]);
-    let hints = software::hints(c.client);
-    row.extend([software::summary(&hints), software::advice_summary(&hints)]);
+    row.extend([
+        software::summary(&c.software),
+        software::advice_summary(&c.software),
+    ]);
     row
 }
 

@@ -499,7 +499,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
             );
             td(&mut o, &super::names_of(census, &c.key));
             td(&mut o, &sources_label(s));
-            td(&mut o, &super::software_of(c.client));
+            td(&mut o, &super::software_of(&c.software));
             o.push_str("</tr>\n");
         }
         spill(&mut o, out)?;

@@ -102,7 +102,7 @@ struct ClientOut<'a> {
     services: &'a crate::census::Services,
     /// Programs public fingerprint data saw sending this client's JA3s (derived: recomputed
     /// from the services' `ja3` sets when a report is read back).
-    software: Vec<software::Hint>,
+    software: &'a [software::Hint],
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -168,15 +168,14 @@ fn client_out<'a>(census: &Census, c: &'a ClientSummary<'a>) -> ClientOut<'a> {
         first_seen: c.first_seen,
         last_seen: c.last_seen,
         services: &c.client.services,
-        software: software::hints(c.client),
+        software: &c.software,
     }
 }
 
 /// The report as a JSON value: the whole report in memory, for callers that add to it.
 /// [`write`] writes the same bytes without building it.
 pub fn to_value(census: &Census) -> serde_json::Value {
-    let clients = census.clients();
-    let totals = census.services(&clients);
+    let (clients, totals) = census.clients_and_services();
     let out = Out {
         format: FORMAT,
         format_version: FORMAT_VERSION,
@@ -215,9 +214,8 @@ pub fn write_with(
     extra: &serde_json::Map<String, serde_json::Value>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let clients = census.clients();
+    let (clients, services) = census.clients_and_services();
     let summary = summary(census, &clients);
-    let services = census.services(&clients);
 
     /// One top-level key's value, written when its turn comes.
     enum Part<'a> {

@@ -133,7 +133,7 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
                 short_time(s.last_seen().map(Seen::text).as_deref()),
                 cell(&super::names_of(census, &c.key)),
                 sources_label(s),
-                cell(&super::software_of(c.client)),
+                cell(&super::software_of(&c.software)),
             )?;
         }
     }

@@ -214,8 +214,7 @@ pub(crate) struct Overview<'a> {
 
 impl<'a> Overview<'a> {
     pub fn of(census: &'a Census) -> Self {
-        let clients = census.clients();
-        let services = census.services(&clients);
+        let (clients, services) = census.clients_and_services();
         let first = short_time(
             clients
                 .iter()
@@ -266,10 +265,9 @@ pub(crate) fn names_of(census: &Census, key: &crate::census::ClientKey) -> Strin
 
 /// A client's software hints and, after ` — fix: `, the fixes their families are known by
 /// (see [`crate::census::software`]); empty when the fingerprint data has none.
-pub(crate) fn software_of(client: &crate::census::Client) -> String {
-    let hints = crate::census::software::hints(client);
-    let mut text = crate::census::software::summary(&hints);
-    let fixes = crate::census::software::advice_summary(&hints);
+pub(crate) fn software_of(hints: &[crate::census::software::Hint]) -> String {
+    let mut text = crate::census::software::summary(hints);
+    let fixes = crate::census::software::advice_summary(hints);
     if !fixes.is_empty() {
         text.push_str(" — fix: ");
         text.push_str(&fixes);

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::terminal::terminal_safe;
 use super::{ms, push_client_label, push_version_range, version_columns, Overview};
-use crate::census::{Category, Census, Row};
+use crate::census::{Category, Census, ClientSummary, Row, ServiceCountsInner};
 
 /// Width the table is laid out for.
 pub const WIDTH: usize = 100;
@@ -133,19 +133,18 @@ fn names_line(text: &mut String, names: &str) {
 
 /// `  software: OUTLOOK.EXE (Windows 7 ...; seen 9 of 12, ...)`, cut to the table's width,
 /// then the fixes of the hints' families wrapped in full (a cut fix would be no use).
-fn software_lines(text: &mut String, client: &crate::census::Client) -> io::Result<()> {
+fn software_lines(text: &mut String, hints: &[crate::census::software::Hint]) -> io::Result<()> {
     use crate::census::software;
-    let hints = software::hints(client);
     if hints.is_empty() {
         return Ok(());
     }
-    let line: String = format!("  software: {}", terminal_safe(&software::summary(&hints)))
+    let line: String = format!("  software: {}", terminal_safe(&software::summary(hints)))
         .chars()
         .take(WIDTH)
         .collect();
     text.push_str(&line);
     text.push('\n');
-    let fixes = software::advice_summary(&hints);
+    let fixes = software::advice_summary(hints);
     if !fixes.is_empty() {
         let mut wrapped = Vec::new();
         wrap(&format!("fix: {}", terminal_safe(&fixes)), 4, &mut wrapped)?;
@@ -174,6 +173,55 @@ fn push_spaces(text: &mut String, n: usize) {
         let step = left.min(SPACES.len());
         text.push_str(&SPACES[..step]);
         left -= step;
+    }
+}
+
+/// What the table's closing sections count over every client: counted in the report
+/// threads' blocks of rows, whose counts are read from cold memory for the rows anyway (a
+/// serial pass of its own over every client's counts was a tail of the table).
+#[derive(Default)]
+struct Tallies<'a> {
+    /// Some client was seen in server logs (the `OFFERED logs` note).
+    from_logs: bool,
+    /// Why the policy would break clients → clients.
+    reasons: BTreeMap<&'a str, usize>,
+    /// Why handshakes failed or mail stayed in clear → connections.
+    failures: BTreeMap<&'a str, u64>,
+    /// Category → clients it applies to.
+    present: BTreeMap<Category, usize>,
+}
+
+impl<'a> Tallies<'a> {
+    /// Count a client's own figures (once per client).
+    fn count_client(&mut self, c: &'a ClientSummary<'a>) {
+        self.from_logs |= c.sources.iter().any(|s| *s != "wire");
+        for r in &c.would_fail_reasons {
+            *self.reasons.entry(r).or_default() += 1;
+        }
+        for cat in &c.categories {
+            *self.present.entry(*cat).or_default() += 1;
+        }
+    }
+
+    /// Count a client's service (once per row).
+    fn count_service(&mut self, s: &'a ServiceCountsInner) {
+        for (r, n) in s.failures().iter().chain(s.plaintext_reasons()) {
+            *self.failures.entry(r).or_default() += n;
+        }
+    }
+
+    fn add(mut self, other: Tallies<'a>) -> Self {
+        self.from_logs |= other.from_logs;
+        for (r, n) in other.reasons {
+            *self.reasons.entry(r).or_default() += n;
+        }
+        for (r, n) in other.failures {
+            *self.failures.entry(r).or_default() += n;
+        }
+        for (c, n) in other.present {
+            *self.present.entry(c).or_default() += n;
+        }
+        self
     }
 }
 
@@ -276,39 +324,64 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     // A `writeln!` per row to the output would cost a call through it per field and per
     // padding space.
     const BLOCK_ROWS: usize = 2048;
+    // Rows whose counts are touched at once: their cache lines stay in the core's cache
+    // until their lines are laid out.
+    const TOUCH_ROWS: usize = 32;
+    let mut tallies = Tallies::default();
     let round = BLOCK_ROWS * rayon::current_num_threads();
     for (rows, firsts) in rows.chunks(round).zip(first_of_client.chunks(round)) {
-        let blocks: Vec<io::Result<String>> = rows
+        let blocks: Vec<io::Result<(String, Tallies)>> = rows
             .par_chunks(BLOCK_ROWS)
             .zip(firsts.par_chunks(BLOCK_ROWS))
             .map(|(rows, firsts)| {
                 let mut text = String::with_capacity(BLOCK_ROWS * 96);
                 let mut cells = Cells::default();
-                for (row, first) in rows.iter().zip(firsts) {
-                    row_line(&mut text, &mut cells, row, categories_width);
-                    if !first {
-                        continue;
-                    }
-                    // Names are chosen by whoever sent them, hints come from the project's
-                    // fingerprint table: both made safe for the terminal all the same.
-                    if let Some(names) = census.names.get(&row.client.key.ip) {
-                        if !names.is_empty() {
-                            names_line(&mut text, &names.summary());
+                let mut counted = Tallies::default();
+                // The rows' counts are read from cold memory: a few rows' at once first, so
+                // that the loads overlap (see `ServiceCountsInner::touch`), then their lines.
+                for (rows, firsts) in rows.chunks(TOUCH_ROWS).zip(firsts.chunks(TOUCH_ROWS)) {
+                    let touched = rows.iter().zip(firsts).fold(0, |sum, (row, first)| {
+                        let names = match first {
+                            true => census.names.get(&row.client.key.ip),
+                            false => None,
+                        };
+                        sum ^ row.counts.touch() ^ names.map_or(0, |n| n.sightings())
+                    });
+                    std::hint::black_box(touched);
+                    for (row, first) in rows.iter().zip(firsts) {
+                        row_line(&mut text, &mut cells, row, categories_width);
+                        counted.count_service(row.counts);
+                        if !first {
+                            continue;
                         }
+                        counted.count_client(row.client);
+                        // Names are chosen by whoever sent them, hints come from the
+                        // project's fingerprint table: both made safe for the terminal all
+                        // the same.
+                        if let Some(names) = census.names.get(&row.client.key.ip) {
+                            if !names.is_empty() {
+                                names_line(&mut text, &names.summary());
+                            }
+                        }
+                        software_lines(&mut text, &row.client.software)?;
                     }
-                    software_lines(&mut text, row.client.client)?;
                 }
-                Ok(text)
+                Ok((text, counted))
             })
             .collect();
-        for text in blocks {
-            out.write_all(text?.as_bytes())?;
+        for block in blocks {
+            let (text, counted) = block?;
+            out.write_all(text.as_bytes())?;
+            tallies = tallies.add(counted);
         }
     }
-    if clients
-        .iter()
-        .any(|c| c.sources.iter().any(|s| *s != "wire"))
-    {
+    let Tallies {
+        from_logs,
+        reasons,
+        failures,
+        present,
+    } = tallies;
+    if from_logs {
         writeln!(
             out,
             "  (OFFERED `logs`: seen only in IIS/SMTP logs, which give the negotiated version \
@@ -317,25 +390,11 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
     }
 
     // Why the policy would break clients, and why handshakes fail.
-    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
-    for c in &clients {
-        for r in &c.would_fail_reasons {
-            *reasons.entry(r).or_default() += 1;
-        }
-    }
     if !reasons.is_empty() {
         writeln!(out)?;
         writeln!(out, "Would fail under {}:", census.config.policy)?;
         for (reason, n) in reasons {
             writeln!(out, "  {:>14}  {reason}", plural(n as u64, "client"))?;
-        }
-    }
-    let mut failures: BTreeMap<&str, u64> = BTreeMap::new();
-    for c in &clients {
-        for s in c.client.services.values() {
-            for (r, n) in s.failures().iter().chain(s.plaintext_reasons()) {
-                *failures.entry(r).or_default() += n;
-            }
         }
     }
     if !failures.is_empty() {
@@ -346,19 +405,19 @@ pub fn write(census: &Census, out: &mut dyn Write) -> io::Result<()> {
         }
     }
 
-    let mut present: BTreeMap<Category, usize> = BTreeMap::new();
-    for c in &clients {
-        for cat in &c.categories {
-            *present.entry(*cat).or_default() += 1;
-        }
-    }
     writeln!(out)?;
     writeln!(out, "What to do:")?;
     for (cat, n) in present {
         writeln!(out, "  {:<15} {}", cat.name(), plural(n as u64, "client"))?;
         wrap(cat.advice(), 4, out)?;
     }
-    super::certificates::write_table(census, out)
+    // The capture's end from the clients at hand, not from another walk over the census.
+    let end = Census::capture_end_of(&clients);
+    // The clients' lists were made on the report threads: freed there, in parallel, rather
+    // than one by one across threads on this one.
+    drop(rows);
+    clients.into_par_iter().for_each(drop);
+    super::certificates::write_table_at(census, end, out)
 }
 
 #[cfg(test)]
