@@ -34,7 +34,7 @@ pub fn print_stats(outcome: &pipeline::Outcome) {
             );
         }
         eprintln!(
-            "worker waits           {} (for another worker's part or relay), {:.0} ms in all",
+            "worker waits           {} (for another worker's part or the walk), {:.0} ms in all",
             p.queue_waits,
             p.queue_wait_time.as_secs_f64() * 1e3
         );
