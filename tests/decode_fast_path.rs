@@ -8,12 +8,7 @@ use tlscensus::source::CaptureReader;
 
 #[test]
 fn fast_path_agrees_with_the_decoder_everywhere() {
-    let corpus = common::corpus_dir();
-    let mut files: Vec<_> = common::manifest()
-        .into_iter()
-        .map(|(p, _)| corpus.join(p))
-        .collect();
-    files.extend(common::own_captures());
+    let files = common::all_captures();
     let mut compared = 0u64;
     for path in files {
         let Ok(mut reader) = CaptureReader::open(&path) else {

@@ -8,19 +8,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use tlscensus::census::{self, software, Census, CensusConfig, Policy};
 use tlscensus::engine::Config;
 use tlscensus::pipeline::{self, Options, Outputs, Reading};
 
 fn corpus_census(threads: usize) -> Census {
-    let corpus = common::corpus_dir();
-    let mut files: Vec<PathBuf> = common::manifest()
-        .into_iter()
-        .map(|(path, _)| corpus.join(path))
-        .collect();
-    files.extend(common::own_captures());
+    let files = common::all_captures();
     let ordered = pipeline::order_by_time(&files);
     let policy = Policy::parse::<&str>(&[]).unwrap();
     let mut census = Census::new(CensusConfig::new(Vec::new(), policy));

@@ -318,17 +318,6 @@ fn same_whatever_the_threads(files: &[PathBuf], name: &str) -> InProcess {
     reference
 }
 
-/// Every corpus capture (MANIFEST.tsv) and every capture of `pcaps/`.
-fn all_captures() -> Vec<PathBuf> {
-    let corpus = common::corpus_dir();
-    let mut files: Vec<PathBuf> = common::manifest()
-        .into_iter()
-        .map(|(path, _)| corpus.join(path))
-        .collect();
-    files.extend(common::own_captures());
-    files
-}
-
 /// Whether `path` is a classic pcap file (by its magic number), which the workers read
 /// themselves.
 fn is_classic_pcap(path: &Path) -> bool {
@@ -376,7 +365,7 @@ fn generated_same_whatever_the_threads(
 #[test]
 fn one_and_two_threads_write_the_same_events_per_file() {
     // Per file: each capture's few flows on 1 or 2 workers, read either way.
-    for file in all_captures().iter().take(40) {
+    for file in common::all_captures().iter().take(40) {
         let file = std::slice::from_ref(file);
         let one = events(file, 1, Reading::OneReader);
         for (threads, reading) in [
@@ -439,7 +428,7 @@ fn many_rotated_files_under_a_low_open_file_limit() {
 fn split_reading_gives_the_same_events_and_reports_on_the_corpus_pcap_files() {
     // The classic pcap files of the corpus and of pcaps/ as one stream: the workers read
     // each file in turn, relaying the frame count and idle clock across file boundaries.
-    let files: Vec<PathBuf> = all_captures()
+    let files: Vec<PathBuf> = common::all_captures()
         .into_iter()
         .filter(|f| is_classic_pcap(f))
         .collect();
@@ -455,7 +444,7 @@ fn split_reading_gives_the_same_events_and_reports_on_the_corpus_pcap_files() {
 #[test]
 fn one_two_and_four_threads_give_the_same_events_and_reports_on_the_whole_corpus() {
     // All files as one stream: the many flows then share the workers.
-    let one = same_whatever_the_threads(&all_captures(), "corpus");
+    let one = same_whatever_the_threads(&common::all_captures(), "corpus");
     assert!(
         one.records.len() > 1000,
         "the whole corpus gives over a thousand records, not {}",

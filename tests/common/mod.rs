@@ -45,6 +45,17 @@ pub fn own_captures() -> Vec<PathBuf> {
     files
 }
 
+/// Every corpus capture (MANIFEST.tsv) and then every capture of `pcaps/`.
+pub fn all_captures() -> Vec<PathBuf> {
+    let corpus = corpus_dir();
+    let mut files: Vec<PathBuf> = manifest()
+        .into_iter()
+        .map(|(path, _)| corpus.join(path))
+        .collect();
+    files.extend(own_captures());
+    files
+}
+
 /// Corpus captures listed in MANIFEST.tsv: (local path, row as column → value).
 pub fn manifest() -> Vec<(String, std::collections::HashMap<String, String>)> {
     let text = std::fs::read_to_string(corpus_dir().join("MANIFEST.tsv")).unwrap();
