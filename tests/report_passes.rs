@@ -8,33 +8,11 @@
 
 mod common;
 
-use tlscensus::census::{self, software, Census, CensusConfig, Policy};
-use tlscensus::engine::Config;
-use tlscensus::pipeline::{self, Options, Outputs, Reading};
+use tlscensus::census::{self, software, Census};
+use tlscensus::pipeline::Reading;
 
 fn corpus_census(threads: usize) -> Census {
-    let files = common::all_captures();
-    let ordered = pipeline::order_by_time(&files);
-    let policy = Policy::parse::<&str>(&[]).unwrap();
-    let mut census = Census::new(CensusConfig::new(Vec::new(), policy));
-    let options = Options {
-        engine: Config::default(),
-        threads,
-        reading: Reading::Map,
-    };
-    let outputs = Outputs {
-        census: Some(&mut census),
-        records: None,
-    };
-    pipeline::run_with_progress(
-        &ordered,
-        &options,
-        &pipeline::Progress::default(),
-        outputs,
-        &mut |_| {},
-        &mut |_| {},
-    );
-    census
+    common::counted_by_workers(&common::all_captures(), threads, Reading::Map).0
 }
 
 #[test]

@@ -27,7 +27,7 @@ use std::process::Command;
 
 use tlscensus::census::{Census, CensusConfig, Policy};
 use tlscensus::engine::{Config, Stats};
-use tlscensus::pipeline::{self, Options, Outputs, Reading};
+use tlscensus::pipeline::Reading;
 use tlscensus::record::{Outcome, Record, Version};
 use tlscensus::report::{self, Format};
 
@@ -121,26 +121,7 @@ fn in_process(files: &[PathBuf], threads: usize, reading: Reading) -> InProcess 
 
 /// The census in every format, counted by the workers alone: no record leaves them.
 fn census_in_workers(files: &[PathBuf], threads: usize, reading: Reading) -> Vec<Vec<u8>> {
-    let ordered = pipeline::order_by_time(files);
-    let policy = Policy::parse::<&str>(&[]).unwrap();
-    let mut census = Census::new(CensusConfig::new(Vec::new(), policy));
-    let options = Options {
-        engine: Config::default(),
-        threads,
-        reading,
-    };
-    let outputs = Outputs {
-        census: Some(&mut census),
-        records: None,
-    };
-    let outcome = pipeline::run_with_progress(
-        &ordered,
-        &options,
-        &pipeline::Progress::default(),
-        outputs,
-        &mut |_| {},
-        &mut |_| {},
-    );
+    let (census, outcome) = common::counted_by_workers(files, threads, reading);
     assert_eq!(
         outcome.pipeline.records_ordered, 0,
         "no record crosses to the aggregator when none is asked for"

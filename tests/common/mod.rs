@@ -56,6 +56,37 @@ pub fn all_captures() -> Vec<PathBuf> {
     files
 }
 
+/// The census of `files` (in time order) counted by the pipeline's workers alone, as
+/// `tlscensus read` counts it when no record is asked for, and the run's outcome.
+pub fn counted_by_workers(
+    files: &[PathBuf],
+    threads: usize,
+    reading: Reading,
+) -> (tlscensus::census::Census, pipeline::Outcome) {
+    use tlscensus::census::{Census, CensusConfig, Policy};
+    let ordered = pipeline::order_by_time(files);
+    let policy = Policy::parse::<&str>(&[]).unwrap();
+    let mut census = Census::new(CensusConfig::new(Vec::new(), policy));
+    let options = Options {
+        engine: Config::default(),
+        threads,
+        reading,
+    };
+    let outputs = pipeline::Outputs {
+        census: Some(&mut census),
+        records: None,
+    };
+    let outcome = pipeline::run_with_progress(
+        &ordered,
+        &options,
+        &pipeline::Progress::default(),
+        outputs,
+        &mut |_| {},
+        &mut |_| {},
+    );
+    (census, outcome)
+}
+
 /// Corpus captures listed in MANIFEST.tsv: (local path, row as column → value).
 pub fn manifest() -> Vec<(String, std::collections::HashMap<String, String>)> {
     let text = std::fs::read_to_string(corpus_dir().join("MANIFEST.tsv")).unwrap();
