@@ -268,7 +268,7 @@ fn rfc3339_common(ts_nanos: i64) -> Option<String> {
         return None;
     }
     let (secs, nanos) = (ts_nanos / 1_000_000_000, ts_nanos % 1_000_000_000);
-    let (year, month, day) = civil_date(secs / 86_400);
+    let (year, month, day) = crate::time::civil_from_days(secs / 86_400);
     let of_day = secs % 86_400;
     let mut text = [0u8; 27];
     let mut put = |at: usize, value: i64, digits: usize| {
@@ -292,30 +292,6 @@ fn rfc3339_common(ts_nanos: i64) -> Option<String> {
     text[26] = b'Z';
     // Only ASCII digits and separators were written.
     String::from_utf8(text.to_vec()).ok()
-}
-
-/// Year, month (1–12) and day (1–31) of the proleptic Gregorian calendar for a count of days
-/// since 1970-01-01 (not negative). Counted from 0000-03-01, so that the leap day ends each
-/// year of the count, in 400-year eras of 146,097 days.
-fn civil_date(days: i64) -> (i64, i64, i64) {
-    const DAYS_0000_03_01_TO_1970: i64 = 719_468;
-    let days = days + DAYS_0000_03_01_TO_1970;
-    let era = days / 146_097;
-    let day_of_era = days % 146_097;
-    // Years into the era: every 4th year is long, but not the 100th unless the 400th.
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    // Months from March: 153 days to each five months (31 30 31 30 31).
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = era * 400 + year_of_era + i64::from(month <= 2);
-    (year, month, day)
 }
 
 impl ClientHelloRecord {
