@@ -25,7 +25,8 @@ fn u16_block(data: &[u8]) -> Result<&[u8], Malformed> {
     rest.get(..usize::from(len)).ok_or(Malformed)
 }
 
-fn u16_values(bytes: &[u8]) -> impl Iterator<Item = u16> + '_ {
+/// Big-endian 16-bit values of `bytes`, pair by pair (an odd last byte is left out).
+pub(super) fn u16_values(bytes: &[u8]) -> impl Iterator<Item = u16> + '_ {
     bytes
         .chunks_exact(2)
         .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))

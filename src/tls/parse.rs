@@ -1,7 +1,7 @@
-//! Hello message parsing: tls-parser for TLS-format ServerHellos; the ClientHello's layout and
-//! the extensions a record reads are read in place by [`super::extensions`], exactly as
-//! tls-parser reads them; by hand for the SSLv2 record format, which tls-parser does not read (RFC 6101 appendix E, and the
-//! SSL 2.0 draft's CLIENT-HELLO / SERVER-HELLO layouts).
+//! Hello message parsing: tls-parser for TLS-format ServerHellos; the ClientHello's layout
+//! and the extensions a record reads are read in place by [`super::extensions`], exactly as
+//! tls-parser reads them; by hand for the SSLv2 record format, which tls-parser does not read
+//! (RFC 6101 appendix E, and the SSL 2.0 draft's CLIENT-HELLO / SERVER-HELLO layouts).
 //!
 //! Input is one whole handshake message body, borrowed; the output is the small owned summary
 //! of [`super::hello`].
@@ -11,7 +11,7 @@ use tls_parser::{
     TlsMessageHandshake,
 };
 
-use super::extensions;
+use super::extensions::{self, u16_values};
 use super::hello::{ClientHello, ServerHello, SSL2};
 
 /// Why a hello could not be read. A hello that is merely incomplete never gets here: the
@@ -57,19 +57,13 @@ fn extensions(mut block: &[u8]) -> impl Iterator<Item = (u16, &[u8], &[u8])> {
     })
 }
 
-fn be_u16_list(bytes: &[u8]) -> impl Iterator<Item = u16> + '_ {
-    bytes
-        .chunks_exact(2)
-        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
-}
-
 /// Parse a TLS ClientHello body (RFC 8446 4.1.2, RFC 5246 7.4.1.2).
 pub fn client_hello(body: &[u8], record_version: u16) -> Result<ClientHello, HelloError> {
     let layout = extensions::client_hello_layout(body).ok_or(HelloError::ClientHello)?;
     let mut hello = ClientHello {
         record_version,
         legacy_version: layout.version,
-        cipher_suites: be_u16_list(layout.cipher_suites).collect(),
+        cipher_suites: u16_values(layout.cipher_suites).collect(),
         ..ClientHello::default()
     };
     let block = layout.extensions.unwrap_or_default();
@@ -123,10 +117,10 @@ pub fn client_hello(body: &[u8], record_version: u16) -> Result<ClientHello, Hel
         let list = data.get(2..).unwrap_or_default();
         match ext_type {
             ext::SUPPORTED_GROUPS if hello.supported_groups.is_empty() => {
-                hello.supported_groups = be_u16_list(list).collect()
+                hello.supported_groups = u16_values(list).collect()
             }
             ext::SIGNATURE_ALGORITHMS if hello.signature_algorithms.is_empty() => {
-                hello.signature_algorithms = be_u16_list(list).collect()
+                hello.signature_algorithms = u16_values(list).collect()
             }
             _ => {}
         }
@@ -186,7 +180,7 @@ pub fn server_hello(body: &[u8], record_version: u16) -> Result<ServerHello, Hel
         hello.extensions.push(ext_type);
         if ext_type == ext::SUPPORTED_VERSIONS {
             // A ServerHello carries exactly one version (RFC 8446 4.2.1).
-            hello.supported_version = be_u16_list(data).next();
+            hello.supported_version = u16_values(data).next();
             continue;
         }
         if ext_type != ext::ALPN {
